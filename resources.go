@@ -1,0 +1,86 @@
+package dao
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Byte sizes, for readable memory figures: 64 * dao.MiB.
+const (
+	KiB int64 = 1 << 10
+	MiB int64 = 1 << 20
+	GiB int64 = 1 << 30
+)
+
+// MinMemory is the smallest memory limit a container may have. Smaller limits make runc or the
+// kernel fail in ways that are hard to read, so they are refused up front.
+const MinMemory = 4 * MiB
+
+// Resources is an amount of compute: a container's limits, or a node's capacity. Zero in a
+// field means "not set": no limit for a container, nothing for a node.
+type Resources struct {
+	// MilliCPU is CPU time in thousandths of a core: 1500 is one and a half cores. For a
+	// container it becomes a CFS quota; for a node it is what it offers.
+	MilliCPU int64 `json:"milliCPU,omitempty"`
+	// Memory is bytes of memory. For a container it is a hard cgroup limit, at least MinMemory.
+	Memory int64 `json:"memory,omitempty"`
+	// Pids is the greatest number of processes and threads.
+	Pids int64 `json:"pids,omitempty"`
+}
+
+// IsZero reports whether no field is set.
+func (r Resources) IsZero() bool { return r == Resources{} }
+
+// Add returns r + o, field by field.
+func (r Resources) Add(o Resources) Resources {
+	return Resources{MilliCPU: r.MilliCPU + o.MilliCPU, Memory: r.Memory + o.Memory, Pids: r.Pids + o.Pids}
+}
+
+// Sub returns r - o, field by field.
+func (r Resources) Sub(o Resources) Resources {
+	return Resources{MilliCPU: r.MilliCPU - o.MilliCPU, Memory: r.Memory - o.Memory, Pids: r.Pids - o.Pids}
+}
+
+// Fits reports whether r fits within available, field by field.
+func (r Resources) Fits(available Resources) bool {
+	return r.MilliCPU <= available.MilliCPU && r.Memory <= available.Memory && r.Pids <= available.Pids
+}
+
+func (r Resources) validate(p *problems, path string, limits bool) {
+	if r.MilliCPU < 0 {
+		p.add(join(path, "milliCPU"), "must be >= 0, got %d", r.MilliCPU)
+	} else if limits && r.MilliCPU > 0 && r.MilliCPU < 10 {
+		p.add(join(path, "milliCPU"), "must be 0 (no limit) or >= 10, got %d", r.MilliCPU)
+	}
+	if r.Memory < 0 {
+		p.add(join(path, "memory"), "must be >= 0, got %d", r.Memory)
+	} else if limits && r.Memory > 0 && r.Memory < MinMemory {
+		p.add(join(path, "memory"), "must be >= 4MiB, got %s", exactBytes(r.Memory))
+	}
+	if r.Pids < 0 {
+		p.add(join(path, "pids"), "must be >= 0, got %d", r.Pids)
+	}
+}
+
+// FormatBytes writes n in binary units: 512B, 4MiB, 1.5GiB.
+func FormatBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	v, i := float64(n), 0
+	for math.Abs(math.Round(v*10)/10) >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d%s", int64(v), units[i])
+	}
+	return fmt.Sprintf("%.1f%s", v, units[i])
+}
+
+// exactBytes writes n in binary units when that is exact (4MiB), and in bytes otherwise.
+func exactBytes(n int64) string {
+	if s := FormatBytes(n); !strings.Contains(s, ".") {
+		return s
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
