@@ -1,0 +1,210 @@
+package registry
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sort"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Build writes the entries as a tar stream, compresses it and returns the layer. The blob is
+// streamed to a temporary file (see WithTempDir) while both digests are computed, so memory
+// use does not grow with the layer's size; Layer.Close frees the file. Host files are read
+// now. Build fails with the first error an Add reported. It leaves the builder as it was:
+// more entries may be added and Build called again.
+func (b *LayerBuilder) Build(ctx context.Context) (*Layer, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	f, err := os.CreateTemp(b.opts.tempDir, "dao-layer-*")
+	if err != nil {
+		return nil, fmt.Errorf("registry: build layer: %w", err)
+	}
+	// Unlinked, the file cannot outlive the process, even if the layer is never closed.
+	path := f.Name()
+	if os.Remove(path) == nil {
+		path = ""
+	}
+	l, err := b.write(ctx, f)
+	if err != nil {
+		f.Close()
+		if path != "" {
+			os.Remove(path)
+		}
+		return nil, err
+	}
+	l.file, l.path = f, path
+	return l, nil
+}
+
+// write streams tar, then compression, then f, hashing the tar (the diff ID) and the
+// compressed blob on the way.
+func (b *LayerBuilder) write(ctx context.Context, f *os.File) (*Layer, error) {
+	blobHash, diffHash := digest.SHA256.Digester(), digest.SHA256.Digester()
+	var size countWriter
+	buf := bufio.NewWriterSize(io.MultiWriter(f, blobHash.Hash(), &size), 1<<20)
+	zw, err := b.opts.compression.compress(buf)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(io.MultiWriter(zw, diffHash.Hash()))
+	if err := b.writeEntries(ctx, tw); err != nil {
+		return nil, err
+	}
+	for _, c := range []io.Closer{tw, zw} {
+		if err := c.Close(); err != nil {
+			return nil, fmt.Errorf("registry: build layer: %w", err)
+		}
+	}
+	if err := buf.Flush(); err != nil {
+		return nil, fmt.Errorf("registry: build layer: %w", err)
+	}
+	return &Layer{
+		desc: ocispec.Descriptor{
+			MediaType: b.opts.compression.MediaType(),
+			Digest:    blobHash.Digest(),
+			Size:      int64(size),
+		},
+		diffID: diffHash.Digest(),
+	}, nil
+}
+
+// writeEntries writes every entry in path order. Of the paths that share one file through
+// hard links, the first in that order carries the content and the others link to it, so
+// the archive never links to a file it has not yet written.
+func (b *LayerBuilder) writeEntries(ctx context.Context, tw *tar.Writer) error {
+	names := make([]string, 0, len(b.entries))
+	for name := range b.entries {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+
+	// first maps a hard-linked file's path to the path that carries its content.
+	first := make(map[string]string)
+	for _, name := range names {
+		e := b.entries[name]
+		if e.typ != tar.TypeLink {
+			continue
+		}
+		if t := b.entries[e.link]; t == nil || t.typ != tar.TypeReg {
+			return &EntryError{Path: name, Reason: fmt.Sprintf("hard link target %q is no longer a regular file", e.link), Err: ErrInvalidEntry}
+		}
+		if _, ok := first[e.link]; !ok {
+			first[e.link] = min(name, e.link)
+		}
+	}
+
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("registry: build layer: %w", err)
+		}
+		e, file := b.entries[name], name
+		if e.typ == tar.TypeLink {
+			file, e = e.link, b.entries[e.link]
+		}
+		hdr := &tar.Header{
+			Name:     name,
+			Typeflag: e.typ,
+			Mode:     tarMode(e.mode),
+			Uid:      e.uid,
+			Gid:      e.gid,
+			ModTime:  b.opts.modTime,
+		}
+		switch {
+		case e.typ == tar.TypeDir:
+			hdr.Name += "/"
+		case e.typ == tar.TypeSymlink:
+			hdr.Linkname = e.link
+		case first[file] != "" && first[file] != name:
+			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first[file]
+		default:
+			if err := writeFile(ctx, tw, hdr, e); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("registry: layer entry %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// writeFile writes a regular file's header and content, from memory or from the host.
+func writeFile(ctx context.Context, tw *tar.Writer, hdr *tar.Header, e *entry) error {
+	if e.host == "" {
+		hdr.Size = int64(len(e.data))
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
+		}
+		_, err := tw.Write(e.data)
+		return err
+	}
+	f, err := os.Open(e.host)
+	if err != nil {
+		return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return &EntryError{Path: hdr.Name, Reason: fmt.Sprintf("host file %s is no longer a regular file", e.host), Err: ErrInvalidEntry}
+	}
+	hdr.Size = fi.Size()
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
+	}
+	n, err := io.Copy(tw, ctxReader{ctx, io.LimitReader(f, hdr.Size)})
+	if err == nil && n < hdr.Size {
+		err = fmt.Errorf("host file %s shrank from %d to %d bytes while it was read", e.host, hdr.Size, n)
+	}
+	if err != nil {
+		return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+// tarMode converts permission, setuid, setgid and sticky bits to a tar header's mode.
+func tarMode(m fs.FileMode) int64 {
+	mode := int64(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		mode |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		mode |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		mode |= 0o1000
+	}
+	return mode
+}
+
+// countWriter counts the bytes written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
+}
+
+// ctxReader fails reads once ctx is done, so a long copy stops on cancellation.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}

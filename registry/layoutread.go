@@ -1,0 +1,266 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Layout is an OCI image layout directory as ReadLayout found it.
+type Layout struct {
+	// Dir is the layout's directory.
+	Dir string
+	// Refs lists the entries of index.json, in its order.
+	Refs []Ref
+}
+
+// Ref is one entry of a layout's index.json: a named image or index.
+type Ref struct {
+	// Name is the entry's io.containerd.image.name annotation, or else its
+	// org.opencontainers.image.ref.name annotation, or else "".
+	Name string
+	// Descriptor is the entry as index.json lists it, annotations included.
+	Descriptor ocispec.Descriptor
+	// Artifact is the image (*Image) or index (*Index) the entry describes.
+	Artifact Artifact
+}
+
+// ReadLayout reads the OCI image layout in dir: the oci-layout file, index.json, and every
+// manifest, index and config these lead to, which it verifies against their descriptors.
+// Layer blobs must be present with the right size; their content is verified as it is read
+// through Layer.Open, which then fails with ErrDigestMismatch.
+//
+// It accepts OCI and Docker schema 2 manifests and indexes, and an index only of manifests.
+// A missing blob is an error matching ErrBlobNotFound; a blob that does not match its
+// descriptor, ErrDigestMismatch; anything else wrong with the layout, ErrInvalidLayout or
+// ErrInvalidImage. Every such error names the blob or file.
+func ReadLayout(ctx context.Context, dir string) (*Layout, error) {
+	if err := checkLayoutFile(dir); err != nil {
+		return nil, err
+	}
+	index, err := readIndexJSON(dir)
+	if err != nil {
+		return nil, err
+	}
+	r := layoutReader{dir: dir}
+	l := &Layout{Dir: dir}
+	for _, desc := range index.Manifests {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("registry: read layout %s: %w", dir, err)
+		}
+		a, err := r.artifact(desc)
+		if err != nil {
+			return nil, err
+		}
+		name := desc.Annotations[images.AnnotationImageName]
+		if name == "" {
+			name = desc.Annotations[ocispec.AnnotationRefName]
+		}
+		l.Refs = append(l.Refs, Ref{Name: name, Descriptor: desc, Artifact: a})
+	}
+	return l, nil
+}
+
+// Find returns the artifact whose io.containerd.image.name or
+// org.opencontainers.image.ref.name annotation is name. If several are, the last one wins,
+// as a later write would have replaced the others. It fails with ErrNotFound if none is.
+func (l *Layout) Find(name string) (Artifact, error) {
+	for i := len(l.Refs) - 1; i >= 0; i-- {
+		a := l.Refs[i].Descriptor.Annotations
+		if a[images.AnnotationImageName] == name || a[ocispec.AnnotationRefName] == name {
+			return l.Refs[i].Artifact, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no image %q in layout %s", ErrNotFound, name, l.Dir)
+}
+
+// checkLayoutFile checks that dir's oci-layout file names a layout version 1.x.
+func checkLayoutFile(dir string) error {
+	file := filepath.Join(dir, ocispec.ImageLayoutFile)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidLayout, err)
+	}
+	var l ocispec.ImageLayout
+	if err := json.Unmarshal(data, &l); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalidLayout, file, err)
+	}
+	if !strings.HasPrefix(l.Version, "1.") {
+		return fmt.Errorf("%w: %s: unsupported layout version %q", ErrInvalidLayout, file, l.Version)
+	}
+	return nil
+}
+
+// readIndexJSON reads dir's index.json, or returns an empty index if there is none.
+func readIndexJSON(dir string) (ocispec.Index, error) {
+	file := filepath.Join(dir, ocispec.ImageIndexFile)
+	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return index, nil
+	}
+	if err != nil {
+		return index, fmt.Errorf("%w: %v", ErrInvalidLayout, err)
+	}
+	if err := json.Unmarshal(data, &index); err != nil {
+		return index, fmt.Errorf("%w: %s: %v", ErrInvalidLayout, file, err)
+	}
+	if index.SchemaVersion != 2 {
+		return index, fmt.Errorf("%w: %s: schema version %d, want 2", ErrInvalidLayout, file, index.SchemaVersion)
+	}
+	return index, nil
+}
+
+// layoutReader loads images and indexes from a layout's blobs.
+type layoutReader struct {
+	dir string
+}
+
+// artifact loads the image or index desc describes.
+func (r layoutReader) artifact(desc ocispec.Descriptor) (Artifact, error) {
+	switch desc.MediaType {
+	case ocispec.MediaTypeImageManifest, images.MediaTypeDockerSchema2Manifest:
+		return r.image(desc)
+	case ocispec.MediaTypeImageIndex, images.MediaTypeDockerSchema2ManifestList:
+		return r.index(desc)
+	}
+	return nil, fmt.Errorf("%w: %s in %s: unsupported media type %q", ErrInvalidLayout, desc.Digest, r.dir, desc.MediaType)
+}
+
+// image loads a manifest, its config and its layers.
+func (r layoutReader) image(desc ocispec.Descriptor) (*Image, error) {
+	manifest, err := r.document(desc)
+	if err != nil {
+		return nil, err
+	}
+	var m ocispec.Manifest
+	if err := decode(manifest, &m, desc.MediaType); err != nil {
+		return nil, err
+	}
+	config, err := r.document(m.Config)
+	if err != nil {
+		return nil, err
+	}
+	var c ocispec.Image
+	if err := json.Unmarshal(config.data, &c); err != nil {
+		return nil, fmt.Errorf("%w: config %s: %v", ErrInvalidImage, m.Config.Digest, err)
+	}
+	if len(c.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("%w: manifest %s has %d layers but its config lists %d diff IDs", ErrInvalidImage, desc.Digest, len(m.Layers), len(c.RootFS.DiffIDs))
+	}
+	img := &Image{manifest: manifest, config: config, platform: c.Platform}
+	if desc.Platform != nil {
+		img.platform = *desc.Platform
+	}
+	for i, ld := range m.Layers {
+		b, err := r.blob(ld)
+		if err != nil {
+			return nil, err
+		}
+		img.layers = append(img.layers, &Layer{desc: ld, diffID: c.RootFS.DiffIDs[i], open: b.Open})
+	}
+	return img, nil
+}
+
+// index loads an index and the images it lists.
+func (r layoutReader) index(desc ocispec.Descriptor) (*Index, error) {
+	doc, err := r.document(desc)
+	if err != nil {
+		return nil, err
+	}
+	var index ocispec.Index
+	if err := decode(doc, &index, desc.MediaType); err != nil {
+		return nil, err
+	}
+	ix := &Index{index: doc}
+	for _, md := range index.Manifests {
+		if md.MediaType != ocispec.MediaTypeImageManifest && md.MediaType != images.MediaTypeDockerSchema2Manifest {
+			return nil, fmt.Errorf("%w: index %s lists %s of unsupported media type %q", ErrInvalidLayout, desc.Digest, md.Digest, md.MediaType)
+		}
+		img, err := r.image(md)
+		if err != nil {
+			return nil, err
+		}
+		ix.images = append(ix.images, img)
+	}
+	return ix, nil
+}
+
+// document reads and verifies a manifest, index or config.
+func (r layoutReader) document(desc ocispec.Descriptor) (*bytesBlob, error) {
+	b, err := r.blob(desc)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readBlob(b, maxDocument)
+	if err != nil {
+		return nil, blobError("read", desc, err)
+	}
+	return &bytesBlob{
+		desc: ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size},
+		data: data,
+	}, nil
+}
+
+// blob returns the layout's blob for desc after checking that it is there with desc's size.
+// Reading it verifies its content.
+func (r layoutReader) blob(desc ocispec.Descriptor) (Blob, error) {
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: blob %q: %v", ErrInvalidLayout, desc.Digest, err)
+	}
+	file := filepath.Join(r.dir, filepath.FromSlash(blobPath(desc)))
+	fi, err := os.Stat(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%w: blob %s (%s) is not in %s", ErrBlobNotFound, desc.Digest, desc.MediaType, r.dir)
+	case err != nil:
+		return nil, fmt.Errorf("registry: blob %s: %w", desc.Digest, err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%w: blob %s: %s is not a regular file", ErrInvalidLayout, desc.Digest, file)
+	case fi.Size() != desc.Size:
+		return nil, fmt.Errorf("%w: blob %s (%s): file has %d bytes, descriptor says %d", ErrDigestMismatch, desc.Digest, desc.MediaType, fi.Size(), desc.Size)
+	}
+	return &fileBlob{desc: desc, file: file}, nil
+}
+
+// decode decodes a manifest or index and checks that its mediaType field, if any, agrees
+// with the descriptor that led to it.
+func decode(doc *bytesBlob, v any, mediaType string) error {
+	if err := json.Unmarshal(doc.data, v); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalidImage, doc.desc.Digest, err)
+	}
+	var head struct {
+		MediaType string `json:"mediaType"`
+	}
+	_ = json.Unmarshal(doc.data, &head)
+	if head.MediaType != "" && head.MediaType != mediaType {
+		return fmt.Errorf("%w: %s: media type %q, but its descriptor says %q", ErrInvalidImage, doc.desc.Digest, head.MediaType, mediaType)
+	}
+	return nil
+}
+
+// fileBlob is a blob in a layout; reading it verifies it.
+type fileBlob struct {
+	desc ocispec.Descriptor
+	file string
+}
+
+func (b *fileBlob) Descriptor() ocispec.Descriptor { return b.desc }
+
+func (b *fileBlob) Open() (io.ReadCloser, error) {
+	f, err := os.Open(b.file)
+	if err != nil {
+		return nil, fmt.Errorf("registry: open blob %s: %w", b.desc.Digest, err)
+	}
+	return verify(f, b.desc), nil
+}
