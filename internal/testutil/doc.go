@@ -1,0 +1,10 @@
+// Package testutil gives Dao's tests the real things they run against: a private containerd
+// daemon per test, OCI images built on the spot from busybox-static and from our own test
+// program, and the rule that decides whether a missing dependency skips a test or fails it.
+//
+// Integration tests call RequireIntegration (directly or through StartContainerd). When the
+// environment variable DAO_REQUIRE_INTEGRATION is set, as `make test` and CI set it, a missing
+// dependency fails the test; otherwise it skips with the reason.
+//
+// Nothing here installs anything: `make test` installs the Debian packages.
+package testutil

@@ -1,0 +1,210 @@
+package testutil
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/opendao/dao/registry"
+)
+
+// Image names tests use.
+const (
+	BusyboxImageName = "dao.test/busybox:latest"
+	TestAppImageName = "dao.test/testapp:latest"
+)
+
+// busyboxApplets are the links a busybox userland needs for tests and health checks.
+var busyboxApplets = []string{
+	"sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "env", "touch", "grep", "pwd",
+	"wget", "mkdir", "rm", "head", "tail", "seq", "yes", "dd", "kill", "ps", "wc", "date",
+	"hostname", "nc", "printf", "test", "[", "sed", "awk", "tr", "cut", "sort", "uniq", "du",
+}
+
+var (
+	busyboxOnce  sync.Once
+	busyboxImage *registry.Image
+	busyboxErr   error
+
+	testAppOnce  sync.Once
+	testAppImage *registry.Image
+	testAppErr   error
+)
+
+// BuildBusyboxImage builds (once per process) an image of /usr/bin/busybox from
+// busybox-static, at /bin/busybox with links for the usual applets, and /etc/passwd.
+func BuildBusyboxImage(t testing.TB) *registry.Image {
+	t.Helper()
+	RequireIntegration(t)
+	if _, err := os.Stat("/usr/bin/busybox"); err != nil {
+		missing(t, "busybox image needs /usr/bin/busybox (Debian package busybox-static)")
+	}
+	img, err := Busybox()
+	if err != nil {
+		t.Fatalf("build busybox image: %v", err)
+	}
+	return img
+}
+
+// Busybox is BuildBusyboxImage for programs: benchmarks and examples.
+func Busybox() (*registry.Image, error) {
+	busyboxOnce.Do(func() {
+		busyboxImage, busyboxErr = buildBusybox()
+	})
+	return busyboxImage, busyboxErr
+}
+
+func buildBusybox() (*registry.Image, error) {
+	lb, err := registry.NewLayerBuilder()
+	if err != nil {
+		return nil, err
+	}
+	if err := lb.AddHostFile("bin/busybox", "/usr/bin/busybox"); err != nil {
+		return nil, err
+	}
+	for _, a := range busyboxApplets {
+		if err := lb.AddSymlink("bin/"+a, "busybox"); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{"tmp", "etc", "proc", "sys", "dev", "root"} {
+		mode := os.FileMode(0o755)
+		if d == "tmp" {
+			mode = 0o777 | os.ModeSticky
+		}
+		if err := lb.AddDir(d, mode); err != nil {
+			return nil, err
+		}
+	}
+	passwd := "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+	if err := lb.AddFile("etc/passwd", 0o644, []byte(passwd)); err != nil {
+		return nil, err
+	}
+	if err := lb.AddFile("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n")); err != nil {
+		return nil, err
+	}
+	layer, err := lb.Build(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return registry.NewImage([]*registry.Layer{layer}, ocispec.ImageConfig{
+		Cmd: []string{"/bin/sh"},
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+	})
+}
+
+// BuildTestAppImage builds (once per process) an image holding only /testapp, the program of
+// internal/testutil/testapp compiled with CGO_ENABLED=0, as its entrypoint.
+func BuildTestAppImage(t testing.TB) *registry.Image {
+	t.Helper()
+	RequireIntegration(t, "go")
+	img, err := TestApp()
+	if err != nil {
+		t.Fatalf("build testapp image: %v", err)
+	}
+	return img
+}
+
+// TestApp is BuildTestAppImage for programs: benchmarks and examples.
+func TestApp() (*registry.Image, error) {
+	testAppOnce.Do(func() {
+		testAppImage, testAppErr = buildTestApp()
+	})
+	return testAppImage, testAppErr
+}
+
+func buildTestApp() (*registry.Image, error) {
+	bin, err := BuildTestApp()
+	if err != nil {
+		return nil, err
+	}
+	lb, err := registry.NewLayerBuilder()
+	if err != nil {
+		return nil, err
+	}
+	if err := lb.AddHostFile("testapp", bin); err != nil {
+		return nil, err
+	}
+	if err := lb.AddDir("tmp", 0o777|os.ModeSticky); err != nil {
+		return nil, err
+	}
+	layer, err := lb.Build(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return registry.NewImage([]*registry.Layer{layer}, ocispec.ImageConfig{
+		Entrypoint: []string{"/testapp"},
+	})
+}
+
+var (
+	testAppBinOnce sync.Once
+	testAppBin     string
+	testAppBinErr  error
+)
+
+// BuildTestApp compiles the test program (once per process) and returns the binary's path.
+func BuildTestApp() (string, error) {
+	testAppBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "dao-testapp-")
+		if err != nil {
+			testAppBinErr = err
+			return
+		}
+		out := filepath.Join(dir, "testapp")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/opendao/dao/internal/testutil/testapp")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+		cmd.Dir = moduleRoot()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			testAppBinErr = &buildError{err: err, out: string(b)}
+			return
+		}
+		testAppBin = out
+	})
+	return testAppBin, testAppBinErr
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return "go build testapp: " + e.err.Error() + "\n" + e.out }
+
+// moduleRoot finds the directory of go.mod from this source file.
+func moduleRoot() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "."
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// BusyboxImage builds the busybox image and imports it into c, unpacked, under
+// BusyboxImageName, which it returns.
+func BusyboxImage(t testing.TB, c *Containerd) string {
+	t.Helper()
+	c.importImage(BusyboxImageName, BuildBusyboxImage(t))
+	return BusyboxImageName
+}
+
+// TestAppImage builds the test program's image and imports it into c, unpacked, under
+// TestAppImageName, which it returns.
+func TestAppImage(t testing.TB, c *Containerd) string {
+	t.Helper()
+	c.importImage(TestAppImageName, BuildTestAppImage(t))
+	return TestAppImageName
+}
+
+func (c *Containerd) importImage(name string, img *registry.Image) {
+	c.t.Helper()
+	if _, err := registry.Import(c.Context(context.Background()), c.Client, name, img, registry.WithUnpack("overlayfs")); err != nil {
+		c.t.Fatalf("import %s: %v", name, err)
+	}
+}
