@@ -1,0 +1,564 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/opendao/dao"
+)
+
+// Labels the Agent puts on the containers of its tasks.
+const (
+	// LabelTask holds the ID of the task a container runs.
+	LabelTask = dao.LabelPrefix + "task"
+	// LabelService holds the task's service ID, when it has one.
+	LabelService = dao.LabelPrefix + "service"
+)
+
+// Assignment is the full set of tasks the control plane wants on one node, at a revision.
+// A newer revision replaces the set whole.
+type Assignment struct {
+	Revision uint64     `json:"revision"`
+	Tasks    []dao.Task `json:"tasks"`
+}
+
+// TaskUpdate is an observed change of a task's status.
+type TaskUpdate struct {
+	TaskID string
+	Status dao.TaskStatus
+}
+
+// AgentOption configures an Agent.
+type AgentOption func(*agentOptions) error
+
+type agentOptions struct {
+	stateDir string
+	onStatus func(TaskUpdate)
+	resync   time.Duration
+	logger   *slog.Logger
+}
+
+// WithStateDir keeps the assignment in dir (created if missing), so that after a restart of the
+// program, or while the control plane cannot be reached, the node keeps running what it was
+// given. The default keeps it in memory only.
+func WithStateDir(dir string) AgentOption {
+	return func(o *agentOptions) error {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("edge: state dir %q: must be an absolute path", dir)
+		}
+		o.stateDir = dir
+		return nil
+	}
+}
+
+// WithStatusFunc sets the function told of every observed status change, in order, from one
+// goroutine. It must not block for long: updates queue up behind it. The default does nothing.
+func WithStatusFunc(f func(TaskUpdate)) AgentOption {
+	return func(o *agentOptions) error {
+		if f == nil {
+			return errors.New("edge: status func: must not be nil")
+		}
+		o.onStatus = f
+		return nil
+	}
+}
+
+// WithResyncInterval sets how often the agent re-reads every container's state even when
+// containerd reports nothing, as a safety net for missed events. The default is 10s.
+func WithResyncInterval(d time.Duration) AgentOption {
+	return func(o *agentOptions) error {
+		if d < 100*time.Millisecond {
+			return fmt.Errorf("edge: resync interval %s: must be at least 100ms", d)
+		}
+		o.resync = d
+		return nil
+	}
+}
+
+// WithAgentLogger sets the logger of the agent's own messages. The default discards them.
+func WithAgentLogger(l *slog.Logger) AgentOption {
+	return func(o *agentOptions) error {
+		if l == nil {
+			return errors.New("edge: logger: must not be nil")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// Agent converges one node to its assignment: it starts the containers of assigned tasks
+// that are missing, stops and removes those no longer assigned, restarts exited ones by their
+// task's restart policy without asking anyone, runs health checks, and reports every status
+// change. Container IDs are task IDs, so a container is never duplicated, whoever restarts.
+//
+// Call Run to make it work; Assign may be called before or while it runs, from any
+// goroutine.
+type Agent struct {
+	rt   *Runtime
+	opts agentOptions
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	assigned *Assignment // nil until the first assignment (given or loaded)
+	tasks    map[string]*taskWorker
+	statuses map[string]dao.TaskStatus
+	removals map[string]bool // containers being stopped and removed
+	wake     chan struct{}
+	running  bool
+
+	removalsWG sync.WaitGroup
+
+	reports   []TaskUpdate
+	reportsMu sync.Mutex
+	reportsCh chan struct{}
+}
+
+// NewAgent returns an agent over rt. It loads the assignment kept in the state directory, if
+// any.
+func NewAgent(rt *Runtime, opts ...AgentOption) (*Agent, error) {
+	o := agentOptions{
+		onStatus: func(TaskUpdate) {},
+		resync:   10 * time.Second,
+		logger:   rt.log,
+	}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	a := &Agent{
+		rt:        rt,
+		opts:      o,
+		log:       o.logger,
+		tasks:     map[string]*taskWorker{},
+		statuses:  map[string]dao.TaskStatus{},
+		removals:  map[string]bool{},
+		wake:      make(chan struct{}, 1),
+		reportsCh: make(chan struct{}, 1),
+	}
+	if o.stateDir != "" {
+		if err := os.MkdirAll(o.stateDir, 0o750); err != nil {
+			return nil, fmt.Errorf("edge: state dir: %w", err)
+		}
+		as, err := a.loadAssignment()
+		if err != nil {
+			return nil, err
+		}
+		a.assigned = as
+	}
+	return a, nil
+}
+
+// Assign replaces the node's assignment. An assignment with a lower revision than the current
+// one is refused with ErrStaleRevision; one with the same revision and tasks changes nothing.
+// Every task is validated first; an invalid one refuses the whole assignment.
+func (a *Agent) Assign(set Assignment) error {
+	seen := map[string]bool{}
+	for i := range set.Tasks {
+		t := &set.Tasks[i]
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("edge: assignment task %d (%s): %w", i, t.ID, err)
+		}
+		if err := validID(t.ID); err != nil {
+			return fmt.Errorf("edge: assignment task %d: %w", i, err)
+		}
+		if seen[t.ID] {
+			return fmt.Errorf("edge: assignment: task %s appears twice: %w", t.ID, dao.ErrInvalid)
+		}
+		seen[t.ID] = true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cur := a.assigned; cur != nil {
+		if set.Revision < cur.Revision {
+			return fmt.Errorf("%w: have %d, got %d", ErrStaleRevision, cur.Revision, set.Revision)
+		}
+		if set.Revision == cur.Revision && sameTasks(cur.Tasks, set.Tasks) {
+			return nil
+		}
+	}
+	set.Tasks = slices.Clone(set.Tasks)
+	if a.opts.stateDir != "" {
+		if err := a.saveAssignment(&set); err != nil {
+			return err
+		}
+	}
+	a.assigned = &set
+	a.poke()
+	return nil
+}
+
+// Revision returns the revision of the current assignment, 0 before any.
+func (a *Agent) Revision() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.assigned == nil {
+		return 0
+	}
+	return a.assigned.Revision
+}
+
+// Tasks returns the assigned tasks with their last observed status, sorted by ID.
+func (a *Agent) Tasks() []dao.Task {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.assigned == nil {
+		return nil
+	}
+	out := make([]dao.Task, 0, len(a.assigned.Tasks))
+	for _, t := range a.assigned.Tasks {
+		if st, ok := a.statuses[t.ID]; ok {
+			t.Status = st
+		}
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(x, y dao.Task) int { return cmpString(x.ID, y.ID) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Run converges the node until ctx is done. It returns ctx's error, leaving every container
+// running: a restart of the program is not a reason to restart containers. Only one Run may
+// be active at a time.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.running {
+		a.mu.Unlock()
+		return errors.New("edge: agent is already running")
+	}
+	a.running = true
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.running = false
+		a.mu.Unlock()
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := a.rt.Subscribe(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.reportLoop(ctx)
+	}()
+	defer func() {
+		cancel()
+		a.mu.Lock()
+		workers := slices.Collect(maps.Values(a.tasks))
+		a.tasks = map[string]*taskWorker{}
+		a.mu.Unlock()
+		for _, w := range workers {
+			w.cancel()
+			<-w.done
+		}
+		wg.Wait()
+	}()
+
+	resync := time.NewTicker(a.opts.resync)
+	defer resync.Stop()
+	a.converge(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.wake:
+			a.converge(ctx)
+		case <-resync.C:
+			a.converge(ctx)
+			a.broadcast(Event{Type: EventResync, Time: time.Now()})
+		case e, ok := <-events:
+			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return ErrClosed
+			}
+			if e.Type == EventResync {
+				a.converge(ctx)
+				a.broadcast(e)
+				continue
+			}
+			a.mu.Lock()
+			w := a.tasks[e.ContainerID]
+			a.mu.Unlock()
+			if w != nil {
+				w.notify(e)
+			}
+		}
+	}
+}
+
+func (a *Agent) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) broadcast(e Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, w := range a.tasks {
+		w.notify(e)
+	}
+}
+
+// converge makes the set of task workers match the assignment and removes containers of tasks
+// that are no longer assigned.
+func (a *Agent) converge(ctx context.Context) {
+	a.mu.Lock()
+	if a.assigned == nil {
+		// Nothing is known yet: touch nothing.
+		a.mu.Unlock()
+		return
+	}
+	want := map[string]dao.Task{}
+	for _, t := range a.assigned.Tasks {
+		if t.DesiredState <= dao.TaskRunning {
+			want[t.ID] = t
+		}
+	}
+	type gone struct {
+		id string
+		w  *taskWorker
+	}
+	var stale []gone
+	for id, w := range a.tasks {
+		if t, ok := want[id]; !ok || SpecHash(&t.Spec) != SpecHash(&w.task.Spec) {
+			w.cancel()
+			delete(a.tasks, id)
+			a.removals[id] = true
+			stale = append(stale, gone{id, w})
+		}
+	}
+	for id, t := range want {
+		if _, ok := a.tasks[id]; !ok && !a.removals[id] {
+			w := newTaskWorker(ctx, a, t)
+			a.tasks[id] = w
+			go w.run()
+		}
+	}
+	workers := maps.Clone(a.tasks)
+	a.mu.Unlock()
+	for _, g := range stale {
+		a.launchRemoval(ctx, g.id, g.w.lastStatus(), g.w.done)
+	}
+
+	// Containers of ours that belong to no assigned task: stop and remove them. A worker that
+	// is removing its own container is left to do it.
+	list, err := a.rt.List(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("list containers", "err", err)
+		}
+		return
+	}
+	for _, c := range list {
+		id := c.Labels[LabelTask]
+		if id == "" || workers[c.ID] != nil || a.removing(c.ID) {
+			continue
+		}
+		a.startRemoval(ctx, c.ID, dao.TaskStatus{ContainerID: c.ID})
+	}
+}
+
+// removing reports whether a removal of the container is under way.
+func (a *Agent) removing(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.removals[id]
+}
+
+// startRemoval stops and removes a container in the background, unless that is under way.
+func (a *Agent) startRemoval(ctx context.Context, id string, last dao.TaskStatus) {
+	a.mu.Lock()
+	if a.removals[id] {
+		a.mu.Unlock()
+		return
+	}
+	a.removals[id] = true
+	a.mu.Unlock()
+	a.launchRemoval(ctx, id, last, nil)
+}
+
+// launchRemoval stops and removes a container marked in a.removals, once after (a worker's
+// goroutine) has ended. The agent is poked when it is done, so that a task whose spec changed
+// gets its new container.
+func (a *Agent) launchRemoval(ctx context.Context, id string, last dao.TaskStatus, after <-chan struct{}) {
+	a.removalsWG.Add(1)
+	go func() {
+		defer a.removalsWG.Done()
+		defer func() {
+			a.mu.Lock()
+			delete(a.removals, id)
+			a.mu.Unlock()
+			a.poke()
+		}()
+		if after != nil {
+			<-after
+		}
+		a.stopAndRemove(context.WithoutCancel(ctx), id, last)
+	}()
+}
+
+func (a *Agent) stopAndRemove(ctx context.Context, id string, last dao.TaskStatus) {
+	for attempt := 0; ; attempt++ {
+		st, err := a.rt.Stop(ctx, id)
+		if err == nil {
+			err = a.rt.Remove(ctx, id)
+		}
+		if err == nil || errors.Is(err, ErrNotFound) {
+			last.State = dao.TaskShutdown
+			last.Message = "stopped: no longer assigned"
+			last.PID = 0
+			last.Health = dao.HealthNone
+			if !st.FinishedAt.IsZero() {
+				last.FinishedAt = st.FinishedAt
+				last.ExitCode = st.ExitCode
+			}
+			last.Timestamp = time.Now()
+			a.report(id, last, true)
+			return
+		}
+		a.log.Warn("remove container", "id", id, "err", err, "attempt", attempt)
+		if attempt >= 20 {
+			return
+		}
+		time.Sleep(min(time.Duration(attempt+1)*200*time.Millisecond, 3*time.Second))
+	}
+}
+
+// report records a task's status and queues it for the status function. When final is
+// set, the task is forgotten after the report.
+func (a *Agent) report(id string, st dao.TaskStatus, final bool) {
+	a.mu.Lock()
+	if final {
+		delete(a.statuses, id)
+	} else {
+		a.statuses[id] = st
+	}
+	a.mu.Unlock()
+	a.reportsMu.Lock()
+	a.reports = append(a.reports, TaskUpdate{TaskID: id, Status: st})
+	a.reportsMu.Unlock()
+	select {
+	case a.reportsCh <- struct{}{}:
+	default:
+	}
+}
+
+// reportLoop calls the status function, one update at a time, in order.
+func (a *Agent) reportLoop(ctx context.Context) {
+	flush := func() {
+		for {
+			a.reportsMu.Lock()
+			batch := a.reports
+			a.reports = nil
+			a.reportsMu.Unlock()
+			if len(batch) == 0 {
+				return
+			}
+			for _, u := range batch {
+				a.opts.onStatus(u)
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			flush()
+			return
+		case <-a.reportsCh:
+			flush()
+		}
+	}
+}
+
+const assignmentFile = "assignment.json"
+
+func (a *Agent) loadAssignment() (*Assignment, error) {
+	b, err := os.ReadFile(filepath.Join(a.opts.stateDir, assignmentFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("edge: load assignment: %w", err)
+	}
+	var as Assignment
+	if err := json.Unmarshal(b, &as); err != nil {
+		return nil, fmt.Errorf("edge: load assignment %s: %w", filepath.Join(a.opts.stateDir, assignmentFile), err)
+	}
+	return &as, nil
+}
+
+// saveAssignment writes the assignment atomically: a crash leaves the old file or the new one.
+func (a *Agent) saveAssignment(as *Assignment) error {
+	b, err := json.Marshal(as)
+	if err != nil {
+		return fmt.Errorf("edge: save assignment: %w", err)
+	}
+	path := filepath.Join(a.opts.stateDir, assignmentFile)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("edge: save assignment: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("edge: save assignment: %w", err)
+	}
+	return nil
+}
+
+// sameTasks reports whether two task lists ask for the same thing, ignoring order and status.
+func sameTasks(x, y []dao.Task) bool {
+	if len(x) != len(y) {
+		return false
+	}
+	key := func(t dao.Task) string {
+		t.Status = dao.TaskStatus{}
+		b, _ := json.Marshal(t)
+		return string(b)
+	}
+	m := map[string]int{}
+	for _, t := range x {
+		m[key(t)]++
+	}
+	for _, t := range y {
+		k := key(t)
+		if m[k] == 0 {
+			return false
+		}
+		m[k]--
+	}
+	return true
+}

@@ -1,0 +1,310 @@
+package edge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+
+	"github.com/opendao/dao"
+	"github.com/opendao/dao/edge"
+)
+
+// agentRun is an Agent running in the background, with the updates it reported.
+type agentRun struct {
+	agent  *edge.Agent
+	cancel context.CancelFunc
+	done   chan error
+
+	mu      sync.Mutex
+	updates []edge.TaskUpdate
+}
+
+func (e *env) startAgent(rt *edge.Runtime, stateDir string) *agentRun {
+	e.t.Helper()
+	ar := &agentRun{done: make(chan error, 1)}
+	a, err := edge.NewAgent(rt,
+		edge.WithStateDir(stateDir),
+		edge.WithResyncInterval(time.Second),
+		edge.WithStatusFunc(func(u edge.TaskUpdate) {
+			ar.mu.Lock()
+			ar.updates = append(ar.updates, u)
+			ar.mu.Unlock()
+		}))
+	if err != nil {
+		e.t.Fatalf("NewAgent: %v", err)
+	}
+	ar.agent = a
+	ctx, cancel := context.WithCancel(e.ctx)
+	ar.cancel = cancel
+	go func() { ar.done <- a.Run(ctx) }()
+	e.t.Cleanup(ar.stop)
+	return ar
+}
+
+// stop ends Run, as a program that exits would; containers keep running.
+func (ar *agentRun) stop() {
+	if ar.cancel != nil {
+		ar.cancel()
+		<-ar.done
+		ar.cancel = nil
+	}
+}
+
+func (ar *agentRun) updateCount() int {
+	ar.mu.Lock()
+	defer ar.mu.Unlock()
+	return len(ar.updates)
+}
+
+// waitTask waits until the agent reports the task in a status that satisfies ok.
+func (ar *agentRun) waitTask(t *testing.T, id string, within time.Duration, what string, ok func(dao.TaskStatus) bool) dao.TaskStatus {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last dao.TaskStatus
+	for time.Now().Before(deadline) {
+		for _, task := range ar.agent.Tasks() {
+			if task.ID == id {
+				last = task.Status
+				if ok(task.Status) {
+					return task.Status
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("task %s: not %s within %s; last status %+v", id, what, within, last)
+	return last
+}
+
+func running(s dao.TaskStatus) bool { return s.State == dao.TaskRunning && s.PID != 0 }
+
+func appTask(e *env, id string) dao.Task {
+	return dao.Task{
+		ID:           id,
+		ServiceID:    "svc",
+		Spec:         dao.ContainerSpec{Image: e.app, StopGracePeriod: dao.Duration(2 * time.Second)},
+		Restart:      dao.RestartPolicy{ResetAfter: dao.Duration(time.Second)},
+		DesiredState: dao.TaskRunning,
+	}
+}
+
+// containerdTasks counts the tasks containerd runs in the test namespace, by container.
+func (e *env) containerdRunning() map[string]uint32 {
+	e.t.Helper()
+	ctx := e.ctrd.Context(e.ctx)
+	cs, err := e.ctrd.Client.Containers(ctx)
+	if err != nil {
+		e.t.Fatalf("containerd list: %v", err)
+	}
+	out := map[string]uint32{}
+	for _, c := range cs {
+		task, err := c.Task(ctx, nil)
+		if err != nil {
+			continue
+		}
+		if st, err := task.Status(ctx); err == nil && st.Status == client.Running {
+			out[c.ID()] = task.Pid()
+		}
+	}
+	return out
+}
+
+func TestAgentConvergesAndRestarts(t *testing.T) {
+	e := newEnv(t)
+	state := t.TempDir()
+	ar := e.startAgent(e.rt, state)
+	tasks := []dao.Task{appTask(e, "web-1"), appTask(e, "web-2")}
+	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
+		t.Fatalf("Assign: %v", err)
+	}
+	first := ar.waitTask(t, "web-1", 30*time.Second, "running", running)
+	ar.waitTask(t, "web-2", 30*time.Second, "running", running)
+	if got := e.containerdRunning(); len(got) != 2 || got["web-1"] != first.PID {
+		t.Fatalf("containerd runs %v, want web-1 (pid %d) and web-2", got, first.PID)
+	}
+
+	// Re-sending the same set changes nothing.
+	before := ar.updateCount()
+	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
+		t.Fatalf("Assign again: %v", err)
+	}
+	time.Sleep(1500 * time.Millisecond) // past a resync
+	if got := e.containerdRunning(); got["web-1"] != first.PID {
+		t.Errorf("web-1 pid %d after re-sending the same set, want %d", got["web-1"], first.PID)
+	}
+	if after := ar.updateCount(); after != before {
+		t.Errorf("%d status updates after re-sending the same set, want none", after-before)
+	}
+	if err := ar.agent.Assign(edge.Assignment{Revision: 0, Tasks: nil}); !errors.Is(err, edge.ErrStaleRevision) {
+		t.Errorf("Assign of an older revision: err = %v, want ErrStaleRevision", err)
+	}
+
+	// A container killed from outside is restarted by the agent, on its own.
+	if err := syscall.Kill(int(first.PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	again := ar.waitTask(t, "web-1", 10*time.Second, "restarted", func(s dao.TaskStatus) bool {
+		return running(s) && s.PID != first.PID && s.Restarts == 1
+	})
+	if got := e.containerdRunning(); got["web-1"] != again.PID {
+		t.Errorf("containerd pid of web-1 = %d, agent says %d", got["web-1"], again.PID)
+	}
+	if again.ExitCode != 137 {
+		t.Errorf("reported exit code %d of the killed container, want 137", again.ExitCode)
+	}
+
+	// A task that is no longer assigned is stopped and removed.
+	if err := ar.agent.Assign(edge.Assignment{Revision: 2, Tasks: tasks[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := e.ctrd.Client.LoadContainer(e.ctrd.Context(e.ctx), "web-2")
+		if errdefs.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web-2 still in containerd after it was unassigned: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestAgentRestartKeepsContainers(t *testing.T) {
+	e := newEnv(t)
+	state := t.TempDir()
+	ar := e.startAgent(e.rt, state)
+	if err := ar.agent.Assign(edge.Assignment{Revision: 5, Tasks: []dao.Task{appTask(e, "keep-1"), appTask(e, "keep-2")}}); err != nil {
+		t.Fatal(err)
+	}
+	s1 := ar.waitTask(t, "keep-1", 30*time.Second, "running", running)
+	s2 := ar.waitTask(t, "keep-2", 30*time.Second, "running", running)
+	ar.stop()
+
+	// A new program: new runtime, new agent, same state directory, no Assign call.
+	rt2 := e.runtime()
+	ar2 := e.startAgent(rt2, state)
+	if got := ar2.agent.Revision(); got != 5 {
+		t.Errorf("revision after restart = %d, want 5 from the state dir", got)
+	}
+	n1 := ar2.waitTask(t, "keep-1", 10*time.Second, "adopted", running)
+	n2 := ar2.waitTask(t, "keep-2", 10*time.Second, "adopted", running)
+	for _, c := range []struct{ before, after dao.TaskStatus }{{s1, n1}, {s2, n2}} {
+		if c.after.PID != c.before.PID || !c.after.StartedAt.Equal(c.before.StartedAt) || c.after.Restarts != 0 {
+			t.Errorf("after the agent restarted: pid %d started %s restarts %d; before: pid %d started %s",
+				c.after.PID, c.after.StartedAt, c.after.Restarts, c.before.PID, c.before.StartedAt)
+		}
+	}
+}
+
+func TestAgentSurvivesContainerdRestart(t *testing.T) {
+	e := newEnv(t)
+	ar := e.startAgent(e.rt, t.TempDir())
+	var tasks []dao.Task
+	for i := range 3 {
+		tasks = append(tasks, appTask(e, fmt.Sprintf("c-%d", i)))
+	}
+	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		ar.waitTask(t, task.ID, 30*time.Second, "running", running)
+	}
+	before := e.containerdRunning()
+
+	e.ctrd.Restart()
+	time.Sleep(2 * time.Second) // a resync or two
+	// A container that dies after the restart is noticed through the new event stream.
+	if err := syscall.Kill(int(before["c-0"]), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ar.waitTask(t, "c-0", 15*time.Second, "restarted", func(s dao.TaskStatus) bool {
+		return running(s) && s.PID != before["c-0"]
+	})
+	after := e.containerdRunning()
+	if len(after) != 3 {
+		t.Errorf("containerd runs %d containers after its restart, want 3: %v", len(after), after)
+	}
+	for _, id := range []string{"c-1", "c-2"} {
+		if after[id] != before[id] {
+			t.Errorf("%s pid %d after containerd restarted, want %d (untouched)", id, after[id], before[id])
+		}
+	}
+	cs, _ := e.ctrd.Client.Containers(e.ctrd.Context(e.ctx))
+	if len(cs) != 3 {
+		t.Errorf("containerd has %d containers, want 3 (no duplicates)", len(cs))
+	}
+}
+
+func TestAgentRestartPolicyAndRejection(t *testing.T) {
+	e := newEnv(t)
+	ar := e.startAgent(e.rt, t.TempDir())
+	done := appTask(e, "done")
+	done.Spec.Args = []string{"-exit", "0"}
+	done.Restart = dao.RestartPolicy{Condition: dao.RestartOnFailure}
+	crash := appTask(e, "crash")
+	crash.Spec.Args = []string{"-exit", "2"}
+	crash.Restart = dao.RestartPolicy{Condition: dao.RestartOnFailure, MaxAttempts: 2, Window: dao.Duration(time.Minute)}
+	missing := appTask(e, "missing")
+	missing.Spec.Image = "dao.test/no-such-image:1"
+	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: []dao.Task{done, crash, missing}}); err != nil {
+		t.Fatal(err)
+	}
+	ar.waitTask(t, "done", 20*time.Second, "complete", func(s dao.TaskStatus) bool { return s.State == dao.TaskComplete })
+	st := ar.waitTask(t, "crash", 30*time.Second, "failed", func(s dao.TaskStatus) bool { return s.State == dao.TaskFailed })
+	if st.Restarts != 2 || st.ExitCode != 2 || st.Err == "" {
+		t.Errorf("crash: restarts %d exit %d err %q; want 2 restarts, exit 2 and a reason", st.Restarts, st.ExitCode, st.Err)
+	}
+	st = ar.waitTask(t, "missing", 10*time.Second, "rejected", func(s dao.TaskStatus) bool { return s.State == dao.TaskRejected })
+	if !errors.Is(errors.New(st.Err), edge.ErrImageNotFound) && !contains(st.Err, "image not found") {
+		t.Errorf("rejection reason %q does not say the image is missing", st.Err)
+	}
+}
+
+func TestAgentHealthChecks(t *testing.T) {
+	e := newEnv(t)
+	ar := e.startAgent(e.rt, t.TempDir())
+	check := &dao.HealthCheck{
+		Command:  []string{"/testapp", "-check", "http://127.0.0.1:8080/healthz"},
+		Interval: dao.Duration(200 * time.Millisecond),
+		Timeout:  dao.Duration(2 * time.Second),
+		Retries:  2,
+	}
+	good := appTask(e, "good")
+	good.Spec.Args = []string{"-listen", "127.0.0.1:8080"}
+	good.Spec.HealthCheck = check
+	bad := appTask(e, "bad")
+	bad.Spec.Args = []string{"-listen", "127.0.0.1:8080", "-unhealthy"}
+	bad.Spec.HealthCheck = check
+	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: []dao.Task{good, bad}}); err != nil {
+		t.Fatal(err)
+	}
+	ar.waitTask(t, "good", 30*time.Second, "healthy", func(s dao.TaskStatus) bool { return s.Health == dao.HealthHealthy })
+	st := ar.waitTask(t, "bad", 30*time.Second, "unhealthy", func(s dao.TaskStatus) bool { return s.Health == dao.HealthUnhealthy })
+	if !contains(st.Message, "health check") {
+		t.Errorf("unhealthy message %q does not mention the health check", st.Message)
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(sub) == 0 || len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+var _ = filepath.Join

@@ -1,0 +1,579 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	"github.com/moby/sys/signal"
+
+	"github.com/opendao/dao"
+)
+
+// ContainerState is the state of a container as containerd reports it.
+type ContainerState string
+
+// Container states.
+const (
+	// StateCreated: the container exists and has never been started, or its process was
+	// created but not started.
+	StateCreated ContainerState = "created"
+	// StateRunning: its process runs.
+	StateRunning ContainerState = "running"
+	// StatePaused: its processes are frozen.
+	StatePaused ContainerState = "paused"
+	// StateStopped: its process exited; ExitCode says how.
+	StateStopped ContainerState = "stopped"
+	// StateUnknown: containerd could not tell.
+	StateUnknown ContainerState = "unknown"
+)
+
+// ContainerStatus is what containerd says of one of the Runtime's containers.
+type ContainerStatus struct {
+	ID    string
+	Image string
+	State ContainerState
+	// PID is the process ID of the container's main process while it runs.
+	PID uint32
+	// ExitCode is set when State is StateStopped: the process's exit code, or 128 plus the
+	// signal that killed it.
+	ExitCode int
+	// OOMKilled is true when the kernel killed the container for lack of memory.
+	OOMKilled bool
+	// CreatedAt is when the container was created; StartedAt when its current process
+	// started; FinishedAt when it exited.
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+	// SpecHash is SpecHash of the spec the container was created from.
+	SpecHash string
+	Labels   map[string]string
+}
+
+// Reason describes the last exit in a few words: "exited with code 1", "killed by the kernel
+// for lack of memory (OOM)", "killed by signal 9".
+func (s ContainerStatus) Reason() string {
+	switch {
+	case s.State != StateStopped:
+		return string(s.State)
+	case s.OOMKilled:
+		return "killed by the kernel for lack of memory (OOM)"
+	case s.ExitCode > 128 && s.ExitCode < 128+65:
+		return fmt.Sprintf("killed by signal %d", s.ExitCode-128)
+	}
+	return fmt.Sprintf("exited with code %d", s.ExitCode)
+}
+
+// CreateOption adds to what Create does.
+type CreateOption func(*createOptions)
+
+type createOptions struct {
+	labels map[string]string
+}
+
+// WithLabels adds labels to the container, beyond those of the spec. Keys may use
+// dao.LabelPrefix: this is how Dao's own packages mark what a container is for.
+func WithLabels(labels map[string]string) CreateOption {
+	return func(o *createOptions) {
+		if o.labels == nil {
+			o.labels = map[string]string{}
+		}
+		for k, v := range labels {
+			o.labels[k] = v
+		}
+	}
+}
+
+// Run creates the container id from spec and starts it.
+func (r *Runtime) Run(ctx context.Context, id string, spec dao.ContainerSpec, opts ...CreateOption) (ContainerStatus, error) {
+	if err := r.Create(ctx, id, spec, opts...); err != nil {
+		return ContainerStatus{}, err
+	}
+	return r.Start(ctx, id)
+}
+
+// Create creates the container id from spec without starting it. The spec is validated first:
+// an invalid spec returns its *dao.ValidationError and creates nothing. The spec's image must
+// be in containerd's image store; it is unpacked into the snapshotter when needed.
+func (r *Runtime) Create(ctx context.Context, id string, spec dao.ContainerSpec, opts ...CreateOption) error {
+	if err := r.isClosed(); err != nil {
+		return err
+	}
+	if err := validID(id); err != nil {
+		return err
+	}
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	var o createOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	labels, err := containerLabels(&spec, o.labels)
+	if err != nil {
+		return err
+	}
+	ctx = r.ctx(ctx)
+	img, err := r.image(ctx, spec.Image)
+	if err != nil {
+		return err
+	}
+	_, err = r.client.NewContainer(ctx, id,
+		client.WithImage(img),
+		client.WithSnapshotter(r.opts.snapshotter),
+		client.WithNewSnapshot(id, img),
+		client.WithRuntime(r.opts.runtime, nil),
+		client.WithNewSpec(specOpts(&spec, img, id)...),
+		client.WithContainerLabels(labels),
+	)
+	if err != nil {
+		if errdefs.IsAlreadyExists(err) {
+			return wrap(err, "edge: create %s", id)
+		}
+		// A failed create may leave the snapshot behind.
+		_ = r.client.SnapshotService(r.opts.snapshotter).Remove(ctx, id)
+		return wrap(err, "edge: create %s", id)
+	}
+	return nil
+}
+
+// imageCache remembers images found unpacked, so that starting many containers of one image
+// reads the image store once.
+type imageCache struct {
+	mu       sync.Mutex
+	unpacked map[string]string // image name -> target digest known to be unpacked
+}
+
+// image finds ref in the image store (as written, or in its normalised form such as
+// docker.io/library/busybox:latest) and makes sure it is unpacked.
+func (r *Runtime) image(ctx context.Context, ref string) (client.Image, error) {
+	img, err := r.client.GetImage(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		if named, perr := reference.ParseNormalizedNamed(ref); perr == nil {
+			if n := reference.TagNameOnly(named).String(); n != ref {
+				img, err = r.client.GetImage(ctx, n)
+			}
+		}
+	}
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: %s (pull or import it first)", ErrImageNotFound, ref)
+		}
+		return nil, fmt.Errorf("edge: image %s: %w", ref, err)
+	}
+	target := img.Target().Digest.String()
+	r.images.mu.Lock()
+	known := r.images.unpacked[img.Name()] == target
+	r.images.mu.Unlock()
+	if known {
+		return img, nil
+	}
+	ok, err := img.IsUnpacked(ctx, r.opts.snapshotter)
+	if err != nil {
+		return nil, fmt.Errorf("edge: image %s: %w", ref, err)
+	}
+	if !ok {
+		if err := img.Unpack(ctx, r.opts.snapshotter); err != nil {
+			return nil, fmt.Errorf("edge: unpack image %s: %w", ref, err)
+		}
+	}
+	r.images.mu.Lock()
+	if r.images.unpacked == nil {
+		r.images.unpacked = map[string]string{}
+	}
+	r.images.unpacked[img.Name()] = target
+	r.images.mu.Unlock()
+	return img, nil
+}
+
+// Start starts the container's process, writing its output to its log file. A container
+// whose process exited is started again on the same root filesystem, like `docker start`.
+// Starting a running container does nothing.
+func (r *Runtime) Start(ctx context.Context, id string) (ContainerStatus, error) {
+	if err := r.isClosed(); err != nil {
+		return ContainerStatus{}, err
+	}
+	ctx = r.ctx(ctx)
+	c, err := r.load(ctx, id)
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	task, err := c.Task(ctx, nil)
+	switch {
+	case err == nil:
+		st, err := task.Status(ctx)
+		if err != nil {
+			return ContainerStatus{}, wrap(err, "edge: start %s", id)
+		}
+		switch st.Status {
+		case client.Running, client.Paused, client.Pausing:
+			return r.Status(ctx, id)
+		case client.Created:
+			return r.startTask(ctx, c, task)
+		}
+		if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+			return ContainerStatus{}, wrap(err, "edge: start %s: delete exited process", id)
+		}
+	case !errdefs.IsNotFound(err):
+		return ContainerStatus{}, wrap(err, "edge: start %s", id)
+	}
+	r.clearOOM(ctx, c)
+	task, err = c.NewTask(ctx, cio.LogFile(r.logPath(id)))
+	if err != nil {
+		return ContainerStatus{}, wrap(err, "edge: start %s", id)
+	}
+	return r.startTask(ctx, c, task)
+}
+
+func (r *Runtime) startTask(ctx context.Context, c client.Container, task client.Task) (ContainerStatus, error) {
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(ctx, client.WithProcessKill)
+		return ContainerStatus{}, wrap(err, "edge: start %s", c.ID())
+	}
+	return ContainerStatus{
+		ID:        c.ID(),
+		State:     StateRunning,
+		PID:       task.Pid(),
+		StartedAt: processStart(task.Pid()),
+	}, nil
+}
+
+// StopOption changes how Stop stops a container.
+type StopOption func(*stopOptions)
+
+type stopOptions struct {
+	grace  time.Duration
+	signal string
+}
+
+// WithGracePeriod overrides the spec's stop grace period.
+func WithGracePeriod(d time.Duration) StopOption {
+	return func(o *stopOptions) { o.grace = max(d, 0) }
+}
+
+// WithStopSignal overrides the spec's stop signal.
+func WithStopSignal(sig string) StopOption {
+	return func(o *stopOptions) { o.signal = sig }
+}
+
+// Stop asks the container to stop with its stop signal (SIGTERM unless the spec said
+// otherwise) and kills it with SIGKILL when it is still running after its grace period. It
+// returns the container's status after the exit. Stopping a stopped container does nothing.
+func (r *Runtime) Stop(ctx context.Context, id string, opts ...StopOption) (ContainerStatus, error) {
+	if err := r.isClosed(); err != nil {
+		return ContainerStatus{}, err
+	}
+	ctx = r.ctx(ctx)
+	c, err := r.load(ctx, id)
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	labels, err := c.Labels(ctx)
+	if err != nil {
+		return ContainerStatus{}, wrap(err, "edge: stop %s", id)
+	}
+	var o stopOptions
+	o.signal, o.grace = stopSettings(labels)
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sig, err := signal.ParseSignal(o.signal)
+	if err != nil {
+		return ContainerStatus{}, fmt.Errorf("edge: stop %s: signal %q: %w", id, o.signal, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return r.Status(ctx, id)
+	}
+	if err != nil {
+		return ContainerStatus{}, wrap(err, "edge: stop %s", id)
+	}
+	exited := r.exitSignal(id)
+	st, err := task.Status(ctx)
+	if err != nil {
+		return ContainerStatus{}, wrap(err, "edge: stop %s", id)
+	}
+	if st.Status == client.Stopped {
+		return r.Status(ctx, id)
+	}
+	if st.Status == client.Created {
+		// Never started: nothing to signal.
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return ContainerStatus{}, wrap(err, "edge: stop %s", id)
+		}
+		return r.Status(ctx, id)
+	}
+	if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
+		return ContainerStatus{}, wrap(err, "edge: stop %s: signal %s", id, o.signal)
+	}
+	if !r.waitExit(ctx, task, exited, o.grace) {
+		exited = r.exitSignal(id)
+		if err := task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+			return ContainerStatus{}, wrap(err, "edge: stop %s: SIGKILL", id)
+		}
+		if !r.waitExit(ctx, task, exited, 30*time.Second) {
+			return ContainerStatus{}, fmt.Errorf("edge: stop %s: still running 30s after SIGKILL", id)
+		}
+	}
+	return r.Status(ctx, id)
+}
+
+// waitExit waits up to d for the task to stop, woken by the exit event. The status is read
+// again on every wake-up, since a resync or a missed event wakes it too.
+func (r *Runtime) waitExit(ctx context.Context, task client.Task, exited <-chan struct{}, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		if st, err := task.Status(ctx); err != nil && errdefs.IsNotFound(err) || err == nil && st.Status == client.Stopped {
+			return true
+		}
+		select {
+		case <-exited:
+			exited = r.exitSignal(task.ID())
+		case <-timer.C:
+			st, err := task.Status(ctx)
+			return err == nil && st.Status == client.Stopped
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// Remove deletes a stopped container, its root filesystem snapshot and its log files. A
+// running container is not removed: Stop it first (ErrRunning).
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	if err := r.isClosed(); err != nil {
+		return err
+	}
+	ctx = r.ctx(ctx)
+	c, err := r.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if task, err := c.Task(ctx, nil); err == nil {
+		st, err := task.Status(ctx)
+		if err != nil {
+			return wrap(err, "edge: remove %s", id)
+		}
+		if st.Status != client.Stopped && st.Status != client.Created {
+			return fmt.Errorf("edge: remove %s: %w; stop it first", id, ErrRunning)
+		}
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return wrap(err, "edge: remove %s", id)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return wrap(err, "edge: remove %s", id)
+	}
+	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return wrap(err, "edge: remove %s", id)
+	}
+	r.mu.Lock()
+	delete(r.oom, id)
+	delete(r.waiters, id)
+	r.mu.Unlock()
+	r.removeLogs(id)
+	return nil
+}
+
+// Status returns the container's status.
+func (r *Runtime) Status(ctx context.Context, id string) (ContainerStatus, error) {
+	ctx = r.ctx(ctx)
+	c, err := r.load(ctx, id)
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	return r.status(ctx, c)
+}
+
+// List returns the status of every container the Runtime's namespace holds that Dao created.
+func (r *Runtime) List(ctx context.Context) ([]ContainerStatus, error) {
+	ctx = r.ctx(ctx)
+	cs, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q==true", LabelManaged))
+	if err != nil {
+		return nil, wrap(err, "edge: list containers")
+	}
+	out := make([]ContainerStatus, 0, len(cs))
+	for _, c := range cs {
+		st, err := r.status(ctx, c)
+		if errdefs.IsNotFound(err) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// load finds a container of ours.
+func (r *Runtime) load(ctx context.Context, id string) (client.Container, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, wrap(err, "edge: container %s", id)
+	}
+	return c, nil
+}
+
+func (r *Runtime) status(ctx context.Context, c client.Container) (ContainerStatus, error) {
+	info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
+	if err != nil {
+		return ContainerStatus{}, wrap(err, "edge: container %s", c.ID())
+	}
+	if info.Labels[LabelManaged] != "true" {
+		return ContainerStatus{}, fmt.Errorf("edge: container %s: %w", c.ID(), ErrNotOwned)
+	}
+	s := ContainerStatus{
+		ID:        c.ID(),
+		Image:     info.Image,
+		State:     StateCreated,
+		CreatedAt: info.CreatedAt,
+		SpecHash:  info.Labels[LabelSpecHash],
+		Labels:    info.Labels,
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return s, nil
+	}
+	if err != nil {
+		return ContainerStatus{}, wrap(err, "edge: container %s", c.ID())
+	}
+	st, err := task.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		return s, nil
+	}
+	if err != nil {
+		return ContainerStatus{}, wrap(err, "edge: container %s", c.ID())
+	}
+	switch st.Status {
+	case client.Running:
+		s.State = StateRunning
+		s.PID = task.Pid()
+		s.StartedAt = processStart(s.PID)
+	case client.Paused, client.Pausing:
+		s.State = StatePaused
+		s.PID = task.Pid()
+		s.StartedAt = processStart(s.PID)
+	case client.Created:
+		s.State = StateCreated
+	case client.Stopped:
+		s.State = StateStopped
+		s.ExitCode = int(st.ExitStatus)
+		s.FinishedAt = st.ExitTime
+		r.mu.Lock()
+		_, s.OOMKilled = r.oom[c.ID()]
+		r.mu.Unlock()
+		if info.Labels[LabelOOMKilled] != "" {
+			s.OOMKilled = true
+		}
+	default:
+		s.State = StateUnknown
+	}
+	return s, nil
+}
+
+// markOOM records an OOM kill in memory and on the container, so that a new Runtime still
+// knows it.
+func (r *Runtime) markOOM(id string) {
+	now := time.Now()
+	r.mu.Lock()
+	r.oom[id] = now
+	r.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(r.ctx(context.Background()), 10*time.Second)
+		defer cancel()
+		if c, err := r.client.LoadContainer(ctx, id); err == nil {
+			_, _ = c.SetLabels(ctx, map[string]string{LabelOOMKilled: now.UTC().Format(time.RFC3339Nano)})
+		}
+	}()
+}
+
+// clearOOM forgets an OOM kill before the container starts again.
+func (r *Runtime) clearOOM(ctx context.Context, c client.Container) {
+	r.mu.Lock()
+	_, had := r.oom[c.ID()]
+	delete(r.oom, c.ID())
+	r.mu.Unlock()
+	labels, err := c.Labels(ctx)
+	if had || err == nil && labels[LabelOOMKilled] != "" {
+		_, _ = c.SetLabels(ctx, map[string]string{LabelOOMKilled: ""})
+	}
+}
+
+var bootTime = sync.OnceValue(func() time.Time {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(sec, 0)
+			}
+		}
+	}
+	return time.Time{}
+})
+
+// clockTicks is USER_HZ, 100 on every Linux that Dao runs on.
+const clockTicks = 100
+
+// processStart reads when a process started from /proc, to 10ms. containerd runs on this
+// machine, so the container's PID is one of ours to read; the zero time when it cannot be.
+func processStart(pid uint32) time.Time {
+	if pid == 0 {
+		return time.Time{}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return time.Time{}
+	}
+	// The command name in parentheses may hold spaces; fields count from after it.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return time.Time{}
+	}
+	f := strings.Fields(s[i+1:])
+	const startTimeField = 19 // field 22 of stat, counted from field 3 (state)
+	if len(f) <= startTimeField {
+		return time.Time{}
+	}
+	ticks, err := strconv.ParseInt(f[startTimeField], 10, 64)
+	if err != nil || bootTime().IsZero() {
+		return time.Time{}
+	}
+	return bootTime().Add(time.Duration(ticks) * time.Second / clockTicks)
+}
+
+// Wait blocks until the container's process has exited (or ctx is done) and returns its
+// status. It is woken by containerd's exit event, not by polling.
+func (r *Runtime) Wait(ctx context.Context, id string) (ContainerStatus, error) {
+	for {
+		exited := r.exitSignal(id)
+		st, err := r.Status(ctx, id)
+		if err != nil {
+			return ContainerStatus{}, err
+		}
+		if st.State == StateStopped {
+			return st, nil
+		}
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
+}

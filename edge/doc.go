@@ -1,0 +1,47 @@
+// Package edge runs one node's containers on containerd, and keeps them running.
+//
+// # Runtime
+//
+// A [Runtime] turns a [dao.ContainerSpec] into a container under containerd: arguments,
+// environment, working directory, user, bind and tmpfs mounts, CPU, memory and pids limits as
+// cgroup limits, a read-only root filesystem, no-new-privileges and the default capability set
+// (every capability only when the spec asks for a privileged container). It stops containers
+// with a grace period (the stop signal, then SIGKILL), removes them with their snapshots and
+// logs, reports their status and exit (an OOM kill is reported as such) from containerd's event
+// stream, keeps each container's output in a size-capped log file that can be read and
+// followed, and samples CPU and memory use.
+//
+// Containers do not depend on the program that started them: they run under containerd's
+// shims, which also write their logs. A new Runtime on the same namespace lists them (List)
+// and carries on; nothing is restarted because the program restarted.
+//
+//	rt, err := edge.New("/run/containerd/containerd.sock", edge.WithNamespace("dao"))
+//	if err != nil {
+//		return err
+//	}
+//	defer rt.Close()
+//	_, err = rt.Run(ctx, "hello", dao.ContainerSpec{
+//		Image:     "registry.example.com/hello:1.0", // pulled or imported beforehand
+//		Resources: dao.Resources{Memory: 64 * dao.MiB},
+//	})
+//	st, err := rt.Wait(ctx, "hello")
+//	fmt.Println(st.Reason()) // exited with code 0
+//
+// # Agent
+//
+// An [Agent] converges the node to its [Assignment], the full set of tasks the control plane
+// wants on it, with a revision. It starts what is missing, stops and removes what is no longer
+// assigned, restarts exited containers by their task's [dao.RestartPolicy] (the first retry at
+// once, then exponential backoff with jitter, reset after a healthy run) without waiting for
+// any control plane, runs health checks, and reports every status change. Re-sending the same
+// assignment changes nothing. A container's ID is its task's ID, so whoever restarts (the
+// program, containerd) no container is ever duplicated. With [WithStateDir] the assignment is
+// kept on disk, so after a reboot or while the control plane is unreachable the node runs what
+// it was last given.
+//
+//	agent, err := edge.NewAgent(rt,
+//		edge.WithStateDir("/var/lib/dao/agent"),
+//		edge.WithStatusFunc(func(u edge.TaskUpdate) { log.Println(u.TaskID, u.Status.State) }))
+//	go agent.Run(ctx)
+//	err = agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks})
+package edge

@@ -1,0 +1,237 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/typeurl/v2"
+)
+
+// EventType says what happened to a container.
+type EventType string
+
+// Event types.
+const (
+	// EventStart: the container's process started.
+	EventStart EventType = "start"
+	// EventExit: the container's main process exited; Event.ExitCode is set.
+	EventExit EventType = "exit"
+	// EventOOM: the kernel killed a process of the container for lack of memory. The exit
+	// follows.
+	EventOOM EventType = "oom"
+	// EventResync: events may have been missed (containerd restarted, or the event stream
+	// broke); re-read the status of every container. ContainerID is empty.
+	EventResync EventType = "resync"
+)
+
+// Event is something that happened to one of the Runtime's containers, as containerd's event
+// stream told it.
+type Event struct {
+	Type        EventType
+	ContainerID string
+	// ExitCode and OOMKilled are set for EventExit.
+	ExitCode  int
+	OOMKilled bool
+	Time      time.Time
+}
+
+func (e Event) String() string {
+	switch e.Type {
+	case EventExit:
+		return fmt.Sprintf("%s exit code %d oom=%v", e.ContainerID, e.ExitCode, e.OOMKilled)
+	case EventResync:
+		return "resync"
+	}
+	return fmt.Sprintf("%s %s", e.ContainerID, e.Type)
+}
+
+type subscriber struct {
+	ch   chan Event
+	done <-chan struct{}
+}
+
+// Subscribe returns a channel of the events of the Runtime's containers, from now until ctx
+// is done or the Runtime is closed, when the channel is closed. The subscriber must receive
+// promptly: the Runtime waits for it (up to its ctx) before delivering the next event, so that
+// no exit is lost.
+func (r *Runtime) Subscribe(ctx context.Context) <-chan Event {
+	s := &subscriber{ch: make(chan Event, 64), done: ctx.Done()}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		close(s.ch)
+		return s.ch
+	}
+	r.subs[s] = struct{}{}
+	r.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		r.unsubscribe(s)
+	}()
+	return s.ch
+}
+
+func (r *Runtime) unsubscribe(s *subscriber) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.subs[s]; ok {
+		delete(r.subs, s)
+		close(s.ch)
+	}
+}
+
+// publish delivers e to every subscriber and wakes those waiting on the container.
+func (r *Runtime) publish(e Event) {
+	r.mu.Lock()
+	subs := make([]*subscriber, 0, len(r.subs))
+	for s := range r.subs {
+		subs = append(subs, s)
+	}
+	var woken []chan struct{}
+	if e.Type == EventExit || e.Type == EventResync {
+		if e.Type == EventExit {
+			woken = r.waiters[e.ContainerID]
+			delete(r.waiters, e.ContainerID)
+		} else {
+			for id, ws := range r.waiters {
+				woken = append(woken, ws...)
+				delete(r.waiters, id)
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, w := range woken {
+		close(w)
+	}
+	for _, s := range subs {
+		func() {
+			defer func() { _ = recover() }() // the channel may close while we send
+			select {
+			case s.ch <- e:
+			case <-s.done:
+			}
+		}()
+	}
+}
+
+// exitSignal returns a channel closed at the next exit event of the container (or a resync).
+func (r *Runtime) exitSignal(id string) <-chan struct{} {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.waiters[id] = append(r.waiters[id], ch)
+	r.mu.Unlock()
+	return ch
+}
+
+// eventLoop follows containerd's task events and re-subscribes when the stream breaks, as it
+// does when containerd restarts. ready is closed after the first attempt to subscribe.
+func (r *Runtime) eventLoop(ctx context.Context, ready chan struct{}) {
+	defer close(r.loopDone)
+	defer func() {
+		r.mu.Lock()
+		for s := range r.subs {
+			delete(r.subs, s)
+			close(s.ch)
+		}
+		r.mu.Unlock()
+	}()
+	filters := []string{
+		fmt.Sprintf(`namespace==%s,topic=="/tasks/exit"`, r.opts.namespace),
+		fmt.Sprintf(`namespace==%s,topic=="/tasks/oom"`, r.opts.namespace),
+		fmt.Sprintf(`namespace==%s,topic=="/tasks/start"`, r.opts.namespace),
+	}
+	backoff := 50 * time.Millisecond
+	first := true
+	for ctx.Err() == nil {
+		sctx, cancel := context.WithCancel(ctx)
+		envelopes, errs := r.client.Subscribe(sctx, filters...)
+		if !first {
+			// Whatever happened while the stream was down is unknown.
+			r.publish(Event{Type: EventResync, Time: time.Now()})
+		}
+		healthy := r.follow(sctx, envelopes, errs, ready)
+		cancel()
+		if first {
+			first = false
+			closeOnce(ready)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if healthy {
+			backoff = 50 * time.Millisecond
+		}
+		r.log.Warn("containerd event stream broke; re-subscribing", "after", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// follow delivers events until the stream ends; it reports whether any event arrived or the
+// stream stayed up for a while.
+func (r *Runtime) follow(ctx context.Context, envelopes <-chan *events.Envelope, errs <-chan error, ready chan struct{}) bool {
+	began := time.Now()
+	// containerd sends nothing to confirm a subscription; give it a moment before saying ready.
+	readyTimer := time.NewTimer(20 * time.Millisecond)
+	defer readyTimer.Stop()
+	got := false
+	for {
+		select {
+		case <-readyTimer.C:
+			closeOnce(ready)
+		case err := <-errs:
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn("containerd event stream", "err", err)
+			}
+			return got || time.Since(began) > 5*time.Second
+		case env, ok := <-envelopes:
+			if !ok {
+				return got
+			}
+			got = true
+			r.handle(env)
+		}
+	}
+}
+
+func (r *Runtime) handle(env *events.Envelope) {
+	if env.Event == nil {
+		return
+	}
+	v, err := typeurl.UnmarshalAny(env.Event)
+	if err != nil {
+		r.log.Warn("undecodable containerd event", "topic", env.Topic, "err", err)
+		return
+	}
+	switch e := v.(type) {
+	case *apievents.TaskExit:
+		if e.ID != e.ContainerID { // an exec'd process, not the container's own
+			return
+		}
+		r.mu.Lock()
+		_, oom := r.oom[e.ContainerID]
+		r.mu.Unlock()
+		r.publish(Event{Type: EventExit, ContainerID: e.ContainerID, ExitCode: int(e.ExitStatus),
+			OOMKilled: oom, Time: e.ExitedAt.AsTime()})
+	case *apievents.TaskOOM:
+		r.markOOM(e.ContainerID)
+		r.publish(Event{Type: EventOOM, ContainerID: e.ContainerID, Time: env.Timestamp})
+	case *apievents.TaskStart:
+		r.publish(Event{Type: EventStart, ContainerID: e.ContainerID, Time: env.Timestamp})
+	}
+}

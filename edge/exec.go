@@ -1,0 +1,110 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/cio"
+)
+
+// ExecResult is the outcome of a command run in a container.
+type ExecResult struct {
+	ExitCode int
+	// Output is the command's stdout and stderr, cut to its last 4 KiB.
+	Output []byte
+	// TimedOut is true when the command was killed for running past its timeout.
+	TimedOut bool
+}
+
+var execSeq atomic.Uint64
+
+// Exec runs args in the running container, with the container's environment, user and
+// working directory, and waits up to timeout for it to exit (then kills it). Health checks
+// use it.
+func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout time.Duration) (ExecResult, error) {
+	if len(args) == 0 {
+		return ExecResult{}, fmt.Errorf("edge: exec in %s: no command", id)
+	}
+	ctx = r.ctx(ctx)
+	c, err := r.load(ctx, id)
+	if err != nil {
+		return ExecResult{}, err
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return ExecResult{}, wrap(err, "edge: exec in %s", id)
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return ExecResult{}, wrap(err, "edge: exec in %s", id)
+	}
+	pspec := *spec.Process
+	pspec.Args = args
+	pspec.Terminal = false
+	out := &tailBuffer{max: 4 << 10}
+	execID := fmt.Sprintf("exec-%d-%d", time.Now().UnixNano()%1e9, execSeq.Add(1))
+	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cio.WithStreams(nil, out, out)))
+	if err != nil {
+		return ExecResult{}, wrap(err, "edge: exec in %s", id)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_, _ = proc.Delete(dctx)
+	}()
+	exitCh, err := proc.Wait(ctx)
+	if err != nil {
+		return ExecResult{}, wrap(err, "edge: exec in %s", id)
+	}
+	if err := proc.Start(ctx); err != nil {
+		return ExecResult{}, wrap(err, "edge: exec in %s", id)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var res ExecResult
+	select {
+	case st := <-exitCh:
+		res.ExitCode = int(st.ExitCode())
+	case <-timer.C:
+		res.TimedOut = true
+		_ = proc.Kill(ctx, syscall.SIGKILL)
+		st := <-exitCh
+		res.ExitCode = int(st.ExitCode())
+	case <-ctx.Done():
+		_ = proc.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+		return ExecResult{}, ctx.Err()
+	}
+	if io := proc.IO(); io != nil {
+		io.Wait()
+	}
+	res.Output = out.Bytes()
+	return res, nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf.Write(p)
+	if over := t.buf.Len() - t.max; over > 0 {
+		t.buf.Next(over)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.buf.Bytes()...)
+}

@@ -1,0 +1,134 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Defaults of a Runtime.
+const (
+	// DefaultNamespace is the containerd namespace a Runtime works in.
+	DefaultNamespace = "dao"
+	// DefaultSnapshotter unpacks images and holds container root filesystems.
+	DefaultSnapshotter = "overlayfs"
+	// DefaultLogDir holds the containers' log files.
+	DefaultLogDir = "/var/log/dao/containers"
+	// DefaultLogMaxSize is the size at which a container's log file is rotated.
+	DefaultLogMaxSize = 10 << 20
+	// DefaultRuntimeName is the containerd runtime (shim) that runs containers.
+	DefaultRuntimeName = "io.containerd.runc.v2"
+)
+
+// Option configures a Runtime.
+type Option func(*options) error
+
+type options struct {
+	namespace   string
+	snapshotter string
+	logDir      string
+	logMaxSize  int64
+	logCheck    time.Duration
+	logger      *slog.Logger
+	runtime     string
+}
+
+func defaultOptions() options {
+	return options{
+		namespace:   DefaultNamespace,
+		snapshotter: DefaultSnapshotter,
+		logDir:      DefaultLogDir,
+		logMaxSize:  DefaultLogMaxSize,
+		logCheck:    time.Second,
+		logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		runtime:     DefaultRuntimeName,
+	}
+}
+
+// WithNamespace sets the containerd namespace the Runtime creates and lists containers in.
+// The default is DefaultNamespace ("dao").
+func WithNamespace(ns string) Option {
+	return func(o *options) error {
+		if ns == "" || strings.ContainsAny(ns, "/ \t\n") {
+			return fmt.Errorf("edge: namespace %q: must be a non-empty name without '/' or spaces", ns)
+		}
+		o.namespace = ns
+		return nil
+	}
+}
+
+// WithSnapshotter sets the containerd snapshotter. The default is DefaultSnapshotter
+// ("overlayfs").
+func WithSnapshotter(name string) Option {
+	return func(o *options) error {
+		if name == "" {
+			return errors.New("edge: snapshotter: must not be empty")
+		}
+		o.snapshotter = name
+		return nil
+	}
+}
+
+// WithLogDir sets the directory of the containers' log files, created if missing. The
+// default is DefaultLogDir (/var/log/dao/containers).
+func WithLogDir(dir string) Option {
+	return func(o *options) error {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("edge: log dir %q: must be an absolute path", dir)
+		}
+		o.logDir = filepath.Clean(dir)
+		return nil
+	}
+}
+
+// WithLogMaxSize sets the size in bytes at which a container's log is rotated; one rotated
+// file is kept, so a container's logs take at most about twice this. The default is
+// DefaultLogMaxSize (10 MiB); the least is 4 KiB.
+func WithLogMaxSize(bytes int64) Option {
+	return func(o *options) error {
+		if bytes < 4<<10 {
+			return fmt.Errorf("edge: log max size %d: must be at least 4096 bytes", bytes)
+		}
+		o.logMaxSize = bytes
+		return nil
+	}
+}
+
+// WithLogCheckInterval sets how often log sizes are checked against the maximum. The default
+// is one second.
+func WithLogCheckInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 10*time.Millisecond {
+			return fmt.Errorf("edge: log check interval %s: must be at least 10ms", d)
+		}
+		o.logCheck = d
+		return nil
+	}
+}
+
+// WithLogger sets the logger of the Runtime's own messages. The default discards them.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("edge: logger: must not be nil")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithRuntimeName sets the containerd runtime (shim) name. The default is
+// DefaultRuntimeName ("io.containerd.runc.v2").
+func WithRuntimeName(name string) Option {
+	return func(o *options) error {
+		if name == "" {
+			return errors.New("edge: runtime name: must not be empty")
+		}
+		o.runtime = name
+		return nil
+	}
+}

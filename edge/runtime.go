@@ -1,0 +1,146 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+)
+
+// Runtime runs one node's containers on containerd: it creates them from dao.ContainerSpec
+// values, starts, stops and removes them, reports their status, exits and OOM kills from
+// containerd's event stream, keeps their logs in size-capped files and reads their metrics.
+//
+// Containers outlive the Runtime: they run under containerd's shims, write their logs
+// themselves and are found again by a new Runtime on the same namespace (see List). Closing a
+// Runtime stops none of them.
+//
+// A Runtime is safe for simultaneous use.
+type Runtime struct {
+	client    *client.Client
+	ownClient bool
+	opts      options
+	log       *slog.Logger
+
+	images imageCache
+
+	mu       sync.Mutex
+	subs     map[*subscriber]struct{}
+	waiters  map[string][]chan struct{}
+	oom      map[string]time.Time // containers the kernel OOM-killed, by ID, until restarted
+	closed   bool
+	stop     context.CancelFunc
+	loopDone chan struct{}
+}
+
+// New connects to the containerd at address (a unix socket path) and returns a Runtime over
+// it. Close closes the connection.
+func New(address string, opts ...Option) (*Runtime, error) {
+	c, err := client.New(address, client.WithTimeout(10*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("edge: connect to containerd at %s: %w", address, err)
+	}
+	r, err := NewFromClient(c, opts...)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	r.ownClient = true
+	return r, nil
+}
+
+// NewFromClient returns a Runtime over an existing containerd client, which the caller keeps
+// and closes.
+func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(o.logDir, 0o750); err != nil {
+		return nil, fmt.Errorf("edge: log dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Runtime{
+		client:   c,
+		opts:     o,
+		log:      o.logger,
+		subs:     map[*subscriber]struct{}{},
+		waiters:  map[string][]chan struct{}{},
+		oom:      map[string]time.Time{},
+		stop:     cancel,
+		loopDone: make(chan struct{}),
+	}
+	ready := make(chan struct{})
+	go r.eventLoop(ctx, ready)
+	go r.logLoop(ctx)
+	// Wait until the first subscription is in place (or failed), so that no exit of a container
+	// started right after New is missed.
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+	}
+	return r, nil
+}
+
+// Client returns the containerd client the Runtime uses.
+func (r *Runtime) Client() *client.Client { return r.client }
+
+// Namespace returns the containerd namespace the Runtime works in.
+func (r *Runtime) Namespace() string { return r.opts.namespace }
+
+// LogDir returns the directory of the containers' log files.
+func (r *Runtime) LogDir() string { return r.opts.logDir }
+
+// Close stops the Runtime's background work, ends its subscriptions and, if New opened the
+// connection, closes it. Containers keep running.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.stop()
+	<-r.loopDone
+	if r.ownClient {
+		return r.client.Close()
+	}
+	return nil
+}
+
+// ctx adds the Runtime's namespace to ctx.
+func (r *Runtime) ctx(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, r.opts.namespace)
+}
+
+func (r *Runtime) isClosed() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// errInvalidID is returned for container IDs containerd would refuse.
+var errInvalidID = errors.New("edge: invalid container id")
+
+// idPattern is containerd's rule for identifiers.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$`)
+
+func validID(id string) error {
+	if len(id) > 76 || !idPattern.MatchString(id) {
+		return fmt.Errorf("%w %q: 1-76 letters and digits, single '.', '_' or '-' between them", errInvalidID, id)
+	}
+	return nil
+}
