@@ -1,0 +1,150 @@
+// Command start measures the cost of starting containers through edge.Runtime against doing
+// the same containerd operations directly with the containerd client, in one run on one
+// private containerd.
+//
+//	go run ./internal/bench/start [-n 20] [-rounds 7]
+//
+// Each round creates and starts n busybox containers (sleep 600) one after the other, once
+// each way, in alternating order, and times the whole batch; containers are removed between
+// batches, untimed. Both ways write the container's output to a log file through the shim
+// (cio.LogFile) and look the image up by name each time. It prints the median per-container
+// time of each way and the overhead of edge.Runtime.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/opendao/dao"
+	"github.com/opendao/dao/edge"
+	"github.com/opendao/dao/internal/bench/benchutil"
+	"github.com/opendao/dao/internal/daemon"
+	"github.com/opendao/dao/internal/testutil"
+)
+
+func main() {
+	n := flag.Int("n", 20, "containers per batch")
+	rounds := flag.Int("rounds", 7, "batches of each kind")
+	flag.Parse()
+	if err := run(*n, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "start:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, rounds int) error {
+	env, err := benchutil.Start()
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	logDir := filepath.Join(env.Daemon.Dir, "logs")
+	rt, err := edge.NewFromClient(env.Client, edge.WithNamespace(benchutil.Namespace), edge.WithLogDir(logDir))
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+
+	spec := dao.ContainerSpec{Image: testutil.BusyboxImageName, Command: []string{"sleep", "600"}}
+	viaDao := func(round int) (time.Duration, error) {
+		begin := time.Now()
+		for i := range n {
+			if _, err := rt.Run(env.Ctx, fmt.Sprintf("dao-%d-%d", round+1, i), spec); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(begin), nil
+	}
+	direct := func(round int) (time.Duration, error) {
+		begin := time.Now()
+		for i := range n {
+			id := fmt.Sprintf("direct-%d-%d", round+1, i)
+			img, err := env.Client.GetImage(env.Ctx, testutil.BusyboxImageName)
+			if err != nil {
+				return 0, err
+			}
+			c, err := env.Client.NewContainer(env.Ctx, id,
+				client.WithImage(img),
+				client.WithSnapshotter("overlayfs"),
+				client.WithNewSnapshot(id, img),
+				client.WithRuntime("io.containerd.runc.v2", nil),
+				client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600")),
+			)
+			if err != nil {
+				return 0, err
+			}
+			task, err := c.NewTask(env.Ctx, cio.LogFile(filepath.Join(logDir, id+".log")))
+			if err != nil {
+				return 0, err
+			}
+			if err := task.Start(env.Ctx); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(begin), nil
+	}
+
+	// One untimed batch of each warms caches (image unpacked, shim binary in page cache).
+	for _, f := range []func(int) (time.Duration, error){viaDao, direct} {
+		if _, err := f(-1); err != nil {
+			return err
+		}
+		clean(env)
+	}
+	var daoTimes, directTimes []time.Duration
+	for r := range rounds {
+		order := []bool{true, false}
+		if r%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, isDao := range order {
+			var d time.Duration
+			var err error
+			if isDao {
+				d, err = viaDao(r)
+			} else {
+				d, err = direct(r)
+			}
+			if err != nil {
+				return err
+			}
+			clean(env)
+			per := d / time.Duration(n)
+			if isDao {
+				daoTimes = append(daoTimes, per)
+			} else {
+				directTimes = append(directTimes, per)
+			}
+		}
+	}
+	md, mc := benchutil.Median(daoTimes), benchutil.Median(directTimes)
+	fmt.Printf("start latency, %d containers per batch, %d batches each, median per container\n", n, rounds)
+	fmt.Printf("  containerd client directly: %s  (batches: %v)\n", benchutil.Ms(mc), fmtAll(directTimes))
+	fmt.Printf("  edge.Runtime.Run:           %s  (batches: %v)\n", benchutil.Ms(md), fmtAll(daoTimes))
+	fmt.Printf("  overhead: %+.1f%% (ratio %.3f)\n", (float64(md)/float64(mc)-1)*100, float64(md)/float64(mc))
+	return nil
+}
+
+func fmtAll(ds []time.Duration) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = benchutil.Ms(d)
+	}
+	return out
+}
+
+// clean kills and deletes every container, untimed.
+func clean(env *benchutil.Env) {
+	daemon.KillAll(env.Client)
+	cs, _ := env.Client.Containers(env.Ctx)
+	for _, c := range cs {
+		_ = c.Delete(env.Ctx, client.WithSnapshotCleanup)
+	}
+}
