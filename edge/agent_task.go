@@ -135,6 +135,7 @@ func (w *taskWorker) step() time.Duration {
 				s.Message = "running"
 				s.PID = st.PID
 				s.StartedAt = st.StartedAt
+				s.Addresses = st.Addresses
 			})
 			w.startHealth(st.PID)
 		}
@@ -158,7 +159,8 @@ func (w *taskWorker) create() time.Duration {
 	err := w.a.rt.Create(w.ctx, w.id, w.task.Spec, WithLabels(labels))
 	switch {
 	case err == nil, errors.Is(err, ErrAlreadyExists):
-	case errors.Is(err, dao.ErrInvalid), errors.Is(err, ErrImageNotFound), errors.Is(err, errInvalidID):
+	case errors.Is(err, dao.ErrInvalid), errors.Is(err, ErrImageNotFound), errors.Is(err, errInvalidID),
+		errors.Is(err, ErrNoNetwork):
 		w.terminal = true
 		w.update(func(s *dao.TaskStatus) {
 			s.State = dao.TaskRejected
@@ -197,6 +199,7 @@ func (w *taskWorker) start(message string) time.Duration {
 		s.Message = "running"
 		s.Err = ""
 		s.PID = st.PID
+		s.Addresses = st.Addresses
 		s.StartedAt = st.StartedAt
 		if s.StartedAt.IsZero() {
 			s.StartedAt = time.Now()

@@ -54,6 +54,8 @@ type ContainerStatus struct {
 	CreatedAt  time.Time
 	StartedAt  time.Time
 	FinishedAt time.Time
+	// Addresses are the container's IP addresses on the Runtime's network.
+	Addresses []string
 	// SpecHash is SpecHash of the spec the container was created from.
 	SpecHash string
 	Labels   map[string]string
@@ -118,6 +120,9 @@ func (r *Runtime) Create(ctx context.Context, id string, spec dao.ContainerSpec,
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if len(portMappings(spec.Ports)) > 0 && r.cni == nil && !spec.HostNetwork {
+		return fmt.Errorf("create %s: %w", id, ErrNoNetwork)
+	}
 	labels, err := containerLabels(&spec, o.labels)
 	if err != nil {
 		return err
@@ -127,20 +132,38 @@ func (r *Runtime) Create(ctx context.Context, id string, spec dao.ContainerSpec,
 	if err != nil {
 		return err
 	}
+	ociOpts := specOpts(&spec, img, id)
+	var net *attachment
+	if r.cni != nil && !spec.HostNetwork {
+		// An existing container keeps its network: do not attach a second one.
+		if _, err := r.client.LoadContainer(ctx, id); err == nil {
+			return fmt.Errorf("edge: create %s: %w", id, ErrAlreadyExists)
+		}
+		if net, err = r.attach(ctx, id, &spec); err != nil {
+			return err
+		}
+		ociOpts = append(ociOpts, net.specOpts()...)
+		for k, v := range net.labels() {
+			labels[k] = v
+		}
+	}
 	_, err = r.client.NewContainer(ctx, id,
 		client.WithImage(img),
 		client.WithSnapshotter(r.opts.snapshotter),
 		client.WithNewSnapshot(id, img),
 		client.WithRuntime(r.opts.runtime, nil),
-		client.WithNewSpec(specOpts(&spec, img, id)...),
+		client.WithNewSpec(ociOpts...),
 		client.WithContainerLabels(labels),
 	)
 	if err != nil {
 		if errdefs.IsAlreadyExists(err) {
 			return wrap(err, "edge: create %s", id)
 		}
-		// A failed create may leave the snapshot behind.
+		// Undo what was done for it: the snapshot and the network.
 		_ = r.client.SnapshotService(r.opts.snapshotter).Remove(ctx, id)
+		if net != nil {
+			_ = r.detach(ctx, id, net.labels())
+		}
 		return wrap(err, "edge: create %s", id)
 	}
 	return nil
@@ -239,12 +262,20 @@ func (r *Runtime) startTask(ctx context.Context, c client.Container, task client
 		_, _ = task.Delete(ctx, client.WithProcessKill)
 		return ContainerStatus{}, wrap(err, "edge: start %s", c.ID())
 	}
-	return ContainerStatus{
+	st := ContainerStatus{
 		ID:        c.ID(),
 		State:     StateRunning,
 		PID:       task.Pid(),
 		StartedAt: processStart(task.Pid()),
-	}, nil
+	}
+	// The metadata LoadContainer fetched: no further call to containerd.
+	if info, err := c.Info(ctx, client.WithoutRefreshedMetadata); err == nil {
+		st.Image, st.CreatedAt, st.Labels, st.SpecHash = info.Image, info.CreatedAt, info.Labels, info.Labels[LabelSpecHash]
+		if a := info.Labels[LabelAddresses]; a != "" {
+			st.Addresses = strings.Split(a, ",")
+		}
+	}
+	return st, nil
 }
 
 // StopOption changes how Stop stops a container.
@@ -373,6 +404,13 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	} else if !errdefs.IsNotFound(err) {
 		return wrap(err, "edge: remove %s", id)
 	}
+	labels, err := c.Labels(ctx)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return wrap(err, "edge: remove %s", id)
+	}
+	if err := r.detach(ctx, id, labels); err != nil {
+		return err
+	}
 	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return wrap(err, "edge: remove %s", id)
 	}
@@ -442,6 +480,9 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (ContainerStat
 		CreatedAt: info.CreatedAt,
 		SpecHash:  info.Labels[LabelSpecHash],
 		Labels:    info.Labels,
+	}
+	if a := info.Labels[LabelAddresses]; a != "" {
+		s.Addresses = strings.Split(a, ",")
 	}
 	task, err := c.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {

@@ -11,6 +11,11 @@
 // stream, keeps each container's output in a size-capped log file that can be read and
 // followed, and samples CPU and memory use.
 //
+// Without more configuration each container has a network namespace of its own with only a
+// loopback interface (or the host's, with HostNetwork). [WithNetwork] puts containers on a CNI
+// bridge network instead: an address each (reported in [ContainerStatus.Addresses] and the
+// task status), outbound masquerading, and published ports forwarded from the node.
+//
 // Containers do not depend on the program that started them: they run under containerd's
 // shims, which also write their logs. A new Runtime on the same namespace lists them (List)
 // and carries on; nothing is restarted because the program restarted.

@@ -35,6 +35,7 @@ type options struct {
 	logCheck    time.Duration
 	logger      *slog.Logger
 	runtime     string
+	network     *Network
 }
 
 func defaultOptions() options {

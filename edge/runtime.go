@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	gocni "github.com/containerd/go-cni"
 )
 
 // Runtime runs one node's containers on containerd: it creates them from dao.ContainerSpec
@@ -30,6 +31,7 @@ type Runtime struct {
 	log       *slog.Logger
 
 	images imageCache
+	cni    gocni.CNI // nil without a network
 
 	mu       sync.Mutex
 	subs     map[*subscriber]struct{}
@@ -68,8 +70,16 @@ func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
 	if err := os.MkdirAll(o.logDir, 0o750); err != nil {
 		return nil, fmt.Errorf("edge: log dir: %w", err)
 	}
+	var cni gocni.CNI
+	if o.network != nil {
+		var err error
+		if cni, err = newCNI(o.network); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
+		cni:      cni,
 		client:   c,
 		opts:     o,
 		log:      o.logger,

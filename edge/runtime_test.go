@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -496,5 +498,84 @@ func waitLog(t *testing.T, e *env, id, want string) {
 			t.Fatalf("%s: no %q in logs: %q", id, want, e.logs(id))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestBridgeNetworkAndPublishedPorts(t *testing.T) {
+	c := testutil.StartContainerd(t)
+	state := t.TempDir()
+	e := &env{t: t, ctrd: c, ctx: context.Background()}
+	e.app = testutil.TestAppImage(t, c)
+	rt := e.runtime(edge.WithNetwork(edge.Network{
+		Name:     "daotest",
+		Bridge:   "daotest0",
+		Subnet:   "198.18.42.0/24",
+		StateDir: filepath.Join(state, "cni"),
+		NetNSDir: filepath.Join(state, "netns"),
+	}))
+	e.rt = rt
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", "daotest0").Run() })
+	st := e.run("web", dao.ContainerSpec{
+		Image: e.app,
+		Args:  []string{"-listen", ":8080", "-version", "net-v1"},
+		Ports: []dao.PortMapping{{ContainerPort: 8080, HostPort: 18080}},
+	})
+	if len(st.Addresses) != 1 || !strings.HasPrefix(st.Addresses[0], "198.18.42.") {
+		t.Fatalf("addresses = %v, want one in 198.18.42.0/24", st.Addresses)
+	}
+	get := func(url string) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get(url)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v", url, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if got := get("http://" + st.Addresses[0] + ":8080/"); !strings.HasPrefix(got, "net-v1") {
+		t.Errorf("container address answered %q", got)
+	}
+	if got := get("http://127.0.0.1:18080/"); !strings.HasPrefix(got, "net-v1") {
+		t.Errorf("published port answered %q", got)
+	}
+	// A second container reaches the first over the bridge.
+	e.run("client", dao.ContainerSpec{Image: e.app, Args: []string{"-check", "http://" + st.Addresses[0] + ":8080/healthz"}})
+	if cst := e.wait("client", 20*time.Second); cst.ExitCode != 0 {
+		t.Errorf("container to container: health check exit %d; logs %q", cst.ExitCode, e.logs("client"))
+	}
+
+	if _, err := rt.Stop(e.ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Remove(e.ctx, "web"); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(state, "netns"))
+	if len(entries) != 1 { // the client's namespace is still there
+		t.Errorf("%d network namespaces left after removing web, want 1", len(entries))
+	}
+	if _, err := os.Stat(filepath.Join(state, "cni", "ipam", "daotest", st.Addresses[0])); !os.IsNotExist(err) {
+		t.Errorf("address %s still allocated: %v", st.Addresses[0], err)
+	}
+	if _, err := rt.Stop(e.ctx, "client"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Remove(e.ctx, "client"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPortsNeedANetwork(t *testing.T) {
+	e := newEnv(t)
+	err := e.rt.Create(e.ctx, "ported", dao.ContainerSpec{Image: e.app, Ports: []dao.PortMapping{{ContainerPort: 80, HostPort: 8080}}})
+	if !errors.Is(err, edge.ErrNoNetwork) {
+		t.Errorf("Create with ports and no network: err = %v, want ErrNoNetwork", err)
 	}
 }

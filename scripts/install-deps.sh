@@ -3,7 +3,7 @@
 # Needs root on Debian or Ubuntu. Installs only what is absent; says what it installs.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins busybox-static docker-registry skopeo etcd-server etcd-client ca-certificates)
+packages=(containerd runc containernetworking-plugins iptables iproute2 busybox-static docker-registry skopeo etcd-server etcd-client ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do

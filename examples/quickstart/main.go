@@ -14,6 +14,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -34,7 +36,10 @@ import (
 	"github.com/opendao/dao/registry"
 )
 
-const namespace = "dao-quickstart"
+const (
+	namespace = "dao-quickstart"
+	bridge    = "daoqs0"
+)
 
 func main() {
 	address := flag.String("address", os.Getenv("CONTAINERD_ADDRESS"), "containerd socket; empty starts a private containerd")
@@ -101,11 +106,19 @@ func run(ctx context.Context, address string) error {
 	done("built and imported in %s", since(t))
 
 	// 3. the node: a runtime and an agent
-	rt, err := edge.NewFromClient(c, edge.WithNamespace(namespace), edge.WithLogDir(filepath.Join(work, "logs")))
+	rt, err := edge.NewFromClient(c, edge.WithNamespace(namespace), edge.WithLogDir(filepath.Join(work, "logs")),
+		edge.WithNetwork(edge.Network{
+			Name:     "dao-quickstart",
+			Bridge:   bridge,
+			Subnet:   "198.18.50.0/24",
+			StateDir: filepath.Join(work, "cni"),
+			NetNSDir: filepath.Join(work, "netns"),
+		}))
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
+	defer exec.Command("ip", "link", "delete", bridge).Run()
 	agent, err := edge.NewAgent(rt, edge.WithStateDir(filepath.Join(work, "agent")))
 	if err != nil {
 		return err
@@ -134,9 +147,7 @@ func run(ctx context.Context, address string) error {
 	}
 	done("3 replicas running and healthy in %s", since(t))
 	n.table()
-	if out, err := rt.Exec(ctx, tasks["web-1"].ID, []string{"/webapp", "-get", "http://127.0.0.1:8080/"}, 5*time.Second); err == nil {
-		done("web-1 answers: %s", strings.TrimSpace(string(out.Output)))
-	}
+	n.greet(ctx)
 
 	// 4. a crash
 	victim := tasks["web-2"].ID
@@ -183,9 +194,7 @@ func run(ctx context.Context, address string) error {
 	}
 	done("rolled over in %s", since(t))
 	n.table()
-	if out, err := rt.Exec(ctx, tasks["web-3"].ID, []string{"/webapp", "-get", "http://127.0.0.1:8080/"}, 5*time.Second); err == nil {
-		done("web-3 answers: %s", strings.TrimSpace(string(out.Output)))
-	}
+	n.greet(ctx)
 
 	// 6. clean up
 	step("removing everything")
@@ -335,17 +344,36 @@ func (n *node) waitGone(ctx context.Context, ids []string, within time.Duration)
 	}
 }
 
+// greet asks every replica over the network, from this program, what it is.
+func (n *node) greet(ctx context.Context) {
+	c := http.Client{Timeout: 3 * time.Second}
+	for _, t := range n.agent.Tasks() {
+		if len(t.Status.Addresses) == 0 {
+			continue
+		}
+		url := "http://" + t.Status.Addresses[0] + ":8080/"
+		resp, err := c.Get(url)
+		if err != nil {
+			done("GET %s: %v", url, err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done("GET %s -> %s", url, strings.TrimSpace(string(b)))
+	}
+}
+
 // table prints the tasks as the node sees them, and what containerd says of each.
 func (n *node) table() {
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "  TASK\tSTATE\tHEALTH\tPID\tRESTARTS\tIMAGE\tUP")
+	fmt.Fprintln(w, "  TASK\tSTATE\tHEALTH\tADDRESS\tPID\tRESTARTS\tIMAGE\tUP")
 	for _, t := range n.agent.Tasks() {
 		up := ""
 		if !t.Status.StartedAt.IsZero() && t.Status.State == dao.TaskRunning {
 			up = time.Since(t.Status.StartedAt).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%d\t%s\t%s\n", t.ID, t.Status.State, orDash(string(t.Status.Health)),
-			t.Status.PID, t.Status.Restarts, t.Spec.Image, up)
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", t.ID, t.Status.State, orDash(string(t.Status.Health)),
+			orDash(strings.Join(t.Status.Addresses, ",")), t.Status.PID, t.Status.Restarts, t.Spec.Image, up)
 	}
 	w.Flush()
 }
