@@ -24,18 +24,11 @@ const (
 	LabelService = dao.LabelPrefix + "service"
 )
 
-// Assignment is the full set of tasks the control plane wants on one node, at a revision.
-// A newer revision replaces the set whole.
-type Assignment struct {
-	Revision uint64     `json:"revision"`
-	Tasks    []dao.Task `json:"tasks"`
-}
-
-// TaskUpdate is an observed change of a task's status.
-type TaskUpdate struct {
-	TaskID string
-	Status dao.TaskStatus
-}
+// Assignment and TaskUpdate are the root package's: the orchestrator speaks them too.
+type (
+	Assignment = dao.Assignment
+	TaskUpdate = dao.TaskUpdate
+)
 
 // AgentOption configures an Agent.
 type AgentOption func(*agentOptions) error
