@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
@@ -51,6 +52,32 @@ func (e Event) String() string {
 type subscriber struct {
 	ch   chan Event
 	done <-chan struct{}
+
+	mu     sync.Mutex // held while sending, so that the channel is not closed meanwhile
+	closed bool
+}
+
+// send delivers e unless the subscriber is gone; it waits for a slow subscriber until its
+// context is done.
+func (s *subscriber) send(e Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	select {
+	case s.ch <- e:
+	case <-s.done:
+	}
+}
+
+func (s *subscriber) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+	}
 }
 
 // Subscribe returns a channel of the events of the Runtime's containers, from now until ctx
@@ -62,7 +89,7 @@ func (r *Runtime) Subscribe(ctx context.Context) <-chan Event {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		close(s.ch)
+		s.close()
 		return s.ch
 	}
 	r.subs[s] = struct{}{}
@@ -76,11 +103,9 @@ func (r *Runtime) Subscribe(ctx context.Context) <-chan Event {
 
 func (r *Runtime) unsubscribe(s *subscriber) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.subs[s]; ok {
-		delete(r.subs, s)
-		close(s.ch)
-	}
+	delete(r.subs, s)
+	r.mu.Unlock()
+	s.close()
 }
 
 // publish delivers e to every subscriber and wakes those waiting on the container.
@@ -107,13 +132,7 @@ func (r *Runtime) publish(e Event) {
 		close(w)
 	}
 	for _, s := range subs {
-		func() {
-			defer func() { _ = recover() }() // the channel may close while we send
-			select {
-			case s.ch <- e:
-			case <-s.done:
-			}
-		}()
+		s.send(e)
 	}
 }
 
@@ -132,11 +151,12 @@ func (r *Runtime) eventLoop(ctx context.Context, ready chan struct{}) {
 	defer close(r.loopDone)
 	defer func() {
 		r.mu.Lock()
-		for s := range r.subs {
-			delete(r.subs, s)
-			close(s.ch)
-		}
+		subs := r.subs
+		r.subs = map[*subscriber]struct{}{}
 		r.mu.Unlock()
+		for s := range subs {
+			s.close()
+		}
 	}()
 	filters := []string{
 		fmt.Sprintf(`namespace==%s,topic=="/tasks/exit"`, r.opts.namespace),
