@@ -18,8 +18,8 @@ type RestartDecision struct {
 	Restart bool
 	// Delay is the wait before the restart.
 	Delay time.Duration
-	// Reason says why, in a few words: "exit code 0 with condition on-failure",
-	// "5 restarts within 1m0s".
+	// Reason says why, in a few words: "restart in 400ms", "exit code 0 with restart
+	// condition on-failure", "gave up after 5 restarts within 1m0s".
 	Reason string
 	// Attempt is the number of this restart, from 1, when Restart is true.
 	Attempt int
