@@ -18,7 +18,8 @@ const (
 const MinMemory = 4 * MiB
 
 // Resources is an amount of compute: a container's limits, or a node's capacity. Zero in a
-// field means "not set": no limit for a container, nothing for a node.
+// field means "not set": no limit for a container; for a node, not reported, which placement
+// treats as not limited.
 type Resources struct {
 	// MilliCPU is CPU time in thousandths of a core: 1500 is one and a half cores. For a
 	// container it becomes a CFS quota; for a node it is what it offers.

@@ -199,7 +199,7 @@ type UpdatePolicy struct {
 	// Order is stop-first (the default) or start-first.
 	Order UpdateOrder `json:"order,omitempty"`
 	// Monitor is how long each new task is watched for failure after it runs (and, with a
-	// health check, is healthy); default 5s.
+	// health check, is healthy); default DefaultUpdateMonitor.
 	Monitor Duration `json:"monitor,omitempty"`
 	// FailureAction is pause (the default), rollback or continue.
 	FailureAction FailureAction `json:"failureAction,omitempty"`
@@ -207,6 +207,10 @@ type UpdatePolicy struct {
 	// 0-1; default 0.
 	MaxFailureRatio float64 `json:"maxFailureRatio,omitempty"`
 }
+
+// DefaultUpdateMonitor is how long a rolling update watches each new task when the policy
+// sets no Monitor.
+const DefaultUpdateMonitor = Duration(5_000_000_000)
 
 // Validate checks the policy and returns a *ValidationError naming every invalid field.
 func (u *UpdatePolicy) Validate() error {

@@ -7,8 +7,9 @@ import (
 	"github.com/opendao/dao"
 )
 
-// DefaultUpdateMonitor is the monitor window of a rolling update whose policy sets none.
-const DefaultUpdateMonitor = 5 * time.Second
+// DefaultUpdateMonitor is the monitor window of a rolling update whose policy sets none:
+// dao.DefaultUpdateMonitor.
+const DefaultUpdateMonitor = time.Duration(dao.DefaultUpdateMonitor)
 
 // RolloutAction is what a rolling update should do next.
 type RolloutAction int
