@@ -33,7 +33,14 @@ type Scorer struct {
 	// Weight multiplies the score in the pipeline's sum; 0 turns the scorer off.
 	Weight int64
 	Func   ScoreFunc
+
+	spreadKey string // the label key of a SpreadLabel scorer
 }
+
+// SpreadKey returns the label key a SpreadLabel scorer spreads over, and whether s is one. A
+// scheduler may spread over label values itself, by counts, and leave these scorers out of
+// the per-node score (where, within one label value, they rate every node the same).
+func (s Scorer) SpreadKey() (string, bool) { return s.spreadKey, s.spreadKey != "" }
 
 // WithWeight returns s with weight w.
 func (s Scorer) WithWeight(w int64) Scorer {

@@ -80,7 +80,7 @@ func SpreadNodes() Scorer {
 // Like Docker Swarm's spread preference, it balances over the values that have nodes: a
 // zone with no ready node does not hold the others back.
 func SpreadLabel(key string) Scorer {
-	return Scorer{Name: "spread:" + key, Weight: 1, Func: func(t *dao.Task, n *NodeInfo) int64 {
+	return Scorer{Name: "spread:" + key, Weight: 1, spreadKey: key, Func: func(t *dao.Task, n *NodeInfo) int64 {
 		if t.ServiceID == "" {
 			return 100
 		}
