@@ -308,3 +308,28 @@ func indexOf(s, sub string) int {
 }
 
 var _ = filepath.Join
+
+func TestAgentConvergesThroughContainerdRestartMidCreate(t *testing.T) {
+	e := newEnv(t)
+	ar := e.startAgent(e.rt, t.TempDir())
+	var tasks []dao.Task
+	for i := range 5 {
+		tasks = append(tasks, appTask(e, fmt.Sprintf("mid-%d", i)))
+	}
+	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // some creates are under way
+	e.ctrd.Restart()
+	for _, task := range tasks {
+		ar.waitTask(t, task.ID, 60*time.Second, "running", running)
+	}
+	got := e.containerdRunning()
+	if len(got) != 5 {
+		t.Errorf("containerd runs %d containers, want 5: %v", len(got), got)
+	}
+	cs, _ := e.ctrd.Client.Containers(e.ctrd.Context(e.ctx))
+	if len(cs) != 5 {
+		t.Errorf("containerd has %d containers, want 5 (no duplicates, none left half-made)", len(cs))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
@@ -251,6 +252,13 @@ func (r *Runtime) Start(ctx context.Context, id string) (ContainerStatus, error)
 	}
 	r.clearOOM(ctx, c)
 	task, err = c.NewTask(ctx, cio.LogFile(r.logPath(id)))
+	if errdefs.IsAlreadyExists(err) {
+		// containerd restarted while the task was being created: its runtime holds a task
+		// that the task service cannot load. Delete that husk and create the task again.
+		r.log.Warn("deleting a half-created task left by a containerd restart", "id", id)
+		_, _ = r.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerID: id})
+		task, err = c.NewTask(ctx, cio.LogFile(r.logPath(id)))
+	}
 	if err != nil {
 		return ContainerStatus{}, wrap(err, "edge: start %s", id)
 	}
