@@ -32,6 +32,8 @@ unit:
 bench: deps
 	$(GO) run ./internal/bench/start
 	$(GO) run ./internal/bench/recovery
+	$(GO) run ./internal/bench/scheduler
+	cd internal/bench/scheduler/swarmkit && $(GO) run -mod=mod .
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseConstraint -fuzztime=60s ./policy/
