@@ -3,7 +3,6 @@ package dao
 import (
 	"fmt"
 	"math"
-	"strings"
 )
 
 // Byte sizes, for readable memory figures: 64 * dao.MiB.
@@ -72,16 +71,25 @@ func FormatBytes(n int64) string {
 		v /= 1024
 		i++
 	}
-	if v == float64(int64(v)) {
-		return fmt.Sprintf("%d%s", int64(v), units[i])
+	if r := math.Round(v*10) / 10; r == math.Trunc(r) {
+		return fmt.Sprintf("%d%s", int64(r), units[i])
 	}
 	return fmt.Sprintf("%.1f%s", v, units[i])
 }
 
-// exactBytes writes n in binary units when that is exact (4MiB), and in bytes otherwise.
+// exactBytes writes n in the largest binary unit that divides it (4MiB, 1536KiB), or in
+// bytes: a limit in an error message must be exact.
 func exactBytes(n int64) string {
-	if s := FormatBytes(n); !strings.Contains(s, ".") {
-		return s
+	for _, u := range []struct {
+		size int64
+		name string
+	}{{GiB, "GiB"}, {MiB, "MiB"}, {KiB, "KiB"}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d%s", n/u.size, u.name)
+		}
 	}
-	return fmt.Sprintf("%d bytes", n)
+	if n >= KiB {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%dB", n)
 }
