@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+)
+
+func psCommand() *command {
+	var all *bool
+	newFlags := func() *flag.FlagSet {
+		fs := flag.NewFlagSet("ps", flag.ContinueOnError)
+		all = fs.Bool("all", false, "also list stopped containers; without it, only running and paused ones")
+		return fs
+	}
+	c := &command{
+		name:    "ps",
+		summary: "list containers",
+		flags:   newFlags,
+		usage: `Usage: dao ps [options]
+
+Lists the containers of the namespace with their state, image and age.
+`,
+	}
+	c.run = func(ctx context.Context, g *globals, args []string) int {
+		if status, done := parseFlags(g, c, newFlags(), args); done {
+			return status
+		}
+		cl, err := connect(ctx, g)
+		if err != nil {
+			return fail(g, c.name, err)
+		}
+		defer cl.Close()
+		if err := ps(ctx, g, cl, *all); err != nil {
+			return fail(g, c.name, err)
+		}
+		return exitOK
+	}
+	return c
+}
+
+func ps(ctx context.Context, g *globals, c *client.Client, all bool) error {
+	list, err := c.ContainerService().List(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	procs, err := processes(ctx, c)
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(list, func(a, b containers.Container) int { return strings.Compare(a.ID, b.ID) })
+	now := time.Now()
+	t := &table{}
+	t.row(bold, "CONTAINER", "IMAGE", "STATE", "CREATED", "STATUS")
+	shown := 0
+	for _, ct := range list {
+		state, status := describe(procs[ct.ID], now)
+		if !all && state != "running" && state != "paused" {
+			continue
+		}
+		t.row("", ct.ID, orDash(ct.Image), state, age(now, ct.CreatedAt), status)
+		shown++
+	}
+	if shown == 0 {
+		if all || len(list) == 0 {
+			fmt.Fprintf(g.stdout, "No containers in namespace %s.\n", g.namespace)
+		} else {
+			fmt.Fprintf(g.stdout, "No running containers in namespace %s (%s stopped: dao ps --all).\n",
+				g.namespace, plural(len(list), "container", "containers"))
+		}
+		return nil
+	}
+	t.write(g.stdout, g.color, "")
+	return nil
+}
+
+// processes returns the main process of each container that has a task, by container ID.
+func processes(ctx context.Context, c *client.Client) (map[string]*task.Process, error) {
+	resp, err := c.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	out := map[string]*task.Process{}
+	for _, p := range resp.Tasks {
+		id := p.ContainerID
+		if id == "" {
+			id = p.ID // containerd 1.6 leaves ContainerID empty; a task's ID is its container's
+		}
+		out[id] = p
+	}
+	return out, nil
+}
+
+// describe returns a container's state in one word and its status in a few: "running",
+// "pid 4242"; "stopped", "exited (0) 5m ago"; "created", "never started".
+func describe(p *task.Process, now time.Time) (state, status string) {
+	if p == nil {
+		return "stopped", "no process"
+	}
+	switch p.Status {
+	case task.Status_RUNNING:
+		return "running", fmt.Sprintf("pid %d", p.Pid)
+	case task.Status_PAUSED, task.Status_PAUSING:
+		return "paused", fmt.Sprintf("pid %d", p.Pid)
+	case task.Status_CREATED:
+		return "created", "process created, not started"
+	case task.Status_STOPPED:
+		s := fmt.Sprintf("exited (%d)", p.ExitStatus)
+		if t := exitTime(p); !t.IsZero() {
+			s += " " + age(now, t) + " ago"
+		}
+		return "stopped", s
+	}
+	return "unknown", "state unknown"
+}
+
+// exitTime returns when p exited, or the zero time.
+func exitTime(p *task.Process) time.Time {
+	if p == nil || p.ExitedAt == nil || !p.ExitedAt.IsValid() || p.ExitedAt.Seconds <= 0 {
+		return time.Time{}
+	}
+	return p.ExitedAt.AsTime()
+}
+
+// live reports whether the container of p has a process that exists: anything but stopped.
+// An unknown state counts as live, so that clean leaves it alone.
+func live(p *task.Process) bool {
+	return p != nil && p.Status != task.Status_STOPPED
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
