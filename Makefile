@@ -35,8 +35,13 @@ bench: deps
 	$(GO) run ./internal/bench/scheduler
 	cd internal/bench/scheduler/swarmkit && $(GO) run -mod=mod .
 
+# Each fuzzer for a minute; the corpus grows under testdata/fuzz when a failure is found.
 fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzServiceSpecJSON -fuzztime=60s .
 	$(GO) test -run='^$$' -fuzz=FuzzParseConstraint -fuzztime=60s ./policy/
+	$(GO) test -run='^$$' -fuzz=FuzzParseReference -fuzztime=60s ./registry/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeManifest -fuzztime=60s ./registry/
+	$(GO) test -run='^$$' -fuzz=FuzzParseWWWAuthenticate -fuzztime=60s ./registry/
 
 clean:
 	$(GO) clean -testcache

@@ -1,6 +1,36 @@
-// Package registry builds OCI images, stores them in OCI image layouts and imports them into
-// containerd, all without a registry: what pipelines, examples and tests need to make real
-// images on the spot. The OCI registry client and the pull engine will join it here.
+// Package registry builds OCI images, stores them in OCI image layouts, imports them into
+// containerd, and talks to OCI registries.
+//
+// # Client
+//
+// [NewClient] returns a [Client] of the OCI distribution API. References are normalised as
+// the ecosystem does ([ParseReference]: "busybox" is docker.io/library/busybox:latest).
+// [Client.Resolve] turns a tag into a descriptor, [Client.Manifest] and
+// [Client.FetchManifest] read OCI and Docker schema 2 manifests and indexes ([SelectPlatform]
+// picks a platform's manifest), and [Client.FetchBlob] streams a blob that is verified as it
+// is read: the last Read returns io.EOF only when digest and size match, and
+// [ErrDigestMismatch] or [ErrSizeMismatch] otherwise, so bad bytes are never returned as good.
+// Downloads resume with Range after a broken connection, can run as parallel ranges, and are
+// shared by concurrent callers asking for the same blob. [Client.Push] uploads an image or
+// index (blobs monolithic or chunked, cross-repository mounts, then the manifest);
+// [Client.Copy] copies between registries, [Client.PullLayout] and [Client.PushLayout] to and
+// from OCI layouts; [Client.Tags], [Client.Catalog], [Client.Delete] and [Client.Referrers]
+// (with the tag-schema fallback) do the rest.
+//
+// Authentication follows the registry's challenge: anonymous, basic, or bearer tokens from
+// its token server, cached per scope and refreshed before they expire; credentials come from
+// [WithCredentials] or a docker config.json ([WithDockerConfig]). Hosts are HTTPS unless
+// [WithHosts] says plain HTTP or a custom CA for one, and may have mirrors (tried in order for
+// what their capabilities allow, then the upstream). Requests are retried with exponential
+// backoff and jitter on 408, 429, 5xx and broken connections, honouring Retry-After in full,
+// and limited per host in rate ([WithRateLimit]) and concurrency ([WithMaxConcurrency]).
+// [WithProgress] reports bytes done per blob, for progress bars.
+//
+// Errors from a registry are a *[ResponseError] (method, URL, status and the OCI error codes),
+// which matches sentinels such as [ErrNotFound], [ErrUnauthorized], [ErrManifestUnknown] and
+// [ErrTooManyRequests] with errors.Is.
+//
+// # Images without a registry
 //
 // An image is made in three steps. A [LayerBuilder] collects files, directories and links
 // (from bytes or from the host) and builds a [Layer]: a reproducible tar stream, compressed

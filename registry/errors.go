@@ -30,7 +30,8 @@ var (
 	// ErrDigestMismatch means a blob's content does not match its descriptor: its digest
 	// differs, or it is shorter or longer than the descriptor's size.
 	ErrDigestMismatch = errors.New("registry: digest mismatch")
-	// ErrNotFound means a layout holds no image of the requested name.
+	// ErrNotFound means a layout holds no image of the requested name, or a registry answered
+	// 404 Not Found.
 	ErrNotFound = errors.New("registry: not found")
 )
 

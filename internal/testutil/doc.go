@@ -2,6 +2,9 @@
 // daemon per test, OCI images built on the spot from busybox-static and from our own test
 // program, and the rule that decides whether a missing dependency skips a test or fails it.
 //
+// StartRegistry runs Debian's docker-registry (CNCF Distribution) on 127.0.0.1, with optional
+// htpasswd or token authentication, for the registry client's tests.
+//
 // Integration tests call RequireIntegration (directly or through StartContainerd). When the
 // environment variable DAO_REQUIRE_INTEGRATION is set, as `make test` and CI set it, a missing
 // dependency fails the test; otherwise it skips with the reason.
