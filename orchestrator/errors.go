@@ -1,0 +1,24 @@
+package orchestrator
+
+import "errors"
+
+// Errors of the orchestrator package. Match them with errors.Is: the errors returned wrap
+// them with what was being done ("task web.1: revision 7, stored 9: orchestrator: revision
+// conflict"). Invalid arguments, such as an empty ID, wrap dao.ErrInvalid instead.
+var (
+	// ErrNotFound: no object of that type has that ID.
+	ErrNotFound = errors.New("orchestrator: not found")
+	// ErrExists: an object of that type already has that ID.
+	ErrExists = errors.New("orchestrator: already exists")
+	// ErrConflict: a write named a revision other than the stored object's: someone changed
+	// it since it was read. Read it again, decide again, write again.
+	ErrConflict = errors.New("orchestrator: revision conflict")
+	// ErrCompacted: a watch asked for a revision older than the store's history. List the
+	// objects again and watch from the revision of the list.
+	ErrCompacted = errors.New("orchestrator: revision compacted")
+	// ErrSlowWatcher ends a watch whose reader fell too far behind the writers. List the
+	// objects again and watch from the revision of the list.
+	ErrSlowWatcher = errors.New("orchestrator: watcher fell too far behind")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("orchestrator: store closed")
+)

@@ -1,0 +1,65 @@
+package orchestrator
+
+import "fmt"
+
+// Defaults of the stores of this package.
+const (
+	// DefaultHistory is the number of events a store keeps for watches from a past
+	// revision.
+	DefaultHistory = 100_000
+	// DefaultWatchBuffer is the number of events a watch may fall behind the writers before
+	// it is ended with ErrSlowWatcher.
+	DefaultWatchBuffer = 100_000
+)
+
+// StoreOption configures NewMemoryStore and OpenBoltStore.
+type StoreOption func(*storeOptions) error
+
+type storeOptions struct {
+	history int
+	buffer  int
+}
+
+func defaultStoreOptions() storeOptions {
+	return storeOptions{history: DefaultHistory, buffer: DefaultWatchBuffer}
+}
+
+func (o *storeOptions) apply(opts []StoreOption) error {
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WithHistory sets how many of the latest events the store keeps, at least, so that a
+// watch can start from a past revision; a watch from an older one fails with ErrCompacted.
+// The default is DefaultHistory (100,000); the least is 1. The history holds references to
+// the old versions of the objects it names, so it costs memory: about 64 bytes per event,
+// plus the replaced object of each update or delete until the event leaves the history.
+// It is kept in memory only: a store reopened from disk starts with none.
+func WithHistory(events int) StoreOption {
+	return func(o *storeOptions) error {
+		if events < 1 {
+			return fmt.Errorf("orchestrator: history %d: must be at least 1", events)
+		}
+		o.history = events
+		return nil
+	}
+}
+
+// WithWatchBuffer sets how far a watch may fall behind the writers: when more than this
+// many events wait for a watch whose reader is not taking them (its channel is full), the
+// watch ends with ErrSlowWatcher, and the events it held are released. A reader that keeps
+// taking events is not ended, even behind a transaction larger than this. The default is
+// DefaultWatchBuffer (100,000); the least is 1.
+func WithWatchBuffer(events int) StoreOption {
+	return func(o *storeOptions) error {
+		if events < 1 {
+			return fmt.Errorf("orchestrator: watch buffer %d: must be at least 1", events)
+		}
+		o.buffer = events
+		return nil
+	}
+}
