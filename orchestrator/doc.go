@@ -1,8 +1,75 @@
-// Package orchestrator turns services into running, healing tasks. What exists so far: the
-// state store that everything else is built on, the scheduler that places tasks, and the
-// contract between the orchestrator and its nodes; the control loops that turn services
-// into tasks and heal them, and the dispatcher that gives each node its assignment, are
-// being built on top of them.
+// Package orchestrator turns services into running, healing tasks: a state store, a
+// scheduler, the contract between the control plane and its nodes, and an [Orchestrator]
+// that runs the control loops over them.
+//
+// # The control plane
+//
+// An [Orchestrator] runs, in one Run, level-triggered loops over a [Store]: each reacts to
+// the store's events by reading the current state and writing what should change, so a
+// missed or repeated event costs a little work, never a wrong result.
+//
+//   - API: CreateService, UpdateService, ScaleService, RollbackService, RemoveService
+//     (admission rules first: a violation is a *policy.AdmissionError), Tasks, Nodes,
+//     Watch; AddNode, RemoveNode, DrainNode, Heartbeat, ReportStatus for nodes.
+//   - Reconciler: one task per slot of a replicated service, one per eligible node of a
+//     global one; replaces tasks that failed (restart budget spent), were rejected, or
+//     were orphaned by a node that went down; shuts down what is beyond the replica count
+//     or on a drained node; deletes the tasks of a removed service once they ended.
+//   - Scheduler loop: places pending tasks with a [Scheduler], by service version in
+//     batches; a task that fits nowhere stays pending with the refusal summary in its
+//     status message, and is tried again when a node joins or changes or a task ends.
+//   - Dispatcher: gives each node its full [Assignment] (tasks that have not ended, at the
+//     store revision it was read at), once per batch of changes, through [NodeAgent].
+//   - Status writer: ReportStatus queues what nodes observe; batches of it are written in
+//     one transaction each, states moving forward only.
+//   - Liveness: a node is ready while it beats within the heartbeat timeout, disconnected
+//     after it (nothing is duplicated), down after the grace too (its tasks are orphaned
+//     and replaced elsewhere).
+//   - Updater: rolling updates, slot by slot, as policy.Rollout decides (parallelism,
+//     delay, stop-first or start-first, monitor window, health, failure ratio), pausing or
+//     rolling back; a rollback replaces only the slots that do not run the old spec.
+//
+// Every write names its writer and reason in the event's cause ("api: scale web to 5",
+// "reconciler: web slot 3 replaced: task web.3.1a2b orphaned: node n4 down: ...",
+// "updater: rollback web: 2 of 4 tasks failed within 5s, ...").
+//
+// The smallest complete program: a store, an orchestrator, and one edge node in the same
+// process.
+//
+//	store, err := orchestrator.OpenBoltStore("/var/lib/dao/state.db")
+//	if err != nil {
+//		return err
+//	}
+//	defer store.Close()
+//	o, err := orchestrator.New(store)
+//	if err != nil {
+//		return err
+//	}
+//	rt, err := edge.New("/run/containerd/containerd.sock")
+//	if err != nil {
+//		return err
+//	}
+//	defer rt.Close()
+//	agent, err := edge.NewAgent(rt, edge.WithStateDir("/var/lib/dao/agent"),
+//		edge.WithStatusFunc(func(u edge.TaskUpdate) { o.ReportStatus("local", u) }))
+//	if err != nil {
+//		return err
+//	}
+//	go agent.Run(ctx)
+//	go o.Run(ctx)
+//	if err := o.AddNode(ctx, dao.Node{ID: "local"}, agent); err != nil {
+//		return err
+//	}
+//	go func() { // an in-process node beats with a ticker
+//		for range time.Tick(time.Second) {
+//			o.Heartbeat("local")
+//		}
+//	}()
+//	_, err = o.CreateService(ctx, dao.ServiceSpec{Name: "web", Replicas: 3,
+//		Container: dao.ContainerSpec{Image: "registry.example.com/web:1"}})
+//
+// Restarted on the same bbolt file and agent state directory, the same program finds its
+// containers running and starts none twice.
 //
 // # State
 //

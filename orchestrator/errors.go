@@ -21,4 +21,8 @@ var (
 	ErrSlowWatcher = errors.New("orchestrator: watcher fell too far behind")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("orchestrator: store closed")
+	// ErrRunning: Run was called while another Run of the same Orchestrator was running.
+	ErrRunning = errors.New("orchestrator: already running")
+	// ErrNoPreviousSpec: a rollback was asked of a service that has no previous spec.
+	ErrNoPreviousSpec = errors.New("orchestrator: no previous spec to roll back to")
 )

@@ -2,24 +2,18 @@ package simnode
 
 import (
 	"container/heap"
+	"github.com/opendao/dao/orchestrator"
 	"sync"
 	"time"
 )
 
 // Clock is the time a simulated node lives in: the real one (SystemClock), or a
-// ManualClock that tests and benchmarks move forward themselves.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f, once, on a goroutine of the clock's choosing, after d.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+// ManualClock that tests and benchmarks move forward themselves. It is the orchestrator's
+// Clock, so that one ManualClock drives both the nodes and the control plane.
+type Clock = orchestrator.Clock
 
-// Timer is a call that AfterFunc arranged.
-type Timer interface {
-	// Stop cancels the call, and reports whether it did: false when the call has been made
-	// or stopped already.
-	Stop() bool
-}
+// Timer is a call that AfterFunc arranged (the orchestrator's Timer).
+type Timer = orchestrator.Timer
 
 // SystemClock returns the real clock: time.Now and time.AfterFunc, which calls f on a
 // goroutine of its own.

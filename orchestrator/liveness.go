@@ -1,0 +1,224 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/opendao/dao"
+)
+
+// AddNode registers a node and its connection: the node's record is created in the store,
+// or updated (its availability kept when node.Availability is empty), with the status
+// ready, and the dispatcher gives agent the node's assignment from then on. A node that
+// is added again (after a restart of the program or of the node) gets the tasks the store
+// has for it, as they are: nothing is started twice.
+//
+// A node added here must then beat (Heartbeat, or report a status) more often than the
+// heartbeat timeout, or it is disconnected, and later down. agent must satisfy the
+// NodeAgent contract; edge.Agent and simnode.Node do.
+func (o *Orchestrator) AddNode(ctx context.Context, node dao.Node, agent NodeAgent) error {
+	if err := node.Validate(); err != nil {
+		return err
+	}
+	if agent == nil {
+		return fmt.Errorf("%w: node %s: nil agent", dao.ErrInvalid, node.ID)
+	}
+	now := o.opts.clock.Now()
+	node.Status = dao.NodeStatus{State: dao.NodeReady, Message: "added", LastSeen: now}
+	err := o.store.Update(ctx, "api: add node "+node.ID, func(tx Tx) error {
+		old, err := tx.Node(node.ID)
+		if errors.Is(err, ErrNotFound) {
+			return tx.CreateNode(&Node{Node: node})
+		}
+		if err != nil {
+			return err
+		}
+		if node.Availability == "" {
+			node.Availability = old.Availability
+		}
+		return tx.UpdateNode(&Node{Node: node, Revision: old.Revision})
+	})
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	o.nodes[node.ID] = &nodeConn{agent: agent, lastSeen: now, state: dao.NodeReady}
+	o.dirtyNodes[node.ID] = true
+	o.mu.Unlock()
+	o.poke()
+	return nil
+}
+
+// RemoveNode forgets a node: its connection is dropped, its record deleted, and its tasks
+// that had not ended are orphaned, to be replaced elsewhere. It fails with ErrNotFound
+// when the store has no such node.
+func (o *Orchestrator) RemoveNode(ctx context.Context, id string) error {
+	o.mu.Lock()
+	delete(o.nodes, id)
+	o.mu.Unlock()
+	return o.store.Update(ctx, "api: remove node "+id, func(tx Tx) error {
+		n, err := tx.Node(id)
+		if err != nil {
+			return err
+		}
+		if err := orphanTasks(tx, id, "node "+id+" removed", o.opts.clock.Now()); err != nil {
+			return err
+		}
+		return tx.DeleteNode(id, n.Revision)
+	})
+}
+
+// DrainNode sets a node's availability to drain: its tasks are shut down and replaced on
+// other nodes, and it gets no new ones. It fails with ErrNotFound when there is no such
+// node.
+func (o *Orchestrator) DrainNode(ctx context.Context, id string) error {
+	return o.setAvailability(ctx, id, dao.Drain)
+}
+
+// ActivateNode sets a node's availability back to active: it takes new tasks again (and
+// global services run on it again). It fails with ErrNotFound when there is no such node.
+func (o *Orchestrator) ActivateNode(ctx context.Context, id string) error {
+	return o.setAvailability(ctx, id, dao.Active)
+}
+
+func (o *Orchestrator) setAvailability(ctx context.Context, id string, a dao.Availability) error {
+	return o.store.Update(ctx, fmt.Sprintf("api: %s node %s", map[dao.Availability]string{dao.Drain: "drain", dao.Active: "activate"}[a], id), func(tx Tx) error {
+		n, err := tx.Node(id)
+		if err != nil {
+			return err
+		}
+		if n.Availability == a {
+			return nil
+		}
+		n.Availability = a
+		return tx.UpdateNode(&n)
+	})
+}
+
+// Heartbeat says that the node is alive now. A node that was disconnected or down is ready
+// again, and is sent its assignment again if the last one did not reach it. It fails with
+// ErrNotFound for a node that was not added. It does not block for long.
+func (o *Orchestrator) Heartbeat(nodeID string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.nodes[nodeID]
+	if c == nil {
+		return fmt.Errorf("node %s: %w", nodeID, ErrNotFound)
+	}
+	o.beat(nodeID, c)
+	return nil
+}
+
+// beat records a sign of life; o.mu is held.
+func (o *Orchestrator) beat(nodeID string, c *nodeConn) {
+	c.lastSeen = o.opts.clock.Now()
+	wake := c.state != dao.NodeReady
+	if c.failed {
+		o.dirtyNodes[nodeID] = true
+		wake = true
+	}
+	if wake {
+		select {
+		case o.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// checkLiveness writes the liveness of every node whose state changed: ready while it beats
+// within the heartbeat timeout, disconnected after it, down after the grace too. The tasks
+// of a node that goes down are orphaned in the same transaction; those of a disconnected
+// node are left alone, so nothing runs twice.
+func (o *Orchestrator) checkLiveness(ctx context.Context) {
+	now := o.opts.clock.Now()
+	type change struct {
+		id       string
+		state    dao.NodeState
+		lastSeen time.Time
+	}
+	var changes []change
+	o.mu.Lock()
+	for id, c := range o.nodes {
+		since := now.Sub(c.lastSeen)
+		want := dao.NodeReady
+		switch {
+		case since > o.opts.hbTimeout+o.opts.grace:
+			want = dao.NodeDown
+		case since > o.opts.hbTimeout:
+			want = dao.NodeDisconnected
+		}
+		if c.state == dao.NodeDown && want == dao.NodeDisconnected {
+			want = dao.NodeDown // coming back takes a heartbeat
+		}
+		if want != c.state {
+			changes = append(changes, change{id, want, c.lastSeen})
+		}
+	}
+	o.mu.Unlock()
+	for _, ch := range changes {
+		since := now.Sub(ch.lastSeen).Round(time.Millisecond)
+		var msg string
+		switch ch.state {
+		case dao.NodeReady:
+			msg = "heartbeat received"
+		case dao.NodeDisconnected:
+			msg = fmt.Sprintf("no heartbeat for %s (timeout %s)", since, o.opts.hbTimeout)
+		case dao.NodeDown:
+			msg = fmt.Sprintf("no heartbeat for %s (timeout %s + grace %s)", since, o.opts.hbTimeout, o.opts.grace)
+		}
+		err := o.store.Update(ctx, fmt.Sprintf("liveness: node %s %s: %s", ch.id, ch.state, msg), func(tx Tx) error {
+			n, err := tx.Node(ch.id)
+			if err != nil {
+				return err
+			}
+			n.Status = dao.NodeStatus{State: ch.state, Message: msg, LastSeen: ch.lastSeen}
+			if err := tx.UpdateNode(&n); err != nil {
+				return err
+			}
+			if ch.state == dao.NodeDown {
+				return orphanTasks(tx, ch.id, "node "+ch.id+" down: "+msg, now)
+			}
+			return nil
+		})
+		o.mu.Lock()
+		if c := o.nodes[ch.id]; c != nil {
+			switch {
+			case err == nil:
+				c.state = ch.state
+			case errors.Is(err, ErrNotFound):
+				delete(o.nodes, ch.id)
+			}
+		}
+		if ch.state == dao.NodeReady && err == nil {
+			o.dirtyNodes[ch.id] = true
+		}
+		o.mu.Unlock()
+		if err != nil && !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
+			o.opts.log.Warn("orchestrator: liveness", "node", ch.id, "err", err)
+		}
+	}
+}
+
+// orphanTasks ends the tasks of a lost node that had not ended, so that the reconciler
+// replaces them.
+func orphanTasks(tx Tx, nodeID, why string, now time.Time) error {
+	var ts []Task
+	for t := range tx.TasksByNode(nodeID) {
+		if !t.Status.State.Terminal() {
+			ts = append(ts, t)
+		}
+	}
+	for i := range ts {
+		t := &ts[i]
+		t.Status.State = dao.TaskOrphaned
+		t.Status.Message = why
+		t.Status.Health = dao.HealthNone
+		t.Status.Timestamp = now
+		if err := tx.UpdateTask(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package orchestrator
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/opendao/dao"
+	"github.com/opendao/dao/policy"
+)
+
+// Defaults of an Orchestrator.
+const (
+	// DefaultHeartbeatTimeout is how long a node may stay silent before it is disconnected.
+	DefaultHeartbeatTimeout = 10 * time.Second
+	// DefaultGrace is how long a disconnected node keeps its tasks before it is down and
+	// they are replaced elsewhere.
+	DefaultGrace = 30 * time.Second
+	// DefaultReplaceDelay is how long a slot whose task failed or was rejected waits before
+	// it gets a new task, so that a task that cannot run anywhere does not spin.
+	DefaultReplaceDelay = time.Second
+	// DefaultTaskHistory is how many ended tasks the orchestrator keeps per slot.
+	DefaultTaskHistory = 3
+)
+
+// Option configures New.
+type Option func(*options) error
+
+type options struct {
+	admission    []policy.AdmissionRule
+	clock        Clock
+	hbTimeout    time.Duration
+	grace        time.Duration
+	replaceDelay time.Duration
+	history      int
+	log          *slog.Logger
+	sched        []SchedulerOption
+}
+
+func defaultOptions() options {
+	return options{
+		clock:        SystemClock(),
+		hbTimeout:    DefaultHeartbeatTimeout,
+		grace:        DefaultGrace,
+		replaceDelay: DefaultReplaceDelay,
+		history:      DefaultTaskHistory,
+		log:          slog.New(slog.DiscardHandler),
+	}
+}
+
+// WithAdmission adds admission rules, which every created or updated service must pass
+// (policy.ValidPlacement always runs first). Violations of enforced rules refuse the
+// service with a *policy.AdmissionError; those of audit rules are logged and named in the
+// cause of the service's event. The default is none.
+func WithAdmission(rules ...policy.AdmissionRule) Option {
+	return func(o *options) error {
+		for i, r := range rules {
+			if r.Check == nil {
+				return fmt.Errorf("%w: admission rule %d (%q) has no Check", dao.ErrInvalid, i, r.Name)
+			}
+		}
+		o.admission = append(o.admission, rules...)
+		return nil
+	}
+}
+
+// WithClock sets the clock of heartbeats, grace periods, update delays and monitor
+// windows. The default is SystemClock(); tests use simnode.ManualClock.
+func WithClock(c Clock) Option {
+	return func(o *options) error {
+		if c == nil {
+			return fmt.Errorf("%w: nil clock", dao.ErrInvalid)
+		}
+		o.clock = c
+		return nil
+	}
+}
+
+// WithHeartbeatTimeout sets how long a node may go without a heartbeat (or a status
+// report) before it is disconnected: its tasks are left alone, and no new ones go to it.
+// The default is DefaultHeartbeatTimeout (10s); it must be positive.
+func WithHeartbeatTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: heartbeat timeout %s must be positive", dao.ErrInvalid, d)
+		}
+		o.hbTimeout = d
+		return nil
+	}
+}
+
+// WithGrace sets how long a disconnected node may stay so before it is down: its tasks are
+// orphaned and replaced on other nodes. The default is DefaultGrace (30s); it must not be
+// negative.
+func WithGrace(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("%w: grace %s must not be negative", dao.ErrInvalid, d)
+		}
+		o.grace = d
+		return nil
+	}
+}
+
+// WithReplaceDelay sets how long a slot whose task failed or was rejected waits before it
+// gets a new task. Tasks of a node that went down are replaced at once. The default is
+// DefaultReplaceDelay (1s); it must not be negative.
+func WithReplaceDelay(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("%w: replace delay %s must not be negative", dao.ErrInvalid, d)
+		}
+		o.replaceDelay = d
+		return nil
+	}
+}
+
+// WithTaskHistory sets how many ended tasks are kept per slot (or per node, for a global
+// service), newest first, for a program to inspect; older ones are deleted. The default is
+// DefaultTaskHistory (3); it must not be negative.
+func WithTaskHistory(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("%w: task history %d must not be negative", dao.ErrInvalid, n)
+		}
+		o.history = n
+		return nil
+	}
+}
+
+// WithLogger sets the logger of the orchestrator's own messages. The default discards
+// them; what the loops decide is on the store's watch either way.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", dao.ErrInvalid)
+		}
+		o.log = l
+		return nil
+	}
+}
+
+// WithScheduling passes options to the orchestrator's Scheduler (WithSampleSize,
+// WithSchedulerRand). Its clock is always the orchestrator's. The default is none.
+func WithScheduling(opts ...SchedulerOption) Option {
+	return func(o *options) error {
+		o.sched = append(o.sched, opts...)
+		return nil
+	}
+}

@@ -1,0 +1,390 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/opendao/dao"
+)
+
+// Orchestrator runs the control loops of a cluster over a Store: it turns services into
+// tasks (the reconciler), places pending tasks on nodes (the scheduling loop), gives each
+// node its full assignment (the dispatcher), writes what nodes report (the status
+// writer), judges node liveness from heartbeats, and rolls out changes of a service's
+// spec (the updater). Every write it makes names the loop or API call that made it, and
+// why, in its cause.
+//
+// Its state is the store: a new Orchestrator over the same store (a bbolt file after a
+// restart of the program) carries on where the last one stopped. In memory it keeps the
+// connections to nodes, their last heartbeat, the scheduler's account of each node, and
+// the progress of rolling updates (rebuilt from the store when lost).
+//
+// The API methods may be called before and while Run runs, from any goroutine; the loops
+// act on what they did once Run runs.
+type Orchestrator struct {
+	store Store
+	opts  options
+
+	mu          sync.Mutex
+	running     bool
+	nodes       map[string]*nodeConn
+	dirtySvc    map[string]bool
+	dirtyNodes  map[string]bool
+	pendingWork bool
+	allSvc      bool
+	statusQ     []statusReport
+	timers      map[Timer]struct{}
+
+	kick       chan struct{}
+	statusKick chan struct{}
+
+	// Owned by the loop goroutine of Run.
+	sched    *Scheduler
+	rollouts map[string]*rollout
+	recheck  map[string]time.Time
+}
+
+// nodeConn is what the orchestrator keeps of a node in memory.
+type nodeConn struct {
+	agent    NodeAgent
+	lastSeen time.Time
+	// state is the liveness last written to the store.
+	state dao.NodeState
+	// failed is set when the last Assign failed; the next heartbeat sends it again.
+	failed bool
+}
+
+type statusReport struct {
+	nodeID string
+	u      TaskUpdate
+}
+
+// New returns an orchestrator over store. It starts nothing: call Run.
+func New(store Store, opts ...Option) (*Orchestrator, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", dao.ErrInvalid)
+	}
+	o := &Orchestrator{
+		store:      store,
+		opts:       defaultOptions(),
+		nodes:      map[string]*nodeConn{},
+		dirtySvc:   map[string]bool{},
+		dirtyNodes: map[string]bool{},
+		timers:     map[Timer]struct{}{},
+		kick:       make(chan struct{}, 1),
+		statusKick: make(chan struct{}, 1),
+		rollouts:   map[string]*rollout{},
+		recheck:    map[string]time.Time{},
+	}
+	for _, opt := range opts {
+		if err := opt(&o.opts); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// Run runs the control loops until ctx is done, and returns ctx's error then, or an error
+// of the store (ErrClosed) that ends them. Every goroutine it starts has ended when it
+// returns; nodes keep running what they were given. Only one Run may be active at a time
+// (ErrRunning).
+func (o *Orchestrator) Run(ctx context.Context) error {
+	o.mu.Lock()
+	if o.running {
+		o.mu.Unlock()
+		return ErrRunning
+	}
+	o.running = true
+	o.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		o.mu.Lock()
+		for t := range o.timers {
+			t.Stop()
+		}
+		clear(o.timers)
+		o.running = false
+		o.mu.Unlock()
+	}()
+	wg.Go(func() { o.statusLoop(ctx) })
+	o.tickLiveness(ctx)
+	for {
+		err := o.follow(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, ErrClosed) {
+			return err
+		}
+		// A watch that fell behind or was compacted: list again.
+		o.opts.log.Warn("orchestrator: following the store again", "err", err)
+	}
+}
+
+// poke wakes the loop.
+func (o *Orchestrator) poke() {
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// after arranges for f and a wake of the loop after d, with the orchestrator's clock, and
+// forgets the timer when Run returns. f runs on the clock's goroutine and must be quick.
+func (o *Orchestrator) after(d time.Duration, f func()) {
+	var t Timer
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t = o.opts.clock.AfterFunc(d, func() {
+		o.mu.Lock()
+		delete(o.timers, t)
+		o.mu.Unlock()
+		if f != nil {
+			f()
+		}
+		o.poke()
+	})
+	o.timers[t] = struct{}{}
+}
+
+// tickLiveness wakes the loop every quarter of the heartbeat timeout (or grace), so that
+// silent nodes are noticed, until ctx is done.
+func (o *Orchestrator) tickLiveness(ctx context.Context) {
+	period := max(min(o.opts.hbTimeout, max(o.opts.grace, o.opts.hbTimeout))/4, time.Millisecond)
+	var tick func()
+	tick = func() {
+		if ctx.Err() == nil {
+			o.after(period, tick)
+		}
+	}
+	o.after(period, tick)
+}
+
+// follow lists the store, rebuilds the scheduler's account, then reacts to the store's
+// events until the watch ends.
+func (o *Orchestrator) follow(ctx context.Context) error {
+	sopts := append([]SchedulerOption{WithSchedulerClock(o.opts.clock.Now)}, o.opts.sched...)
+	sched, err := NewScheduler(sopts...)
+	if err != nil {
+		return err
+	}
+	var rev uint64
+	now := o.opts.clock.Now()
+	err = o.store.View(ctx, func(tx ReadTx) error {
+		rev = tx.Revision()
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for n := range tx.Nodes() {
+			sched.SetNode(&n.Node)
+			c := o.nodes[n.ID]
+			if c == nil {
+				c = &nodeConn{lastSeen: now}
+				o.nodes[n.ID] = c
+			}
+			c.state = n.Status.State
+			o.dirtyNodes[n.ID] = true
+		}
+		for t := range tx.Tasks() {
+			if occupies(&t.Task) {
+				sched.Count(&t.Task)
+			}
+			if t.ServiceID != "" {
+				o.dirtySvc[t.ServiceID] = true
+			}
+		}
+		for s := range tx.Services() {
+			o.dirtySvc[s.ID] = true
+		}
+		o.pendingWork = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	o.sched = sched
+	events, err := o.store.Watch(ctx, rev+1)
+	if err != nil {
+		return err
+	}
+	for {
+		o.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-o.kick:
+		case e, ok := <-events:
+			if !ok {
+				return ctx.Err()
+			}
+			if e.Err != nil {
+				return e.Err
+			}
+			o.observe(&e)
+			// Take what else is waiting, so that a burst is handled in one pass.
+		drain:
+			for range 10_000 {
+				select {
+				case e, ok := <-events:
+					if !ok {
+						return ctx.Err()
+					}
+					if e.Err != nil {
+						return e.Err
+					}
+					o.observe(&e)
+				default:
+					break drain
+				}
+			}
+		}
+	}
+}
+
+// occupies reports whether a task holds resources on a node: it is on one and has not
+// ended.
+func occupies(t *dao.Task) bool { return t.NodeID != "" && !t.Status.State.Terminal() }
+
+// live reports whether a task is wanted and has not ended: it fills its slot.
+func live(t *dao.Task) bool { return t.DesiredState <= dao.TaskRunning && !t.Status.State.Terminal() }
+
+// observe keeps the scheduler's account in step with a change of the store and marks what
+// the next pass must look at.
+func (o *Orchestrator) observe(e *Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch e.Type {
+	case ServiceObject:
+		o.dirtySvc[e.ID()] = true
+		if e.Kind == EventDeleted {
+			o.sched.ForgetPipelines(e.ID())
+		}
+	case NodeObject:
+		n := e.Node
+		if e.Kind == EventDeleted {
+			o.sched.RemoveNode(n.ID)
+		} else {
+			o.sched.SetNode(&n.Node)
+		}
+		p := e.PrevNode
+		if p == nil || e.Kind == EventDeleted || p.Status.State != n.Status.State ||
+			p.Availability != n.Availability || !equalLabels(p.Labels, n.Labels) ||
+			p.Allocatable != n.Allocatable {
+			// Global services follow nodes; pending tasks may fit now.
+			o.pendingWork = true
+			o.dirtyNodes[n.ID] = true
+			o.allSvc = true
+		}
+	case TaskObject:
+		t, p := e.Task, e.PrevTask
+		if e.Kind == EventDeleted {
+			o.sched.Uncount(t.ID)
+			if t.NodeID != "" {
+				o.dirtyNodes[t.NodeID] = true
+			}
+			if occupies(&t.Task) {
+				o.pendingWork = true
+			}
+		} else {
+			if occupies(&t.Task) {
+				o.sched.Count(&t.Task)
+			} else {
+				o.sched.Uncount(t.ID)
+			}
+			if p != nil && occupies(&p.Task) && !occupies(&t.Task) {
+				o.pendingWork = true // resources were freed
+				if t.Status.State == dao.TaskFailed || t.Status.State == dao.TaskRejected {
+					o.sched.RecordFailure(p.NodeID, t.ServiceID, o.opts.clock.Now())
+				}
+			}
+			if t.NodeID == "" && live(&t.Task) && (p == nil || p.NodeID != "") {
+				o.pendingWork = true
+			}
+			if t.NodeID != "" && (p == nil || p.NodeID != t.NodeID || p.DesiredState != t.DesiredState ||
+				p.Status.State.Terminal() != t.Status.State.Terminal()) {
+				o.dirtyNodes[t.NodeID] = true
+			}
+			if p != nil && p.NodeID != "" && p.NodeID != t.NodeID {
+				o.dirtyNodes[p.NodeID] = true
+			}
+		}
+		if t.ServiceID != "" {
+			o.dirtySvc[t.ServiceID] = true
+		}
+	}
+}
+
+func equalLabels(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// pass does what the marks ask for: liveness, reconciling services, scheduling pending
+// tasks, and sending assignments, in that order.
+func (o *Orchestrator) pass(ctx context.Context) {
+	o.checkLiveness(ctx)
+	o.mu.Lock()
+	svcs, all := o.dirtySvc, o.allSvc
+	o.dirtySvc, o.allSvc = map[string]bool{}, false
+	o.mu.Unlock()
+	if all {
+		// A node changed: every service may want a task more or less on it.
+		_ = o.store.View(ctx, func(tx ReadTx) error {
+			for s := range tx.Services() {
+				svcs[s.ID] = true
+			}
+			return nil
+		})
+	}
+	now := o.opts.clock.Now()
+	for id, at := range o.recheck {
+		if !now.Before(at) {
+			svcs[id] = true
+			delete(o.recheck, id)
+		}
+	}
+	for id := range svcs {
+		if err := o.reconcile(ctx, id); err != nil && ctx.Err() == nil {
+			o.opts.log.Warn("orchestrator: reconcile", "service", id, "err", err)
+			o.mu.Lock()
+			o.dirtySvc[id] = true
+			o.mu.Unlock()
+			o.after(10*time.Millisecond, nil)
+		}
+	}
+	o.mu.Lock()
+	work := o.pendingWork
+	o.pendingWork = false
+	o.mu.Unlock()
+	if work {
+		if err := o.schedule(ctx); err != nil && ctx.Err() == nil {
+			o.opts.log.Warn("orchestrator: schedule", "err", err)
+			o.mu.Lock()
+			o.pendingWork = true
+			o.mu.Unlock()
+			o.after(10*time.Millisecond, nil)
+		}
+	}
+	o.dispatch(ctx)
+}
+
+// wakeAt arranges for the service to be reconciled again at t.
+func (o *Orchestrator) wakeAt(serviceID string, t time.Time) {
+	if at, ok := o.recheck[serviceID]; ok && !t.Before(at) {
+		return
+	}
+	o.recheck[serviceID] = t
+	o.after(t.Sub(o.opts.clock.Now()), nil)
+}

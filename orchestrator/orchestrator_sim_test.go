@@ -1,0 +1,484 @@
+package orchestrator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opendao/dao"
+	"github.com/opendao/dao/orchestrator"
+	"github.com/opendao/dao/orchestrator/simnode"
+	"github.com/opendao/dao/policy"
+)
+
+// sim is an orchestrator over a memory store driving simulated nodes, all on one manual
+// clock.
+type sim struct {
+	t       *testing.T
+	ctx     context.Context
+	clock   *simnode.ManualClock
+	store   orchestrator.Store
+	o       *orchestrator.Orchestrator
+	cluster *simnode.Cluster
+	extra   []*simnode.Node
+}
+
+const (
+	simTimeout = 3 * time.Second
+	simGrace   = 5 * time.Second
+)
+
+func newSim(t *testing.T, nodes int, shapes ...simnode.Shape) *sim {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sim{t: t, ctx: ctx, clock: simnode.NewManualClock(time.Unix(1_700_000_000, 0))}
+	store, err := orchestrator.NewMemoryStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.store = store
+	s.o, err = orchestrator.New(store, orchestrator.WithClock(s.clock),
+		orchestrator.WithHeartbeatTimeout(simTimeout), orchestrator.WithGrace(simGrace),
+		orchestrator.WithReplaceDelay(500*time.Millisecond),
+		orchestrator.WithAdmission(policy.DisallowPrivileged()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cluster, err = simnode.NewCluster(nodes, simnode.WithClusterSeed(1), simnode.WithShapes(shapes...),
+		simnode.WithNodeOptions(simnode.WithClock(s.clock), simnode.WithStartLatency(simnode.Fixed(100*time.Millisecond))),
+		simnode.WithClusterStatusFunc(s.o.ReportStatus),
+		simnode.WithClusterHeartbeat(time.Second, func(id string, _ time.Time) { _ = s.o.Heartbeat(id) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range s.cluster.Infos() {
+		if err := s.o.AddNode(ctx, info, s.cluster.Node(info.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.o.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+		s.cluster.Close()
+		for _, n := range s.extra {
+			n.Close()
+		}
+		store.Close()
+	})
+	return s
+}
+
+// addNode makes one more simulated node and adds it.
+func (s *sim) addNode(id string, labels map[string]string) *simnode.Node {
+	s.t.Helper()
+	n, err := simnode.New(dao.Node{ID: id, Labels: labels,
+		Capacity:    dao.Resources{MilliCPU: 4000, Memory: 8 * dao.GiB},
+		Allocatable: dao.Resources{MilliCPU: 4000, Memory: 8 * dao.GiB}},
+		simnode.WithClock(s.clock), simnode.WithStartLatency(simnode.Fixed(100*time.Millisecond)),
+		simnode.WithStatusFunc(func(u orchestrator.TaskUpdate) { s.o.ReportStatus(id, u) }),
+		simnode.WithHeartbeat(time.Second, func(time.Time) { _ = s.o.Heartbeat(id) }))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.extra = append(s.extra, n)
+	if err := s.o.AddNode(s.ctx, n.Info(), n); err != nil {
+		s.t.Fatal(err)
+	}
+	return n
+}
+
+// waitFor moves the clock 50ms at a time until cond holds, failing after 10s of real time.
+// It returns how much simulated time passed.
+func (s *sim) waitFor(what string, cond func() bool) time.Duration {
+	s.t.Helper()
+	start := s.clock.Now()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out (simulated %s) waiting for %s; tasks:\n%s", s.clock.Now().Sub(start), what, s.dump())
+		}
+		s.clock.Advance(50 * time.Millisecond)
+		time.Sleep(200 * time.Microsecond)
+	}
+	return s.clock.Now().Sub(start)
+}
+
+// settle lets the loops run for d of simulated time.
+func (s *sim) settle(d time.Duration) {
+	for end := s.clock.Now().Add(d); s.clock.Now().Before(end); {
+		s.clock.Advance(50 * time.Millisecond)
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+func (s *sim) tasks(f orchestrator.TaskFilter) []orchestrator.Task {
+	s.t.Helper()
+	ts, err := s.o.Tasks(s.ctx, f)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return ts
+}
+
+// running returns the live tasks of a service that run.
+func (s *sim) running(service string) []orchestrator.Task {
+	var out []orchestrator.Task
+	for _, t := range s.tasks(orchestrator.TaskFilter{ServiceID: service, Live: true}) {
+		if t.Status.State == dao.TaskRunning {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (s *sim) dump() string {
+	var b strings.Builder
+	for _, t := range s.tasks(orchestrator.TaskFilter{}) {
+		fmt.Fprintf(&b, "  %s v%d slot %d node %q desired %s: %s %q\n", t.ID, t.ServiceVersion, t.Slot, t.NodeID,
+			t.DesiredState, t.Status.State, t.Status.Message)
+	}
+	return b.String()
+}
+
+func webSpec(replicas int) dao.ServiceSpec {
+	return dao.ServiceSpec{Name: "web", Replicas: replicas, Container: dao.ContainerSpec{
+		Image: "example.com/web:1", Resources: dao.Resources{MilliCPU: 100, Memory: 64 * dao.MiB}}}
+}
+
+// slotsCovered checks that the live tasks fill slots 1..n, one task each.
+func slotsCovered(ts []orchestrator.Task, n int) bool {
+	seen := map[int]int{}
+	for _, t := range ts {
+		seen[t.Slot]++
+	}
+	if len(seen) != n || len(ts) != n {
+		return false
+	}
+	for i := 1; i <= n; i++ {
+		if seen[i] != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestReplicasConvergeScaleRemove(t *testing.T) {
+	s := newSim(t, 3)
+	if _, err := s.o.CreateService(s.ctx, webSpec(5)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("5 running", func() bool { return slotsCovered(s.running("web"), 5) })
+
+	if _, err := s.o.ScaleService(s.ctx, "web", 8); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("8 running", func() bool { return slotsCovered(s.running("web"), 8) })
+	if _, err := s.o.ScaleService(s.ctx, "web", 2); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("2 running, the rest shut down", func() bool {
+		all := s.tasks(orchestrator.TaskFilter{ServiceID: "web"})
+		for _, t := range all {
+			if t.Slot > 2 && t.Status.State != dao.TaskShutdown {
+				return false
+			}
+		}
+		return slotsCovered(s.running("web"), 2)
+	})
+	svc, err := s.o.Service(s.ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.UpdateStatus.State != "" {
+		t.Errorf("scale started an update: %+v", svc.UpdateStatus)
+	}
+
+	if err := s.o.RemoveService(s.ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("every task deleted", func() bool { return len(s.tasks(orchestrator.TaskFilter{})) == 0 })
+	for _, n := range s.cluster.Nodes() {
+		for _, tk := range n.Tasks() {
+			if !tk.Status.State.Terminal() {
+				t.Errorf("node %s still runs %s (%s)", n.ID(), tk.ID, tk.Status.State)
+			}
+		}
+	}
+}
+
+func TestNodeDownMovesTasksNoDuplicates(t *testing.T) {
+	s := newSim(t, 3)
+	events, err := s.o.Watch(s.ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.o.CreateService(s.ctx, webSpec(6)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("6 running", func() bool { return slotsCovered(s.running("web"), 6) })
+	victim := s.cluster.Node("node-0001")
+	var onVictim int
+	for _, tk := range s.running("web") {
+		if tk.NodeID == victim.ID() {
+			onVictim++
+		}
+	}
+	if onVictim == 0 {
+		t.Fatal("no task on node-0001")
+	}
+	total := len(s.tasks(orchestrator.TaskFilter{ServiceID: "web"}))
+
+	victim.Disconnect()
+	s.waitFor("node disconnected", func() bool {
+		ns, _ := s.o.Nodes(s.ctx)
+		return ns[0].Status.State == dao.NodeDisconnected
+	})
+	// Within the grace period, nothing is duplicated.
+	s.settle(simGrace - time.Second)
+	if n := len(s.tasks(orchestrator.TaskFilter{ServiceID: "web"})); n != total {
+		t.Fatalf("%d tasks while the node is merely disconnected, want %d:\n%s", n, total, s.dump())
+	}
+	moved := s.waitFor("tasks moved off the down node", func() bool {
+		live := s.running("web")
+		for _, tk := range live {
+			if tk.NodeID == victim.ID() {
+				return false
+			}
+		}
+		return slotsCovered(live, 6)
+	})
+	if moved > 2*time.Second+simTimeout {
+		t.Errorf("tasks moved %s after the grace period ended, want soon after", moved)
+	}
+	ns, _ := s.o.Nodes(s.ctx)
+	if ns[0].Status.State != dao.NodeDown {
+		t.Errorf("node-0001 is %s, want down", ns[0].Status.State)
+	}
+	// The node comes back: what it ran is stopped there, not run twice.
+	victim.Up()
+	s.waitFor("old tasks stopped on the returning node", func() bool {
+		for _, tk := range victim.Tasks() {
+			if !tk.Status.State.Terminal() {
+				return false
+			}
+		}
+		ns, _ := s.o.Nodes(s.ctx)
+		return ns[0].Status.State == dao.NodeReady
+	})
+	if !slotsCovered(s.running("web"), 6) {
+		t.Errorf("slots not covered once the node returned:\n%s", s.dump())
+	}
+	// The watch says why.
+	var sawDown, sawReplace bool
+	for len(events) > 0 {
+		e := <-events
+		sawDown = sawDown || strings.HasPrefix(e.Cause, "liveness: node node-0001 down")
+		sawReplace = sawReplace || (strings.HasPrefix(e.Cause, "reconciler: web slot") && strings.Contains(e.Cause, "orphaned"))
+	}
+	if !sawDown || !sawReplace {
+		t.Errorf("events: saw down %v, saw replacement %v", sawDown, sawReplace)
+	}
+}
+
+func TestGlobalServiceFollowsNodes(t *testing.T) {
+	s := newSim(t, 2)
+	spec := webSpec(0)
+	spec.Name, spec.Mode = "agent", dao.ModeGlobal
+	if _, err := s.o.CreateService(s.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	nodesOf := func() map[string]bool {
+		m := map[string]bool{}
+		for _, tk := range s.running("agent") {
+			if m[tk.NodeID] {
+				return nil // two on one node
+			}
+			m[tk.NodeID] = true
+		}
+		return m
+	}
+	has := func(want ...string) func() bool {
+		return func() bool {
+			m := nodesOf()
+			if len(m) != len(want) {
+				return false
+			}
+			for _, w := range want {
+				if !m[w] {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	s.waitFor("one task per node", has("node-0001", "node-0002"))
+	s.addNode("node-0003", nil)
+	s.waitFor("a task on the new node", has("node-0001", "node-0002", "node-0003"))
+	if err := s.o.DrainNode(s.ctx, "node-0001"); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("none on the drained node", has("node-0002", "node-0003"))
+	if err := s.o.RemoveNode(s.ctx, "node-0002"); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("none on the removed node", has("node-0003"))
+	if err := s.o.ActivateNode(s.ctx, "node-0001"); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("back on the activated node", has("node-0001", "node-0003"))
+}
+
+func TestUnschedulableReportsWhyAndIsPlacedLater(t *testing.T) {
+	s := newSim(t, 1) // 4 CPUs
+	spec := webSpec(2)
+	spec.Container.Resources.MilliCPU = 3000
+	if _, err := s.o.CreateService(s.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("one running, one refused", func() bool {
+		ts := s.tasks(orchestrator.TaskFilter{ServiceID: "web", Live: true})
+		var run, refused int
+		for _, tk := range ts {
+			switch {
+			case tk.Status.State == dao.TaskRunning:
+				run++
+			case tk.NodeID == "" && strings.Contains(tk.Status.Message, "insufficient cpu"):
+				refused++
+			}
+		}
+		return run == 1 && refused == 1
+	})
+	// No busy loop: the refusal is written once, and not again while nothing changes.
+	rev := func() uint64 {
+		var r uint64
+		_ = s.store.View(s.ctx, func(tx orchestrator.ReadTx) error { r = tx.Revision(); return nil })
+		return r
+	}
+	before := rev()
+	time.Sleep(50 * time.Millisecond) // real time: the loops would spin if they were going to
+	if after := rev(); after != before {
+		t.Errorf("store revision moved from %d to %d with nothing happening", before, after)
+	}
+	s.addNode("node-big", nil)
+	s.waitFor("both running", func() bool { return slotsCovered(s.running("web"), 2) })
+}
+
+func TestRollingUpdateRollsBackOnFailures(t *testing.T) {
+	s := newSim(t, 3)
+	spec := webSpec(4)
+	spec.Update = dao.UpdatePolicy{Parallelism: 1, Delay: dao.Duration(time.Second), Monitor: dao.Duration(2 * time.Second),
+		FailureAction: dao.ActionRollback, MaxFailureRatio: 0.2}
+	if _, err := s.o.CreateService(s.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("4 running", func() bool { return slotsCovered(s.running("web"), 4) })
+	old := map[string]bool{}
+	for _, tk := range s.running("web") {
+		old[tk.ID] = true
+	}
+
+	// A good update first: every slot replaced, one at a time.
+	good := spec
+	good.Container.Image = "example.com/web:2"
+	if _, err := s.o.UpdateService(s.ctx, "web", good); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("update completed", func() bool {
+		svc, _ := s.o.Service(s.ctx, "web")
+		return svc.UpdateStatus.State == orchestrator.UpdateCompleted
+	})
+	v2 := map[string]bool{}
+	for _, tk := range s.running("web") {
+		if tk.Spec.Image != good.Container.Image || old[tk.ID] {
+			t.Errorf("task %s runs %s after the update", tk.ID, tk.Spec.Image)
+		}
+		v2[tk.ID] = true
+	}
+	if len(v2) != 4 {
+		t.Fatalf("%d tasks after the update:\n%s", len(v2), s.dump())
+	}
+
+	// A bad one: the new tasks crash.
+	bad := good
+	bad.Container.Image = "example.com/web:3-broken"
+	if _, err := s.o.UpdateService(s.ctx, "web", bad); err != nil {
+		t.Fatal(err)
+	}
+	crashed := map[string]bool{}
+	s.waitFor("rolled back", func() bool {
+		for _, n := range s.cluster.Nodes() {
+			for _, tk := range n.Tasks() {
+				full, err := s.o.Task(s.ctx, tk.ID)
+				if err == nil && full.Spec.Image == bad.Container.Image && tk.Status.State == dao.TaskRunning && !crashed[tk.ID] {
+					crashed[tk.ID] = true
+					_ = n.Crash(tk.ID, 1)
+				}
+			}
+		}
+		svc, _ := s.o.Service(s.ctx, "web")
+		return svc.UpdateStatus.State == orchestrator.UpdateRolledBack
+	})
+	svc, _ := s.o.Service(s.ctx, "web")
+	if svc.Spec.Container.Image != good.Container.Image || !strings.Contains(svc.UpdateStatus.Message, "all") {
+		t.Errorf("service after rollback: image %s, status %+v", svc.Spec.Container.Image, svc.UpdateStatus)
+	}
+	live := s.running("web")
+	if !slotsCovered(live, 4) {
+		t.Fatalf("slots after rollback:\n%s", s.dump())
+	}
+	badSlots := map[int]bool{}
+	for _, tk := range s.tasks(orchestrator.TaskFilter{ServiceID: "web"}) {
+		if tk.Spec.Image == bad.Container.Image {
+			badSlots[tk.Slot] = true
+		}
+	}
+	kept := 0
+	for _, tk := range live {
+		if tk.Spec.Image != good.Container.Image {
+			t.Errorf("task %s runs %s after the rollback", tk.ID, tk.Spec.Image)
+		}
+		if v2[tk.ID] {
+			kept++
+		}
+	}
+	if len(badSlots) == 0 || len(badSlots) > 2 || kept != 4-len(badSlots) {
+		t.Errorf("%d slots got the bad version, %d healthy old tasks kept; want every untouched one kept:\n%s",
+			len(badSlots), kept, s.dump())
+	}
+	if len(crashed) == 0 {
+		t.Error("no new task was crashed")
+	}
+}
+
+func TestAdmissionErrorsAreTyped(t *testing.T) {
+	s := newSim(t, 1)
+	spec := webSpec(1)
+	spec.Container.Privileged = true
+	_, err := s.o.CreateService(s.ctx, spec)
+	var ae *policy.AdmissionError
+	if !errors.As(err, &ae) || !errors.Is(err, policy.ErrNotAdmitted) {
+		t.Fatalf("CreateService(privileged) = %v, want a *policy.AdmissionError", err)
+	}
+	if len(ae.Violations) != 1 || ae.Violations[0].Rule != "disallow-privileged" {
+		t.Errorf("violations %+v", ae.Violations)
+	}
+	spec.Container.Privileged = false
+	spec.Placement.Constraints = []string{"node.labels.zone =="}
+	if _, err := s.o.CreateService(s.ctx, spec); !errors.As(err, &ae) {
+		t.Errorf("bad constraint: %v, want a *policy.AdmissionError", err)
+	}
+	spec.Name = "Bad Name"
+	if _, err := s.o.CreateService(s.ctx, spec); !errors.Is(err, dao.ErrInvalid) {
+		t.Errorf("bad name: %v, want dao.ErrInvalid", err)
+	}
+	if _, err := s.o.RollbackService(s.ctx, "nope"); !errors.Is(err, orchestrator.ErrNotFound) {
+		t.Errorf("rollback of a missing service: %v", err)
+	}
+}

@@ -1,0 +1,154 @@
+package orchestrator
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/opendao/dao"
+)
+
+// schedule places the pending tasks: those on no node that are wanted running. It groups
+// them by service version, places each group with the Scheduler, and writes the placed
+// tasks (NodeID, state assigned) in one transaction, and the refusals of the others (the
+// placement error's summary in Status.Message) in another. It runs when tasks became
+// pending, or when the cluster changed so that a refused task may fit now (a node was
+// added or changed, a task ended or was removed): never on a timer.
+func (o *Orchestrator) schedule(ctx context.Context) error {
+	type key struct {
+		svc string
+		ver uint64
+	}
+	groups := map[key][]*Task{}
+	specs := map[string]*Service{}
+	err := o.store.View(ctx, func(tx ReadTx) error {
+		for t := range tx.TasksByNode("") {
+			if !live(&t.Task) {
+				continue
+			}
+			k := key{t.ServiceID, t.ServiceVersion}
+			groups[k] = append(groups[k], &t)
+			if _, ok := specs[t.ServiceID]; !ok && t.ServiceID != "" {
+				if s, err := tx.Service(t.ServiceID); err == nil {
+					specs[t.ServiceID] = &s
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || len(groups) == 0 {
+		return err
+	}
+	keys := make([]key, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(strings.Compare(a.svc, b.svc), cmp.Compare(a.ver, b.ver))
+	})
+	var placed []*Task
+	refused := map[string]string{} // task ID -> message
+	revs := map[string]uint64{}
+	placedBy := map[string]int{}
+	for _, k := range keys {
+		tasks := groups[k]
+		slices.SortFunc(tasks, func(a, b *Task) int { return cmp.Compare(a.Slot, b.Slot) })
+		var placement dao.Placement
+		ver := k.ver
+		if s := specs[k.svc]; s != nil {
+			placement, ver = s.Spec.Placement, s.Version
+		}
+		p, err := o.sched.Pipeline(k.svc, ver, placement)
+		if err != nil {
+			for _, t := range tasks {
+				refused[t.ID], revs[t.ID] = "unschedulable: "+err.Error(), t.Revision
+			}
+			continue
+		}
+		dts := make([]*dao.Task, len(tasks))
+		for i, t := range tasks {
+			dts[i] = &t.Task
+		}
+		for i, d := range o.sched.Place(p, dts) {
+			t := tasks[i]
+			if d.Err != nil {
+				refused[t.ID], revs[t.ID] = "unschedulable: "+d.Err.Error(), t.Revision
+				continue
+			}
+			t.NodeID = d.NodeID
+			placed = append(placed, t)
+			placedBy[k.svc]++
+		}
+	}
+	if len(placed) > 0 {
+		names := make([]string, 0, len(placedBy))
+		for s, n := range placedBy {
+			names = append(names, fmt.Sprintf("%s: %d", s, n))
+		}
+		slices.Sort(names)
+		cause := fmt.Sprintf("scheduler: placed %d tasks (%s)", len(placed), strings.Join(names, ", "))
+		if len(placed) == 1 {
+			cause = fmt.Sprintf("scheduler: task %s placed on node %s", placed[0].ID, placed[0].NodeID)
+		}
+		now := o.opts.clock.Now()
+		var skipped []*Task
+		err := o.store.Update(ctx, cause, func(tx Tx) error {
+			skipped = skipped[:0]
+			for _, t := range placed {
+				cur, err := tx.Task(t.ID)
+				if err != nil || cur.Revision != t.Revision || cur.NodeID != "" || !live(&cur.Task) {
+					skipped = append(skipped, t) // changed since: decide again next time
+					continue
+				}
+				cur.NodeID = t.NodeID
+				cur.Status = dao.TaskStatus{State: dao.TaskAssigned, Message: "placed on node " + t.NodeID, Timestamp: now}
+				if err := tx.UpdateTask(&cur); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			skipped = placed
+		}
+		for _, t := range skipped {
+			o.sched.Uncount(t.ID)
+		}
+		if len(skipped) > 0 {
+			o.mu.Lock()
+			o.pendingWork = true
+			o.mu.Unlock()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(refused))
+	for id := range refused {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	cause := fmt.Sprintf("scheduler: %d tasks unschedulable: %s", len(ids), refused[ids[0]])
+	if len(ids) == 1 {
+		cause = fmt.Sprintf("scheduler: task %s %s", ids[0], refused[ids[0]])
+	}
+	return o.store.Update(ctx, cause, func(tx Tx) error {
+		for _, id := range ids {
+			cur, err := tx.Task(id)
+			if err != nil || cur.Revision != revs[id] || cur.Status.Message == refused[id] {
+				continue
+			}
+			cur.Status.Message = refused[id]
+			cur.Status.Timestamp = o.opts.clock.Now()
+			if err := tx.UpdateTask(&cur); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
