@@ -34,10 +34,28 @@ type (
 type AgentOption func(*agentOptions) error
 
 type agentOptions struct {
-	stateDir string
-	onStatus func(TaskUpdate)
-	resync   time.Duration
-	logger   *slog.Logger
+	stateDir  string
+	onStatus  func(TaskUpdate)
+	resync    time.Duration
+	logger    *slog.Logger
+	heartbeat time.Duration
+	beat      func()
+}
+
+// WithHeartbeat makes Run call beat every interval while it runs, and once at its start: how
+// a node in the same process as the orchestrator tells it that it is alive (pass a function
+// that calls Orchestrator.Heartbeat). beat must not block for long. The default sends none.
+func WithHeartbeat(interval time.Duration, beat func()) AgentOption {
+	return func(o *agentOptions) error {
+		if interval < 10*time.Millisecond {
+			return fmt.Errorf("edge: heartbeat interval %s: must be at least 10ms", interval)
+		}
+		if beat == nil {
+			return errors.New("edge: heartbeat func: must not be nil")
+		}
+		o.heartbeat, o.beat = interval, beat
+		return nil
+	}
 }
 
 // WithStateDir keeps the assignment in dir (created if missing), so that after a restart of the
@@ -269,11 +287,20 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	resync := time.NewTicker(a.opts.resync)
 	defer resync.Stop()
+	var beats <-chan time.Time
+	if a.opts.beat != nil {
+		t := time.NewTicker(a.opts.heartbeat)
+		defer t.Stop()
+		beats = t.C
+		a.opts.beat()
+	}
 	a.converge(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-beats:
+			a.opts.beat()
 		case <-a.wake:
 			a.converge(ctx)
 		case <-resync.C:

@@ -51,20 +51,16 @@
 //	}
 //	defer rt.Close()
 //	agent, err := edge.NewAgent(rt, edge.WithStateDir("/var/lib/dao/agent"),
-//		edge.WithStatusFunc(func(u edge.TaskUpdate) { o.ReportStatus("local", u) }))
+//		edge.WithStatusFunc(func(u edge.TaskUpdate) { o.ReportStatus("local", u) }),
+//		edge.WithHeartbeat(time.Second, func() { o.Heartbeat("local") }))
 //	if err != nil {
 //		return err
 //	}
-//	go agent.Run(ctx)
 //	go o.Run(ctx)
 //	if err := o.AddNode(ctx, dao.Node{ID: "local"}, agent); err != nil {
 //		return err
 //	}
-//	go func() { // an in-process node beats with a ticker
-//		for range time.Tick(time.Second) {
-//			o.Heartbeat("local")
-//		}
-//	}()
+//	go agent.Run(ctx)
 //	_, err = o.CreateService(ctx, dao.ServiceSpec{Name: "web", Replicas: 3,
 //		Container: dao.ContainerSpec{Image: "registry.example.com/web:1"}})
 //

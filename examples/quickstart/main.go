@@ -1,7 +1,8 @@
 // Command quickstart shows Dao on one machine: it builds a web app image from Go source with
-// Dao's image builder, runs three replicas of it on containerd through an edge agent, kills
-// one and times its return, rolls the replicas over to a second version one by one, gated
-// on health checks, and removes everything it created.
+// Dao's image builder, deploys it as a 3-replica service through the orchestrator and a local
+// edge node on containerd, kills one replica and times its return, rolls the service over to
+// a second version one replica at a time, gated on health checks, and removes everything it
+// created.
 //
 //	go run ./examples/quickstart [-address /run/containerd/containerd.sock]
 //
@@ -21,7 +22,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -33,12 +36,14 @@ import (
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/daemon"
+	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/registry"
 )
 
 const (
 	namespace = "dao-quickstart"
 	bridge    = "daoqs0"
+	nodeID    = "local"
 )
 
 func main() {
@@ -105,7 +110,16 @@ func run(ctx context.Context, address string) error {
 	defer removeImages(c)
 	done("built and imported in %s", since(t))
 
-	// 3. the node: a runtime and an agent
+	// 3. the control plane (an orchestrator over a memory store) and one local edge node
+	store, err := orchestrator.NewMemoryStore()
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	o, err := orchestrator.New(store)
+	if err != nil {
+		return err
+	}
 	rt, err := edge.NewFromClient(c, edge.WithNamespace(namespace), edge.WithLogDir(filepath.Join(work, "logs")),
 		edge.WithNetwork(edge.Network{
 			Name:     "dao-quickstart",
@@ -119,38 +133,45 @@ func run(ctx context.Context, address string) error {
 	}
 	defer rt.Close()
 	defer exec.Command("ip", "link", "delete", bridge).Run()
-	agent, err := edge.NewAgent(rt, edge.WithStateDir(filepath.Join(work, "agent")))
+	agent, err := edge.NewAgent(rt, edge.WithStateDir(filepath.Join(work, "agent")),
+		edge.WithStatusFunc(func(u edge.TaskUpdate) { o.ReportStatus(nodeID, u) }),
+		edge.WithHeartbeat(time.Second, func() { _ = o.Heartbeat(nodeID) }))
 	if err != nil {
 		return err
 	}
-	actx, cancelAgent := context.WithCancel(ctx)
-	agentDone := make(chan error, 1)
-	go func() { agentDone <- agent.Run(actx) }()
+	lctx, stopLoops := context.WithCancel(ctx)
+	var loops sync.WaitGroup
 	defer func() {
-		cancelAgent()
-		<-agentDone
+		stopLoops()
+		loops.Wait()
 	}()
-	n := &node{agent: agent, rt: rt}
-
-	step("deploying 3 replicas of v1")
-	t = time.Now()
-	slots := []string{"web-1", "web-2", "web-3"}
-	tasks := map[string]dao.Task{}
-	for _, s := range slots {
-		tasks[s] = webTask(s, "v1")
-	}
-	if err := n.assign(tasks); err != nil {
+	loops.Add(2)
+	go func() { defer loops.Done(); _ = o.Run(lctx) }()
+	if err := o.AddNode(ctx, dao.Node{ID: nodeID, Hostname: "localhost"}, agent); err != nil {
 		return err
 	}
-	if err := n.waitHealthy(ctx, ids(tasks), 60*time.Second); err != nil {
+	go func() { defer loops.Done(); _ = agent.Run(lctx) }()
+	cp := &controlPlane{o: o, rt: rt}
+	go cp.follow(lctx)
+
+	step("deploying service web: 3 replicas of v1, through the orchestrator and a local edge node")
+	t = time.Now()
+	if _, err := o.CreateService(ctx, webSpec("v1")); err != nil {
+		return err
+	}
+	if err := cp.waitVersion(ctx, "v1", 60*time.Second); err != nil {
 		return err
 	}
 	done("3 replicas running and healthy in %s", since(t))
-	n.table()
-	n.greet(ctx)
+	cp.table(ctx)
+	cp.greet(ctx)
 
 	// 4. a crash
-	victim := tasks["web-2"].ID
+	live, err := cp.live(ctx)
+	if err != nil {
+		return err
+	}
+	victim := live[1].ID
 	st, err := rt.Status(ctx, victim)
 	if err != nil {
 		return err
@@ -171,37 +192,46 @@ func run(ctx context.Context, address string) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := n.waitHealthy(ctx, ids(tasks), 30*time.Second); err != nil {
+	if err := cp.waitVersion(ctx, "v1", 30*time.Second); err != nil {
 		return err
 	}
-	n.table()
+	cp.table(ctx)
 
-	// 5. a rolling update, one slot at a time, each gated on the new replica's health
-	step("rolling update to v2, one replica at a time, each gated on the new one's health")
+	// 5. a rolling update
+	step("rolling update of web to v2: one replica at a time, start-first, gated on health")
 	t = time.Now()
-	for _, s := range slots {
-		tasks[s] = webTask(s, "v2")
-		if err := n.assign(tasks); err != nil {
+	cp.printCauses(true)
+	if _, err := o.UpdateService(ctx, "web", webSpec("v2")); err != nil {
+		return err
+	}
+	if err := cp.waitVersion(ctx, "v2", 90*time.Second); err != nil {
+		return err
+	}
+	done("all replicas run v2 after %s", since(t))
+	for { // the last new replica is watched for its monitor window before the update completes
+		svc, err := o.Service(ctx, "web")
+		if err != nil {
 			return err
 		}
-		if err := n.waitHealthy(ctx, []string{tasks[s].ID}, 60*time.Second); err != nil {
-			return fmt.Errorf("update of %s: %w", s, err)
+		if svc.UpdateStatus.State == orchestrator.UpdateCompleted {
+			break
 		}
-		done("%s now runs v2 and is healthy", s)
+		if time.Since(t) > 60*time.Second {
+			return fmt.Errorf("update of web still %s: %s", svc.UpdateStatus.State, svc.UpdateStatus.Message)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if err := n.waitGone(ctx, []string{"web-1-v1", "web-2-v1", "web-3-v1"}, 30*time.Second); err != nil {
-		return err
-	}
-	done("rolled over in %s", since(t))
-	n.table()
-	n.greet(ctx)
+	cp.printCauses(false)
+	done("update completed in %s (the last new replica is watched until its health check could have proved it bad)", since(t))
+	cp.table(ctx)
+	cp.greet(ctx)
 
 	// 6. clean up
-	step("removing everything")
-	if err := n.assign(nil); err != nil {
+	step("removing service web")
+	if err := o.RemoveService(ctx, "web"); err != nil {
 		return err
 	}
-	if err := n.waitGone(ctx, ids(tasks), 30*time.Second); err != nil {
+	if err := cp.waitNoContainers(ctx, 30*time.Second); err != nil {
 		return err
 	}
 	done("all containers removed")
@@ -211,22 +241,23 @@ func run(ctx context.Context, address string) error {
 
 func imageName(version string) string { return "dao.example/webapp:" + version }
 
-func webTask(slot, version string) dao.Task {
-	return dao.Task{
-		ID:        slot + "-" + version,
-		ServiceID: "web",
-		Spec: dao.ContainerSpec{
+func webSpec(version string) dao.ServiceSpec {
+	return dao.ServiceSpec{
+		Name:     "web",
+		Replicas: 3,
+		Container: dao.ContainerSpec{
 			Image:     imageName(version),
 			Resources: dao.Resources{MilliCPU: 250, Memory: 32 * dao.MiB, Pids: 64},
 			HealthCheck: &dao.HealthCheck{
 				Command:  []string{"/webapp", "-check", "http://127.0.0.1:8080/healthz"},
 				Interval: dao.Duration(250 * time.Millisecond),
-				Timeout:  dao.Duration(2 * time.Second),
+				Timeout:  dao.Duration(time.Second),
 			},
 			StopGracePeriod: dao.Duration(2 * time.Second),
 		},
-		Restart:      dao.RestartPolicy{ResetAfter: dao.Duration(2 * time.Second)},
-		DesiredState: dao.TaskRunning,
+		Restart: dao.RestartPolicy{ResetAfter: dao.Duration(2 * time.Second)},
+		Update: dao.UpdatePolicy{Parallelism: 1, Order: dao.StartFirst, Monitor: dao.Duration(time.Second),
+			FailureAction: dao.ActionRollback},
 	}
 }
 
@@ -270,48 +301,44 @@ func removeImages(c *client.Client) {
 	}
 }
 
-// node wraps the agent with the quickstart's bookkeeping.
-type node struct {
-	agent    *edge.Agent
-	rt       *edge.Runtime
-	revision uint64
+// controlPlane wraps the orchestrator with what the quickstart shows of it.
+type controlPlane struct {
+	o  *orchestrator.Orchestrator
+	rt *edge.Runtime
+
+	mu     sync.Mutex
+	causes bool // print the causes of task changes as they happen
 }
 
-func (n *node) assign(tasks map[string]dao.Task) error {
-	n.revision++
-	var list []dao.Task
-	for _, t := range tasks {
-		list = append(list, t)
+// live returns the service's live tasks, by slot.
+func (cp *controlPlane) live(ctx context.Context) ([]orchestrator.Task, error) {
+	ts, err := cp.o.Tasks(ctx, orchestrator.TaskFilter{ServiceID: "web", Live: true})
+	if err != nil {
+		return nil, err
 	}
-	return n.agent.Assign(edge.Assignment{Revision: n.revision, Tasks: list})
+	slices.SortFunc(ts, func(a, b orchestrator.Task) int { return a.Slot - b.Slot })
+	return ts, nil
 }
 
-func (n *node) waitHealthy(ctx context.Context, ids []string, within time.Duration) error {
+// waitVersion waits until the service runs 3 healthy replicas of version and nothing else.
+func (cp *controlPlane) waitVersion(ctx context.Context, version string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		healthy := 0
-		var bad []string
-		for _, t := range n.agent.Tasks() {
-			for _, id := range ids {
-				if t.ID != id {
-					continue
-				}
-				switch {
-				case t.Status.State == dao.TaskRunning && t.Status.Health == dao.HealthHealthy:
-					healthy++
-				case t.Status.State.Terminal():
-					bad = append(bad, fmt.Sprintf("%s %s: %s", id, t.Status.State, t.Status.Err))
-				}
+		ts, err := cp.live(ctx)
+		if err != nil {
+			return err
+		}
+		ok := 0
+		for _, t := range ts {
+			if t.Spec.Image == imageName(version) && t.Status.State == dao.TaskRunning && t.Status.Health == dao.HealthHealthy {
+				ok++
 			}
 		}
-		if len(bad) > 0 {
-			return errors.New(strings.Join(bad, "; "))
-		}
-		if healthy == len(ids) {
+		if ok == 3 && len(ts) == 3 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d replicas healthy after %s", healthy, len(ids), within)
+			return fmt.Errorf("%d of 3 replicas of %s healthy after %s", ok, version, within)
 		}
 		select {
 		case <-ctx.Done():
@@ -321,20 +348,18 @@ func (n *node) waitHealthy(ctx context.Context, ids []string, within time.Durati
 	}
 }
 
-func (n *node) waitGone(ctx context.Context, ids []string, within time.Duration) error {
+func (cp *controlPlane) waitNoContainers(ctx context.Context, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		left := 0
-		for _, id := range ids {
-			if _, err := n.rt.Status(ctx, id); !errors.Is(err, edge.ErrNotFound) {
-				left++
-			}
+		list, err := cp.rt.List(ctx)
+		if err != nil {
+			return err
 		}
-		if left == 0 {
+		if len(list) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d containers still there after %s", left, within)
+			return fmt.Errorf("%d containers still there after %s", len(list), within)
 		}
 		select {
 		case <-ctx.Done():
@@ -344,10 +369,41 @@ func (n *node) waitGone(ctx context.Context, ids []string, within time.Duration)
 	}
 }
 
+func (cp *controlPlane) printCauses(on bool) {
+	cp.mu.Lock()
+	cp.causes = on
+	cp.mu.Unlock()
+}
+
+// follow prints, while printCauses is on, each change to the service's tasks that the
+// orchestrator decided, with the loop and reason it gives.
+func (cp *controlPlane) follow(ctx context.Context) {
+	events, err := cp.o.Watch(ctx, 0, orchestrator.WatchTypes(orchestrator.TaskObject))
+	if err != nil {
+		return
+	}
+	last := ""
+	for e := range events {
+		cp.mu.Lock()
+		on := cp.causes
+		cp.mu.Unlock()
+		if !on || e.Cause == last || strings.HasPrefix(e.Cause, "status") {
+			continue
+		}
+		last = e.Cause
+		cause := e.Cause
+		if len(cause) > 110 {
+			cause = cause[:107] + "..."
+		}
+		done("event: %s", cause)
+	}
+}
+
 // greet asks every replica over the network, from this program, what it is.
-func (n *node) greet(ctx context.Context) {
+func (cp *controlPlane) greet(ctx context.Context) {
 	c := http.Client{Timeout: 3 * time.Second}
-	for _, t := range n.agent.Tasks() {
+	ts, _ := cp.live(ctx)
+	for _, t := range ts {
 		if len(t.Status.Addresses) == 0 {
 			continue
 		}
@@ -363,27 +419,19 @@ func (n *node) greet(ctx context.Context) {
 	}
 }
 
-// table prints the tasks as the node sees them, and what containerd says of each.
-func (n *node) table() {
+// table prints the service's live tasks as the orchestrator sees them.
+func (cp *controlPlane) table(ctx context.Context) {
+	ts, err := cp.live(ctx)
+	if err != nil {
+		return
+	}
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "  TASK\tSTATE\tHEALTH\tADDRESS\tPID\tRESTARTS\tIMAGE\tUP")
-	for _, t := range n.agent.Tasks() {
-		up := ""
-		if !t.Status.StartedAt.IsZero() && t.Status.State == dao.TaskRunning {
-			up = time.Since(t.Status.StartedAt).Round(100 * time.Millisecond).String()
-		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", t.ID, t.Status.State, orDash(string(t.Status.Health)),
-			orDash(strings.Join(t.Status.Addresses, ",")), t.Status.PID, t.Status.Restarts, t.Spec.Image, up)
+	fmt.Fprintln(w, "  SLOT\tTASK\tNODE\tSTATE\tHEALTH\tADDRESS\tRESTARTS\tIMAGE")
+	for _, t := range ts {
+		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.Slot, t.ID, t.NodeID, t.Status.State,
+			orDash(string(t.Status.Health)), orDash(strings.Join(t.Status.Addresses, ",")), t.Status.Restarts, t.Spec.Image)
 	}
 	w.Flush()
-}
-
-func ids(tasks map[string]dao.Task) []string {
-	var out []string
-	for _, t := range tasks {
-		out = append(out, t.ID)
-	}
-	return out
 }
 
 func orDash(s string) string {

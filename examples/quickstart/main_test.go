@@ -25,10 +25,11 @@ func TestQuickstart(t *testing.T) {
 	})
 	for _, want := range []string{
 		"3 replicas running and healthy",
-		"-> hello from web-1-v1, version v1",
+		", version v1",
 		"is back: new pid",
-		"web-3 now runs v2 and is healthy",
-		"-> hello from web-3-v2, version v2",
+		"event: updater: update web: replacing slot 3",
+		"update completed in",
+		", version v2",
 		"all containers removed",
 		"quickstart finished in",
 	} {
