@@ -12,7 +12,6 @@ import (
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/moby/sys/signal"
@@ -251,13 +250,13 @@ func (r *Runtime) Start(ctx context.Context, id string) (ContainerStatus, error)
 		return ContainerStatus{}, wrap(err, "edge: start %s", id)
 	}
 	r.clearOOM(ctx, c)
-	task, err = c.NewTask(ctx, cio.LogFile(r.logPath(id)))
+	task, err = c.NewTask(ctx, r.logCreator())
 	if errdefs.IsAlreadyExists(err) {
 		// containerd restarted while the task was being created: its runtime holds a task
 		// that the task service cannot load. Delete that husk and create the task again.
 		r.log.Warn("deleting a half-created task left by a containerd restart", "id", id)
 		_, _ = r.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerID: id})
-		task, err = c.NewTask(ctx, cio.LogFile(r.logPath(id)))
+		task, err = c.NewTask(ctx, r.logCreator())
 	}
 	if err != nil {
 		return ContainerStatus{}, wrap(err, "edge: start %s", id)
@@ -608,7 +607,8 @@ func processStart(pid uint32) time.Time {
 }
 
 // Wait blocks until the container's process has exited (or ctx is done) and returns its
-// status. It is woken by containerd's exit event, not by polling.
+// status. It is woken by containerd's exit event, not by polling; it then gives the logger a
+// moment (until the log file stops growing, at most 250ms) so that Logs has the last lines.
 func (r *Runtime) Wait(ctx context.Context, id string) (ContainerStatus, error) {
 	for {
 		exited := r.exitSignal(id)
@@ -617,6 +617,7 @@ func (r *Runtime) Wait(ctx context.Context, id string) (ContainerStatus, error) 
 			return ContainerStatus{}, err
 		}
 		if st.State == StateStopped {
+			r.settleLog(ctx, id)
 			return st, nil
 		}
 		select {

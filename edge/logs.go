@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// A container's stdout and stderr go to <log dir>/<id>.log, written by containerd's shim
-// itself (so output is kept while no Dao process runs, and a container never blocks on a
-// reader). The Runtime rotates a file that grows past the maximum size to <id>.log.1, keeping
-// one rotated file.
+// A container's stdout and stderr go to <log dir>/<id>.log, written by a logger process the
+// shim owns (see logger.go), so output is kept while no Dao process runs and a container
+// never blocks on a reader. The Runtime rotates a file that grows past the maximum size to
+// <id>.log.1, keeping one rotated file.
 
 func (r *Runtime) logPath(id string) string { return filepath.Join(r.opts.logDir, id+".log") }
 
@@ -57,7 +57,7 @@ func (r *Runtime) rotateLogs() {
 	}
 }
 
-// rotate copies path to path.1 and truncates path. The shim keeps path open in append mode, so
+// rotate copies path to path.1 and truncates path. The logger keeps path open in append mode, so
 // it goes on writing at the new end. Output written between the copy and the truncation is
 // lost, as with logrotate's copytruncate.
 func rotate(path string) error {
@@ -223,4 +223,30 @@ func (l *logReader) Close() error {
 		return l.f.Close()
 	}
 	return nil
+}
+
+// settleLog waits until the container's log file has stopped growing for a moment (at most
+// 250ms): the logger may still be copying the last output when the exit is reported.
+func (r *Runtime) settleLog(ctx context.Context, id string) {
+	size := func() int64 {
+		info, err := os.Stat(r.logPath(id))
+		if err != nil {
+			return -1
+		}
+		return info.Size()
+	}
+	last, still := size(), 0
+	deadline := time.Now().Add(250 * time.Millisecond)
+	for still < 3 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+		if n := size(); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
 }

@@ -32,6 +32,7 @@ type Runtime struct {
 
 	images imageCache
 	cni    gocni.CNI // nil without a network
+	logger string    // path of the logger script (see logger.go)
 
 	mu       sync.Mutex
 	subs     map[*subscriber]struct{}
@@ -70,6 +71,10 @@ func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
 	if err := os.MkdirAll(o.logDir, 0o750); err != nil {
 		return nil, fmt.Errorf("edge: log dir: %w", err)
 	}
+	logger, err := installLogger(o.logDir)
+	if err != nil {
+		return nil, err
+	}
 	var cni gocni.CNI
 	if o.network != nil {
 		var err error
@@ -79,6 +84,7 @@ func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
+		logger:   logger,
 		cni:      cni,
 		client:   c,
 		opts:     o,

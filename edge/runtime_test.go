@@ -3,6 +3,7 @@ package edge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -577,5 +578,29 @@ func TestPortsNeedANetwork(t *testing.T) {
 	err := e.rt.Create(e.ctx, "ported", dao.ContainerSpec{Image: e.app, Ports: []dao.PortMapping{{ContainerPort: 80, HostPort: 8080}}})
 	if !errors.Is(err, edge.ErrNoNetwork) {
 		t.Errorf("Create with ports and no network: err = %v, want ErrNoNetwork", err)
+	}
+}
+
+// TestStderrIsNotLostAtExit runs many short containers that write to stderr just before they
+// exit: every line must reach the log (the shim's own file logging lost some).
+func TestStderrIsNotLostAtExit(t *testing.T) {
+	e := newEnv(t)
+	const n = 30
+	for i := range n {
+		e.run(fmt.Sprintf("err-%d", i), dao.ContainerSpec{Image: e.busybox,
+			Command: []string{"sh", "-c", "echo out-line; echo err-line >&2"}})
+	}
+	lost := 0
+	for i := range n {
+		id := fmt.Sprintf("err-%d", i)
+		e.wait(id, 30*time.Second)
+		logs := e.logs(id)
+		if !strings.Contains(logs, "err-line") || !strings.Contains(logs, "out-line") {
+			lost++
+			t.Logf("%s: logs %q", id, logs)
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d containers lost output", lost, n)
 	}
 }
