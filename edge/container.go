@@ -607,8 +607,8 @@ func processStart(pid uint32) time.Time {
 }
 
 // Wait blocks until the container's process has exited (or ctx is done) and returns its
-// status. It is woken by containerd's exit event, not by polling; it then gives the logger a
-// moment (until the log file stops growing, at most 250ms) so that Logs has the last lines.
+// status. It is woken by containerd's exit event, not by polling; it then lets the logger
+// finish (a few ms, see settleLog) so that Logs has the last lines.
 func (r *Runtime) Wait(ctx context.Context, id string) (ContainerStatus, error) {
 	for {
 		exited := r.exitSignal(id)

@@ -23,8 +23,11 @@ const loggerScript = `#!/bin/sh
 # Written by github.com/opendao/dao/edge: the logger containerd's shim starts for a container.
 # fd 3 is the container's stdout, fd 4 its stderr, fd 5 the shim's readiness pipe.
 # Arguments: "dir" DIR; the log file is DIR/$CONTAINER_ID.log. Every process must close fd 5:
-# the shim waits for it to reach EOF before it starts the container.
+# the shim waits for it to reach EOF before it starts the container. The shim holds the pipes
+# open until the task is deleted, then sends SIGTERM and waits for this script to exit: the
+# signal is ignored so that the cats drain the pipes first, and a deleted task's log is whole.
 log="$2/$CONTAINER_ID.log"
+trap '' TERM
 cat <&3 >>"$log" 3<&- 4<&- 5>&- &
 cat <&4 >>"$log" 3<&- 4<&- 5>&- &
 exec 3<&- 4<&- 5>&-

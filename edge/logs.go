@@ -225,8 +225,11 @@ func (l *logReader) Close() error {
 	return nil
 }
 
-// settleLog waits until the container's log file has stopped growing for a moment (at most
-// 250ms): the logger may still be copying the last output when the exit is reported.
+// settleLog gives the logger a moment to copy the last output: Wait can see the exit while
+// the last lines are still in the pipe. The logger copies as the container writes, and the
+// exit event takes longer to come than that copy, so this is a safety margin: it returns once
+// the log's size has not changed for 2ms (at most 100ms). Deleting the task (Remove, Stop)
+// waits for the logger to drain the pipes, so after it the log is whole.
 func (r *Runtime) settleLog(ctx context.Context, id string) {
 	size := func() int64 {
 		info, err := os.Stat(r.logPath(id))
@@ -236,12 +239,12 @@ func (r *Runtime) settleLog(ctx context.Context, id string) {
 		return info.Size()
 	}
 	last, still := size(), 0
-	deadline := time.Now().Add(250 * time.Millisecond)
-	for still < 3 && time.Now().Before(deadline) {
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for still < 2 && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(time.Millisecond):
 		}
 		if n := size(); n == last {
 			still++
