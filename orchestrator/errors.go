@@ -25,4 +25,7 @@ var (
 	ErrRunning = errors.New("orchestrator: already running")
 	// ErrNoPreviousSpec: a rollback was asked of a service that has no previous spec.
 	ErrNoPreviousSpec = errors.New("orchestrator: no previous spec to roll back to")
+	// ErrUpdateFailed: the rolling update Deploy waited for paused, was rolled back, or was
+	// replaced by another update before it finished.
+	ErrUpdateFailed = errors.New("orchestrator: rolling update did not complete")
 )

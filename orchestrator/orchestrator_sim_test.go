@@ -482,3 +482,70 @@ func TestAdmissionErrorsAreTyped(t *testing.T) {
 		t.Errorf("rollback of a missing service: %v", err)
 	}
 }
+
+func TestDeployWaitsForTheRollingUpdate(t *testing.T) {
+	s := newSim(t, 3)
+	spec := webSpec(3)
+	spec.Update = dao.UpdatePolicy{Parallelism: 1, Monitor: dao.Duration(time.Second),
+		FailureAction: dao.ActionRollback, MaxFailureRatio: 0.2}
+	if _, err := s.o.CreateService(s.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("3 running", func() bool { return slotsCovered(s.running("web"), 3) })
+
+	deploy := func(image string) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- s.o.Deploy(s.ctx, "web", image) }()
+		return done
+	}
+	var err error
+	finished := func(done <-chan error) func() bool {
+		return func() bool {
+			select {
+			case err = <-done:
+				return true
+			default:
+				return false
+			}
+		}
+	}
+
+	// A good image: Deploy returns once every task runs it.
+	s.waitFor("deploy of web:2", finished(deploy("example.com/web:2")))
+	if err != nil {
+		t.Fatalf("Deploy web:2: %v", err)
+	}
+	for _, tk := range s.running("web") {
+		if tk.Spec.Image != "example.com/web:2" {
+			t.Errorf("task %s runs %s after Deploy returned", tk.ID, tk.Spec.Image)
+		}
+	}
+	// The same image again: nothing to do.
+	if err := s.o.Deploy(s.ctx, "web", "example.com/web:2"); err != nil {
+		t.Fatalf("Deploy of the running image: %v", err)
+	}
+
+	// A bad image: its tasks crash, the update rolls back, Deploy says so.
+	done := deploy("example.com/web:3-broken")
+	crashed := map[string]bool{}
+	s.waitFor("deploy of a broken image", func() bool {
+		for _, n := range s.cluster.Nodes() {
+			for _, tk := range n.Tasks() {
+				full, err := s.o.Task(s.ctx, tk.ID)
+				if err == nil && full.Spec.Image == "example.com/web:3-broken" && tk.Status.State == dao.TaskRunning && !crashed[tk.ID] {
+					crashed[tk.ID] = true
+					_ = n.Crash(tk.ID, 1)
+				}
+			}
+		}
+		return finished(done)()
+	})
+	if !errors.Is(err, orchestrator.ErrUpdateFailed) {
+		t.Fatalf("Deploy of a crashing image: err = %v, want ErrUpdateFailed", err)
+	}
+	t.Logf("Deploy of a crashing image: %v", err)
+
+	if err := s.o.Deploy(s.ctx, "nope", "example.com/web:2"); !errors.Is(err, orchestrator.ErrNotFound) {
+		t.Errorf("Deploy to a missing service: err = %v, want ErrNotFound", err)
+	}
+}
