@@ -34,6 +34,10 @@ bench: deps
 	$(GO) run ./internal/bench/recovery
 	$(GO) run ./internal/bench/scheduler
 	cd internal/bench/scheduler/swarmkit && $(GO) run -mod=mod .
+	$(GO) run ./internal/bench/cluster
+	$(GO) run ./internal/bench/converge
+	$(GO) run ./internal/bench/pull -runs 5
+	$(GO) run ./internal/bench/pipeline
 
 # Each fuzzer for a minute; the corpus grows under testdata/fuzz when a failure is found.
 fuzz:
@@ -42,6 +46,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseReference -fuzztime=60s ./registry/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeManifest -fuzztime=60s ./registry/
 	$(GO) test -run='^$$' -fuzz=FuzzParseWWWAuthenticate -fuzztime=60s ./registry/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseExpr$$' -fuzztime=60s ./pipeline/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=60s ./pipeline/
+	$(GO) test -run='^$$' -fuzz=FuzzMask -fuzztime=60s ./pipeline/
 
 clean:
 	$(GO) clean -testcache

@@ -30,6 +30,25 @@
 // which matches sentinels such as [ErrNotFound], [ErrUnauthorized], [ErrManifestUnknown] and
 // [ErrTooManyRequests] with errors.Is.
 //
+// # Pulling into containerd
+//
+// [Client.Pull] puts an image from a registry into a containerd (1.6 or later, no transfer
+// service needed) ready to run: blobs into its content store, layers unpacked into its
+// snapshotter, and the image record last. It streams each layer once: fetched in parallel,
+// hashed by the content store as it is written, and decompressed and extracted into the
+// layer's snapshot while it arrives, so a pull takes about as long as the slowest layer's
+// fetch and extraction rather than the sum of downloading and then unpacking. Only verified
+// content is committed ([ErrDigestMismatch] otherwise), partial downloads resume with Range,
+// content and snapshots already there are reused, a failed or cancelled pull leaves no image
+// record (and keeps what it verified for the next attempt, [WithPullKeep]), and layers cannot
+// write outside their snapshot. [WithProgress] reports every blob's bytes, for progress bars.
+//
+//	img, err := c.Pull(namespaces.WithNamespace(ctx, "dao"), cc, "registry.local/app:1.2")
+//	if err != nil {
+//		return err // e.g. errors.Is(err, registry.ErrNotFound), registry.ErrDigestMismatch
+//	}
+//	fmt.Println(img.Name, img.Target.Digest)
+//
 // # Images without a registry
 //
 // An image is made in three steps. A [LayerBuilder] collects files, directories and links

@@ -32,6 +32,8 @@ type download struct {
 	desc   ocispec.Descriptor
 	spool  spool
 	cancel context.CancelFunc
+	// stall is stallTimeout when the download started.
+	stall time.Duration
 	// wake tells the hasher that bytes were written.
 	wake chan struct{}
 
@@ -71,7 +73,7 @@ func (c *Client) joinDownload(ctx context.Context, repo Reference, desc ocispec.
 	}
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d := &download{
-		c: c, key: key, repo: repo, desc: desc, spool: sp, cancel: cancel,
+		c: c, key: key, repo: repo, desc: desc, spool: sp, cancel: cancel, stall: stallTimeout,
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), refs: 1,
 	}
 	if _, ok := c.downloads[key]; !ok {
@@ -87,7 +89,7 @@ func (d *download) release() {
 	d.mu.Lock()
 	d.refs--
 	last := d.refs == 0
-	if last && !d.done && d.c.downloads[d.key] == d {
+	if last && d.c.downloads[d.key] == d {
 		delete(d.c.downloads, d.key)
 	}
 	closeSpool := last && d.done && !d.closed
@@ -124,23 +126,24 @@ func (d *download) run(ctx context.Context) {
 	d.finish(err)
 }
 
-// finish records the outcome and forgets the download, so that the next FetchBlob starts
-// anew.
+// finish records the outcome. A failed download is forgotten, so that the next FetchBlob
+// starts anew; one that succeeded stays for FetchBlob calls to join (reading its spool) until
+// its last reader is closed.
 func (d *download) finish(err error) {
 	if err != nil {
 		err = fmt.Errorf("registry: fetch blob %s from %s: %w", d.desc.Digest, d.repo.Name(), err)
 	}
 	d.c.mu.Lock()
-	if d.c.downloads[d.key] == d {
-		delete(d.c.downloads, d.key)
-	}
-	d.c.mu.Unlock()
 	d.mu.Lock()
 	d.done, d.started, d.err = true, true, err
 	d.notify()
+	if (err != nil || d.refs == 0) && d.c.downloads[d.key] == d {
+		delete(d.c.downloads, d.key)
+	}
 	closeSpool := d.refs == 0 && !d.closed
 	d.closed = d.closed || closeSpool
 	d.mu.Unlock()
+	d.c.mu.Unlock()
 	if closeSpool {
 		d.spool.Close()
 	}
@@ -342,18 +345,24 @@ func (rr *rangeResponse) close() {
 
 // open requests the missing part of ch from ep and checks that the answer is that part.
 func (d *download) open(ctx context.Context, ep *endpoint, ch *chunk) (*rangeResponse, error) {
-	size := d.desc.Size
-	from := ch.start + d.written(ch)
+	return d.c.openRange(ctx, ep, d.repo, d.desc, ch.start+d.written(ch), ch.end)
+}
+
+// openRange requests bytes [from, end) of the blob desc of repo from ep and checks that the
+// answer is that part, or the whole blob (with skip set to from) if the server ignored the
+// range.
+func (c *Client) openRange(ctx context.Context, ep *endpoint, repo Reference, desc ocispec.Descriptor, from, end int64) (*rangeResponse, error) {
+	size := desc.Size
 	h := http.Header{}
-	if from > 0 || ch.end < size {
-		h.Set("Range", fmt.Sprintf("bytes=%d-%d", from, ch.end-1))
+	if from > 0 || end < size {
+		h.Set("Range", fmt.Sprintf("bytes=%d-%d", from, end-1))
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	resp, err := d.c.do(rctx, ep, &request{
+	resp, err := c.do(rctx, ep, &request{
 		method: http.MethodGet,
-		url:    ep.url(d.repo.Repository+"/blobs/"+d.desc.Digest.String(), nil),
+		url:    ep.url(repo.Repository+"/blobs/"+desc.Digest.String(), nil),
 		header: h,
-		scopes: []string{pullScope(d.repo)},
+		scopes: []string{pullScope(repo)},
 		ok:     []int{http.StatusOK, http.StatusPartialContent},
 	})
 	if err != nil {
@@ -367,14 +376,14 @@ func (d *download) open(ctx context.Context, ep *endpoint, ch *chunk) (*rangeRes
 	rr := &rangeResponse{resp: resp, cancel: cancel}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		start, end, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		start, last, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		switch {
 		case ok && total >= 0 && total != size:
 			rr.close()
 			return nil, fmt.Errorf("%w: %s says the blob has %d bytes, the descriptor %d", ErrSizeMismatch, ep.host, total, size)
-		case !ok || start != from || end >= ch.end:
+		case !ok || start != from || last >= end:
 			rr.close()
-			return nil, fmt.Errorf("%w: asked %s for bytes %d-%d, got Content-Range %q", ErrInvalidResponse, ep.host, from, ch.end-1, resp.Header.Get("Content-Range"))
+			return nil, fmt.Errorf("%w: asked %s for bytes %d-%d, got Content-Range %q", ErrInvalidResponse, ep.host, from, end-1, resp.Header.Get("Content-Range"))
 		}
 	case http.StatusOK:
 		if resp.ContentLength >= 0 && resp.ContentLength != size {
@@ -421,7 +430,7 @@ var errShortBody = errors.New("answer ended early")
 // copyBody writes the answer's bytes into the spool at ch's missing part. It returns nil when
 // ch is full, and an error when the answer broke or ended before.
 func (d *download) copyBody(ctx context.Context, ch *chunk, rr *rangeResponse) error {
-	watchdog := time.AfterFunc(stallTimeout, func() {
+	watchdog := time.AfterFunc(d.stall, func() {
 		rr.stalled.Store(true)
 		rr.cancel()
 	})
@@ -438,7 +447,7 @@ func (d *download) copyBody(ctx context.Context, ch *chunk, rr *rangeResponse) e
 	off := ch.start + d.written(ch)
 	for off < ch.end {
 		n, err := body.Read(buf[:min(int64(len(buf)), ch.end-off)])
-		watchdog.Reset(stallTimeout)
+		watchdog.Reset(d.stall)
 		if n > 0 {
 			if _, werr := d.spool.WriteAt(buf[:n], off); werr != nil {
 				return &permanentError{fmt.Errorf("write spool: %w", werr)}
@@ -472,7 +481,7 @@ func (d *download) copyBody(ctx context.Context, ch *chunk, rr *rangeResponse) e
 // readError names a stalled connection as such.
 func (d *download) readError(rr *rangeResponse, err error) error {
 	if rr.stalled.Load() {
-		return fmt.Errorf("no byte for %v", stallTimeout)
+		return fmt.Errorf("no byte for %v", d.stall)
 	}
 	return err
 }

@@ -1,0 +1,104 @@
+package registry
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/containerd/platforms"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// PullOption configures Pull.
+type PullOption func(*pullOptions) error
+
+type pullOptions struct {
+	platform    ocispec.Platform
+	snapshotter string // "" for no unpack
+	name        string
+	concurrency int
+	labels      map[string]string
+	keep        time.Duration
+}
+
+func defaultPullOptions() pullOptions {
+	return pullOptions{
+		platform:    platforms.DefaultSpec(),
+		snapshotter: "overlayfs",
+		concurrency: 3,
+		keep:        24 * time.Hour,
+	}
+}
+
+// WithPullPlatform pulls, from an index, the image for p (chosen as SelectPlatform does), and
+// unpacks only an image for p. The default is the platform of the host.
+func WithPullPlatform(p ocispec.Platform) PullOption {
+	return func(o *pullOptions) error {
+		if p.OS == "" || p.Architecture == "" {
+			return fmt.Errorf("%w: platform %q needs an OS and an architecture", ErrInvalidOption, platforms.Format(p))
+		}
+		o.platform = platforms.Normalize(p)
+		return nil
+	}
+}
+
+// WithPullUnpack unpacks the image into the named snapshotter as it is pulled, so that
+// containers can start from it at once; "" pulls the content only. The default is
+// "overlayfs".
+func WithPullUnpack(snapshotter string) PullOption {
+	return func(o *pullOptions) error {
+		o.snapshotter = snapshotter
+		return nil
+	}
+}
+
+// WithPullName names containerd's image record name instead of the reference normalised
+// ("docker.io/library/busybox:latest"). The default is the normalised reference.
+func WithPullName(name string) PullOption {
+	return func(o *pullOptions) error {
+		if err := checkName(name); err != nil {
+			return err
+		}
+		o.name = name
+		return nil
+	}
+}
+
+// WithPullConcurrency fetches up to n layers at once. Layers are started in order, so that
+// the unpacking, which goes from the bottom layer up, has its next layer first. The default
+// is 3.
+func WithPullConcurrency(n int) PullOption {
+	return func(o *pullOptions) error {
+		if n < 1 {
+			return fmt.Errorf("%w: pull concurrency %d, want at least 1", ErrInvalidOption, n)
+		}
+		o.concurrency = n
+		return nil
+	}
+}
+
+// WithPullLabels sets the labels of containerd's image record. The default is none.
+func WithPullLabels(labels map[string]string) PullOption {
+	return func(o *pullOptions) error {
+		var imp importOptions
+		if err := WithImageLabels(labels)(&imp); err != nil {
+			return err
+		}
+		o.labels = imp.labels
+		return nil
+	}
+}
+
+// WithPullKeep sets how long what a failed or cancelled pull committed (blobs, unpacked
+// layers) is kept under a lease, so that the next pull of the image reuses it instead of
+// fetching it again; containerd's garbage collector takes it afterwards. A pull that
+// succeeds releases the leases of earlier failed pulls of the same name at once. The default
+// is 24 hours, as containerd keeps partial ingests; 0 releases at once.
+func WithPullKeep(d time.Duration) PullOption {
+	return func(o *pullOptions) error {
+		if d < 0 {
+			return fmt.Errorf("%w: keep %v is negative", ErrInvalidOption, d)
+		}
+		o.keep = d
+		return nil
+	}
+}

@@ -1,0 +1,218 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// blobStream reads a blob from an offset to its end straight from the registry, in one
+// request, resuming with a Range request where a connection breaks or stalls. It reads
+// exactly the bytes the descriptor's size says (a server that sends more or fewer is an
+// ErrSizeMismatch), but it does not verify the digest: that is its caller's work, which may
+// not have the bytes before the offset (a partial ingest that containerd verifies). Unlike
+// FetchBlob it keeps no spool and shares nothing, so each byte is read once.
+type blobStream struct {
+	c    *Client
+	ctx  context.Context
+	repo Reference
+	desc ocispec.Descriptor
+	ep   *endpoint
+	rep  *reporter
+	// stall is stallTimeout when the stream was opened.
+	stall time.Duration
+
+	off      int64 // the next byte to read
+	rr       *rangeResponse
+	watchdog *time.Timer
+	// openedAt is off when rr was opened; failures counts the answers in a row that broke
+	// before giving a byte.
+	openedAt int64
+	failures int
+	err      error // sticky
+}
+
+// openStream returns a stream of the blob desc of repo from byte off, from the first
+// endpoint that answers. Progress is reported as "fetch" from off.
+func (c *Client) openStream(ctx context.Context, repo Reference, desc ocispec.Descriptor, off int64) (*blobStream, error) {
+	s := &blobStream{c: c, ctx: ctx, repo: repo, desc: desc, off: off, rep: c.reporter("fetch", repo, desc), stall: stallTimeout}
+	if off >= desc.Size {
+		return s, nil
+	}
+	var errs []error
+	for _, ep := range c.endpoints(repo.Registry, CapPull) {
+		rr, err := c.openRange(ctx, ep, repo, desc, off, desc.Size)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, s.wrap(err)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		s.ep = ep
+		s.attach(rr)
+		return s, nil
+	}
+	return nil, s.wrap(endpointsError(errs))
+}
+
+func (s *blobStream) wrap(err error) error {
+	return fmt.Errorf("registry: fetch blob %s from %s: %w", s.desc.Digest, s.repo.Name(), err)
+}
+
+// attach makes rr the answer being read, under a watchdog that cuts it if it stalls.
+func (s *blobStream) attach(rr *rangeResponse) {
+	s.rr, s.openedAt = rr, s.off
+	s.watchdog = time.AfterFunc(s.stall, func() {
+		rr.stalled.Store(true)
+		rr.cancel()
+	})
+}
+
+// detach closes the answer being read.
+func (s *blobStream) detach() {
+	if s.rr == nil {
+		return
+	}
+	s.watchdog.Stop()
+	s.rr.close()
+	s.rr = nil
+}
+
+// Read reads the next bytes of the blob; it returns io.EOF after the last.
+func (s *blobStream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	for {
+		if s.off >= s.desc.Size {
+			err := s.end()
+			s.detach()
+			if err != nil {
+				s.err = s.wrap(err)
+				return 0, s.err
+			}
+			s.err = io.EOF
+			return 0, io.EOF
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if s.rr == nil {
+			if err := s.reopen(); err != nil {
+				s.err = s.wrap(err)
+				return 0, s.err
+			}
+		}
+		n, err := s.read(p[:min(int64(len(p)), s.desc.Size-s.off)])
+		if n > 0 {
+			s.off += int64(n)
+			s.rep.update(s.off)
+			if err != nil {
+				if berr := s.broken(err); berr != nil {
+					s.err = s.wrap(berr) // for the next Read
+				}
+			}
+			return n, nil
+		}
+		if err == nil {
+			continue
+		}
+		if err := s.broken(err); err != nil {
+			s.err = s.wrap(err)
+			return 0, s.err
+		}
+	}
+}
+
+// read reads from the answer, past the bytes it must skip.
+func (s *blobStream) read(p []byte) (int, error) {
+	body := s.rr.resp.Body
+	if s.rr.skip > 0 {
+		n, err := io.CopyN(io.Discard, body, s.rr.skip)
+		s.rr.skip -= n
+		s.watchdog.Reset(s.stall)
+		if err != nil {
+			return 0, s.readError(err)
+		}
+	}
+	n, err := body.Read(p)
+	s.watchdog.Reset(s.stall)
+	if err == io.EOF {
+		if int64(n) < s.desc.Size-s.off {
+			return n, errShortBody
+		}
+		err = nil
+	}
+	if err != nil {
+		return n, s.readError(err)
+	}
+	return n, nil
+}
+
+func (s *blobStream) readError(err error) error {
+	if s.rr.stalled.Load() {
+		return fmt.Errorf("no byte for %v", s.stall)
+	}
+	return err
+}
+
+// broken drops the answer after err, and returns err if resuming cannot help: err is
+// permanent, or MaxAttempts answers in a row broke without a byte.
+func (s *blobStream) broken(err error) error {
+	progress := s.off > s.openedAt
+	s.detach()
+	if permanent(s.ctx, err) {
+		if s.ctx.Err() != nil {
+			return s.ctx.Err()
+		}
+		return err
+	}
+	if progress {
+		s.failures = 0
+		return nil
+	}
+	s.failures++
+	if s.failures >= s.c.opts.retry.MaxAttempts {
+		return fmt.Errorf("connection to %s broke %d times in a row at byte %d: %w", s.ep.host, s.failures, s.off, err)
+	}
+	return s.c.sleep(s.ctx, s.failures, 0)
+}
+
+// reopen asks the endpoint for the rest of the blob.
+func (s *blobStream) reopen() error {
+	rr, err := s.c.openRange(s.ctx, s.ep, s.repo, s.desc, s.off, s.desc.Size)
+	if err != nil {
+		if s.ctx.Err() != nil {
+			return s.ctx.Err()
+		}
+		return err
+	}
+	s.attach(rr)
+	return nil
+}
+
+// end checks, at the blob's last byte, that an answer of no declared length ends there.
+func (s *blobStream) end() error {
+	if s.rr == nil || s.rr.resp.ContentLength >= 0 {
+		return nil
+	}
+	var one [1]byte
+	if n, _ := io.ReadFull(s.rr.resp.Body, one[:]); n > 0 {
+		return fmt.Errorf("%w: the registry sends more than the %d bytes of the descriptor", ErrSizeMismatch, s.desc.Size)
+	}
+	return nil
+}
+
+// Close closes the answer being read.
+func (s *blobStream) Close() error {
+	s.detach()
+	if s.err == nil {
+		s.err = errors.New("registry: read of a closed blob stream")
+	}
+	return nil
+}

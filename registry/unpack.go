@@ -1,0 +1,382 @@
+package registry
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/archive"
+	"github.com/containerd/errdefs"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Labels the unpacker sets, as containerd's own unpacker does.
+const (
+	labelGCSnapshot     = "containerd.io/gc.ref.snapshot."
+	labelSnapshotParent = "containerd.io/snapshot/parent-chain-id"
+)
+
+// unpacker unpacks an image's layers into a snapshotter, one snapshot per layer named by
+// its chain ID, from the bottom layer up: a layer's snapshot is prepared on its parent's,
+// which must be committed first. Each layer is extracted while its blob is still being
+// fetched (from the ingest's tap), and committed once the blob's digest and the layer's
+// diff ID are verified.
+type unpacker struct {
+	p       *puller
+	name    string // the snapshotter's
+	sn      snapshots.Snapshotter
+	layers  []ocispec.Descriptor
+	diffIDs []digest.Digest
+	chain   []digest.Digest
+	// first is the first layer to unpack: those below are unpacked already.
+	first int
+	// ingests are the fetches of the layers' blobs, by layer.
+	ingests []*ingest
+}
+
+// newUnpacker checks that the config describes the layers and finds the layers already
+// unpacked.
+func (p *puller) newUnpacker(ctx context.Context, cfg *ocispec.Image, im *ocispec.Manifest) (*unpacker, error) {
+	diffIDs := cfg.RootFS.DiffIDs
+	if cfg.RootFS.Type != "layers" || len(diffIDs) != len(im.Layers) {
+		return nil, fmt.Errorf("%w: config has %d diff IDs of type %q for %d layers", ErrInvalidImage, len(diffIDs), cfg.RootFS.Type, len(im.Layers))
+	}
+	for _, d := range diffIDs {
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: diff ID %q: %v", ErrInvalidImage, d, err)
+		}
+	}
+	u := &unpacker{
+		p:       p,
+		name:    p.opts.snapshotter,
+		sn:      p.cc.SnapshotService(p.opts.snapshotter),
+		layers:  im.Layers,
+		diffIDs: diffIDs,
+		chain:   chainIDs(diffIDs),
+		ingests: make([]*ingest, len(im.Layers)),
+	}
+	for i := len(u.chain) - 1; i >= 0; i-- {
+		_, err := u.sn.Stat(ctx, u.chain[i].String())
+		if err == nil {
+			u.first = i + 1
+			break
+		}
+		if !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("snapshot %s in %s: %w", u.chain[i], u.name, err)
+		}
+	}
+	if u.first > 0 {
+		r := leases.Resource{ID: u.chain[u.first-1].String(), Type: "snapshots/" + u.name}
+		if err := p.leaseResource(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// readers returns how many of the layers to unpack have the blob of digest d; 0 for a nil
+// unpacker.
+func (u *unpacker) readers(layers []ocispec.Descriptor, d digest.Digest) int {
+	if u == nil {
+		return 0
+	}
+	n := 0
+	for _, l := range layers[u.first:] {
+		if l.Digest == d {
+			n++
+		}
+	}
+	return n
+}
+
+// run unpacks the layers from u.first up.
+func (u *unpacker) run(ctx context.Context) error {
+	for i := u.first; i < len(u.layers); i++ {
+		if err := u.unpackLayer(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unpackLayer unpacks layer i into the snapshot of its chain ID.
+func (u *unpacker) unpackLayer(ctx context.Context, i int) error {
+	in, desc := u.ingests[i], u.layers[i]
+	if in.tap != nil {
+		defer in.tap.release()
+	}
+	chainID := u.chain[i].String()
+	parent := ""
+	if i > 0 {
+		parent = u.chain[i-1].String()
+	}
+	labels := snapshotLabels(desc, chainID, u.diffIDs[i].String(), parent)
+	key := fmt.Sprintf(snapshots.UnpackKeyFormat, uniquePart(), chainID)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Prepare and Commit are not cut short when ctx ends, so that their outcome is known and
+	// no snapshot is left behind unknown.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	mounts, err := u.sn.Prepare(pctx, key, parent, snapshots.WithLabels(labels))
+	cancel()
+	if errdefs.IsAlreadyExists(err) {
+		if _, serr := u.sn.Stat(ctx, chainID); serr == nil {
+			// Unpacked meanwhile by another pull.
+			return in.wait(ctx)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("prepare snapshot of layer %s: %w", desc.Digest, err)
+	}
+	active := true
+	defer func() {
+		if active {
+			u.remove(ctx, key)
+		}
+	}()
+
+	diffID, err := u.apply(ctx, in, mounts, u.diffIDs[i].Algorithm())
+	// Only a verified blob's snapshot is committed; and when the extraction failed, a blob
+	// that turns out bad is the cause to report.
+	if ierr := in.wait(ctx); ierr != nil {
+		return ierr
+	}
+	if err != nil {
+		return fmt.Errorf("unpack layer %s: %w", desc.Digest, err)
+	}
+	if diffID != u.diffIDs[i] {
+		return fmt.Errorf("%w: layer %s has diff ID %s, the config says %s", ErrInvalidImage, desc.Digest, diffID, u.diffIDs[i])
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	err = u.sn.Commit(cctx, chainID, key, snapshots.WithLabels(labels))
+	cancel()
+	if err != nil && !errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("commit snapshot of layer %s: %w", desc.Digest, err)
+	}
+	active = err != nil // committed meanwhile by another pull: ours goes
+	info := content.Info{Digest: desc.Digest, Labels: map[string]string{labelUncompressed: diffID.String()}}
+	if _, err := u.p.cs.Update(ctx, info, "labels."+labelUncompressed); err != nil {
+		return fmt.Errorf("label layer %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+// remove removes an active snapshot, even when ctx has ended. One that cannot be removed is
+// held only by the pull's lease, and containerd's collector takes it when the lease ends.
+func (u *unpacker) remove(ctx context.Context, key string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_ = u.sn.Remove(rctx, key)
+}
+
+// apply extracts the layer of in into the active snapshot of mounts and returns the diff ID.
+// When the snapshot's directory is reachable here it extracts there, from the ingest's tap
+// as the blob arrives, or from the content store; otherwise containerd's diff service
+// extracts the committed blob.
+func (u *unpacker) apply(ctx context.Context, in *ingest, mounts []mount.Mount, alg digest.Algorithm) (digest.Digest, error) {
+	root, parents, overlay, ok := localTarget(mounts)
+	if !ok {
+		if err := in.wait(ctx); err != nil {
+			return "", err
+		}
+		d, err := u.p.cc.DiffService().Apply(ctx, in.desc, mounts)
+		if err != nil {
+			return "", err
+		}
+		return d.Digest, nil
+	}
+	select {
+	case <-in.started:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	// Ending the source's context is what stops the extraction's reader goroutine, should
+	// the extraction end early.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var src io.Reader
+	if in.streamed {
+		src = in.tap.reader(ctx)
+	} else {
+		if err := in.wait(ctx); err != nil {
+			return "", err
+		}
+		ra, err := u.p.cs.ReaderAt(ctx, in.desc)
+		if err != nil {
+			return "", err
+		}
+		defer ra.Close()
+		src = content.NewReader(ra)
+	}
+	return extract(ctx, cancel, in.desc.MediaType, src, root, parents, overlay, alg)
+}
+
+// extract decompresses the layer blob of mediaType from src and extracts it into root,
+// converting whiteouts for overlayfs if overlay (with parents, the lower directories, for
+// the attributes of directories the layer implies). It returns the digest of the
+// uncompressed stream. Reads of src must fail once stop is called.
+func extract(ctx context.Context, stop context.CancelFunc, mediaType string, src io.Reader, root string, parents []string, overlay bool, alg digest.Algorithm) (digest.Digest, error) {
+	dr, err := decompress(mediaType, bufio.NewReaderSize(src, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	defer dr.Close()
+	d := alg.Digester()
+	// Decompressing and hashing on one core, extracting on the other.
+	tr := newReadahead(io.TeeReader(dr, d.Hash()), 256<<10, 4)
+	defer func() {
+		stop()
+		tr.Close()
+	}()
+	var opts []archive.ApplyOpt
+	if overlay {
+		opts = append(opts, archive.WithConvertWhiteout(archive.OverlayConvertWhiteout))
+		if len(parents) > 0 {
+			opts = append(opts, archive.WithParents(parents))
+		}
+	}
+	if _, err := archive.Apply(ctx, root, tr, opts...); err != nil {
+		return "", err
+	}
+	// What follows the tar's end belongs to the diff ID too, and the decompressor checks
+	// its trailer at the end.
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return "", err
+	}
+	return d.Digest(), nil
+}
+
+// decompress returns a reader of the layer blob of mediaType in r, uncompressed.
+func decompress(mediaType string, r *bufio.Reader) (io.ReadCloser, error) {
+	comp, err := images.DiffCompression(context.Background(), mediaType)
+	if err != nil {
+		return nil, fmt.Errorf("%w: layer media type %q", ErrInvalidImage, mediaType)
+	}
+	if comp == "unknown" { // a Docker layer type that may or may not be compressed
+		comp = ""
+		if magic, _ := r.Peek(4); len(magic) >= 3 && magic[0] == 0x1f && magic[1] == 0x8b && magic[2] == 8 {
+			comp = "gzip"
+		} else if len(magic) == 4 && string(magic) == "\x28\xb5\x2f\xfd" {
+			comp = "zstd"
+		}
+	}
+	switch comp {
+	case "gzip":
+		return gzip.NewReader(r)
+	case "zstd":
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		return zr.IOReadCloser(), nil
+	case "":
+		return io.NopCloser(r), nil
+	}
+	return nil, fmt.Errorf("%w: layer media type %q: unsupported compression %q", ErrInvalidImage, mediaType, comp)
+}
+
+// localTarget returns the directory that the only mount of mounts makes writable, when this
+// process can write there itself: the upper directory of an overlay (overlay true, with the
+// lower directories as parents) or the source of a bind mount, on this host, as root and
+// outside a user namespace.
+func localTarget(mounts []mount.Mount) (root string, parents []string, overlay, ok bool) {
+	if len(mounts) != 1 || os.Geteuid() != 0 || inUserNS() {
+		return "", nil, false, false
+	}
+	m := mounts[0]
+	switch m.Type {
+	case "overlay":
+		for _, o := range m.Options {
+			if v, found := strings.CutPrefix(o, "upperdir="); found {
+				root = v
+			} else if v, found := strings.CutPrefix(o, "lowerdir="); found {
+				parents = strings.Split(v, ":")
+			}
+		}
+		overlay = true
+	case "bind":
+		for _, o := range m.Options {
+			if o == "ro" {
+				return "", nil, false, false
+			}
+		}
+		root = m.Source
+	}
+	if root == "" {
+		return "", nil, false, false
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return "", nil, false, false
+	}
+	return root, parents, overlay, true
+}
+
+// inUserNS reports whether the process runs in a user namespace, where the character devices
+// of overlayfs whiteouts cannot be made (as github.com/moby/sys/userns tells it).
+var inUserNS = sync.OnceValue(func() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) != 3 || f[0] != "0" || f[1] != "0" || f[2] != "4294967295"
+})
+
+// snapshotLabels are the labels of a layer's snapshot, as containerd's unpacker sets them:
+// those the layer's annotations pass on (less ID mappings, which an image must not choose),
+// the chain ID, the diff ID and the parent's chain ID.
+func snapshotLabels(desc ocispec.Descriptor, chainID, diffID, parent string) map[string]string {
+	labels := snapshots.FilterInheritedLabels(desc.Annotations)
+	if labels == nil {
+		labels = make(map[string]string)
+	}
+	delete(labels, snapshots.LabelSnapshotUIDMapping)
+	delete(labels, snapshots.LabelSnapshotGIDMapping)
+	labels[snapshots.LabelSnapshotRef] = chainID
+	labels[snapshots.LabelSnapshotDiffID] = diffID
+	if parent != "" {
+		labels[labelSnapshotParent] = parent
+	}
+	return labels
+}
+
+// labelConfig ties the image config to the top snapshot, so that containerd's garbage
+// collector keeps the unpacked layers while the image is kept, and containerd knows the
+// image is unpacked.
+func (u *unpacker) labelConfig(ctx context.Context, config ocispec.Descriptor) error {
+	if len(u.chain) == 0 {
+		return nil
+	}
+	key := labelGCSnapshot + u.name
+	info := content.Info{Digest: config.Digest, Labels: map[string]string{key: u.chain[len(u.chain)-1].String()}}
+	if _, err := u.p.cs.Update(ctx, info, "labels."+key); err != nil {
+		return fmt.Errorf("label config %s: %w", config.Digest, err)
+	}
+	return nil
+}
+
+// uniquePart makes extraction snapshot keys unique, as containerd's unpacker does.
+func uniquePart() string {
+	var b [3]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%d-%s", time.Now().Nanosecond(), base64.URLEncoding.EncodeToString(b[:]))
+}
