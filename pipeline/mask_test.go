@@ -1,0 +1,90 @@
+package pipeline
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMaskerSplitsAcrossWrites(t *testing.T) {
+	secrets := newSecretSet([]string{"hunter2", "hunter2-long", "s3cr3t"})
+	input := "a hunter2 b hunter2-long c hunter2-lon d s3cr3ts3cr3t e hunte"
+	want := "a *** b *** c ***-lon d ****** e hunte"
+	// Every way of cutting the input into two writes, and byte by byte.
+	for cut := 0; cut <= len(input); cut++ {
+		var b strings.Builder
+		m := newMasker(&b, secrets)
+		m.Write([]byte(input[:cut]))
+		m.Write([]byte(input[cut:]))
+		m.Flush()
+		if got := b.String(); got != want {
+			t.Fatalf("cut at %d: got %q, want %q", cut, got, want)
+		}
+	}
+	var b strings.Builder
+	m := newMasker(&b, secrets)
+	for i := range len(input) {
+		m.Write([]byte{input[i]})
+	}
+	m.Flush()
+	if got := b.String(); got != want {
+		t.Errorf("byte by byte: got %q, want %q", got, want)
+	}
+}
+
+func TestMaskerHoldsBackOnlyPrefixes(t *testing.T) {
+	var b strings.Builder
+	m := newMasker(&b, newSecretSet([]string{"topsecret"}))
+	m.Write([]byte("line one\nand top"))
+	if got, want := b.String(), "line one\nand "; got != want {
+		t.Errorf("after a write ending in a prefix: passed on %q, want %q", got, want)
+	}
+	m.Write([]byte("ping\n"))
+	if got, want := b.String(), "line one\nand topping\n"; got != want {
+		t.Errorf("after the prefix turned out not to be one: %q, want %q", got, want)
+	}
+}
+
+func TestSecretSetMultiline(t *testing.T) {
+	s := newSecretSet([]string{"-----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY-----", "", "x"})
+	got := s.mask("key: -----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY----- then AAAA alone, x")
+	want := "key: *** then *** alone, ***"
+	if got != want {
+		t.Errorf("mask = %q, want %q", got, want)
+	}
+	if got := newSecretSet(nil).mask("nothing"); got != "nothing" {
+		t.Errorf("no secrets: %q", got)
+	}
+}
+
+func TestLineWriter(t *testing.T) {
+	var lines []string
+	w := &lineWriter{emit: func(s string) { lines = append(lines, s) }}
+	w.Write([]byte("one\ntw"))
+	w.Write([]byte("o\r\n\nthree"))
+	w.Write([]byte(strings.Repeat("x", maxLineBytes+3)))
+	w.Flush()
+	want := []string{"one", "two", "", "three" + strings.Repeat("x", maxLineBytes-5), "xxxxxxxx"}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("lines (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseOutputs(t *testing.T) {
+	got, warnings, err := parseOutputs([]byte("version=1.2\nempty=\n\nurl=http://x/?a=b\nnotes<<EOF\nline 1\nline=2\nEOF\nbad line\n=novalue\nversion=1.3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"version": "1.3", "empty": "", "url": "http://x/?a=b", "notes": "line 1\nline=2"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outputs (-want +got):\n%s", diff)
+	}
+	if len(warnings) != 2 || !strings.HasPrefix(warnings[0], "line 9:") || !strings.HasPrefix(warnings[1], "line 10:") {
+		t.Errorf("warnings = %q, want lines 9 and 10", warnings)
+	}
+	_, warnings, _ = parseOutputs([]byte("a<<END\nnever closed\n"))
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "never closed") {
+		t.Errorf("unclosed heredoc: warnings = %q", warnings)
+	}
+}

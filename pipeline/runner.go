@@ -1,0 +1,500 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opendao/dao/edge"
+)
+
+// Runner runs pipelines: each container step in containers on an edge.Runtime, build steps
+// with package registry and a Pusher, deploy steps through a Deployer.
+//
+// A Runner is safe for simultaneous use: several runs may go on at once, and share its
+// parallelism limit, its cache and its Runtime.
+type Runner struct {
+	rt     *edge.Runtime
+	opts   options
+	slots  chan struct{}
+	cache  *cacheStore
+	pusher Pusher
+}
+
+// NewRunner returns a Runner that runs containers on rt. The Runner does not own rt: close
+// rt after the last run has returned.
+func NewRunner(rt *edge.Runtime, opts ...Option) (*Runner, error) {
+	if rt == nil {
+		return nil, errors.New("pipeline: runtime must not be nil")
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	r := &Runner{
+		rt:     rt,
+		opts:   o,
+		slots:  make(chan struct{}, o.parallelism),
+		cache:  &cacheStore{dir: o.cacheDir},
+		pusher: o.pusher,
+	}
+	if r.pusher == nil {
+		r.pusher = &ContainerdPusher{Client: rt.Client(), Namespace: rt.Namespace()}
+	}
+	return r, nil
+}
+
+// Run runs the pipeline and returns its record once every step has finished and every
+// container of the run is removed.
+//
+// Steps start as soon as the steps they need have finished and their condition holds, at
+// most the Runner's parallelism at once. When ctx is cancelled, the run starts nothing more,
+// stops the containers that run (SIGTERM, then SIGKILL after the stop grace), removes them and
+// returns; the steps that did not finish are StatusCancelled.
+//
+// The error is nil when the run succeeded. An invalid pipeline, or one that needs a secret or
+// a Deployer the run was not given, returns a *dao.ValidationError and no record: nothing
+// ran. A run with failed steps returns its record and an error that wraps ErrFailed; a
+// cancelled run returns its record and an error that wraps ctx's error.
+func (r *Runner) Run(ctx context.Context, p *Pipeline, opts ...RunOption) (*Record, error) {
+	var o runOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if p == nil {
+		return nil, errors.New("pipeline: nil pipeline")
+	}
+	if err := r.check(p, &o); err != nil {
+		return nil, err
+	}
+	ru, err := r.newRun(p, &o)
+	if err != nil {
+		return nil, err
+	}
+	defer ru.cleanup()
+	ru.execute(ctx)
+	rec := ru.record()
+	return rec, ru.result(ctx, rec)
+}
+
+// check validates p and what the run needs of the Runner and the run's options.
+func (r *Runner) check(p *Pipeline, o *runOptions) error {
+	var pr problems
+	p.validate(&pr)
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		at := stepField(i, s.Name)
+		missing := func(field string, names []string) {
+			for j, name := range names {
+				if _, ok := o.secrets[name]; !ok && envNamePattern.MatchString(name) {
+					pr.add(fmt.Sprintf("%s[%d]", field, j), "secret %q was not given to the run (WithSecrets)", name)
+				}
+			}
+		}
+		missing(at+".secrets", s.Secrets)
+		for k := range s.Services {
+			missing(serviceField(at, k, s.Services[k].Name)+".secrets", s.Services[k].Secrets)
+		}
+		if s.Deploy != nil && r.opts.deployer == nil {
+			pr.add(at+".deploy", "the Runner has no Deployer (WithDeployer)")
+		}
+	}
+	return pr.err()
+}
+
+// run is one run of a pipeline.
+type run struct {
+	r       *Runner
+	p       *Pipeline
+	id      string
+	ws      string // the workspace on the host
+	ownWS   bool
+	scratch string
+	secrets map[string]string
+	masks   secretSet
+	logf    func(LogLine)
+	logMu   sync.Mutex
+
+	nodes  []*node
+	groups map[string][]*node
+	anc    map[string]map[string]bool
+
+	startedAt, finishedAt time.Time
+}
+
+// node is one step, or one instance of a matrix step, in a run.
+type node struct {
+	def  *Step
+	inst instance
+	name string // record name: "test" or "test (go=1.26)"
+	// key names the node in container IDs and paths: "test" or "test.m1". Step names have no
+	// '.', so the IDs of a run never clash: "<run>-<key>.a<attempt>" for a step's attempts,
+	// "<run>-<key>.svc.<service>" for its services.
+	key  string
+	rec  StepRecord
+	done chan struct{}
+	logs []string // guarded by run.logMu
+}
+
+func (r *Runner) newRun(p *Pipeline, o *runOptions) (*run, error) {
+	id := o.runID
+	if id == "" {
+		var b [5]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	scratch, err := os.MkdirTemp(r.opts.scratchDir, "dao-pipeline-"+id+"-")
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: scratch directory: %w", err)
+	}
+	ru := &run{
+		r:       r,
+		p:       &Pipeline{Name: p.Name, Env: maps.Clone(p.Env)},
+		id:      id,
+		ws:      o.workspace,
+		scratch: scratch,
+		secrets: o.secrets,
+		logf:    o.logf,
+		groups:  map[string][]*node{},
+	}
+	ru.masks = newSecretSet(slices.Collect(maps.Values(o.secrets)))
+	if ru.ws == "" {
+		ru.ws, ru.ownWS = filepath.Join(scratch, "workspace"), true
+		if err := os.Mkdir(ru.ws, 0o777); err != nil {
+			os.RemoveAll(scratch)
+			return nil, fmt.Errorf("pipeline: workspace: %w", err)
+		}
+		_ = os.Chmod(ru.ws, 0o777) // steps that run as another user write there too
+	} else if info, err := os.Stat(ru.ws); err != nil || !info.IsDir() {
+		os.RemoveAll(scratch)
+		return nil, fmt.Errorf("pipeline: workspace %s: not a directory", ru.ws)
+	}
+	index := map[string]int{}
+	for i := range p.Steps {
+		ru.p.Steps = append(ru.p.Steps, *p.Steps[i].clone())
+		index[p.Steps[i].Name] = i
+	}
+	ru.anc = ru.p.ancestors(index)
+	for i := range ru.p.Steps {
+		s := &ru.p.Steps[i]
+		insts := expand(s.Matrix)
+		for j, inst := range insts {
+			n := &node{def: s, inst: inst, name: s.Name, key: s.Name, done: make(chan struct{})}
+			if len(s.Matrix) > 0 {
+				n.name = fmt.Sprintf("%s (%s)", s.Name, inst.label)
+				n.key = fmt.Sprintf("%s.m%d", s.Name, j)
+			}
+			n.rec = StepRecord{Name: n.name, Step: s.Name, Matrix: inst.values}
+			ru.nodes = append(ru.nodes, n)
+			ru.groups[s.Name] = append(ru.groups[s.Name], n)
+		}
+	}
+	return ru, nil
+}
+
+func (ru *run) cleanup() {
+	if err := os.RemoveAll(ru.scratch); err != nil {
+		// Files a step made read-only, or owned by another user: try once more after making
+		// them writable.
+		_ = filepath.Walk(ru.scratch, func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.IsDir() {
+				_ = os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+		_ = os.RemoveAll(ru.scratch)
+	}
+}
+
+// execute runs every node, each in its own goroutine, and returns when all have finished.
+func (ru *run) execute(ctx context.Context) {
+	ru.startedAt = ru.now()
+	var wg sync.WaitGroup
+	for _, n := range ru.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(n.done)
+			ru.runNode(ctx, n)
+		}()
+	}
+	wg.Wait()
+	ru.finishedAt = ru.now()
+}
+
+func (ru *run) now() time.Time { return ru.r.opts.now() }
+
+// log adds a message of the runner to the node's log, with secrets masked.
+func (ru *run) log(n *node, format string, args ...any) {
+	ru.emit(n, true, ru.masks.mask(fmt.Sprintf(format, args...)))
+}
+
+// emit adds a line to the node's log and hands it to the live log function. Container output
+// was masked as it was read.
+func (ru *run) emit(n *node, runner bool, text string) {
+	line := LogLine{Time: ru.now(), Step: n.name, Runner: runner, Text: text}
+	ru.logMu.Lock()
+	defer ru.logMu.Unlock()
+	n.logs = append(n.logs, line.String())
+	if limit := ru.r.opts.logLimit; len(n.logs) > limit {
+		n.logs = n.logs[len(n.logs)-limit:]
+	}
+	if ru.logf != nil {
+		ru.logf(line)
+	}
+}
+
+// runNode waits for the node's needs, decides whether it runs, and runs it.
+func (ru *run) runNode(ctx context.Context, n *node) {
+	for _, need := range n.def.Needs {
+		for _, m := range ru.groups[need] {
+			<-m.done
+		}
+	}
+	if ctx.Err() != nil {
+		ru.finish(n, StatusCancelled, "run cancelled before the step started")
+		return
+	}
+	sc := &nodeScope{ru: ru, n: n, ctx: ctx}
+	if ok, reason := ru.shouldRun(n, sc); !ok {
+		ru.finish(n, StatusSkipped, reason)
+		return
+	}
+	select {
+	case ru.r.slots <- struct{}{}:
+	case <-ctx.Done():
+		ru.finish(n, StatusCancelled, "run cancelled before the step started")
+		return
+	}
+	defer func() { <-ru.r.slots }()
+	n.rec.StartedAt = ru.now()
+	defer func() { n.rec.FinishedAt = ru.now() }()
+	step, err := n.def.render(sc)
+	if err != nil {
+		ru.finish(n, StatusFailure, err.Error())
+		return
+	}
+	switch step.kind() {
+	case kindBuild:
+		ru.attempts(ctx, n, step, func(ctx, actx context.Context, a *Attempt) result {
+			return ru.buildAttempt(ctx, actx, n, step)
+		})
+	case kindDeploy:
+		ru.attempts(ctx, n, step, func(ctx, actx context.Context, a *Attempt) result {
+			return ru.deployAttempt(ctx, actx, n, step)
+		})
+	default:
+		ru.runContainerStep(ctx, n, step)
+	}
+	if n.rec.Status.failed() && step.ContinueOnError {
+		n.rec.ContinueOnError = true
+		ru.log(n, "%s, and the step may fail (continue_on_error)", n.rec.Status)
+	}
+}
+
+// finish ends a node that did not run.
+func (ru *run) finish(n *node, st Status, reason string) {
+	n.rec.Status, n.rec.Reason = st, reason
+	ru.log(n, "%s: %s", st, reason)
+}
+
+// shouldRun evaluates the node's condition once its needs have finished.
+func (ru *run) shouldRun(n *node, sc *nodeScope) (bool, string) {
+	if n.def.If == "" {
+		if sc.success() {
+			return true, ""
+		}
+		return false, ru.whyNotSuccess(n)
+	}
+	x, err := parseCondition(n.def.If)
+	if err != nil { // Validate refused it already
+		return false, fmt.Sprintf("condition %q: %v", n.def.If, err)
+	}
+	if !usesStatusFunction(x) {
+		// As in GitHub Actions, a condition that says nothing of the needs' status holds only
+		// when they succeeded.
+		if !sc.success() {
+			return false, ru.whyNotSuccess(n)
+		}
+	}
+	if !x.eval(sc).truth() {
+		return false, fmt.Sprintf("condition %q is false", n.def.If)
+	}
+	return true, ""
+}
+
+// whyNotSuccess names the first step this node needs, directly or not, that did not succeed.
+func (ru *run) whyNotSuccess(n *node) string {
+	names := slices.Clone(n.def.Needs)
+	for _, s := range ru.p.Steps {
+		if ru.anc[n.def.Name][s.Name] && !slices.Contains(names, s.Name) {
+			names = append(names, s.Name)
+		}
+	}
+	for _, name := range names {
+		if !ru.groupOK(name) {
+			what := map[Status]string{
+				StatusFailure: "failed", StatusTimedOut: "timed out",
+				StatusSkipped: "was skipped", StatusCancelled: "was cancelled",
+			}[ru.groupStatus(name)]
+			return fmt.Sprintf("needed step %q %s", name, what)
+		}
+	}
+	return "needed steps did not succeed"
+}
+
+// ok reports whether a finished node counts as a success for the steps that need it.
+func (n *node) ok() bool {
+	return n.rec.Status == StatusSuccess || n.rec.Status.failed() && n.rec.ContinueOnError
+}
+
+// bad reports whether a finished node fails the run.
+func (n *node) bad() bool {
+	return n.rec.Status.failed() && !n.rec.ContinueOnError || n.rec.Status == StatusCancelled
+}
+
+// groupOK: every instance of the step succeeded or was skipped, and at least one succeeded.
+func (ru *run) groupOK(name string) bool {
+	some := false
+	for _, m := range ru.groups[name] {
+		switch {
+		case m.ok():
+			some = true
+		case m.rec.Status != StatusSkipped:
+			return false
+		}
+	}
+	return some
+}
+
+func (ru *run) groupBad(name string) bool {
+	for _, m := range ru.groups[name] {
+		if m.bad() {
+			return true
+		}
+	}
+	return false
+}
+
+// groupStatus is the status of a step over its instances: the worst of them.
+func (ru *run) groupStatus(name string) Status {
+	rank := map[Status]int{StatusSkipped: 0, StatusSuccess: 1, StatusTimedOut: 2, StatusFailure: 3, StatusCancelled: 4}
+	var worst Status
+	for i, m := range ru.groups[name] {
+		if i == 0 || rank[m.rec.Status] > rank[worst] {
+			worst = m.rec.Status
+		}
+	}
+	return worst
+}
+
+// nodeScope is what a node's expressions read. Only steps the node needs, directly or not,
+// are read, and they have all finished.
+type nodeScope struct {
+	ru  *run
+	n   *node
+	ctx context.Context
+}
+
+func (s *nodeScope) output(step, key string) string {
+	v := ""
+	for _, m := range s.ru.groups[step] {
+		if o, ok := m.rec.Outputs[key]; ok {
+			v = o
+		}
+	}
+	return v
+}
+
+func (s *nodeScope) status(step string) Status   { return s.ru.groupStatus(step) }
+func (s *nodeScope) matrixValue(k string) string { return s.n.inst.values[k] }
+func (s *nodeScope) cancelled() bool             { return s.ctx.Err() != nil }
+
+func (s *nodeScope) success() bool {
+	for a := range s.ru.anc[s.n.def.Name] {
+		if !s.ru.groupOK(a) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *nodeScope) failure() bool {
+	for a := range s.ru.anc[s.n.def.Name] {
+		if s.ru.groupBad(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// record assembles the run record, with every secret masked.
+func (ru *run) record() *Record {
+	rec := &Record{
+		Pipeline:   ru.p.Name,
+		RunID:      ru.id,
+		Status:     StatusSuccess,
+		StartedAt:  ru.startedAt,
+		FinishedAt: ru.finishedAt,
+	}
+	ru.logMu.Lock()
+	defer ru.logMu.Unlock()
+	for _, n := range ru.nodes {
+		sr := n.rec
+		sr.Logs = slices.Clone(n.logs)
+		sr.Reason = ru.masks.mask(sr.Reason)
+		sr.Attempts = slices.Clone(sr.Attempts)
+		for i := range sr.Attempts {
+			sr.Attempts[i].Reason = ru.masks.mask(sr.Attempts[i].Reason)
+		}
+		if sr.Outputs != nil {
+			out := make(map[string]string, len(sr.Outputs))
+			for k, v := range sr.Outputs {
+				out[k] = ru.masks.mask(v)
+			}
+			sr.Outputs = out
+		}
+		switch {
+		case sr.Status == StatusCancelled:
+			rec.Status = StatusCancelled
+		case n.bad() && rec.Status != StatusCancelled:
+			rec.Status = StatusFailure
+		}
+		rec.Steps = append(rec.Steps, sr)
+	}
+	return rec
+}
+
+// result is Run's error for rec.
+func (ru *run) result(ctx context.Context, rec *Record) error {
+	switch rec.Status {
+	case StatusSuccess:
+		return nil
+	case StatusCancelled:
+		cause := context.Cause(ctx)
+		if cause == nil {
+			cause = context.Canceled
+		}
+		return fmt.Errorf("pipeline: run %s cancelled: %w", ru.id, cause)
+	}
+	var failed []string
+	for _, s := range rec.Steps {
+		if s.Status.failed() && !s.ContinueOnError {
+			failed = append(failed, fmt.Sprintf("%s (%s)", s.Name, s.Reason))
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrFailed, strings.Join(failed, "; "))
+}

@@ -1,0 +1,511 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/opendao/dao"
+	"github.com/opendao/dao/edge"
+)
+
+// Labels the runner puts on its containers, beside edge's own.
+const (
+	// LabelRun holds the run's ID.
+	LabelRun = dao.LabelPrefix + "pipeline.run"
+	// LabelStep holds the step's name.
+	LabelStep = dao.LabelPrefix + "pipeline.step"
+)
+
+// Where a container step finds what the runner gives it.
+const (
+	// outputMount is the directory mounted in every container step that holds the outputs
+	// file ($DAO_OUTPUT).
+	outputMount = "/dao"
+	outputFile  = "output"
+	// maxOutputBytes bounds the outputs file a step may write.
+	maxOutputBytes = 1 << 20
+	// cleanupTimeout bounds stopping and removing a container after its step.
+	cleanupTimeout = 30 * time.Second
+)
+
+// result is how one attempt ended.
+type result struct {
+	status      Status
+	reason      string
+	exitCode    *int
+	outputs     map[string]string
+	containerID string
+}
+
+// attempts runs do once, and again while it fails or times out and the step has retries
+// left. actx is ctx with the step's timeout.
+func (ru *run) attempts(ctx context.Context, n *node, step *Step, do func(ctx, actx context.Context, a *Attempt) result) {
+	base := n.rec.Outputs // restored from the cache, if any
+	for number := 1; ; number++ {
+		a := Attempt{Number: number, StartedAt: ru.now()}
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if step.Timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, step.Timeout.Std())
+		}
+		res := do(ctx, actx, &a)
+		cancel()
+		if res.status != StatusSuccess && ctx.Err() != nil {
+			res.status, res.reason = StatusCancelled, "run cancelled"
+		}
+		a.FinishedAt = ru.now()
+		a.Status, a.Reason, a.ExitCode, a.ContainerID = res.status, res.reason, res.exitCode, res.containerID
+		n.rec.Attempts = append(n.rec.Attempts, a)
+		n.rec.Status, n.rec.Reason, n.rec.ExitCode = res.status, res.reason, res.exitCode
+		n.rec.Outputs = mergeOutputs(base, res.outputs)
+		if res.status == StatusSuccess {
+			ru.log(n, "attempt %d: success", number)
+			return
+		}
+		ru.log(n, "attempt %d: %s: %s", number, res.status, res.reason)
+		if res.status == StatusCancelled || number > step.Retries {
+			return
+		}
+		ru.log(n, "retrying (%d of %d retries)", number, step.Retries)
+	}
+}
+
+// mergeOutputs returns the outputs of an attempt over those of the cache, if any.
+func mergeOutputs(cached, written map[string]string) map[string]string {
+	if len(cached) == 0 {
+		return written
+	}
+	out := maps.Clone(cached)
+	maps.Copy(out, written)
+	return out
+}
+
+// failedResult classifies an error of an attempt: cancelled with the run, timed out with the
+// step, or failed.
+func (ru *run) failedResult(ctx, actx context.Context, step *Step, what string, err error) result {
+	switch {
+	case ctx.Err() != nil:
+		return result{status: StatusCancelled, reason: "run cancelled"}
+	case actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded):
+		return result{status: StatusTimedOut, reason: fmt.Sprintf("timed out after %s", step.Timeout)}
+	}
+	return result{status: StatusFailure, reason: ru.masks.mask(what + ": " + err.Error())}
+}
+
+// runContainerStep runs a container step: its cache, its services and its attempts.
+func (ru *run) runContainerStep(ctx context.Context, n *node, step *Step) {
+	var (
+		ws       *os.Root
+		cacheKey string
+	)
+	if step.Cache != nil {
+		var err error
+		if ws, err = os.OpenRoot(ru.ws); err == nil {
+			defer ws.Close()
+			cacheKey, err = ru.lookupCache(n, ws, step)
+		}
+		if err != nil {
+			n.rec.Cache = &CacheResult{Key: cacheKey, Error: ru.masks.mask(err.Error())}
+			ru.log(n, "cache: %v; running without it", err)
+			cacheKey = ""
+		}
+		if n.rec.Cache != nil && n.rec.Cache.Hit && step.Cache.SkipOnHit {
+			n.rec.Status, n.rec.Reason = StatusSuccess, "cache hit: work skipped"
+			ru.log(n, "cache hit %.12s: work skipped", cacheKey)
+			return
+		}
+	}
+
+	svcs, err := ru.startServices(ctx, n, step)
+	defer ru.stopServices(ctx, n, svcs)
+	if err != nil {
+		res := result{status: StatusFailure, reason: ru.masks.mask(err.Error())}
+		if ctx.Err() != nil {
+			res = result{status: StatusCancelled, reason: "run cancelled"}
+		}
+		n.rec.Status, n.rec.Reason = res.status, res.reason
+		ru.log(n, "%s: %s", res.status, res.reason)
+		return
+	}
+
+	ru.attempts(ctx, n, step, func(ctx, actx context.Context, a *Attempt) result {
+		return ru.containerAttempt(ctx, actx, n, step, a.Number, svcs)
+	})
+
+	if cacheKey != "" && !n.rec.Cache.Hit && n.rec.Status == StatusSuccess {
+		if err := ru.r.cache.save(ws, cacheKey, step.Cache.Paths, n.rec.Outputs); err != nil {
+			n.rec.Cache.Error = ru.masks.mask(err.Error())
+			ru.log(n, "cache: save %.12s: %v", cacheKey, err)
+		} else {
+			n.rec.Cache.Saved = true
+			ru.log(n, "cache: saved %.12s", cacheKey)
+		}
+	}
+}
+
+// lookupCache computes the step's cache key and restores its entry when there is one.
+func (ru *run) lookupCache(n *node, ws *os.Root, step *Step) (string, error) {
+	key, err := cacheKey(ws, ru.p.Env, step, n.inst)
+	if err != nil {
+		return "", err
+	}
+	outputs, hit, err := ru.r.cache.restore(ws, key, step.Cache.Paths)
+	if err != nil {
+		return key, err
+	}
+	n.rec.Cache = &CacheResult{Key: key, Hit: hit}
+	if hit {
+		n.rec.Outputs = outputs
+		ru.log(n, "cache hit %.12s: restored %s", key, strings.Join(step.Cache.Paths, ", "))
+	} else {
+		ru.log(n, "cache miss %.12s", key)
+	}
+	return key, nil
+}
+
+// containerAttempt runs one attempt of a container step: create and start its container,
+// follow its logs, wait for it (stopping it at the timeout or on cancellation), read its
+// outputs and remove it.
+func (ru *run) containerAttempt(ctx, actx context.Context, n *node, step *Step, number int, svcs *services) result {
+	id := fmt.Sprintf("%s-%s.a%d", ru.id, n.key, number)
+	outDir := filepath.Join(ru.scratch, n.key, fmt.Sprintf("a%d", number))
+	if err := makeOutputDir(outDir); err != nil {
+		return result{status: StatusFailure, reason: "outputs file: " + err.Error()}
+	}
+	spec := ru.containerSpec(n, step, number, outDir, svcs)
+	labels := map[string]string{LabelRun: ru.id, LabelStep: n.def.Name}
+	if _, err := ru.r.rt.Run(actx, id, spec, edge.WithLabels(labels)); err != nil {
+		ru.remove(ctx, n, id)
+		res := ru.failedResult(ctx, actx, step, "start container", err)
+		res.containerID = id
+		return res
+	}
+	ru.log(n, "attempt %d: container %s started", number, id)
+	stopFollowing := ru.followLogs(ctx, n, id)
+
+	res := result{containerID: id}
+	st, err := ru.r.rt.Wait(actx, id)
+	if err != nil {
+		waitErr := err
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ru.r.opts.stopGrace+cleanupTimeout)
+		st, err = ru.r.rt.Stop(stopCtx, id, edge.WithGracePeriod(ru.r.opts.stopGrace))
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			res.status, res.reason = StatusCancelled, "run cancelled"
+		case actx.Err() != nil:
+			res.status, res.reason = StatusTimedOut, fmt.Sprintf("timed out after %s", step.Timeout)
+		default:
+			res.status, res.reason = StatusFailure, "wait: "+waitErr.Error()
+		}
+		if err != nil {
+			res.reason += "; stop: " + err.Error()
+		} else {
+			res.reason += "; container stopped, " + st.Reason()
+			code := st.ExitCode
+			res.exitCode = &code
+		}
+	} else {
+		code := st.ExitCode
+		res.exitCode = &code
+		if code == 0 {
+			res.status = StatusSuccess
+		} else {
+			res.status, res.reason = StatusFailure, st.Reason()
+		}
+	}
+	ru.awaitOutput(ctx, id)
+	stopFollowing()
+
+	outputs, warnings, err := readOutputs(filepath.Join(outDir, outputFile))
+	for _, w := range warnings {
+		ru.log(n, "outputs: %s", w)
+	}
+	if err != nil && res.status == StatusSuccess {
+		res.status, res.reason = StatusFailure, "outputs: "+err.Error()
+	}
+	res.outputs = outputs
+	ru.remove(ctx, n, id)
+	res.reason = ru.masks.mask(res.reason)
+	return res
+}
+
+// awaitOutput waits until containerd's shim has written all the exited container's output to
+// its log file. The exit is reported as soon as the process ends, while the shim may still be
+// copying its last output; deleting the exited process waits for that copy (up to 2s). The
+// container and its log stay. edge.Runtime has no call for this yet, so it is done with the
+// Runtime's containerd client.
+func (ru *run) awaitOutput(ctx context.Context, id string) {
+	cctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.WithoutCancel(ctx), ru.r.rt.Namespace()), cleanupTimeout)
+	defer cancel()
+	c, err := ru.r.rt.Client().LoadContainer(cctx, id)
+	if err != nil {
+		return
+	}
+	if task, err := c.Task(cctx, nil); err == nil {
+		_, _ = task.Delete(cctx)
+	}
+
+}
+
+func makeOutputDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	// Steps may run as any user: let them write their outputs.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return err
+	}
+	f := filepath.Join(dir, outputFile)
+	if err := os.WriteFile(f, nil, 0o666); err != nil {
+		return err
+	}
+	return os.Chmod(f, 0o666)
+}
+
+// remove stops (if needed) and removes a container of the run, even when ctx is cancelled.
+func (ru *run) remove(ctx context.Context, n *node, id string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	err := ru.r.rt.Remove(rctx, id)
+	if errors.Is(err, edge.ErrRunning) {
+		if _, err = ru.r.rt.Stop(rctx, id, edge.WithGracePeriod(ru.r.opts.stopGrace)); err == nil {
+			err = ru.r.rt.Remove(rctx, id)
+		}
+	}
+	if err != nil && !errors.Is(err, edge.ErrNotFound) {
+		ru.log(n, "remove container %s: %v", id, err)
+	}
+}
+
+// containerSpec is the container of a step's attempt.
+func (ru *run) containerSpec(n *node, step *Step, number int, outDir string, svcs *services) dao.ContainerSpec {
+	env := map[string]string{}
+	maps.Copy(env, ru.p.Env)
+	maps.Copy(env, step.Env)
+	for k, v := range n.inst.values {
+		env["MATRIX_"+strings.ToUpper(k)] = v
+	}
+	for _, s := range step.Secrets {
+		env[s] = ru.secrets[s]
+	}
+	if svcs != nil {
+		maps.Copy(env, svcs.env)
+	}
+	maps.Copy(env, map[string]string{
+		"CI":            "true",
+		"DAO_WORKSPACE": Workspace,
+		"DAO_OUTPUT":    path.Join(outputMount, outputFile),
+		"DAO_RUN_ID":    ru.id,
+		"DAO_STEP":      n.def.Name,
+		"DAO_ATTEMPT":   fmt.Sprint(number),
+	})
+	wd := step.WorkingDir
+	switch {
+	case wd == "":
+		wd = Workspace
+	case !path.IsAbs(wd):
+		wd = path.Join(Workspace, wd)
+	}
+	spec := dao.ContainerSpec{
+		Image:      step.Image,
+		Env:        envList(env),
+		WorkingDir: wd,
+		User:       step.User,
+		Mounts: []dao.Mount{
+			{Type: dao.MountBind, Source: ru.ws, Target: Workspace},
+			{Type: dao.MountBind, Source: outDir, Target: outputMount},
+		},
+		StopGracePeriod: dao.Duration(ru.r.opts.stopGrace),
+	}
+	if svcs != nil && svcs.hosts != "" {
+		spec.Mounts = append(spec.Mounts, dao.Mount{Type: dao.MountBind, Source: svcs.hosts, Target: "/etc/hosts", ReadOnly: true})
+	}
+	spec.Command, spec.Args = command(step.Entrypoint, step.Commands, step.Args)
+	return spec
+}
+
+// command turns a step's or service's entrypoint, commands and args into a container's
+// command and args.
+//
+// Commands send their stderr to stdout: then the log keeps the order in which lines were
+// written, and none is lost. (containerd's shim writes both streams to one log file and
+// closes it when stdout ends, dropping stderr that was not copied yet: "error copying
+// stderr" in its log.)
+func command(entrypoint, commands, args []string) ([]string, []string) {
+	if len(commands) > 0 {
+		return []string{"/bin/sh", "-c", "exec 2>&1\nset -e\n" + strings.Join(commands, "\n") + "\n"}, nil
+	}
+	return slices.Clone(entrypoint), slices.Clone(args)
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// followLogs streams the container's output into the node's log as it is written, and
+// returns a function that, once the container has exited, reads what is left and stops.
+func (ru *run) followLogs(ctx context.Context, n *node, id string) (stop func()) {
+	lw := &lineWriter{emit: func(text string) { ru.emit(n, false, text) }}
+	m := newMasker(lw, ru.masks)
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan int64, 1)
+	go func() {
+		var read int64
+		if rc, err := ru.r.rt.Logs(fctx, id, edge.LogOptions{Follow: true}); err == nil {
+			read, _ = io.Copy(m, rc)
+			rc.Close()
+		}
+		done <- read
+	}()
+	return func() {
+		// The follower polls; cancelling it and reading the rest from where it stopped is
+		// quicker than waiting for it to notice the exit.
+		cancel()
+		read := <-done
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer rcancel()
+		if rc, err := ru.r.rt.Logs(rctx, id, edge.LogOptions{}); err == nil {
+			if _, err := io.CopyN(io.Discard, rc, read); err == nil {
+				_, _ = io.Copy(m, rc)
+			}
+			rc.Close()
+		}
+		_ = m.Flush()
+		lw.Flush()
+	}
+}
+
+// readOutputs reads a step's outputs file: "key=value" lines, and "key<<END" followed by
+// lines up to a line "END" for values of several lines (as GitHub Actions' $GITHUB_OUTPUT).
+// Lines it cannot read are reported as warnings, not errors.
+func readOutputs(file string) (map[string]string, []string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxOutputBytes+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(data) > maxOutputBytes {
+		return nil, nil, fmt.Errorf("the outputs file is larger than %d bytes", maxOutputBytes)
+	}
+	return parseOutputs(data)
+}
+
+func parseOutputs(data []byte) (map[string]string, []string, error) {
+	var (
+		out      map[string]string
+		warnings []string
+	)
+	set := func(k, v string) {
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), maxOutputBytes+1)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSuffix(sc.Text(), "\r")
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		eq := strings.IndexByte(text, '=')
+		heredoc := strings.Index(text, "<<")
+		if heredoc > 0 && (eq < 0 || heredoc < eq) {
+			key, delim := text[:heredoc], text[heredoc+2:]
+			if !keyPattern.MatchString(key) || delim == "" {
+				warnings = append(warnings, fmt.Sprintf("line %d: %q is not key<<DELIMITER", line, text))
+				continue
+			}
+			start := line
+			var lines []string
+			closed := false
+			for sc.Scan() {
+				line++
+				l := strings.TrimSuffix(sc.Text(), "\r")
+				if l == delim {
+					closed = true
+					break
+				}
+				lines = append(lines, l)
+			}
+			if !closed {
+				warnings = append(warnings, fmt.Sprintf("line %d: %q is never closed by a line %q", start, key, delim))
+				break
+			}
+			set(key, strings.Join(lines, "\n"))
+			continue
+		}
+		if eq <= 0 || !keyPattern.MatchString(text[:eq]) {
+			warnings = append(warnings, fmt.Sprintf("line %d: want key=value with a key of letters, digits, '_' and '-'", line))
+			continue
+		}
+		set(text[:eq], text[eq+1:])
+	}
+	return out, warnings, sc.Err()
+}
+
+// buildAttempt builds the step's image from the workspace and pushes it.
+func (ru *run) buildAttempt(ctx, actx context.Context, n *node, step *Step) result {
+	b := step.Build
+	img, err := buildImage(actx, ru.ws, b)
+	if err != nil {
+		return ru.failedResult(ctx, actx, step, "build", err)
+	}
+	defer func() {
+		for _, l := range img.Layers() {
+			l.Close()
+		}
+	}()
+	ru.log(n, "built %s: manifest %s, %d bytes of layers", b.Ref, img.Descriptor().Digest, img.Manifest().Layers[0].Size)
+	desc, err := ru.r.pusher.Push(actx, b.Ref, img)
+	if err != nil {
+		return ru.failedResult(ctx, actx, step, "push "+b.Ref, err)
+	}
+	dg := desc.Digest
+	if dg == "" {
+		dg = img.Descriptor().Digest
+	}
+	pinned, err := pinnedRef(b.Ref, dg)
+	if err != nil {
+		return ru.failedResult(ctx, actx, step, "push "+b.Ref, err)
+	}
+	ru.log(n, "pushed %s", pinned)
+	return result{
+		status:  StatusSuccess,
+		outputs: map[string]string{"ref": b.Ref, "digest": dg.String(), "image": pinned},
+	}
+}
+
+// deployAttempt hands the step's image to the Deployer.
+func (ru *run) deployAttempt(ctx, actx context.Context, n *node, step *Step) result {
+	d := step.Deploy
+	ru.log(n, "deploying %s to service %s", d.Image, d.Service)
+	if err := ru.r.opts.deployer.Deploy(actx, d.Service, d.Image); err != nil {
+		return ru.failedResult(ctx, actx, step, "deploy "+d.Service, err)
+	}
+	ru.log(n, "deployed %s to service %s", d.Image, d.Service)
+	return result{status: StatusSuccess, outputs: map[string]string{"service": d.Service, "image": d.Image}}
+}

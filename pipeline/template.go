@@ -1,0 +1,138 @@
+package pipeline
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// visitStrings calls f for every string of s that may hold "${{ }}" expressions, with its
+// field path under at; set replaces the string in s.
+func visitStrings(s *Step, at string, f func(field, v string, set func(string))) {
+	one := func(field string, p *string) {
+		f(field, *p, func(v string) { *p = v })
+	}
+	list := func(field string, l []string) {
+		for i := range l {
+			one(fmt.Sprintf("%s[%d]", field, i), &l[i])
+		}
+	}
+	env := func(field string, m map[string]string) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			f(field+"."+k, m[k], func(v string) { m[k] = v })
+		}
+	}
+	one(at+".image", &s.Image)
+	list(at+".entrypoint", s.Entrypoint)
+	list(at+".commands", s.Commands)
+	list(at+".args", s.Args)
+	env(at+".env", s.Env)
+	one(at+".working_dir", &s.WorkingDir)
+	one(at+".user", &s.User)
+	for i := range s.Services {
+		sv := &s.Services[i]
+		sat := serviceField(at, i, sv.Name)
+		one(sat+".image", &sv.Image)
+		list(sat+".entrypoint", sv.Entrypoint)
+		list(sat+".commands", sv.Commands)
+		list(sat+".args", sv.Args)
+		env(sat+".env", sv.Env)
+	}
+	if b := s.Build; b != nil {
+		one(at+".build.ref", &b.Ref)
+		list(at+".build.entrypoint", b.Entrypoint)
+		list(at+".build.cmd", b.Cmd)
+		list(at+".build.env", b.Env)
+		one(at+".build.working_dir", &b.WorkingDir)
+		one(at+".build.user", &b.User)
+	}
+	if d := s.Deploy; d != nil {
+		one(at+".deploy.service", &d.Service)
+		one(at+".deploy.image", &d.Image)
+	}
+}
+
+// clone returns a deep copy of s, so that rendering its expressions leaves the definition as
+// it was.
+func (s *Step) clone() *Step {
+	c := *s
+	c.Entrypoint = slices.Clone(s.Entrypoint)
+	c.Commands = slices.Clone(s.Commands)
+	c.Args = slices.Clone(s.Args)
+	c.Env = maps.Clone(s.Env)
+	c.Secrets = slices.Clone(s.Secrets)
+	c.Needs = slices.Clone(s.Needs)
+	if s.Matrix != nil {
+		c.Matrix = make(map[string][]string, len(s.Matrix))
+		for k, v := range s.Matrix {
+			c.Matrix[k] = slices.Clone(v)
+		}
+	}
+	if s.Cache != nil {
+		cc := *s.Cache
+		cc.KeyFiles = slices.Clone(s.Cache.KeyFiles)
+		cc.Paths = slices.Clone(s.Cache.Paths)
+		c.Cache = &cc
+	}
+	c.Services = slices.Clone(s.Services)
+	for i := range c.Services {
+		sv := &c.Services[i]
+		sv.Entrypoint = slices.Clone(sv.Entrypoint)
+		sv.Commands = slices.Clone(sv.Commands)
+		sv.Args = slices.Clone(sv.Args)
+		sv.Env = maps.Clone(sv.Env)
+		sv.Secrets = slices.Clone(sv.Secrets)
+		sv.Ports = slices.Clone(sv.Ports)
+	}
+	if s.Build != nil {
+		b := *s.Build
+		b.Add = slices.Clone(b.Add)
+		b.Entrypoint = slices.Clone(b.Entrypoint)
+		b.Cmd = slices.Clone(b.Cmd)
+		b.Env = slices.Clone(b.Env)
+		b.ExposedPorts = slices.Clone(b.ExposedPorts)
+		c.Build = &b
+	}
+	if s.Deploy != nil {
+		d := *s.Deploy
+		c.Deploy = &d
+	}
+	return &c
+}
+
+// render returns a copy of s with its expressions replaced by their values in sc.
+func (s *Step) render(sc scope) (*Step, error) {
+	c := s.clone()
+	var firstErr error
+	visitStrings(c, "steps."+s.Name, func(field, v string, set func(string)) {
+		t, err := parseTemplate(v)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", field, err)
+			}
+			return
+		}
+		if t.hasExpr() {
+			set(t.render(sc))
+		}
+	})
+	return c, firstErr
+}
+
+// serviceField is the field path of a service of the step at "at": by its name, or by its
+// index when it has none.
+func serviceField(at string, i int, name string) string {
+	if name == "" {
+		return fmt.Sprintf("%s.services[%d]", at, i)
+	}
+	return at + ".services." + name
+}
+
+// stepField is the field path of the i-th step: by its name, or by its index when it has
+// none.
+func stepField(i int, name string) string {
+	if name == "" {
+		return fmt.Sprintf("steps[%d]", i)
+	}
+	return "steps." + name
+}

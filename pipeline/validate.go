@@ -1,0 +1,495 @@
+package pipeline
+
+import (
+	"fmt"
+	"maps"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/reference"
+
+	"github.com/opendao/dao"
+)
+
+// Limits of a pipeline.
+const (
+	// MaxRetries is the most retries a step may ask for.
+	MaxRetries = 10
+	// MaxMatrixInstances is the most instances a matrix may fan a step out to.
+	MaxMatrixInstances = 256
+	maxStepName        = 32
+	maxServiceName     = 16
+)
+
+var (
+	stepNamePattern    = regexp.MustCompile(`^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*$`)
+	serviceNamePattern = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+	envNamePattern     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	keyPattern         = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+	exposedPortPattern = regexp.MustCompile(`^[0-9]{1,5}(/(tcp|udp|sctp))?$`)
+)
+
+// problems collects what is wrong while a pipeline is validated.
+type problems struct {
+	list []dao.FieldError
+}
+
+func (p *problems) add(field, format string, args ...any) {
+	p.list = append(p.list, dao.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return &dao.ValidationError{What: "pipeline", Errors: p.list}
+}
+
+// Validate checks the pipeline and returns a *dao.ValidationError naming every problem by its
+// field, such as "steps.test.needs[0]: unknown step \"lint\"". It refuses unknown and
+// duplicate step names, cycles among needs, expressions that do not parse (with the column)
+// or read what the step cannot see, and fields that do not fit the step's kind.
+func (p *Pipeline) Validate() error {
+	var pr problems
+	p.validate(&pr)
+	return pr.err()
+}
+
+func (p *Pipeline) validate(pr *problems) {
+	validateEnv(pr, "env", p.Env)
+	if len(p.Steps) == 0 {
+		pr.add("steps", "must list at least one step")
+		return
+	}
+	index := map[string]int{}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		at := stepField(i, s.Name)
+		switch {
+		case s.Name == "":
+			pr.add(at+".name", "must not be empty")
+		case len(s.Name) > maxStepName || !stepNamePattern.MatchString(s.Name):
+			pr.add(at+".name", "%q must be letters and digits with single '-' or '_' between them, at most %d bytes", s.Name, maxStepName)
+		default:
+			if j, dup := index[s.Name]; dup {
+				pr.add(fmt.Sprintf("steps[%d].name", i), "%q is also the name of steps[%d]", s.Name, j)
+			} else {
+				index[s.Name] = i
+			}
+		}
+	}
+	dagOK := true
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		at := stepField(i, s.Name)
+		seen := map[string]bool{}
+		for j, n := range s.Needs {
+			field := fmt.Sprintf("%s.needs[%d]", at, j)
+			switch _, known := index[n]; {
+			case n == s.Name:
+				pr.add(field, "a step cannot need itself")
+				dagOK = false
+			case !known:
+				pr.add(field, "unknown step %q", n)
+				dagOK = false
+			case seen[n]:
+				pr.add(field, "%q is listed twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	if dagOK {
+		if cycle := p.findCycle(index); cycle != nil {
+			pr.add("steps."+cycle[0]+".needs", "cycle: %s", strings.Join(cycle, " -> "))
+			dagOK = false
+		}
+	}
+	var anc map[string]map[string]bool
+	if dagOK {
+		anc = p.ancestors(index)
+	}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		var a map[string]bool
+		if anc != nil {
+			a = anc[s.Name]
+		}
+		s.validate(pr, stepField(i, s.Name), a, index)
+	}
+}
+
+// findCycle returns the names along a cycle of needs, the first repeated at the end, or nil.
+func (p *Pipeline) findCycle(index map[string]int) []string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make([]int, len(p.Steps))
+	var stack []string
+	var visit func(i int) []string
+	visit = func(i int) []string {
+		color[i] = grey
+		stack = append(stack, p.Steps[i].Name)
+		for _, n := range p.Steps[i].Needs {
+			j, ok := index[n]
+			if !ok {
+				continue
+			}
+			switch color[j] {
+			case grey:
+				k := slices.Index(stack, n)
+				return append(slices.Clone(stack[k:]), n)
+			case white:
+				if c := visit(j); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[i] = black
+		return nil
+	}
+	for i := range p.Steps {
+		if color[i] == white {
+			if c := visit(i); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// ancestors returns, for each step, the steps it needs directly or not. The DAG must have no
+// cycle and no unknown need.
+func (p *Pipeline) ancestors(index map[string]int) map[string]map[string]bool {
+	out := make(map[string]map[string]bool, len(p.Steps))
+	var visit func(name string) map[string]bool
+	visit = func(name string) map[string]bool {
+		if a, ok := out[name]; ok {
+			return a
+		}
+		a := map[string]bool{}
+		out[name] = a
+		for _, n := range p.Steps[index[name]].Needs {
+			a[n] = true
+			for m := range visit(n) {
+				a[m] = true
+			}
+		}
+		return a
+	}
+	for _, s := range p.Steps {
+		visit(s.Name)
+	}
+	return out
+}
+
+// validate checks one step. anc holds the steps it needs directly or not (nil when the DAG is
+// broken, which skips the checks of what expressions read).
+func (s *Step) validate(pr *problems, at string, anc map[string]bool, index map[string]int) {
+	kinds := 0
+	if s.Image != "" {
+		kinds++
+	}
+	if s.Build != nil {
+		kinds++
+	}
+	if s.Deploy != nil {
+		kinds++
+	}
+	switch {
+	case kinds == 0:
+		pr.add(at, "must have an image (a container step), a build or a deploy")
+	case kinds > 1:
+		pr.add(at, "must have only one of image, build and deploy")
+	}
+	k := s.kind()
+	if k != kindContainer {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"entrypoint", len(s.Entrypoint) > 0}, {"commands", len(s.Commands) > 0},
+			{"args", len(s.Args) > 0}, {"env", len(s.Env) > 0}, {"secrets", len(s.Secrets) > 0},
+			{"working_dir", s.WorkingDir != ""}, {"user", s.User != ""},
+			{"cache", s.Cache != nil}, {"services", len(s.Services) > 0},
+		} {
+			if f.set {
+				pr.add(at+"."+f.name, "only container steps (with an image) have %s", f.name)
+			}
+		}
+	}
+	if k == kindContainer && s.Image != "" {
+		checkImage(pr, at+".image", s.Image)
+		checkCommand(pr, at, s.Entrypoint, s.Commands, s.Args)
+		validateEnv(pr, at+".env", s.Env)
+		validateSecrets(pr, at+".secrets", s.Secrets)
+		if strings.IndexByte(s.WorkingDir, 0) >= 0 {
+			pr.add(at+".working_dir", "must not contain a NUL byte")
+		}
+		if strings.ContainsAny(s.User, " \t\n\x00") || strings.Count(s.User, ":") > 1 {
+			pr.add(at+".user", "%q must be uid, uid:gid, name or name:group", s.User)
+		}
+		if s.Cache != nil {
+			s.Cache.validate(pr, at+".cache")
+		}
+		names := map[string]int{}
+		for i := range s.Services {
+			sv := &s.Services[i]
+			sat := serviceField(at, i, sv.Name)
+			if j, dup := names[sv.Name]; dup && sv.Name != "" {
+				sat = fmt.Sprintf("%s.services[%d]", at, i)
+				pr.add(sat+".name", "%q is also the name of services[%d]", sv.Name, j)
+			}
+			names[sv.Name] = i
+			sv.validate(pr, sat)
+		}
+	}
+	if s.Timeout < 0 {
+		pr.add(at+".timeout", "must be >= 0, got %s", s.Timeout)
+	}
+	if s.Retries < 0 || s.Retries > MaxRetries {
+		pr.add(at+".retries", "must be 0-%d, got %d", MaxRetries, s.Retries)
+	}
+	if len(s.Matrix) > 0 {
+		instances := 1
+		upper := map[string]string{}
+		for _, key := range slices.Sorted(maps.Keys(s.Matrix)) {
+			field := at + ".matrix." + key
+			if !envNamePattern.MatchString(key) {
+				pr.add(field, "key %q must be letters, digits and '_', not starting with a digit", key)
+			} else if other, dup := upper[strings.ToUpper(key)]; dup {
+				pr.add(field, "key %q and %q give the same variable MATRIX_%s", other, key, strings.ToUpper(key))
+			}
+			upper[strings.ToUpper(key)] = key
+			if len(s.Matrix[key]) == 0 {
+				pr.add(field, "must list at least one value")
+			}
+			instances *= max(len(s.Matrix[key]), 1)
+			if instances > MaxMatrixInstances {
+				instances = MaxMatrixInstances + 1
+			}
+		}
+		if instances > MaxMatrixInstances {
+			pr.add(at+".matrix", "makes more than %d instances", MaxMatrixInstances)
+		}
+	}
+	if b := s.Build; b != nil {
+		b.validate(pr, at+".build")
+	}
+	if d := s.Deploy; d != nil {
+		if strings.TrimSpace(d.Service) == "" {
+			pr.add(at+".deploy.service", "must not be empty")
+		}
+		if strings.TrimSpace(d.Image) == "" {
+			pr.add(at+".deploy.image", "must not be empty")
+		} else {
+			checkImage(pr, at+".deploy.image", d.Image)
+		}
+	}
+
+	// Expressions: they must parse, and read only what the step can see.
+	check := func(field string, refs []*refExpr) {
+		for _, r := range refs {
+			switch r.path[0] {
+			case "matrix":
+				if _, ok := s.Matrix[r.path[1]]; !ok {
+					pr.add(field, "column %d: matrix key %q is not in the step's matrix", r.pos+1, r.path[1])
+				}
+			case "steps":
+				name := r.path[1]
+				if _, ok := index[name]; !ok {
+					pr.add(field, "column %d: unknown step %q", r.pos+1, name)
+				} else if anc != nil && !anc[name] {
+					pr.add(field, "column %d: step %q is not among the steps this one needs, directly or not", r.pos+1, name)
+				}
+			}
+		}
+	}
+	if s.If != "" {
+		x, err := parseCondition(s.If)
+		if err != nil {
+			pr.add(at+".if", "%v", err)
+		} else {
+			var refs []*refExpr
+			walk(x, func(e expr) {
+				if r, ok := e.(*refExpr); ok {
+					refs = append(refs, r)
+				}
+			})
+			check(at+".if", refs)
+		}
+	}
+	visitStrings(s, at, func(field, v string, _ func(string)) {
+		t, err := parseTemplate(v)
+		if err != nil {
+			pr.add(field, "%v", err)
+			return
+		}
+		check(field, t.refs())
+	})
+}
+
+// checkImage checks an image reference unless it holds an expression.
+func checkImage(pr *problems, field, ref string) {
+	if strings.Contains(ref, "${{") {
+		return
+	}
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		pr.add(field, "%q is not an image reference: %v", ref, err)
+	}
+}
+
+// checkCommand checks the combination of entrypoint, commands and args at "at".
+func checkCommand(pr *problems, at string, entrypoint, commands, args []string) {
+	if len(commands) > 0 && len(args) > 0 {
+		pr.add(at+".args", "commands and args do not go together: commands run through /bin/sh -c")
+	}
+	if len(commands) > 0 && len(entrypoint) > 0 {
+		pr.add(at+".entrypoint", "commands and entrypoint do not go together: commands run through /bin/sh -c")
+	}
+	for _, f := range []struct {
+		name string
+		l    []string
+	}{{"entrypoint", entrypoint}, {"commands", commands}, {"args", args}} {
+		for i, v := range f.l {
+			if strings.IndexByte(v, 0) >= 0 {
+				pr.add(fmt.Sprintf("%s.%s[%d]", at, f.name, i), "must not contain a NUL byte")
+			}
+		}
+	}
+}
+
+func validateEnv(pr *problems, field string, env map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if !envNamePattern.MatchString(k) {
+			pr.add(field+"."+k, "%q is not a variable name: letters, digits and '_', not starting with a digit", k)
+		} else if strings.IndexByte(env[k], 0) >= 0 {
+			pr.add(field+"."+k, "must not contain a NUL byte")
+		}
+	}
+}
+
+func validateSecrets(pr *problems, field string, names []string) {
+	seen := map[string]bool{}
+	for i, n := range names {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case !envNamePattern.MatchString(n):
+			pr.add(f, "%q is not a variable name: letters, digits and '_', not starting with a digit", n)
+		case seen[n]:
+			pr.add(f, "%q is listed twice", n)
+		}
+		seen[n] = true
+	}
+}
+
+// workspacePath checks a path that must stay inside the workspace and returns it relative to
+// the workspace root, slash-separated and clean.
+func workspacePath(p string) (string, error) {
+	if p == "" {
+		return "", fmt.Errorf("must not be empty")
+	}
+	if strings.IndexByte(p, 0) >= 0 {
+		return "", fmt.Errorf("must not contain a NUL byte")
+	}
+	if path.IsAbs(p) {
+		rel, ok := strings.CutPrefix(path.Clean(p), Workspace+"/")
+		if !ok {
+			return "", fmt.Errorf("%q is outside %s", p, Workspace)
+		}
+		return rel, nil
+	}
+	c := path.Clean(p)
+	if c == "." || c == ".." || strings.HasPrefix(c, "../") {
+		return "", fmt.Errorf("%q is not a path inside the workspace", p)
+	}
+	return c, nil
+}
+
+func (c *Cache) validate(pr *problems, at string) {
+	if len(c.Paths) == 0 {
+		pr.add(at+".paths", "must list at least one path")
+	}
+	for i, p := range c.Paths {
+		if _, err := workspacePath(p); err != nil {
+			pr.add(fmt.Sprintf("%s.paths[%d]", at, i), "%v", err)
+		}
+	}
+	for i, p := range c.KeyFiles {
+		field := fmt.Sprintf("%s.key_files[%d]", at, i)
+		if _, err := workspacePath(p); err != nil {
+			pr.add(field, "%v", err)
+		} else if _, err := path.Match(p, ""); err != nil {
+			pr.add(field, "%q is not a valid pattern: %v", p, err)
+		}
+	}
+}
+
+func (sv *Service) validate(pr *problems, at string) {
+	switch {
+	case sv.Name == "":
+		pr.add(at+".name", "must not be empty")
+	case len(sv.Name) > maxServiceName || !serviceNamePattern.MatchString(sv.Name):
+		pr.add(at+".name", "%q must be lowercase letters and digits with single '-' between them, at most %d bytes", sv.Name, maxServiceName)
+	}
+	if sv.Image == "" {
+		pr.add(at+".image", "must not be empty")
+	} else {
+		checkImage(pr, at+".image", sv.Image)
+	}
+	checkCommand(pr, at, sv.Entrypoint, sv.Commands, sv.Args)
+	validateEnv(pr, at+".env", sv.Env)
+	validateSecrets(pr, at+".secrets", sv.Secrets)
+	for i, port := range sv.Ports {
+		if port < 1 || port > 65535 {
+			pr.add(fmt.Sprintf("%s.ports[%d]", at, i), "must be 1-65535, got %d", port)
+		}
+	}
+	if sv.ReadyTimeout < 0 {
+		pr.add(at+".ready_timeout", "must be >= 0, got %s", sv.ReadyTimeout)
+	}
+}
+
+func (b *Build) validate(pr *problems, at string) {
+	if strings.TrimSpace(b.Ref) == "" {
+		pr.add(at+".ref", "must not be empty")
+	} else {
+		checkImage(pr, at+".ref", b.Ref)
+	}
+	if len(b.Add) == 0 {
+		pr.add(at+".add", "must list at least one file or directory")
+	}
+	for i, f := range b.Add {
+		field := fmt.Sprintf("%s.add[%d]", at, i)
+		if _, err := workspacePath(f.Src); err != nil {
+			pr.add(field+".src", "%v", err)
+		}
+		if !path.IsAbs(f.Dst) || strings.IndexByte(f.Dst, 0) >= 0 {
+			pr.add(field+".dst", "%q must be an absolute path in the image", f.Dst)
+		}
+	}
+	for i, e := range b.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || !envNamePattern.MatchString(k) {
+			pr.add(fmt.Sprintf("%s.env[%d]", at, i), "%q must have the form KEY=VALUE", e)
+		}
+	}
+	if b.WorkingDir != "" && !path.IsAbs(b.WorkingDir) && !strings.Contains(b.WorkingDir, "${{") {
+		pr.add(at+".working_dir", "%q must be an absolute path", b.WorkingDir)
+	}
+	for i, p := range b.ExposedPorts {
+		field := fmt.Sprintf("%s.exposed_ports[%d]", at, i)
+		if !exposedPortPattern.MatchString(p) {
+			pr.add(field, "%q must be a port with an optional protocol, such as 8080 or 53/udp", p)
+			continue
+		}
+		n, _ := strconv.Atoi(strings.SplitN(p, "/", 2)[0])
+		if n < 1 || n > 65535 {
+			pr.add(field, "port %d must be 1-65535", n)
+		}
+	}
+}

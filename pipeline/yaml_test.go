@@ -1,0 +1,289 @@
+package pipeline
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/opendao/dao"
+)
+
+const fullYAML = `
+name: app
+env:
+  GOFLAGS: -mod=mod
+  N: 3
+steps:
+  version:
+    image: busybox
+    commands:
+      - echo "tag=1.2" >> "$DAO_OUTPUT"
+  test:
+    image: golang:1.26
+    needs: version
+    commands: go test ./...
+    matrix:
+      shard: [1, 2]
+    env:
+      SHARD: ${{ matrix.shard }}
+    secrets: [TOKEN]
+    working_dir: src
+    user: "1000"
+    timeout: 1m
+    retries: 2
+    continue_on_error: true
+    cache:
+      key_files: [go.sum]
+      paths: [.cache, /workspace/bin]
+      skip_on_hit: true
+    services:
+      db:
+        image: postgres:16
+        env: {POSTGRES_DB: test}
+        secrets: [DB_PASSWORD]
+        ports: [5432]
+        ready_timeout: 10s
+  image:
+    needs: [test]
+    build:
+      ref: registry.example.com/app:${{ steps.version.outputs.tag }}
+      add:
+        - {src: bin/app, dst: /app}
+      entrypoint: [/app]
+      env: {MODE: prod}
+      exposed_ports: [8080]
+  deploy:
+    needs: [image]
+    if: ${{ success() && steps.version.outputs.tag != '' }}
+    deploy:
+      service: web
+      image: ${{ steps.image.outputs.image }}
+`
+
+func TestParseFull(t *testing.T) {
+	p, err := Parse([]byte(fullYAML))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := &Pipeline{
+		Name: "app",
+		Env:  map[string]string{"GOFLAGS": "-mod=mod", "N": "3"},
+		Steps: []Step{
+			{Name: "version", Image: "busybox", Commands: []string{`echo "tag=1.2" >> "$DAO_OUTPUT"`}},
+			{
+				Name: "test", Image: "golang:1.26", Needs: []string{"version"},
+				Commands:        []string{"go test ./..."},
+				Matrix:          map[string][]string{"shard": {"1", "2"}},
+				Env:             map[string]string{"SHARD": "${{ matrix.shard }}"},
+				Secrets:         []string{"TOKEN"},
+				WorkingDir:      "src",
+				User:            "1000",
+				Timeout:         dao.Duration(60e9),
+				Retries:         2,
+				ContinueOnError: true,
+				Cache:           &Cache{KeyFiles: []string{"go.sum"}, Paths: []string{".cache", "/workspace/bin"}, SkipOnHit: true},
+				Services: []Service{{
+					Name: "db", Image: "postgres:16", Env: map[string]string{"POSTGRES_DB": "test"},
+					Secrets: []string{"DB_PASSWORD"}, Ports: []int{5432}, ReadyTimeout: dao.Duration(10e9),
+				}},
+			},
+			{
+				Name: "image", Needs: []string{"test"},
+				Build: &Build{
+					Ref:          "registry.example.com/app:${{ steps.version.outputs.tag }}",
+					Add:          []BuildFile{{Src: "bin/app", Dst: "/app"}},
+					Entrypoint:   []string{"/app"},
+					Env:          []string{"MODE=prod"},
+					ExposedPorts: []string{"8080"},
+				},
+			},
+			{
+				Name: "deploy", Needs: []string{"image"},
+				If:     "${{ success() && steps.version.outputs.tag != '' }}",
+				Deploy: &Deploy{Service: "web", Image: "${{ steps.image.outputs.image }}"},
+			},
+		},
+	}
+	if diff := cmp.Diff(want, p); diff != "" {
+		t.Errorf("Parse (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseListForms(t *testing.T) {
+	p, err := Parse([]byte(`
+steps:
+  - name: a
+    image: busybox
+    services:
+      - name: db
+        image: postgres
+  - name: b
+    image: busybox
+    needs: [a]
+`))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if len(p.Steps) != 2 || p.Steps[0].Name != "a" || p.Steps[1].Name != "b" || p.Steps[0].Services[0].Name != "db" {
+		t.Errorf("Parse = %+v", p)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []string // each a "field: reason" part of the message
+	}{
+		{"empty", ``, []string{"steps: must list at least one step"}},
+		{"syntax", "steps:\n  a: [\n", []string{"yaml: line 2: did not find expected node content"}},
+		{"unknown field", `
+steps:
+  test:
+    image: busybox
+    depends_on: [x]
+`, []string{`steps.test.depends_on: unknown field (line 5)`}},
+		{"typo", `
+steps:
+  test:
+    imag: busybox
+`, []string{`steps.test.imag: unknown field; did you mean "image"? (line 4)`}},
+		{"kebab-case", `
+steps:
+  test:
+    image: busybox
+    continue-on-error: true
+`, []string{`steps.test.continue-on-error: unknown field; did you mean "continue_on_error"? (line 5)`}},
+		{"bad types", `
+steps:
+  test:
+    image: [busybox]
+    retries: two
+    timeout: 5x
+    continue_on_error: maybe
+    needs: {a: b}
+`, []string{
+			"steps.test.image: must be a string (line 4)",
+			"steps.test.retries: must be a whole number (line 5)",
+			`steps.test.timeout: "5x" is not a duration such as 30s or 5m (line 6)`,
+			"steps.test.continue_on_error: must be true or false (line 7)",
+			"steps.test.needs: must be a list of strings (line 8)",
+		}},
+		{"duplicate key", `
+steps:
+  a:
+    image: busybox
+    image: alpine
+`, []string{"steps.a.image: is given twice (line 5)"}},
+		{"validation with lines", `
+steps:
+  build:
+    image: busybox
+    needs: [lint]
+  test:
+    image: busybox
+    needs: [build]
+    if: steps.build.outputs.ok = 'yes'
+`, []string{
+			`steps.build.needs[0]: unknown step "lint" (line 5)`,
+			`steps.test.if: column 24: "=" is not an operator; compare with "==" (line 9)`,
+		}},
+		{"cycle with line", `
+steps:
+  a:
+    image: busybox
+    needs: [b]
+  b:
+    image: busybox
+    needs: [a]
+`, []string{"steps.a.needs: cycle: a -> b -> a (line 5)"}},
+		{"list step without a name", `
+steps:
+  - image: busybox
+`, []string{"steps[0].name: must not be empty (line 3)"}},
+		{"name in a mapping", `
+steps:
+  a:
+    name: b
+    image: busybox
+`, []string{"steps.a.name: a step's name is its key in steps (line 4)"}},
+		{"steps not a mapping", `steps: 3`, []string{"steps: must be a mapping (line 1)"}},
+		{"merge key", `
+base: &base
+  image: busybox
+steps:
+  a:
+    <<: *base
+`, []string{"base: unknown field (line 2)", "steps.a.<<: merge keys are not supported (line 6)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("Parse = nil error, want %q", tc.want)
+			}
+			var verr *dao.ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("Parse error %T (%v), want *dao.ValidationError", err, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Parse error:\n  %v\nwant it to contain\n  %s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseAliases(t *testing.T) {
+	// Aliases are followed; a document of aliases nested many times over is refused rather
+	// than expanded.
+	p, err := Parse([]byte(`
+steps:
+  a:
+    image: &img busybox
+    commands: &cmds [true]
+  b:
+    image: *img
+    commands: *cmds
+`))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if p.Steps[1].Image != "busybox" || p.Steps[1].Commands[0] != "true" {
+		t.Errorf("aliases not followed: %+v", p.Steps[1])
+	}
+	var b strings.Builder
+	b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < 9; i++ {
+		b.WriteString("a" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " [")
+		for j := 0; j < 10; j++ {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("*a" + string(rune('0'+i-1)))
+		}
+		b.WriteString("]\n")
+	}
+	b.WriteString("steps:\n  s:\n    image: busybox\n    commands: *a8\n")
+	if _, err := Parse([]byte(b.String())); err == nil {
+		t.Error("Parse of nested aliases = nil error, want one")
+	}
+}
+
+func TestLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pipeline.yaml")
+	if err := os.WriteFile(path, []byte(fullYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(path)
+	if err != nil || len(p.Steps) != 4 {
+		t.Fatalf("Load = %v, %v", p, err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want os.ErrNotExist", err)
+	}
+}
