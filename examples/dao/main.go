@@ -1,11 +1,12 @@
-// Command dao looks after a containerd node: it lists its containers and removes what nothing
-// uses any more.
+// Command dao looks after a containerd node: it pulls images into it, lists its containers
+// and removes what nothing uses any more.
 //
 //	dao [options] COMMAND [ARGS...]
 //
 //	Commands:
 //	  clean     remove stopped containers, unused images, snapshots and content
 //	  ps        list containers
+//	  pull      pull an image from a registry into containerd, ready to run
 //	  version   print the versions of dao, Go and containerd
 //	  help      show the help of a command
 //
@@ -25,6 +26,11 @@
 // never removes a running container or what one uses. `dao clean --dry-run` lists what would
 // go, why, and the bytes it would free; `dao help clean` lists its options. `dao ps` lists the
 // running containers, `dao ps --all` the stopped ones too: what clean would look at.
+//
+// `dao pull REF` pulls an image with package registry's pull engine, with a progress line
+// per layer like docker pull and a summary of size, time and throughput. Mirrors, plain-HTTP
+// registries, CAs and credentials come from /etc/dao/registries.yaml (k3s's format; see
+// `dao help pull`) and from docker's config.json.
 //
 // Exit status: 0 on success, 1 on failure (such as a containerd that cannot be reached), 2 on
 // a usage error.
@@ -93,7 +99,7 @@ type command struct {
 }
 
 func commands() []*command {
-	return []*command{cleanCommand(), psCommand(), versionCommand()}
+	return []*command{cleanCommand(), psCommand(), pullCommand(), versionCommand()}
 }
 
 func lookup(name string) *command {
@@ -214,7 +220,8 @@ func mainUsage() string {
 	var b strings.Builder
 	b.WriteString(`Usage: dao [options] COMMAND [ARGS...]
 
-dao looks after a containerd node: it lists its containers and removes what nothing uses.
+dao looks after a containerd node: it pulls images, lists containers and removes what
+nothing uses.
 
 Commands:
 `)

@@ -36,7 +36,7 @@ func TestHelp(t *testing.T) {
 		if status != exitOK || errOut != "" {
 			t.Errorf("dao %v: status %d, stderr %q; want 0 and nothing", args, status, errOut)
 		}
-		for _, want := range []string{"Usage: dao [options] COMMAND", "clean ", "ps ", "version ", "--address", "--namespace", "--no-color", "--verbose"} {
+		for _, want := range []string{"Usage: dao [options] COMMAND", "clean ", "ps ", "pull ", "version ", "--address", "--namespace", "--no-color", "--verbose"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("dao %v lacks %q:\n%s", args, want, out)
 			}
