@@ -35,6 +35,21 @@ type ServiceSpec struct {
 	Rollback UpdatePolicy `json:"rollback,omitzero"`
 	// Placement says which nodes may run the tasks and which are preferred.
 	Placement Placement `json:"placement,omitzero"`
+	// Disconnect says what happens to tasks on a node that stops sending heartbeats.
+	Disconnect DisconnectPolicy `json:"disconnect,omitzero"`
+}
+
+// DisconnectPolicy says what happens to a service's tasks on a node that stops sending
+// heartbeats. By default they are left alone while the node is merely disconnected (it may
+// be cut off from the control plane with its containers still serving), so that nothing
+// runs twice, and they are replaced elsewhere once the node is declared down, after the
+// orchestrator's grace period.
+type DisconnectPolicy struct {
+	// Replace replaces the tasks of a disconnected node at once, without waiting for the
+	// grace period: for services that would rather run twice for a while than run short.
+	// When the node comes back, its old tasks are stopped and the replacements kept (as
+	// with a node that was down). Only replicated services may set it.
+	Replace bool `json:"replace,omitempty"`
 }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -66,6 +81,9 @@ func (s *ServiceSpec) Validate() error {
 	s.Update.validate(&p, "update")
 	s.Rollback.validate(&p, "rollback")
 	s.Placement.validate(&p, "placement")
+	if s.Disconnect.Replace && s.Mode == ModeGlobal {
+		p.add("disconnect.replace", "a global service runs one task per node: its tasks cannot be replaced elsewhere")
+	}
 	return p.err("service spec")
 }
 

@@ -813,6 +813,11 @@ func TestServiceSpecValidate(t *testing.T) {
 			want: []problem{{"replicas", "must be 0 for a global service, got 3"}},
 		},
 		{
+			name: "disconnect replace when global",
+			mod:  func(s *dao.ServiceSpec) { s.Mode, s.Replicas, s.Disconnect.Replace = dao.ModeGlobal, 0, true },
+			want: []problem{{"disconnect.replace", "a global service runs one task per node: its tasks cannot be replaced elsewhere"}},
+		},
+		{
 			name: "unknown mode",
 			mod:  func(s *dao.ServiceSpec) { s.Mode = "daemon" },
 			want: []problem{{"mode", `"daemon" must be "replicated" or "global"`}},

@@ -23,7 +23,8 @@
 //   - Status writer: ReportStatus queues what nodes observe; batches of it are written in
 //     one transaction each, states moving forward only.
 //   - Liveness: a node is ready while it beats within the heartbeat timeout, disconnected
-//     after it (nothing is duplicated), down after the grace too (its tasks are orphaned
+//     after it (nothing is duplicated, unless a service's dao.DisconnectPolicy asks for
+//     its tasks to be replaced at once), down after the grace too (its tasks are orphaned
 //     and replaced elsewhere).
 //   - Updater: rolling updates, slot by slot, as policy.Rollout decides (parallelism,
 //     delay, stop-first or start-first, monitor window, health, failure ratio), pausing or

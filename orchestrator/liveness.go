@@ -63,7 +63,7 @@ func (o *Orchestrator) RemoveNode(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if err := orphanTasks(tx, id, "node "+id+" removed", o.opts.clock.Now()); err != nil {
+		if err := orphanTasks(tx, id, "node "+id+" removed", o.opts.clock.Now(), nil); err != nil {
 			return err
 		}
 		return tx.DeleteNode(id, n.Revision)
@@ -130,7 +130,8 @@ func (o *Orchestrator) beat(nodeID string, c *nodeConn) {
 // checkLiveness writes the liveness of every node whose state changed: ready while it beats
 // within the heartbeat timeout, disconnected after it, down after the grace too. The tasks
 // of a node that goes down are orphaned in the same transaction; those of a disconnected
-// node are left alone, so nothing runs twice.
+// node are left alone, so nothing runs twice, unless their service's DisconnectPolicy says
+// to replace them at once.
 func (o *Orchestrator) checkLiveness(ctx context.Context) {
 	now := o.opts.clock.Now()
 	type change struct {
@@ -177,8 +178,16 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 			if err := tx.UpdateNode(&n); err != nil {
 				return err
 			}
-			if ch.state == dao.NodeDown {
-				return orphanTasks(tx, ch.id, "node "+ch.id+" down: "+msg, now)
+			switch ch.state {
+			case dao.NodeDown:
+				return orphanTasks(tx, ch.id, "node "+ch.id+" down: "+msg, now, nil)
+			case dao.NodeDisconnected:
+				// Only the services that asked to be replaced at once (DisconnectPolicy).
+				return orphanTasks(tx, ch.id, "node "+ch.id+" disconnected: "+msg+"; the service replaces at once", now,
+					func(t *Task) bool {
+						svc, err := tx.Service(t.ServiceID)
+						return err == nil && svc.Spec.Disconnect.Replace
+					})
 			}
 			return nil
 		})
@@ -201,12 +210,12 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 	}
 }
 
-// orphanTasks ends the tasks of a lost node that had not ended, so that the reconciler
-// replaces them.
-func orphanTasks(tx Tx, nodeID, why string, now time.Time) error {
+// orphanTasks ends the tasks of a lost node that had not ended (those that pass only, when
+// only is not nil), so that the reconciler replaces them.
+func orphanTasks(tx Tx, nodeID, why string, now time.Time, only func(*Task) bool) error {
 	var ts []Task
 	for t := range tx.TasksByNode(nodeID) {
-		if !t.Status.State.Terminal() {
+		if !t.Status.State.Terminal() && (only == nil || only(&t)) {
 			ts = append(ts, t)
 		}
 	}

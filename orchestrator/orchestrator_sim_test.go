@@ -549,3 +549,72 @@ func TestDeployWaitsForTheRollingUpdate(t *testing.T) {
 		t.Errorf("Deploy to a missing service: err = %v, want ErrNotFound", err)
 	}
 }
+
+// TestDisconnectReplaceIsPerService: a service whose DisconnectPolicy says so has the tasks
+// of a disconnected node replaced at once; the others wait for the node to be down. When
+// the node comes back, its replaced tasks are stopped there.
+func TestDisconnectReplaceIsPerService(t *testing.T) {
+	s := newSim(t, 3)
+	eager := webSpec(6)
+	eager.Name = "eager"
+	eager.Disconnect.Replace = true
+	for _, spec := range []dao.ServiceSpec{webSpec(6), eager} {
+		if _, err := s.o.CreateService(s.ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.waitFor("12 running", func() bool {
+		return slotsCovered(s.running("web"), 6) && slotsCovered(s.running("eager"), 6)
+	})
+	victim := s.cluster.Node("node-0001")
+	on := func(service string) (n int) {
+		for _, tk := range s.running(service) {
+			if tk.NodeID == victim.ID() {
+				n++
+			}
+		}
+		return n
+	}
+	if on("web") == 0 || on("eager") == 0 {
+		t.Fatalf("node-0001 runs %d web and %d eager tasks; want some of each:\n%s", on("web"), on("eager"), s.dump())
+	}
+	webTasks := len(s.tasks(orchestrator.TaskFilter{ServiceID: "web"}))
+
+	victim.Disconnect()
+	took := s.waitFor("eager's tasks replaced while the node is only disconnected", func() bool {
+		live := s.running("eager")
+		for _, tk := range live {
+			if tk.NodeID == victim.ID() {
+				return false
+			}
+		}
+		return slotsCovered(live, 6)
+	})
+	if ns, _ := s.o.Nodes(s.ctx); ns[0].Status.State != dao.NodeDisconnected {
+		t.Fatalf("node-0001 is %s once eager's tasks moved, want disconnected (took %s)", ns[0].Status.State, took)
+	}
+	if n := len(s.tasks(orchestrator.TaskFilter{ServiceID: "web"})); n != webTasks {
+		t.Errorf("web has %d tasks while the node is disconnected, want %d: its policy waits for down", n, webTasks)
+	}
+
+	victim.Up()
+	s.waitFor("the node's replaced eager tasks stopped there", func() bool {
+		ns, _ := s.o.Nodes(s.ctx)
+		if ns[0].Status.State != dao.NodeReady {
+			return false
+		}
+		for _, tk := range victim.Tasks() {
+			full, err := s.o.Task(s.ctx, tk.ID)
+			if err == nil && full.ServiceID == "eager" && !tk.Status.State.Terminal() {
+				return false
+			}
+		}
+		return true
+	})
+	if !slotsCovered(s.running("eager"), 6) || !slotsCovered(s.running("web"), 6) {
+		t.Errorf("slots not covered once the node returned:\n%s", s.dump())
+	}
+	if n := on("web"); n == 0 {
+		t.Errorf("web's tasks on the returning node were replaced: it was never down")
+	}
+}
