@@ -28,7 +28,7 @@ func newMemBlob(mediaType string, data []byte) *memBlob {
 }
 
 func (b *memBlob) Descriptor() ocispec.Descriptor { return b.desc }
-func (b *memBlob) Open() (io.ReadCloser, error)  { return io.NopCloser(bytes.NewReader(b.data)), nil }
+func (b *memBlob) Open() (io.ReadCloser, error)   { return io.NopCloser(bytes.NewReader(b.data)), nil }
 
 // TestPullConfinesHostileLayers pulls a layer written to escape its snapshot (a path that
 // climbs out with "..", and a file written through a symlink to an absolute host path): the
