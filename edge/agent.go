@@ -170,7 +170,9 @@ func NewAgent(rt *Runtime, opts ...AgentOption) (*Agent, error) {
 }
 
 // Assign replaces the node's assignment. An assignment with a lower revision than the current
-// one is refused with ErrStaleRevision; one with the same revision and tasks changes nothing.
+// one of the same epoch is refused with ErrStaleRevision; one with the same epoch, revision
+// and tasks changes nothing; one of another epoch (a control plane whose store started over)
+// is taken whatever its revision.
 // Every task is validated first; an invalid one refuses the whole assignment.
 func (a *Agent) Assign(set Assignment) error {
 	seen := map[string]bool{}
@@ -189,7 +191,10 @@ func (a *Agent) Assign(set Assignment) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if cur := a.assigned; cur != nil {
+	if cur := a.assigned; cur != nil && cur.Epoch != set.Epoch {
+		a.log.Info("assignment of a new epoch: the control plane's store started over",
+			"epoch", set.Epoch, "revision", set.Revision, "was", cur.Epoch, "wasRevision", cur.Revision)
+	} else if cur != nil {
 		if set.Revision < cur.Revision {
 			return fmt.Errorf("%w: have %d, got %d", ErrStaleRevision, cur.Revision, set.Revision)
 		}

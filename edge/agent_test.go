@@ -146,6 +146,13 @@ func TestAgentConvergesAndRestarts(t *testing.T) {
 	if err := ar.agent.Assign(edge.Assignment{Revision: 0, Tasks: nil}); !errors.Is(err, edge.ErrStaleRevision) {
 		t.Errorf("Assign of an older revision: err = %v, want ErrStaleRevision", err)
 	}
+	// A control plane whose store started over (another epoch) is listened to.
+	if err := ar.agent.Assign(edge.Assignment{Epoch: "restarted", Revision: 0, Tasks: tasks}); err != nil {
+		t.Errorf("Assign of revision 0 of a new epoch: %v, want it taken", err)
+	}
+	if got := e.containerdRunning(); got["web-1"] != first.PID {
+		t.Errorf("web-1 pid %d after the same set came in a new epoch, want %d (not restarted)", got["web-1"], first.PID)
+	}
 
 	// A container killed from outside is restarted by the agent, on its own.
 	if err := syscall.Kill(int(first.PID), syscall.SIGKILL); err != nil {

@@ -34,6 +34,7 @@ import (
 type BoltStore struct {
 	c  *core
 	db *bolt.DB
+	id string
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -47,6 +48,7 @@ var (
 	bucketTasks    = []byte("tasks")
 	bucketNodes    = []byte("nodes")
 	keyRevision    = []byte("revision")
+	keyID          = []byte("id")
 	keyFormat      = []byte("format")
 )
 
@@ -111,6 +113,14 @@ func (s *BoltStore) load(o storeOptions) error {
 		case string(f) != boltFormat:
 			return fmt.Errorf("format %q, want %q", f, boltFormat)
 		}
+		if id := meta.Get(keyID); id != nil {
+			s.id = string(id)
+		} else {
+			s.id = newStoreID()
+			if err := meta.Put(keyID, []byte(s.id)); err != nil {
+				return err
+			}
+		}
 		if v := meta.Get(keyRevision); v != nil {
 			if len(v) != 8 {
 				return fmt.Errorf("bad revision record of %d bytes", len(v))
@@ -155,6 +165,9 @@ func (s *BoltStore) load(o storeOptions) error {
 		})
 	})
 }
+
+// ID implements Store: a random ID made when the file was created, kept in it.
+func (s *BoltStore) ID() string { return s.id }
 
 // decode reads one stored object and checks that it is stored under its ID.
 func decode[T any](v, key []byte, what string, id func(*T) string) (*T, error) {

@@ -15,7 +15,8 @@ import (
 // node reports it ended; ended tasks are left out, and the node removes what is left of
 // them). Its revision is the store revision it was read at, which is at least that of the
 // latest change of the node's tasks, and goes up across restarts of a store that keeps its
-// data. Assign is called with no lock held; an agent that fails is tried again on its next
+// data; its epoch is the store's ID, so that a node takes the assignments of a store that
+// started over (an in-memory one after a restart) in spite of their lower revisions. Assign is called with no lock held; an agent that fails is tried again on its next
 // heartbeat.
 func (o *Orchestrator) dispatch(ctx context.Context) {
 	o.mu.Lock()
@@ -41,7 +42,7 @@ func (o *Orchestrator) dispatch(ctx context.Context) {
 	o.mu.Unlock()
 	slices.SortFunc(targets, func(a, b target) int { return strings.Compare(a.id, b.id) })
 	for _, tg := range targets {
-		var a Assignment
+		a := Assignment{Epoch: o.store.ID()}
 		err := o.store.View(ctx, func(tx ReadTx) error {
 			a.Revision = tx.Revision()
 			for t := range tx.TasksByNode(tg.id) {

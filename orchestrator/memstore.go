@@ -15,7 +15,8 @@ import "context"
 //
 // It is safe for simultaneous use. The zero value is not usable: call NewMemoryStore.
 type MemoryStore struct {
-	c *core
+	c  *core
+	id string
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -26,8 +27,11 @@ func NewMemoryStore(opts ...StoreOption) (*MemoryStore, error) {
 	if err := o.apply(opts); err != nil {
 		return nil, err
 	}
-	return &MemoryStore{c: newCore(0, o)}, nil
+	return &MemoryStore{c: newCore(0, o), id: newStoreID()}, nil
 }
+
+// ID implements Store: a random ID, new for each MemoryStore.
+func (s *MemoryStore) ID() string { return s.id }
 
 // View implements Store.
 func (s *MemoryStore) View(ctx context.Context, fn func(tx ReadTx) error) error {

@@ -87,6 +87,11 @@ type Store interface {
 	// such event. Each watch runs one goroutine, which ends when its channel is closed.
 	Watch(ctx context.Context, fromRevision uint64, filters ...Filter) (<-chan Event, error)
 
+	// ID names the store's data, for dao.Assignment's Epoch: it stays the same across
+	// reopenings of a store that keeps its data (so its revisions keep going up) and differs
+	// between stores whose revisions start over.
+	ID() string
+
 	// Close ends every watch, waits for a running Update to finish, and releases what the
 	// store holds. Every later call fails with ErrClosed. Close may be called more than
 	// once.

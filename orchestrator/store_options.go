@@ -1,6 +1,10 @@
 package orchestrator
 
-import "fmt"
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+)
 
 // Defaults of the stores of this package.
 const (
@@ -62,4 +66,11 @@ func WithWatchBuffer(events int) StoreOption {
 		o.buffer = events
 		return nil
 	}
+}
+
+// newStoreID returns a random store ID: 16 hex digits.
+func newStoreID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

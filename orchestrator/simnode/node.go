@@ -67,6 +67,7 @@ type Node struct {
 	state      State
 	closed     bool
 	revision   uint64
+	epoch      string
 	assigns    uint64
 	tasks      map[string]*simTask
 	allocated  dao.Resources
@@ -197,7 +198,7 @@ func (n *Node) Allocated() dao.Resources {
 }
 
 // Assign replaces the node's assignment, as edge.Agent.Assign does: an assignment with a
-// lower revision than the current one is refused with ErrStaleRevision; tasks are checked
+// lower revision than the current one of the same epoch is refused with ErrStaleRevision; tasks are checked
 // first (non-empty, distinct IDs, valid desired states, and with WithValidation each new
 // task's Validate), and one bad task refuses the whole assignment. It fails with
 // ErrUnreachable when the node is down or disconnected. The node acts on the assignment
@@ -210,13 +211,13 @@ func (n *Node) Assign(a orchestrator.Assignment) error {
 		return ErrClosed
 	case n.state != Up:
 		return fmt.Errorf("simnode: node %s is %s: %w", n.info.ID, n.state, ErrUnreachable)
-	case a.Revision < n.revision:
+	case a.Epoch == n.epoch && a.Revision < n.revision:
 		return fmt.Errorf("%w: have %d, got %d", ErrStaleRevision, n.revision, a.Revision)
 	}
 	if err := n.check(a.Tasks); err != nil {
 		return err
 	}
-	n.revision = a.Revision
+	n.epoch, n.revision = a.Epoch, a.Revision
 	n.assigns++
 	mark := n.assigns
 	now := n.now()

@@ -137,6 +137,22 @@ func TestNodeRunsAndStopsTasks(t *testing.T) {
 	}
 }
 
+// TestNodeTakesANewEpoch: revisions are compared within an epoch only; a control plane
+// whose store started over is listened to.
+func TestNodeTakesANewEpoch(t *testing.T) {
+	f := newFixture(t, dao.Node{})
+	a := simTask("a", dao.Resources{})
+	f.assign(t, 7, a)
+	f.expect(t, time.Second, "a preparing", "a running")
+	if err := f.node.Assign(orchestrator.Assignment{Epoch: "restarted", Revision: 2, Tasks: []dao.Task{a}}); err != nil {
+		t.Fatalf("Assign of revision 2 of a new epoch: %v", err)
+	}
+	f.expect(t, time.Second) // the same task: nothing happens to it
+	if err := f.node.Assign(orchestrator.Assignment{Epoch: "restarted", Revision: 1}); !errors.Is(err, simnode.ErrStaleRevision) {
+		t.Errorf("Assign of an older revision in the new epoch: %v, want ErrStaleRevision", err)
+	}
+}
+
 func TestNodeRefusesBadAssignments(t *testing.T) {
 	bad := simTask("bad", dao.Resources{})
 	bad.Spec.Image = "UPPER CASE"

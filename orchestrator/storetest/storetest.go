@@ -1650,10 +1650,14 @@ func testReopenRevision(t *testing.T, open func(t *testing.T) orchestrator.Store
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	id := s.ID()
 	s = open(t)
 	defer s.Close()
 	if got := revision(t, s); got != last {
 		t.Errorf("revision after reopening = %d, want %d", got, last)
+	}
+	if s.ID() != id || id == "" {
+		t.Errorf("ID after reopening = %q, want %q (not empty): the revisions go on", s.ID(), id)
 	}
 	// The history is gone: a watch from before the reopening is compacted; one from the
 	// next revision works.
