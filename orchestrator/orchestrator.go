@@ -35,6 +35,9 @@ type Orchestrator struct {
 	dirtyNodes  map[string]bool
 	pendingWork bool
 	allSvc      bool
+	// observed is the revision of the last event observe took in (of the initial list
+	// before any): the scheduler's view of the nodes is that of this revision.
+	observed uint64
 	statusQ     []statusReport
 	timers      map[Timer]struct{}
 
@@ -180,6 +183,7 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 		rev = tx.Revision()
 		o.mu.Lock()
 		defer o.mu.Unlock()
+		o.observed = rev
 		for n := range tx.Nodes() {
 			sched.SetNode(&n.Node)
 			c := o.nodes[n.ID]
@@ -258,6 +262,7 @@ func live(t *dao.Task) bool { return t.DesiredState <= dao.TaskRunning && !t.Sta
 func (o *Orchestrator) observe(e *Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.observed = e.Revision
 	switch e.Type {
 	case ServiceObject:
 		o.dirtySvc[e.ID()] = true

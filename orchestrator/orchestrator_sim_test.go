@@ -618,3 +618,73 @@ func TestDisconnectReplaceIsPerService(t *testing.T) {
 		t.Errorf("web's tasks on the returning node were replaced: it was never down")
 	}
 }
+
+// TestNodesAddedWhileRunningAreAllUsed adds nodes to a running orchestrator and creates a
+// service right after: the scheduler must see every node that was added before the
+// service's tasks were created, not only those whose events it had taken in.
+func TestNodesAddedWhileRunningAreAllUsed(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := orchestrator.NewMemoryStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	clock := simnode.NewManualClock(time.Unix(1_700_000_000, 0))
+	o, err := orchestrator.New(store, orchestrator.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nodes, replicas = 2000, 4000
+	cluster, err := simnode.NewCluster(nodes, simnode.WithClusterSeed(1),
+		simnode.WithNodeOptions(simnode.WithClock(clock)), simnode.WithClusterStatusFunc(o.ReportStatus))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for _, info := range cluster.Infos() {
+		if err := o.AddNode(ctx, info, cluster.Node(info.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := webSpec(replicas)
+	spec.Container.Resources = dao.Resources{MilliCPU: 10, Memory: 4 * dao.MiB}
+	if _, err := o.CreateService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ts, err := o.Tasks(ctx, orchestrator.TaskFilter{ServiceID: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perNode := map[string]int{}
+		for _, tk := range ts {
+			if tk.NodeID != "" {
+				perNode[tk.NodeID]++
+			}
+		}
+		placed := 0
+		for _, n := range perNode {
+			placed += n
+		}
+		if placed == replicas {
+			if len(perNode) != nodes {
+				hi := 0
+				for _, n := range perNode {
+					hi = max(hi, n)
+				}
+				t.Errorf("%d tasks placed on %d of %d nodes (up to %d on one): nodes added before the service were left out",
+					replicas, len(perNode), nodes, hi)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tasks placed after 30s", placed, replicas)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

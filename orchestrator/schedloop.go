@@ -23,9 +23,20 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 	}
 	groups := map[key][]*Task{}
 	specs := map[string]*Service{}
+	o.mu.Lock()
+	observed := o.observed
+	o.mu.Unlock()
+	deferred := false
 	err := o.store.View(ctx, func(tx ReadTx) error {
 		for t := range tx.TasksByNode("") {
 			if !live(&t.Task) {
+				continue
+			}
+			if t.Revision > observed {
+				// Written after the last change the scheduler took in: the nodes it knows
+				// may be older than the task (nodes added since would be left out). Its
+				// event is on its way; place it in the pass after.
+				deferred = true
 				continue
 			}
 			k := key{t.ServiceID, t.ServiceVersion}
@@ -38,6 +49,11 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 		}
 		return nil
 	})
+	if deferred {
+		o.mu.Lock()
+		o.pendingWork = true
+		o.mu.Unlock()
+	}
 	if err != nil || len(groups) == 0 {
 		return err
 	}
