@@ -28,6 +28,7 @@ func (o *Orchestrator) AddNode(ctx context.Context, node dao.Node, agent NodeAge
 	now := o.opts.clock.Now()
 	node.Status = dao.NodeStatus{State: dao.NodeReady, Message: "added", LastSeen: now}
 	err := o.store.Update(ctx, "api: add node "+node.ID, func(tx Tx) error {
+		o.wroteNode(tx)
 		old, err := tx.Node(node.ID)
 		if errors.Is(err, ErrNotFound) {
 			return tx.CreateNode(&Node{Node: node})
@@ -59,6 +60,7 @@ func (o *Orchestrator) RemoveNode(ctx context.Context, id string) error {
 	delete(o.nodes, id)
 	o.mu.Unlock()
 	return o.store.Update(ctx, "api: remove node "+id, func(tx Tx) error {
+		o.wroteNode(tx)
 		n, err := tx.Node(id)
 		if err != nil {
 			return err
@@ -92,6 +94,7 @@ func (o *Orchestrator) setAvailability(ctx context.Context, id string, a dao.Ava
 		if n.Availability == a {
 			return nil
 		}
+		o.wroteNode(tx)
 		n.Availability = a
 		return tx.UpdateNode(&n)
 	})
@@ -175,6 +178,7 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 				return err
 			}
 			n.Status = dao.NodeStatus{State: ch.state, Message: msg, LastSeen: ch.lastSeen}
+			o.wroteNode(tx)
 			if err := tx.UpdateNode(&n); err != nil {
 				return err
 			}

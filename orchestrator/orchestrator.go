@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opendao/dao"
@@ -38,6 +39,10 @@ type Orchestrator struct {
 	// observed is the revision of the last event observe took in (of the initial list
 	// before any): the scheduler's view of the nodes is that of this revision.
 	observed uint64
+	// nodeWritten is the highest revision at which the orchestrator wrote a node (set in
+	// the transaction, before its commit). While it is above observed, the scheduler's
+	// view of the nodes may be behind the store's, and tasks newer than observed wait.
+	nodeWritten atomic.Uint64
 	statusQ     []statusReport
 	timers      map[Timer]struct{}
 
@@ -246,6 +251,17 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 					break drain
 				}
 			}
+		}
+	}
+}
+
+// wroteNode notes that the transaction tx writes a node.
+func (o *Orchestrator) wroteNode(tx Tx) {
+	rev := tx.Revision() + 1
+	for {
+		cur := o.nodeWritten.Load()
+		if cur >= rev || o.nodeWritten.CompareAndSwap(cur, rev) {
+			return
 		}
 	}
 }

@@ -26,15 +26,17 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 	o.mu.Lock()
 	observed := o.observed
 	o.mu.Unlock()
+	// Only while a node write is not taken in yet can the scheduler's nodes be behind.
+	nodesBehind := o.nodeWritten.Load() > observed
 	deferred := false
 	err := o.store.View(ctx, func(tx ReadTx) error {
 		for t := range tx.TasksByNode("") {
 			if !live(&t.Task) {
 				continue
 			}
-			if t.Revision > observed {
-				// Written after the last change the scheduler took in: the nodes it knows
-				// may be older than the task (nodes added since would be left out). Its
+			if nodesBehind && t.Revision > observed {
+				// Written after the last change the scheduler took in, while a node's change
+				// is not taken in yet: placed now, it could miss a node added before it. Its
 				// event is on its way; place it in the pass after.
 				deferred = true
 				continue

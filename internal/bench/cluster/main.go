@@ -86,7 +86,7 @@ func run(nodes, total int) error {
 	}
 
 	begin := time.Now()
-	made := 0
+	made, services := 0, 0
 	for s := 0; made < total; s++ {
 		n := min(sizes[s%len(sizes)], total-made)
 		spec := dao.ServiceSpec{
@@ -102,6 +102,7 @@ func run(nodes, total int) error {
 			return err
 		}
 		made += n
+		services++
 	}
 	created := time.Since(begin)
 	// The store says how far things are; reading it costs a pass over the tasks, so it is read
@@ -136,7 +137,7 @@ func run(nodes, total int) error {
 	if placedAt == 0 {
 		placedAt = runningAt
 	}
-	fmt.Printf("%d tasks in %d services on %d simulated nodes (services created in %s)\n", total, (made+999)/1000, nodes, created.Round(time.Millisecond))
+	fmt.Printf("%d tasks in %d services on %d simulated nodes (services created in %s)\n", total, services, nodes, created.Round(time.Millisecond))
 	fmt.Printf("  all placed after %s: %.0f tasks/s\n", placedAt.Round(time.Millisecond), float64(total)/placedAt.Seconds())
 	fmt.Printf("  all running after %s: %.0f tasks/s\n", runningAt.Round(time.Millisecond), float64(total)/runningAt.Seconds())
 	runtime.GC()
