@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/moby/sys/signal"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/registry"
 )
 
 // ContainerState is the state of a container as containerd reports it.
@@ -187,6 +189,11 @@ func (r *Runtime) image(ctx context.Context, ref string) (client.Image, error) {
 			}
 		}
 	}
+	if errdefs.IsNotFound(err) && r.opts.puller != nil {
+		if img, err = r.pull(ctx, ref); err != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: %s (pull or import it first)", ErrImageNotFound, ref)
@@ -216,6 +223,21 @@ func (r *Runtime) image(ctx context.Context, ref string) (client.Image, error) {
 	r.images.unpacked[img.Name()] = target
 	r.images.mu.Unlock()
 	return img, nil
+}
+
+// pull fetches ref with the Runtime's puller. An image the registry does not have is
+// ErrImageNotFound; other failures (an unreachable registry) are returned as they are, and
+// a caller may try again.
+func (r *Runtime) pull(ctx context.Context, ref string) (client.Image, error) {
+	r.log.Info("pulling image", "ref", ref)
+	rec, err := r.opts.puller.Pull(ctx, r.client, ref, registry.WithPullUnpack(r.opts.snapshotter))
+	if err != nil {
+		if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrManifestUnknown) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrImageNotFound, ref, err)
+		}
+		return nil, fmt.Errorf("edge: pull %s: %w", ref, err)
+	}
+	return client.NewImage(r.client, rec), nil
 }
 
 // Start starts the container's process, writing its output to its log file. A container

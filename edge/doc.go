@@ -16,8 +16,12 @@
 // bridge network instead: an address each (reported in [ContainerStatus.Addresses] and the
 // task status), outbound masquerading, and published ports forwarded from the node.
 //
+// Images come from containerd's image store: imported (registry.Import) or pulled
+// beforehand, or pulled when a container needs one that is missing, with [WithPuller] and a
+// *registry.Client (its hosts, mirrors and credentials).
+//
 // Containers do not depend on the program that started them: they run under containerd's
-// shims, which also write their logs. A new Runtime on the same namespace lists them (List)
+// shims, which own their loggers too. A new Runtime on the same namespace lists them (List)
 // and carries on; nothing is restarted because the program restarted.
 //
 //	rt, err := edge.New("/run/containerd/containerd.sock", edge.WithNamespace("dao"))
@@ -26,7 +30,7 @@
 //	}
 //	defer rt.Close()
 //	_, err = rt.Run(ctx, "hello", dao.ContainerSpec{
-//		Image:     "registry.example.com/hello:1.0", // pulled or imported beforehand
+//		Image:     "registry.example.com/hello:1.0", // in containerd, or pulled WithPuller
 //		Resources: dao.Resources{Memory: 64 * dao.MiB},
 //	})
 //	st, err := rt.Wait(ctx, "hello")

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
+
+	"github.com/opendao/dao/registry"
 )
 
 // Defaults of a Runtime.
@@ -36,6 +42,7 @@ type options struct {
 	logger      *slog.Logger
 	runtime     string
 	network     *Network
+	puller      ImagePuller
 }
 
 func defaultOptions() options {
@@ -130,6 +137,26 @@ func WithRuntimeName(name string) Option {
 			return errors.New("edge: runtime name: must not be empty")
 		}
 		o.runtime = name
+		return nil
+	}
+}
+
+// ImagePuller fetches an image from a registry into a containerd and unpacks it:
+// *registry.Client satisfies it.
+type ImagePuller interface {
+	Pull(ctx context.Context, cc *client.Client, ref string, opts ...registry.PullOption) (images.Image, error)
+}
+
+// WithPuller has the Runtime pull the image of a container it is asked to create when its
+// containerd does not have it, with p (a *registry.Client, with its hosts, mirrors and
+// credentials), unpacking it into the Runtime's snapshotter. Containers of one image created
+// at once share one pull. The default is no pulling: Create fails with ErrImageNotFound.
+func WithPuller(p ImagePuller) Option {
+	return func(o *options) error {
+		if p == nil {
+			return errors.New("edge: nil image puller")
+		}
+		o.puller = p
 		return nil
 	}
 }
