@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseExpr$$' -fuzztime=60s ./pipeline/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=60s ./pipeline/
 	$(GO) test -run='^$$' -fuzz=FuzzMask -fuzztime=60s ./pipeline/
+	$(GO) test -run='^$$' -fuzz=FuzzRegistriesConfig -fuzztime=60s ./examples/dao/
 
 clean:
 	$(GO) clean -testcache
