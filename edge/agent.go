@@ -22,6 +22,9 @@ const (
 	LabelTask = dao.LabelPrefix + "task"
 	// LabelService holds the task's service ID, when it has one.
 	LabelService = dao.LabelPrefix + "service"
+	// LabelRestarts holds how many times the agent restarted the container, so that the
+	// count survives a restart of the agent's program.
+	LabelRestarts = dao.LabelPrefix + "restarts"
 )
 
 // Assignment and TaskUpdate are the root package's: the orchestrator speaks them too.

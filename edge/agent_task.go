@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -136,6 +137,9 @@ func (w *taskWorker) step() time.Duration {
 				s.PID = st.PID
 				s.StartedAt = st.StartedAt
 				s.Addresses = st.Addresses
+				if n, err := strconv.Atoi(st.Labels[LabelRestarts]); err == nil && n > s.Restarts {
+					s.Restarts = n // counted before this program started
+				}
 			})
 			w.startHealth(st.PID)
 		}
@@ -249,7 +253,11 @@ func (w *taskWorker) exited(st ContainerStatus) time.Duration {
 	if wait := time.Until(w.restartAt); wait > 0 {
 		return wait
 	}
-	w.update(func(s *dao.TaskStatus) { s.Restarts++ })
+	var restarts int
+	w.update(func(s *dao.TaskStatus) { s.Restarts++; restarts = s.Restarts })
+	if err := w.a.rt.setLabels(w.ctx, w.id, map[string]string{LabelRestarts: strconv.Itoa(restarts)}); err != nil && w.ctx.Err() == nil {
+		w.a.log.Warn("record restart count", "task", w.id, "err", err)
+	}
 	return w.start("restarting")
 }
 

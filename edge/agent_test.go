@@ -194,6 +194,13 @@ func TestAgentRestartKeepsContainers(t *testing.T) {
 	}
 	s1 := ar.waitTask(t, "keep-1", 30*time.Second, "running", running)
 	s2 := ar.waitTask(t, "keep-2", 30*time.Second, "running", running)
+	// keep-2 crashes once: its restart count must survive the agent's restart too.
+	if err := syscall.Kill(int(s2.PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	s2 = ar.waitTask(t, "keep-2", 10*time.Second, "restarted", func(s dao.TaskStatus) bool {
+		return running(s) && s.PID != s2.PID && s.Restarts == 1
+	})
 	ar.stop()
 
 	// A new program: new runtime, new agent, same state directory, no Assign call.
@@ -205,9 +212,9 @@ func TestAgentRestartKeepsContainers(t *testing.T) {
 	n1 := ar2.waitTask(t, "keep-1", 10*time.Second, "adopted", running)
 	n2 := ar2.waitTask(t, "keep-2", 10*time.Second, "adopted", running)
 	for _, c := range []struct{ before, after dao.TaskStatus }{{s1, n1}, {s2, n2}} {
-		if c.after.PID != c.before.PID || !c.after.StartedAt.Equal(c.before.StartedAt) || c.after.Restarts != 0 {
-			t.Errorf("after the agent restarted: pid %d started %s restarts %d; before: pid %d started %s",
-				c.after.PID, c.after.StartedAt, c.after.Restarts, c.before.PID, c.before.StartedAt)
+		if c.after.PID != c.before.PID || !c.after.StartedAt.Equal(c.before.StartedAt) || c.after.Restarts != c.before.Restarts {
+			t.Errorf("after the agent restarted: pid %d started %s restarts %d; before: pid %d started %s restarts %d",
+				c.after.PID, c.after.StartedAt, c.after.Restarts, c.before.PID, c.before.StartedAt, c.before.Restarts)
 		}
 	}
 }

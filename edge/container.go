@@ -225,6 +225,17 @@ func (r *Runtime) image(ctx context.Context, ref string) (client.Image, error) {
 	return img, nil
 }
 
+// setLabels sets labels of the container, keeping its others.
+func (r *Runtime) setLabels(ctx context.Context, id string, labels map[string]string) error {
+	ctx = r.ctx(ctx)
+	c, err := r.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = c.SetLabels(ctx, labels)
+	return wrap(err, "edge: set labels of %s", id)
+}
+
 // pull fetches ref with the Runtime's puller. An image the registry does not have is
 // ErrImageNotFound; other failures (an unreachable registry) are returned as they are, and
 // a caller may try again.
