@@ -60,7 +60,9 @@ func (in *ingest) wait(ctx context.Context) error {
 // ingest of an earlier fetch stopped (Dao's or containerd's, which names ingests alike). A
 // blob whose content does not match is aborted, never committed; a partial ingest that turns
 // out bad is fetched again from the first byte, once. A fetch that fails otherwise leaves its
-// partial ingest for the next pull to resume.
+// partial ingest for the next pull to resume. A blob fetched from its first byte goes
+// straight into containerd's local store when the pull can write it (copyDirect), through
+// the content API otherwise (copyToStore).
 func (p *puller) runIngest(ctx context.Context, in *ingest) (err error) {
 	startedOnce := sync.OnceFunc(func() { close(in.started) })
 	defer func() {
@@ -97,11 +99,12 @@ func (p *puller) runIngest(ctx context.Context, in *ingest) (err error) {
 		off := st.Offset
 		if off > desc.Size || (st.Total != 0 && st.Total != desc.Size) {
 			// Not this blob's: start again.
-			w.Close()
 			if attempt > 0 {
+				w.Close()
 				return fmt.Errorf("%w: ingest %s holds %d bytes of %d", ErrSizeMismatch, ref, off, st.Total)
 			}
 			p.abortIngest(wctx, ref)
+			w.Close()
 			continue
 		}
 		var t *tap
@@ -110,13 +113,20 @@ func (p *puller) runIngest(ctx context.Context, in *ingest) (err error) {
 			in.streamed = true
 		}
 		startedOnce()
-		written, err := p.copyToStore(wctx, w, desc, off, t)
+		var written int64
+		if off == 0 && p.directStore() != nil {
+			written, err = p.copyDirect(wctx, w, desc, t)
+		} else {
+			written, err = p.copyToStore(wctx, w, desc, off, t)
+		}
+		w.Close() // leaves a partial ingest for the next pull to resume
 		if err == nil {
 			return nil
 		}
 		if off+written == 0 {
-			p.abortIngest(wctx, ref) // nothing to resume
+			p.abortClosedIngest(wctx, ref) // nothing to resume
 		} else if errors.Is(err, ErrDigestMismatch) {
+			// The failed commit closed containerd's writer already.
 			p.abortIngest(wctx, ref)
 			if off > 0 && attempt == 0 {
 				// The part already there was bad: fetch it all again.
@@ -131,22 +141,55 @@ func (p *puller) runIngest(ctx context.Context, in *ingest) (err error) {
 // commits it. containerd hashes what it is given as it writes it, and commits only the
 // content of the expected digest and size, so the bytes are hashed once, in the same pass;
 // t is finished when the last byte is in, but its bytes are verified only once the commit
-// succeeds.
+// succeeds. The caller closes w.
 func (p *puller) copyToStore(ctx context.Context, w content.Writer, desc ocispec.Descriptor, off int64, t *tap) (written int64, err error) {
-	closed := false
-	defer func() {
-		if !closed {
-			w.Close() // leaves the partial ingest for the next pull to resume
-		}
-	}()
-	s, err := p.c.openStream(ctx, p.repo, desc, off)
+	s, written, err := p.fetch(ctx, desc, off, w, t)
 	if err != nil {
-		return 0, err
+		return written, err
 	}
 	defer s.Close()
+	if t != nil {
+		t.finish(nil)
+	}
+	if err := commitWriter(ctx, w, desc); err != nil {
+		return written, p.commitError(desc, err)
+	}
+	s.rep.complete()
+	return written, nil
+}
 
-	// The store's writes go on in their own goroutine, so that fetching, the tap and the
-	// store all move at once.
+// commitWriter commits the blob desc written into w; one committed meanwhile by another is
+// no error.
+func commitWriter(ctx context.Context, w content.Writer, desc ocispec.Descriptor) error {
+	if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// commitError describes the failed commit of desc, as a digest mismatch when containerd
+// found one.
+func (p *puller) commitError(desc ocispec.Descriptor, err error) error {
+	if errdefs.IsFailedPrecondition(err) || strings.Contains(err.Error(), "unexpected digest") {
+		return fmt.Errorf("registry: fetch blob %s from %s: %w: %w", desc.Digest, p.repo.Name(), ErrDigestMismatch, err)
+	}
+	return fmt.Errorf("registry: commit blob %s: %w", desc.Digest, err)
+}
+
+// fetch streams desc from byte off into sink, and appends it to t (if not nil) too. The
+// sink's writes go on in their own goroutine, so that fetching, the tap and the sink all
+// move at once. written counts the bytes the sink took. It returns the stream, to be closed,
+// once its last byte is in the sink.
+func (p *puller) fetch(ctx context.Context, desc ocispec.Descriptor, off int64, sink io.Writer, t *tap) (_ *blobStream, written int64, err error) {
+	s, err := p.c.openStream(ctx, p.repo, desc, off)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
 	writes := make(chan *[]byte, 4)
 	failed := make(chan struct{})
 	wdone := make(chan error, 1)
@@ -155,7 +198,7 @@ func (p *puller) copyToStore(ctx context.Context, w content.Writer, desc ocispec
 		for b := range writes {
 			if werr == nil {
 				var n int
-				n, werr = w.Write(*b)
+				n, werr = sink.Write(*b)
 				written += int64(n)
 				if werr != nil {
 					close(failed)
@@ -167,6 +210,11 @@ func (p *puller) copyToStore(ctx context.Context, w content.Writer, desc ocispec
 	}()
 	var rerr error
 	for rerr == nil {
+		if err := ctx.Err(); err != nil {
+			// What is read from the connection meanwhile would be kept for nothing.
+			rerr = err
+			break
+		}
 		b := ingestBuffers.Get().(*[]byte)
 		*b = (*b)[:cap(*b)]
 		n, err := io.ReadFull(s, *b)
@@ -194,29 +242,15 @@ func (p *puller) copyToStore(ctx context.Context, w content.Writer, desc ocispec
 	close(writes)
 	werr := <-wdone
 	if ctx.Err() != nil {
-		return written, ctx.Err()
+		return nil, written, ctx.Err()
 	}
 	if werr != nil {
-		return written, fmt.Errorf("registry: write %s into the content store: %w", desc.Digest, werr)
+		return nil, written, fmt.Errorf("registry: write %s into the content store: %w", desc.Digest, werr)
 	}
 	if rerr != io.EOF {
-		return written, rerr
+		return nil, written, rerr
 	}
-	if t != nil {
-		t.finish(nil)
-	}
-	closed = true
-	if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil {
-		if errdefs.IsAlreadyExists(err) {
-			return written, nil
-		}
-		if errdefs.IsFailedPrecondition(err) || strings.Contains(err.Error(), "unexpected digest") {
-			return written, fmt.Errorf("registry: fetch blob %s from %s: %w: %w", desc.Digest, p.repo.Name(), ErrDigestMismatch, err)
-		}
-		return written, fmt.Errorf("registry: commit blob %s: %w", desc.Digest, err)
-	}
-	s.rep.complete()
-	return written, nil
+	return s, written, nil
 }
 
 // errStoreWrite stops a fetch whose content store write failed; the write's error is
@@ -224,9 +258,29 @@ func (p *puller) copyToStore(ctx context.Context, w content.Writer, desc ocispec
 var errStoreWrite = errors.New("registry: content store write failed")
 
 // abortIngest removes a partial ingest, even when ctx has ended. An ingest that cannot be
-// removed is resumed by the next pull, whose commit containerd verifies.
+// removed is resumed by the next pull, whose commit containerd verifies. The caller's writer
+// of the ingest must be open still (so that containerd's writer is not closing meanwhile:
+// closing, it rewrites a file of the ingest, which would then be left behind) or closed by a
+// commit; else see abortClosedIngest.
 func (p *puller) abortIngest(ctx context.Context, ref string) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	_ = p.cs.Abort(actx, ref)
+}
+
+// abortClosedIngest removes an empty ingest whose writer was just closed (or broke),
+// without a race with containerd closing it: it opens the ingest again, which waits until
+// containerd's writer is closed, and removes it while holding it. An ingest that another
+// holds is left to them.
+func (p *puller) abortClosedIngest(ctx context.Context, ref string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	// Without a descriptor, containerd neither shares the content of a blob it has nor
+	// answers that the blob exists: the ingest is locked.
+	w, err := content.OpenWriter(actx, p.cs, content.WithRef(ref))
+	if err != nil {
+		return
+	}
+	_ = p.cs.Abort(actx, ref)
+	w.Close()
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -42,11 +44,18 @@ const cleanupTimeout = 30 * time.Second
 // Of an index, the image for the platform (WithPullPlatform, the host's by default) is
 // pulled, and the record names the index, as containerd's own pull does. Layers are fetched
 // in parallel (WithPullConcurrency), each in one stream straight into the content store,
-// which hashes the bytes as it writes them and commits only a blob of the expected digest
-// and size; a partial ingest left by an earlier pull (Dao's or containerd's) is resumed with
-// a Range request, and a broken connection is resumed too. Each layer is unpacked as its
-// bytes arrive: decompressed (gzip, zstd or none) and hashed on one core, extracted on
-// another, into the layer's own snapshot, from the bottom layer up. The extraction happens
+// and hashed once, as they arrive; only a blob of the expected digest and size is committed.
+// When the daemon runs on this host and the process is root, Pull writes a layer blob into
+// containerd's local content store itself: into an unnamed file of the store's filesystem,
+// hashed in this process, synced and named in the store (blobs/sha256/...) only once it is
+// verified, then registered in the namespace through the content API as content the store
+// already has (containerd's default "shared" policy). Otherwise, or if containerd does not
+// see such a blob (an "isolated" policy, a daemon on another host), blobs go through the
+// content API, which hashes them as it writes them. A partial ingest left by an earlier
+// pull (Dao's or containerd's) is resumed with a Range request, and a broken connection is
+// resumed too. Each layer is unpacked as its bytes arrive: decompressed (gzip, zstd or none)
+// and hashed on one core, extracted on another, into the layer's own snapshot, from the
+// bottom layer up, while the layer above is decompressed ahead. The extraction happens
 // directly in the snapshotter's directories when the daemon runs on this host and the
 // process is root (a bind or overlay mount), and through containerd's diff service, after
 // the fetch, otherwise. A snapshot is committed only after the layer's blob is committed and
@@ -57,8 +66,8 @@ const cleanupTimeout = 30 * time.Second
 // missing content; a blob that does not match its descriptor fails the pull with an error
 // matching ErrDigestMismatch and is not stored, and a snapshot extracted from it is removed.
 // What the pull committed (verified blobs, unpacked layers) is kept under a lease for a while
-// (WithPullKeep), and its partial ingests stay, so that the next pull of the image reuses
-// them.
+// (WithPullKeep), and its partial ingests stay (the bytes of a blob written directly are
+// moved into containerd's ingest), so that the next pull of the image reuses them.
 //
 // The fetch of each blob reports its progress through the client's WithProgress. Pull is
 // safe for simultaneous use: pulls of the same image share what they can, one waiting for
@@ -104,6 +113,12 @@ type puller struct {
 	lease     string
 	taps      []*tap
 	tapMemory int64
+	// local is containerd's content store, written directly if not nil (copyDirect);
+	// localOff turns that off for the rest of the pull.
+	local    *localStore
+	localOff atomic.Bool
+	// cleanup runs clean-ups that need not delay the pull; layers waits for them.
+	cleanup sync.WaitGroup
 }
 
 // wctx returns a context for content writers that ends with ctx but carries the caller's
@@ -182,6 +197,13 @@ func (p *puller) pull(ctx context.Context) (images.Image, error) {
 			return images.Image{}, err
 		}
 	}
+	switch p.opts.content {
+	case contentAuto:
+		p.local = findLocalStore(ctx, p.cc)
+	case contentAPI:
+	default:
+		p.local = openLocalStore(p.opts.content)
+	}
 	if err := p.layers(lctx, im.Layers, u); err != nil {
 		return images.Image{}, err
 	}
@@ -243,10 +265,7 @@ func (p *puller) layers(ctx context.Context, layers []ocispec.Descriptor, u *unp
 		if in == nil {
 			var t *tap
 			if refs := u.readers(layers, d.Digest); refs > 0 {
-				var err error
-				if t, err = p.newTap(d.Size, refs+1); err != nil {
-					return err
-				}
+				t = p.newTap(d.Size, refs+1)
 			}
 			in = newIngest(d, t)
 			ingests[d.Digest] = in
@@ -274,7 +293,9 @@ func (p *puller) layers(ctx context.Context, layers []ocispec.Descriptor, u *unp
 		}
 		return nil
 	})
-	return g.Wait()
+	err := g.Wait()
+	p.cleanup.Wait()
+	return err
 }
 
 // Taps of up to tapMemoryMax bytes are held in memory, up to tapMemory for one pull; the
@@ -285,17 +306,14 @@ const (
 )
 
 // newTap returns a tap for a blob of size bytes with refs references.
-func (p *puller) newTap(size int64, refs int) (*tap, error) {
+func (p *puller) newTap(size int64, refs int) *tap {
 	inMemory := size <= tapMemoryMax && p.tapMemory+size <= tapMemory
-	t, err := newTap(p.c.opts.spoolDir, size, refs, inMemory)
-	if err != nil {
-		return nil, err
-	}
+	t := newTap(p.c.opts.spoolDir, size, refs, inMemory)
 	if inMemory {
 		p.tapMemory += size
 	}
 	p.taps = append(p.taps, t)
-	return t, nil
+	return t
 }
 
 func (p *puller) closeTaps() {

@@ -98,9 +98,20 @@ func (e *pullEnv) checkNothingOf(t *testing.T, name string, blob digest.Digest) 
 	}
 }
 
+// contentPaths are the ways Pull writes layer blobs into containerd's content store, for
+// tests to run each: the default (directly, when the store is local as in tests) and the
+// content API.
+var contentPaths = []struct{ name, content string }{{"direct", ""}, {"api", "api"}}
+
 // TestPullFaults pulls through a proxy that breaks the registry's answers: the pull either
 // succeeds with verified content, or fails with a clear error and stores nothing bad.
 func TestPullFaults(t *testing.T) {
+	for _, cp := range contentPaths {
+		t.Run(cp.name, func(t *testing.T) { testPullFaults(t, registry.WithPullContent(cp.content, nil)) })
+	}
+}
+
+func testPullFaults(t *testing.T, content registry.PullOption) {
 	e := newPullEnv(t)
 	proxy := startFaultProxy(t, e.reg.Addr)
 	defer registry.SetStallTimeout(300 * time.Millisecond)()
@@ -166,7 +177,7 @@ func TestPullFaults(t *testing.T) {
 			proxy.add(f)
 			ref := proxy.Ref(repo + ":1")
 			c := newClient(t, []string{proxy.Addr()})
-			_, err := c.Pull(e.ctx, e.ctrd.Client, ref)
+			_, err := c.Pull(e.ctx, e.ctrd.Client, ref, content)
 			if tc.wantErr == nil && tc.wantMsg == "" {
 				if err != nil {
 					t.Fatalf("Pull: %v", err)
@@ -177,6 +188,7 @@ func TestPullFaults(t *testing.T) {
 				if tc.check != nil {
 					tc.check(t, proxy)
 				}
+				e.checkNoIngests(t, e.contentRoot(t))
 				return
 			}
 			if err == nil {
@@ -190,6 +202,7 @@ func TestPullFaults(t *testing.T) {
 				t.Errorf("Pull: %v, want %v", err, tc.wantErr)
 			}
 			e.checkNothingOf(t, ref, layer.Digest)
+			e.checkNoStrayIngests(t, e.contentRoot(t))
 		})
 	}
 }
@@ -198,6 +211,12 @@ func TestPullFaults(t *testing.T) {
 // is left, and the next pull fetches only the rest of that layer, resuming the ingest where
 // it stopped, and reuses every blob and unpacked layer the first one committed.
 func TestPullCancelThenResume(t *testing.T) {
+	for _, cp := range contentPaths {
+		t.Run(cp.name, func(t *testing.T) { testPullCancelThenResume(t, registry.WithPullContent(cp.content, nil)) })
+	}
+}
+
+func testPullCancelThenResume(t *testing.T, content registry.PullOption) {
 	e := newPullEnv(t)
 	img := randomLayersImage(t, registry.Gzip, 512<<10, 512<<10, 12<<20)
 	big := img.Layers()[2].Descriptor()
@@ -215,7 +234,7 @@ func TestPullCancelThenResume(t *testing.T) {
 			cancel()
 		}
 	}))
-	_, err := c.Pull(ctx, e.ctrd.Client, ref, registry.WithPullConcurrency(1))
+	_, err := c.Pull(ctx, e.ctrd.Client, ref, registry.WithPullConcurrency(1), content)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Pull = %v, want context.Canceled", err)
 	}
@@ -259,7 +278,7 @@ func TestPullCancelThenResume(t *testing.T) {
 	}
 
 	proxy.reset()
-	rec, err := newClient(t, []string{proxy.Addr()}).Pull(e.ctx, e.ctrd.Client, ref)
+	rec, err := newClient(t, []string{proxy.Addr()}).Pull(e.ctx, e.ctrd.Client, ref, content)
 	if err != nil {
 		t.Fatalf("second Pull: %v", err)
 	}

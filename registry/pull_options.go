@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -18,6 +19,30 @@ type pullOptions struct {
 	concurrency int
 	labels      map[string]string
 	keep        time.Duration
+
+	// content says where layer blobs go: contentAuto, contentAPI or a directory taken for
+	// the root of containerd's local content store (for tests).
+	content string
+	// directHook, if not nil, is told of each blob written directly and whether containerd
+	// saw it in its store (for tests).
+	directHook func(d digest.Digest, shared bool)
+}
+
+// Values of pullOptions.content other than a directory.
+const (
+	// contentAuto writes layer blobs directly into containerd's local content store when
+	// the pull can (findLocalStore), through the content API otherwise.
+	contentAuto = ""
+	// contentAPI writes every blob through the content API.
+	contentAPI = "api"
+)
+
+// withPullContent sets pullOptions.content and directHook, for tests.
+func withPullContent(content string, hook func(d digest.Digest, shared bool)) PullOption {
+	return func(o *pullOptions) error {
+		o.content, o.directHook = content, hook
+		return nil
+	}
 }
 
 func defaultPullOptions() pullOptions {
@@ -99,6 +124,24 @@ func WithPullKeep(d time.Duration) PullOption {
 			return fmt.Errorf("%w: keep %v is negative", ErrInvalidOption, d)
 		}
 		o.keep = d
+		return nil
+	}
+}
+
+// WithPullDirectContent says whether Pull may write layer blobs straight into containerd's
+// local content store (the default, true): it does so only when containerd runs on this
+// host, exports the store's directory and this process is root outside a user namespace,
+// and it verifies every blob before naming it in the store and tells containerd of it
+// through the content API. false sends every byte through the content API, as ctr does,
+// at the cost of a copy through containerd's socket; choose it where something other than
+// containerd watches the store's directory.
+func WithPullDirectContent(enabled bool) PullOption {
+	return func(o *pullOptions) error {
+		if enabled {
+			o.content = contentAuto
+		} else {
+			o.content = contentAPI
+		}
 		return nil
 	}
 }

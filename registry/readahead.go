@@ -9,10 +9,12 @@ import (
 // reader, so that producing the bytes (decompressing and hashing a layer) and consuming them
 // (extracting files) run on two cores. The reader's last Read returns r's error (io.EOF at
 // the end). Close stops the goroutine and waits for it, so a caller that stops reading early
-// must first make r's reads return (by ending the context they read under).
+// must first make r's reads return (by ending the context they read under). Chunks are
+// allocated as they are first needed.
 type readahead struct {
 	full  chan []byte
 	free  chan []byte
+	size  int
 	err   error  // the reader's error, read after full is closed
 	buf   []byte // the chunk being read, of which cur is the unread part
 	cur   []byte
@@ -22,28 +24,52 @@ type readahead struct {
 }
 
 func newReadahead(r io.Reader, size, n int) *readahead {
+	return newReadaheadOpen(func() (io.Reader, func(), error) { return r, nil, nil }, size, n)
+}
+
+// newReadaheadOpen is newReadahead of the reader that open returns, called in the
+// readahead's goroutine (so it may block until its source is there); done, if not nil, is
+// called once the goroutine no longer reads it.
+func newReadaheadOpen(open func() (r io.Reader, done func(), err error), size, n int) *readahead {
 	ra := &readahead{
 		full: make(chan []byte, n),
 		free: make(chan []byte, n+1),
+		size: size,
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	for range n + 1 {
-		ra.free <- make([]byte, size)
-	}
-	go ra.fill(r)
+	go ra.fill(open, n+1)
 	return ra
 }
 
-func (ra *readahead) fill(r io.Reader) {
+func (ra *readahead) fill(open func() (io.Reader, func(), error), chunks int) {
 	defer close(ra.done)
 	defer close(ra.full)
+	r, done, err := open()
+	if done != nil {
+		defer done()
+	}
+	if err != nil {
+		ra.err = err
+		return
+	}
 	for {
 		var b []byte
-		select {
-		case b = <-ra.free:
-		case <-ra.stop:
-			return
+		if chunks > 0 {
+			select {
+			case b = <-ra.free:
+			case <-ra.stop:
+				return
+			default:
+				b = make([]byte, ra.size)
+				chunks--
+			}
+		} else {
+			select {
+			case b = <-ra.free:
+			case <-ra.stop:
+				return
+			}
 		}
 		n, err := io.ReadFull(r, b)
 		if n > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 )
 
@@ -13,11 +14,15 @@ import (
 // appends; any number of readers read what is there so far, and get io.EOF once the writer
 // finished without error, its error otherwise. The bytes are not verified: the content
 // store verifies them when it commits the blob, which the unpacker waits for before it
-// commits what it extracted.
+// commits what it extracted. The copy is made at the first write, unless the tap is
+// attached to a file that holds the blob already (attach).
 type tap struct {
-	sp spool
+	dir      string
+	size     int64
+	inMemory bool
 
 	mu      sync.Mutex
+	sp      spool         // nil until the first write or attach
 	changed chan struct{} // closed and replaced when n or done change
 	n       int64
 	done    bool
@@ -26,35 +31,76 @@ type tap struct {
 	closed  bool // sp is closed
 }
 
-// newTap returns a tap for a blob of size bytes, held in memory or in an unlinked file in
-// dir, with refs references.
-func newTap(dir string, size int64, refs int, inMemory bool) (*tap, error) {
-	var sp spool
-	if inMemory {
-		sp = &memorySpool{b: make([]byte, size)}
+// newTap returns a tap for a blob of size bytes, to be held in memory or in an unlinked file
+// in dir, with refs references.
+func newTap(dir string, size int64, refs int, inMemory bool) *tap {
+	return &tap{dir: dir, size: size, inMemory: inMemory, changed: make(chan struct{}), refs: refs}
+}
+
+// spool returns the tap's copy of the blob, made if it is not yet.
+func (t *tap) spool() (spool, error) {
+	t.mu.Lock()
+	sp := t.sp
+	t.mu.Unlock()
+	if sp != nil {
+		return sp, nil
+	}
+	if t.inMemory {
+		sp = &memorySpool{b: make([]byte, t.size)}
 	} else {
 		var err error
-		if sp, err = newSpool(dir, size); err != nil {
+		if sp, err = newSpool(t.dir, t.size); err != nil {
 			return nil, err
 		}
 	}
-	return &tap{sp: sp, changed: make(chan struct{}), refs: refs}, nil
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		sp.Close()
+		return nil, errTapClosed
+	}
+	t.sp = sp
+	return sp, nil
+}
+
+// attach makes f, a file into which the blob is being written from its first byte, the
+// tap's copy: the writer then reports what it wrote with advance instead of writing. It
+// takes f, and closes it with the tap; it reports false (and closes f) if the tap has a copy
+// already.
+func (t *tap) attach(f *os.File) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sp != nil || t.closed || t.n > 0 {
+		f.Close()
+		return false
+	}
+	t.sp = f
+	return true
 }
 
 // write appends p.
 func (t *tap) write(p []byte) error {
-	t.mu.Lock()
-	off := t.n
-	t.mu.Unlock()
-	if _, err := t.sp.WriteAt(p, off); err != nil {
+	sp, err := t.spool()
+	if err != nil {
 		return fmt.Errorf("registry: write tap: %w", err)
 	}
 	t.mu.Lock()
-	t.n += int64(len(p))
+	off := t.n
+	t.mu.Unlock()
+	if _, err := sp.WriteAt(p, off); err != nil {
+		return fmt.Errorf("registry: write tap: %w", err)
+	}
+	t.advance(int64(len(p)))
+	return nil
+}
+
+// advance records that n more bytes are in the tap's copy.
+func (t *tap) advance(n int64) {
+	t.mu.Lock()
+	t.n += n
 	close(t.changed)
 	t.changed = make(chan struct{})
 	t.mu.Unlock()
-	return nil
 }
 
 // finish records that the blob is complete (err nil) or failed.
@@ -93,8 +139,11 @@ func (t *tap) close() {
 	}
 	close(t.changed)
 	t.changed = make(chan struct{})
+	sp := t.sp
 	t.mu.Unlock()
-	t.sp.Close()
+	if sp != nil {
+		sp.Close()
+	}
 }
 
 var errTapClosed = errors.New("registry: tap closed")
@@ -115,7 +164,7 @@ func (r *tapReader) Read(p []byte) (int, error) {
 	t := r.t
 	for {
 		t.mu.Lock()
-		n, done, err, changed, closed := t.n, t.done, t.err, t.changed, t.closed
+		n, done, err, changed, closed, sp := t.n, t.done, t.err, t.changed, t.closed, t.sp
 		t.mu.Unlock()
 		if closed {
 			return 0, errTapClosed
@@ -124,7 +173,7 @@ func (r *tapReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		if r.off < n {
-			m, rerr := t.sp.ReadAt(p[:min(int64(len(p)), n-r.off)], r.off)
+			m, rerr := sp.ReadAt(p[:min(int64(len(p)), n-r.off)], r.off)
 			r.off += int64(m)
 			if rerr != nil && !errors.Is(rerr, io.EOF) {
 				return m, fmt.Errorf("registry: read tap: %w", rerr)

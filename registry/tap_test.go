@@ -12,10 +12,7 @@ import (
 func TestTap(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789"), 150_000) // more than a memory spool holds
 	for _, inMemory := range []bool{true, false} {
-		tp, err := newTap(t.TempDir(), int64(len(data)), 3, inMemory)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tp := newTap(t.TempDir(), int64(len(data)), 3, inMemory)
 		// Two readers, one from the start, one once it is all there.
 		got := make(chan []byte, 1)
 		go func() {
@@ -47,10 +44,7 @@ func TestTap(t *testing.T) {
 }
 
 func TestTapFailsReaders(t *testing.T) {
-	tp, err := newTap(t.TempDir(), 100, 1, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tp := newTap(t.TempDir(), 100, 1, true)
 	defer tp.release()
 	tp.write([]byte("some"))
 	r := tp.reader(context.Background())
@@ -67,7 +61,7 @@ func TestTapFailsReaders(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	tp2, _ := newTap(t.TempDir(), 100, 1, true)
+	tp2 := newTap(t.TempDir(), 100, 1, true)
 	defer tp2.release()
 	if _, err := tp2.reader(ctx).Read(make([]byte, 10)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Read of a waiting reader whose context ended = %v", err)

@@ -47,6 +47,10 @@ type unpacker struct {
 	first int
 	// ingests are the fetches of the layers' blobs, by layer.
 	ingests []*ingest
+	// next is the decoder of layer nextLayer, started ahead while the layer below is
+	// extracted; nil if none.
+	next      *layerDecoder
+	nextLayer int
 }
 
 // newUnpacker checks that the config describes the layers and finds the layers already
@@ -106,6 +110,7 @@ func (u *unpacker) readers(layers []ocispec.Descriptor, d digest.Digest) int {
 
 // run unpacks the layers from u.first up.
 func (u *unpacker) run(ctx context.Context) error {
+	defer u.closeNext()
 	for i := u.first; i < len(u.layers); i++ {
 		if err := u.unpackLayer(ctx, i); err != nil {
 			return err
@@ -151,7 +156,7 @@ func (u *unpacker) unpackLayer(ctx context.Context, i int) error {
 		}
 	}()
 
-	diffID, err := u.apply(ctx, in, mounts, u.diffIDs[i].Algorithm())
+	diffID, err := u.apply(ctx, i, in, mounts)
 	// Only a verified blob's snapshot is committed; and when the extraction failed, a blob
 	// that turns out bad is the cause to report.
 	if ierr := in.wait(ctx); ierr != nil {
@@ -188,11 +193,12 @@ func (u *unpacker) remove(ctx context.Context, key string) {
 	_ = u.sn.Remove(rctx, key)
 }
 
-// apply extracts the layer of in into the active snapshot of mounts and returns the diff ID.
-// When the snapshot's directory is reachable here it extracts there, from the ingest's tap
-// as the blob arrives, or from the content store; otherwise containerd's diff service
-// extracts the committed blob.
-func (u *unpacker) apply(ctx context.Context, in *ingest, mounts []mount.Mount, alg digest.Algorithm) (digest.Digest, error) {
+// apply extracts layer i, whose blob in fetches, into the active snapshot of mounts and
+// returns the diff ID. When the snapshot's directory is reachable here it extracts there,
+// from the ingest's tap as the blob arrives, or from the content store, and starts decoding
+// the layer above meanwhile; otherwise containerd's diff service extracts the committed
+// blob.
+func (u *unpacker) apply(ctx context.Context, i int, in *ingest, mounts []mount.Mount) (digest.Digest, error) {
 	root, parents, overlay, ok := localTarget(mounts)
 	if !ok {
 		if err := in.wait(ctx); err != nil {
@@ -204,49 +210,36 @@ func (u *unpacker) apply(ctx context.Context, in *ingest, mounts []mount.Mount, 
 		}
 		return d.Digest, nil
 	}
-	select {
-	case <-in.started:
-	case <-ctx.Done():
-		return "", ctx.Err()
+	dec := u.decoder(ctx, i)
+	defer dec.Close()
+	if i+1 < len(u.layers) {
+		u.next, u.nextLayer = u.decode(ctx, u.ingests[i+1], u.diffIDs[i+1].Algorithm()), i+1
 	}
-	// Ending the source's context is what stops the extraction's reader goroutine, should
-	// the extraction end early.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var src io.Reader
-	if in.streamed {
-		src = in.tap.reader(ctx)
-	} else {
-		if err := in.wait(ctx); err != nil {
-			return "", err
-		}
-		ra, err := u.p.cs.ReaderAt(ctx, in.desc)
-		if err != nil {
-			return "", err
-		}
-		defer ra.Close()
-		src = content.NewReader(ra)
-	}
-	return extract(ctx, cancel, in.desc.MediaType, src, root, parents, overlay, alg)
+	return extract(ctx, dec, root, parents, overlay)
 }
 
-// extract decompresses the layer blob of mediaType from src and extracts it into root,
-// converting whiteouts for overlayfs if overlay (with parents, the lower directories, for
-// the attributes of directories the layer implies). It returns the digest of the
-// uncompressed stream. Reads of src must fail once stop is called.
-func extract(ctx context.Context, stop context.CancelFunc, mediaType string, src io.Reader, root string, parents []string, overlay bool, alg digest.Algorithm) (digest.Digest, error) {
-	dr, err := decompress(mediaType, bufio.NewReaderSize(src, 1<<20))
-	if err != nil {
-		return "", err
+// decoder returns the decoder of layer i: the one started ahead, or a new one.
+func (u *unpacker) decoder(ctx context.Context, i int) *layerDecoder {
+	if dec := u.next; dec != nil && u.nextLayer == i {
+		u.next = nil
+		return dec
 	}
-	defer dr.Close()
-	d := alg.Digester()
-	// Decompressing and hashing on one core, extracting on the other.
-	tr := newReadahead(io.TeeReader(dr, d.Hash()), 256<<10, 4)
-	defer func() {
-		stop()
-		tr.Close()
-	}()
+	u.closeNext()
+	return u.decode(ctx, u.ingests[i], u.diffIDs[i].Algorithm())
+}
+
+// closeNext stops the decoder started ahead, if any.
+func (u *unpacker) closeNext() {
+	if u.next != nil {
+		u.next.Close()
+		u.next = nil
+	}
+}
+
+// extract extracts the uncompressed layer that dec reads into root, converting whiteouts
+// for overlayfs if overlay (with parents, the lower directories, for the attributes of
+// directories the layer implies). It returns the digest of the uncompressed stream.
+func extract(ctx context.Context, dec *layerDecoder, root string, parents []string, overlay bool) (digest.Digest, error) {
 	var opts []archive.ApplyOpt
 	if overlay {
 		opts = append(opts, archive.WithConvertWhiteout(archive.OverlayConvertWhiteout))
@@ -254,15 +247,15 @@ func extract(ctx context.Context, stop context.CancelFunc, mediaType string, src
 			opts = append(opts, archive.WithParents(parents))
 		}
 	}
-	if _, err := archive.Apply(ctx, root, tr, opts...); err != nil {
+	if _, err := archive.Apply(ctx, root, dec, opts...); err != nil {
 		return "", err
 	}
 	// What follows the tar's end belongs to the diff ID too, and the decompressor checks
 	// its trailer at the end.
-	if _, err := io.Copy(io.Discard, tr); err != nil {
+	if _, err := io.Copy(io.Discard, dec); err != nil {
 		return "", err
 	}
-	return d.Digest(), nil
+	return dec.Digest(), nil
 }
 
 // decompress returns a reader of the layer blob of mediaType in r, uncompressed.

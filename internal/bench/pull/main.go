@@ -1,7 +1,7 @@
 // Command pull measures Dao's image pull against containerd's and skopeo's, on one private
 // docker-registry and fresh private containerd daemons, in one run.
 //
-//	go run ./internal/bench/pull [-runs 5] [-layers 8] [-layer-mb 25] [-big-mb 200] [-only pull,layout,fetch]
+//	go run ./internal/bench/pull [-runs 5] [-layers 8] [-layer-mb 25] [-big-mb 200] [-only pull,layout,fetch] [-cpuprofile FILE]
 //
 // It builds two images from generated data about half compressible (64 KiB random blocks
 // alternating with 64 KiB of a repeated pattern, in files of 256 KiB to 2 MiB; it compresses
@@ -34,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ import (
 
 const namespace = "bench"
 
+// cpuProfile is the file of the -cpuprofile flag.
+var cpuProfile string
+
 func main() {
 	runs := flag.Int("runs", 5, "timed runs of each contender")
 	layers := flag.Int("layers", 8, "layers of the layered image")
@@ -54,6 +58,7 @@ func main() {
 	bigMB := flag.Int("big-mb", 200, "compressed size of the single-layer image, in MB")
 	concurrency := flag.Int("concurrency", 0, "Dao's WithPullConcurrency (0: its default)")
 	only := flag.String("only", "", "comma-separated comparisons to run: pull, layout, fetch (default all)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process over the timed comparisons to `file`")
 	flag.Parse()
 	if err := run(*runs, *layers, *layerMB, *bigMB, *concurrency, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "pull:", err)
@@ -142,6 +147,17 @@ func run(runs, layers, layerMB, bigMB, concurrency int, only string) error {
 	fmt.Printf("%d runs, %s, GOMAXPROCS %d\n", runs, runtime.Version(), runtime.GOMAXPROCS(0))
 	for _, img := range imgs {
 		fmt.Printf("image %q: %d layers, %.1f MB compressed, %.1f MB of files\n", img.name, len(img.layers), mb(img.compressed), mb(img.uncompressed))
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	type result struct{ other, dao []sample }
 	results := map[string]map[*benchImage]*result{}
