@@ -35,13 +35,21 @@
 // [Client.Pull] puts an image from a registry into a containerd (1.6 or later, no transfer
 // service needed) ready to run: blobs into its content store, layers unpacked into its
 // snapshotter, and the image record last. It streams each layer once: fetched in parallel,
-// hashed by the content store as it is written, and decompressed and extracted into the
+// hashed as it is written, and decompressed and extracted into the
 // layer's snapshot while it arrives, so a pull takes about as long as the slowest layer's
 // fetch and extraction rather than the sum of downloading and then unpacking. Only verified
 // content is committed ([ErrDigestMismatch] otherwise), partial downloads resume with Range,
 // content and snapshots already there are reused, a failed or cancelled pull leaves no image
 // record (and keeps what it verified for the next attempt, [WithPullKeep]), and layers cannot
 // write outside their snapshot. [WithProgress] reports every blob's bytes, for progress bars.
+//
+// When containerd runs on this host and the program is root, layer blobs skip containerd's
+// socket: each is written into an unnamed file in the content store's own directory, hashed
+// here as it arrives, and named in the store only once verified; containerd then records it
+// through its content API as content it already has. This is what makes the pull about three
+// times as fast as ctr's (BENCHMARKS.md). Where it cannot be done (another host, a user
+// namespace, containerd not seeing the file) the pull falls back to the API by itself;
+// [WithPullDirectContent](false) asks for the API always.
 //
 //	img, err := c.Pull(namespaces.WithNamespace(ctx, "dao"), cc, "registry.local/app:1.2")
 //	if err != nil {
