@@ -58,6 +58,15 @@ func (c *Containerd) Restart() {
 	}
 }
 
+// Crash kills the daemon with SIGKILL and starts it again on the same directories.
+// Running containers survive it; c.Client reconnects.
+func (c *Containerd) Crash() {
+	c.t.Helper()
+	if err := c.Containerd.Crash(); err != nil {
+		c.t.Fatalf("restart containerd after a crash: %v\n%s", err, c.Log())
+	}
+}
+
 func (c *Containerd) cleanup() {
 	if c.t.Failed() {
 		log := c.Log()
