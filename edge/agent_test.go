@@ -258,6 +258,49 @@ func TestAgentSurvivesContainerdRestart(t *testing.T) {
 	}
 }
 
+// TestAgentSurvivesContainerdCrash kills containerd with SIGKILL, and while it is down one
+// container's process is killed too, so that its exit may never reach an event stream: once
+// containerd is back the agent finds the exit and restarts that container, and leaves the
+// others as they were.
+func TestAgentSurvivesContainerdCrash(t *testing.T) {
+	e := newEnv(t)
+	ar := e.startAgent(e.rt, t.TempDir())
+	var tasks []dao.Task
+	for i := range 3 {
+		tasks = append(tasks, appTask(e, fmt.Sprintf("c-%d", i)))
+	}
+	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		ar.waitTask(t, task.ID, 30*time.Second, "running", running)
+	}
+	before := e.containerdRunning()
+
+	e.ctrd.Kill()
+	if err := syscall.Kill(int(before["c-0"]), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the agent sees containerd gone
+	e.ctrd.Start()
+	ar.waitTask(t, "c-0", 20*time.Second, "restarted", func(s dao.TaskStatus) bool {
+		return running(s) && s.PID != before["c-0"]
+	})
+	after := e.containerdRunning()
+	if len(after) != 3 {
+		t.Errorf("containerd runs %d containers after its crash, want 3: %v", len(after), after)
+	}
+	for _, id := range []string{"c-1", "c-2"} {
+		if after[id] != before[id] {
+			t.Errorf("%s pid %d after containerd crashed, want %d (untouched)", id, after[id], before[id])
+		}
+	}
+	cs, _ := e.ctrd.Client.Containers(e.ctrd.Context(e.ctx))
+	if len(cs) != 3 {
+		t.Errorf("containerd has %d containers, want 3 (no duplicates)", len(cs))
+	}
+}
+
 func TestAgentRestartPolicyAndRejection(t *testing.T) {
 	e := newEnv(t)
 	ar := e.startAgent(e.rt, t.TempDir())

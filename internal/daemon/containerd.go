@@ -153,14 +153,21 @@ func (c *Containerd) Restart() error {
 	return c.Start()
 }
 
-// Crash kills the daemon with SIGKILL, as a crash or the OOM killer would (no shutdown, no
-// last writes), and starts it again on the same directories.
-func (c *Containerd) Crash() error {
-	if c.cmd != nil {
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-		c.cmd = nil
+// Kill kills the daemon with SIGKILL, as a crash or the OOM killer would (no shutdown, no
+// last writes), and waits for it to exit. Containers keep running under their shims; Start
+// starts the daemon again on the same directories.
+func (c *Containerd) Kill() {
+	if c.cmd == nil {
+		return
 	}
+	_ = c.cmd.Process.Kill()
+	<-c.exited
+	c.cmd = nil
+}
+
+// Crash kills the daemon (Kill) and starts it again.
+func (c *Containerd) Crash() error {
+	c.Kill()
 	return c.Start()
 }
 

@@ -67,6 +67,14 @@ func (c *Containerd) Crash() {
 	}
 }
 
+// Start starts the daemon again after Kill or Stop, on the same directories.
+func (c *Containerd) Start() {
+	c.t.Helper()
+	if err := c.Containerd.Start(); err != nil {
+		c.t.Fatalf("start containerd again: %v\n%s", err, c.Log())
+	}
+}
+
 func (c *Containerd) cleanup() {
 	if c.t.Failed() {
 		log := c.Log()
