@@ -641,11 +641,26 @@ func processStart(pid uint32) time.Time {
 
 // Wait blocks until the container's process has exited (or ctx is done) and returns its
 // status. It is woken by containerd's exit event, not by polling; it then lets the logger
-// finish (a few ms, see settleLog) so that Logs has the last lines.
+// finish (a few ms, see settleLog) so that Logs has the last lines. It rides out a restart
+// of containerd: the container runs on under its shim, and an exit while containerd was
+// down is found when it is back.
 func (r *Runtime) Wait(ctx context.Context, id string) (ContainerStatus, error) {
+	outage := 50 * time.Millisecond
 	for {
 		exited := r.exitSignal(id)
 		st, err := r.Status(ctx, id)
+		if errdefs.IsUnavailable(err) && ctx.Err() == nil {
+			// containerd is restarting: the container lives on under its shim. Ask again
+			// when the event stream is back (a resync) or after a while.
+			select {
+			case <-exited:
+			case <-time.After(outage):
+				outage = min(2*outage, time.Second)
+			case <-ctx.Done():
+				return ContainerStatus{}, ctx.Err()
+			}
+			continue
+		}
 		if err != nil {
 			return ContainerStatus{}, err
 		}

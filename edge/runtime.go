@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	gocni "github.com/containerd/go-cni"
+	"google.golang.org/grpc"
 )
 
 // Runtime runs one node's containers on containerd: it creates them from dao.ContainerSpec
@@ -44,9 +45,12 @@ type Runtime struct {
 }
 
 // New connects to the containerd at address (a unix socket path) and returns a Runtime over
-// it. Close closes the connection.
+// it. Close closes the connection. containerd must answer now; once it has, a restart of
+// containerd is routine: calls made while it is down wait for it to come back (up to their
+// context's deadline) instead of failing, and Wait and the event stream carry on.
 func New(address string, opts ...Option) (*Runtime, error) {
-	c, err := client.New(address, client.WithTimeout(10*time.Second))
+	c, err := client.New(address, client.WithTimeout(10*time.Second),
+		client.WithCallOpts([]grpc.CallOption{grpc.WaitForReady(true)}))
 	if err != nil {
 		return nil, fmt.Errorf("edge: connect to containerd at %s: %w", address, err)
 	}
@@ -60,7 +64,8 @@ func New(address string, opts ...Option) (*Runtime, error) {
 }
 
 // NewFromClient returns a Runtime over an existing containerd client, which the caller keeps
-// and closes.
+// and closes. For calls that ride out a restart of containerd as New's do, make the client
+// with client.WithCallOpts([]grpc.CallOption{grpc.WaitForReady(true)}); Wait does in any case.
 func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
 	o := defaultOptions()
 	for _, opt := range opts {

@@ -604,3 +604,57 @@ func TestStderrIsNotLostAtExit(t *testing.T) {
 		t.Errorf("%d of %d containers lost output", lost, n)
 	}
 }
+
+// TestWaitRidesOutAContainerdCrash waits for a container that exits while containerd is
+// killed and down, through Runtimes made both ways: New, whose calls wait for containerd to
+// come back, and NewFromClient over a plain client, whose calls fail while it is down. Wait
+// returns the exit code in both, once containerd is back.
+func TestWaitRidesOutAContainerdCrash(t *testing.T) {
+	e := newEnv(t)
+	plain, err := client.New(e.ctrd.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	fromClient, err := edge.NewFromClient(plain, edge.WithNamespace(testutil.Namespace), edge.WithLogDir(filepath.Join(e.ctrd.Dir, "logs")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fromClient.Close()
+	runtimes := map[string]*edge.Runtime{"new": e.rt, "fromclient": fromClient}
+	for id, rt := range runtimes {
+		spec := dao.ContainerSpec{Image: e.busybox, Args: []string{"sh", "-c", "echo up; sleep 0.6; echo down; exit 7"}}
+		if _, err := rt.Run(e.ctx, id, spec); err != nil {
+			t.Fatalf("Run(%s): %v", id, err)
+		}
+	}
+	type result struct {
+		id  string
+		st  edge.ContainerStatus
+		err error
+	}
+	results := make(chan result, len(runtimes))
+	for id, rt := range runtimes {
+		go func() {
+			st, err := rt.Wait(e.ctx, id)
+			results <- result{id, st, err}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	e.ctrd.Kill()
+	time.Sleep(1500 * time.Millisecond) // both exit meanwhile
+	e.ctrd.Start()
+	for range runtimes {
+		select {
+		case r := <-results:
+			if r.err != nil || r.st.State != edge.StateStopped || r.st.ExitCode != 7 {
+				t.Errorf("%s: Wait = %+v, %v; want stopped with exit code 7", r.id, r.st, r.err)
+			}
+			if logs := e.logs(r.id); !strings.Contains(logs, "up") || !strings.Contains(logs, "down") {
+				t.Errorf("%s: log %q, want both lines", r.id, logs)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Wait did not return 20s after containerd came back")
+		}
+	}
+}
