@@ -3,7 +3,7 @@
 // interface edge.Agent implements, and the clock runs from the first CreateService until every
 // task is placed, then until every task runs (as the nodes report it back).
 //
-//	go run ./internal/bench/cluster [-nodes 5000] [-tasks 1000000]
+//	go run ./internal/bench/cluster [-nodes 5000] [-tasks 1000000] [-memprofile FILE]
 //
 // The workload is that of ../scheduler: nodes with zone (5 values) and tier labels, 64 cores
 // and 256 GiB; services of 100, 500, 1,000, 2,000, 5,000 and 10,000 replicas in turn; 100m CPU
@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +31,9 @@ import (
 func main() {
 	nodes := flag.Int("nodes", 5000, "simulated nodes")
 	total := flag.Int("tasks", 1_000_000, "tasks")
+	memprofile := flag.String("memprofile", "", "write a heap profile of what is live at the end to `file`")
 	flag.Parse()
-	if err := run(*nodes, *total); err != nil {
+	if err := run(*nodes, *total, *memprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
@@ -39,7 +41,7 @@ func main() {
 
 var sizes = []int{100, 500, 1000, 2000, 5000, 10000}
 
-func run(nodes, total int) error {
+func run(nodes, total int, memprofile string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runtime.GC()
@@ -147,5 +149,18 @@ func run(nodes, total int) error {
 		float64(peak.Load())/(1<<20), float64(peak.Load()-base.HeapInuse)/float64(total),
 		float64(live.HeapInuse)/(1<<20), float64(live.HeapInuse-base.HeapInuse)/float64(total))
 	fmt.Println("  (store with its event history, scheduler, simulated nodes and the tasks themselves)")
+	if memprofile != "" {
+		f, err := os.Create(memprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
+	// Everything above must still be live when the heap is measured and profiled.
+	runtime.KeepAlive(o)
+	runtime.KeepAlive(cluster)
 	return nil
 }
