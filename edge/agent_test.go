@@ -219,85 +219,72 @@ func TestAgentRestartKeepsContainers(t *testing.T) {
 	}
 }
 
-func TestAgentSurvivesContainerdRestart(t *testing.T) {
-	e := newEnv(t)
-	ar := e.startAgent(e.rt, t.TempDir())
-	var tasks []dao.Task
-	for i := range 3 {
-		tasks = append(tasks, appTask(e, fmt.Sprintf("c-%d", i)))
-	}
-	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
-		t.Fatal(err)
-	}
-	for _, task := range tasks {
-		ar.waitTask(t, task.ID, 30*time.Second, "running", running)
-	}
-	before := e.containerdRunning()
-
-	e.ctrd.Restart()
-	time.Sleep(2 * time.Second) // a resync or two
-	// A container that dies after the restart is noticed through the new event stream.
-	if err := syscall.Kill(int(before["c-0"]), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	ar.waitTask(t, "c-0", 15*time.Second, "restarted", func(s dao.TaskStatus) bool {
-		return running(s) && s.PID != before["c-0"]
-	})
-	after := e.containerdRunning()
-	if len(after) != 3 {
-		t.Errorf("containerd runs %d containers after its restart, want 3: %v", len(after), after)
-	}
-	for _, id := range []string{"c-1", "c-2"} {
-		if after[id] != before[id] {
-			t.Errorf("%s pid %d after containerd restarted, want %d (untouched)", id, after[id], before[id])
-		}
-	}
-	cs, _ := e.ctrd.Client.Containers(e.ctrd.Context(e.ctx))
-	if len(cs) != 3 {
-		t.Errorf("containerd has %d containers, want 3 (no duplicates)", len(cs))
+// TestAgentSurvivesContainerd takes containerd away under a running agent: stopped and
+// started again, and killed with SIGKILL while one container's process dies too, so that its
+// exit may never reach an event stream. Either way, once containerd is back the agent
+// restarts the container that died (after the restart, a kill of it is seen through the new
+// event stream), leaves the others as they were, and duplicates nothing.
+func TestAgentSurvivesContainerd(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// outage takes containerd away and back, and kills the process of pid on the way.
+		outage func(e *env, pid uint32)
+	}{{
+		name: "restart",
+		outage: func(e *env, pid uint32) {
+			e.ctrd.Restart()
+			time.Sleep(2 * time.Second) // a resync or two
+			e.kill(pid)
+		},
+	}, {
+		name: "crash",
+		outage: func(e *env, pid uint32) {
+			e.ctrd.Kill()
+			e.kill(pid)
+			time.Sleep(time.Second) // the agent sees containerd gone
+			e.ctrd.Start()
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ar := e.startAgent(e.rt, t.TempDir())
+			var tasks []dao.Task
+			for i := range 3 {
+				tasks = append(tasks, appTask(e, fmt.Sprintf("c-%d", i)))
+			}
+			if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
+				t.Fatal(err)
+			}
+			for _, task := range tasks {
+				ar.waitTask(t, task.ID, 30*time.Second, "running", running)
+			}
+			before := e.containerdRunning()
+			tc.outage(e, before["c-0"])
+			ar.waitTask(t, "c-0", 20*time.Second, "restarted", func(s dao.TaskStatus) bool {
+				return running(s) && s.PID != before["c-0"]
+			})
+			after := e.containerdRunning()
+			if len(after) != 3 {
+				t.Errorf("containerd runs %d containers after the outage, want 3: %v", len(after), after)
+			}
+			for _, id := range []string{"c-1", "c-2"} {
+				if after[id] != before[id] {
+					t.Errorf("%s pid %d after the outage, want %d (untouched)", id, after[id], before[id])
+				}
+			}
+			cs, _ := e.ctrd.Client.Containers(e.ctrd.Context(e.ctx))
+			if len(cs) != 3 {
+				t.Errorf("containerd has %d containers, want 3 (no duplicates)", len(cs))
+			}
+		})
 	}
 }
 
-// TestAgentSurvivesContainerdCrash kills containerd with SIGKILL, and while it is down one
-// container's process is killed too, so that its exit may never reach an event stream: once
-// containerd is back the agent finds the exit and restarts that container, and leaves the
-// others as they were.
-func TestAgentSurvivesContainerdCrash(t *testing.T) {
-	e := newEnv(t)
-	ar := e.startAgent(e.rt, t.TempDir())
-	var tasks []dao.Task
-	for i := range 3 {
-		tasks = append(tasks, appTask(e, fmt.Sprintf("c-%d", i)))
-	}
-	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
-		t.Fatal(err)
-	}
-	for _, task := range tasks {
-		ar.waitTask(t, task.ID, 30*time.Second, "running", running)
-	}
-	before := e.containerdRunning()
-
-	e.ctrd.Kill()
-	if err := syscall.Kill(int(before["c-0"]), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second) // the agent sees containerd gone
-	e.ctrd.Start()
-	ar.waitTask(t, "c-0", 20*time.Second, "restarted", func(s dao.TaskStatus) bool {
-		return running(s) && s.PID != before["c-0"]
-	})
-	after := e.containerdRunning()
-	if len(after) != 3 {
-		t.Errorf("containerd runs %d containers after its crash, want 3: %v", len(after), after)
-	}
-	for _, id := range []string{"c-1", "c-2"} {
-		if after[id] != before[id] {
-			t.Errorf("%s pid %d after containerd crashed, want %d (untouched)", id, after[id], before[id])
-		}
-	}
-	cs, _ := e.ctrd.Client.Containers(e.ctrd.Context(e.ctx))
-	if len(cs) != 3 {
-		t.Errorf("containerd has %d containers, want 3 (no duplicates)", len(cs))
+// kill sends SIGKILL to a process from outside.
+func (e *env) kill(pid uint32) {
+	e.t.Helper()
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		e.t.Fatal(err)
 	}
 }
 

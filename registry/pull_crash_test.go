@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/opendao/dao/registry"
 )
@@ -27,13 +28,7 @@ func TestPullContainerdCrash(t *testing.T) {
 
 func testPullContainerdCrash(t *testing.T, contentPath registry.PullOption) {
 	e := newPullEnv(t)
-	img := randomLayersImage(t, registry.Gzip, 512<<10, 512<<10, 12<<20)
-	big := img.Layers()[2].Descriptor()
-	e.push(t, e.reg.Ref("crash:1"), img)
-	proxy := startFaultProxy(t, e.reg.Addr)
-	// Slow enough that the crash lands while the big layer is being fetched.
-	proxy.add(fault{kind: "delay", match: big.Digest.String(), times: -1})
-	ref := proxy.Ref("crash:1")
+	img, big, proxy, ref := e.slowLastLayer(t, "crash:1")
 
 	crashed := make(chan struct{})
 	var once atomic.Bool
@@ -111,4 +106,17 @@ func checkImageWhole(t *testing.T, e *pullEnv, name string) {
 		}
 		ra.Close()
 	}
+}
+
+// slowLastLayer pushes an image of two small layers and a big one as name, and returns it,
+// the big layer, and a proxy in front of the registry that serves the big layer slowly
+// enough for a test to act while it is being fetched, with the reference through it.
+func (e *pullEnv) slowLastLayer(t *testing.T, name string) (*registry.Image, ocispec.Descriptor, *faultProxy, string) {
+	t.Helper()
+	img := randomLayersImage(t, registry.Gzip, 512<<10, 512<<10, 12<<20)
+	big := img.Layers()[2].Descriptor()
+	e.push(t, e.reg.Ref(name), img)
+	proxy := startFaultProxy(t, e.reg.Addr)
+	proxy.add(fault{kind: "delay", match: big.Digest.String(), times: -1})
+	return img, big, proxy, proxy.Ref(name)
 }

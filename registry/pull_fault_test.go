@@ -218,13 +218,7 @@ func TestPullCancelThenResume(t *testing.T) {
 
 func testPullCancelThenResume(t *testing.T, content registry.PullOption) {
 	e := newPullEnv(t)
-	img := randomLayersImage(t, registry.Gzip, 512<<10, 512<<10, 12<<20)
-	big := img.Layers()[2].Descriptor()
-	e.push(t, e.reg.Ref("resume:1"), img)
-	proxy := startFaultProxy(t, e.reg.Addr)
-	// Slow enough that the cancel lands while the big layer is half fetched.
-	proxy.add(fault{kind: "delay", match: big.Digest.String(), times: -1})
-	ref := proxy.Ref("resume:1")
+	img, big, proxy, ref := e.slowLastLayer(t, "resume:1")
 
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
