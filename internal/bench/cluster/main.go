@@ -3,13 +3,15 @@
 // interface edge.Agent implements, and the clock runs from the first CreateService until every
 // task is placed, then until every task runs (as the nodes report it back).
 //
-//	go run ./internal/bench/cluster [-nodes 5000] [-tasks 1000000] [-memprofile FILE]
+//	go run ./internal/bench/cluster [-nodes 5000] [-tasks 1000000] [-cpuprofile FILE] [-memprofile FILE]
 //
 // The workload is that of ../scheduler: nodes with zone (5 values) and tier labels, 64 cores
 // and 256 GiB; services of 100, 500, 1,000, 2,000, 5,000 and 10,000 replicas in turn; 100m CPU
 // and 64 MiB per task; spread over zones; every other service constrained to tier != db. It
-// reports tasks per second to placed and to running, and the peak heap per task (sampled every
-// 50 ms), store, scheduler and simulated nodes included.
+// reports tasks per second to placed and to running, the peak heap per task (sampled every
+// 50 ms), and the live heap per task when all run and once the loops are idle; store,
+// scheduler and simulated nodes included. Progress is counted from the store's events, not
+// by reading the store, which would hold up its writers.
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,16 +31,54 @@ import (
 	"github.com/opendao/dao/orchestrator/simnode"
 )
 
+// liveHeap collects garbage and returns the bytes of heap in use.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// add adds n for each count t is in: it exists, is on a node, runs.
+func (p progress) add(t *dao.Task, n int) progress {
+	p.count += n
+	if t.NodeID != "" {
+		p.placed += n
+	}
+	if t.Status.State == dao.TaskRunning {
+		p.running += n
+	}
+	return p
+}
+
 func main() {
 	nodes := flag.Int("nodes", 5000, "simulated nodes")
 	total := flag.Int("tasks", 1_000_000, "tasks")
 	memprofile := flag.String("memprofile", "", "write a heap profile of what is live at the end to `file`")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "cluster:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*nodes, *total, *memprofile); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
 }
+
+// progress counts tasks.
+type progress struct{ count, placed, running int }
 
 var sizes = []int{100, 500, 1000, 2000, 5000, 10000}
 
@@ -87,6 +128,58 @@ func run(nodes, total int, memprofile string) error {
 		}
 	}
 
+	// Progress comes from the store's task events, counted as they pass: reading the store
+	// costs a copy of every task under a read lock that holds up every writer, so it is read
+	// only to start, and again when the watch falls behind.
+	var (
+		pmu  sync.Mutex
+		prog progress
+	)
+	watchErr := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			var rev uint64
+			var p progress
+			err := store.View(ctx, func(tx orchestrator.ReadTx) error {
+				rev = tx.Revision()
+				for t := range tx.Tasks() {
+					p = p.add(&t.Task, 1)
+				}
+				return nil
+			})
+			if err != nil {
+				watchErr <- err
+				return
+			}
+			pmu.Lock()
+			prog = p
+			pmu.Unlock()
+			events, err := store.Watch(ctx, rev+1, orchestrator.WatchTypes(orchestrator.TaskObject))
+			if err != nil {
+				continue // compacted: read again
+			}
+			for e := range events {
+				if e.Err != nil {
+					break // fell behind: read again
+				}
+				var d progress
+				if e.Kind != orchestrator.EventDeleted {
+					d = d.add(&e.Task.Task, 1)
+				}
+				if p := e.PrevTask; p != nil {
+					d = d.add(&p.Task, -1)
+				} else if e.Kind == orchestrator.EventDeleted {
+					d = d.add(&e.Task.Task, -1)
+				}
+				pmu.Lock()
+				prog.count += d.count
+				prog.placed += d.placed
+				prog.running += d.running
+				pmu.Unlock()
+			}
+		}
+	}()
+
 	begin := time.Now()
 	made, services := 0, 0
 	for s := 0; made < total; s++ {
@@ -107,34 +200,27 @@ func run(nodes, total int, memprofile string) error {
 		services++
 	}
 	created := time.Since(begin)
-	// The store says how far things are; reading it costs a pass over the tasks, so it is read
-	// twice a second.
 	var placedAt, runningAt time.Duration
 	for {
-		var count, placed, running int
-		_ = store.View(ctx, func(tx orchestrator.ReadTx) error {
-			for t := range tx.Tasks() {
-				count++
-				if t.NodeID != "" {
-					placed++
-				}
-				if t.Status.State == dao.TaskRunning {
-					running++
-				}
-			}
-			return nil
-		})
-		if placedAt == 0 && count == total && placed == total {
+		pmu.Lock()
+		p := prog
+		pmu.Unlock()
+		if placedAt == 0 && p.count == total && p.placed == total {
 			placedAt = time.Since(begin)
 		}
-		if running == total {
+		if p.running == total {
 			runningAt = time.Since(begin)
 			break
 		}
-		if time.Since(begin) > 10*time.Minute {
-			return fmt.Errorf("after 10 minutes: %d of %d running", running, total)
+		select {
+		case err := <-watchErr:
+			return err
+		default:
 		}
-		time.Sleep(500 * time.Millisecond)
+		if time.Since(begin) > 10*time.Minute {
+			return fmt.Errorf("after 10 minutes: %d of %d running", p.running, total)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if placedAt == 0 {
 		placedAt = runningAt
@@ -142,14 +228,22 @@ func run(nodes, total int, memprofile string) error {
 	fmt.Printf("%d tasks in %d services on %d simulated nodes (services created in %s)\n", total, services, nodes, created.Round(time.Millisecond))
 	fmt.Printf("  all placed after %s: %.0f tasks/s\n", placedAt.Round(time.Millisecond), float64(total)/placedAt.Seconds())
 	fmt.Printf("  all running after %s: %.0f tasks/s\n", runningAt.Round(time.Millisecond), float64(total)/runningAt.Seconds())
-	runtime.GC()
-	var live runtime.MemStats
-	runtime.ReadMemStats(&live)
-	fmt.Printf("  heap in use: peak %.0f MiB (%.0f B per task, garbage not yet collected included); live after GC %.0f MiB (%.0f B per task)\n",
-		float64(peak.Load())/(1<<20), float64(peak.Load()-base.HeapInuse)/float64(total),
-		float64(live.HeapInuse)/(1<<20), float64(live.HeapInuse-base.HeapInuse)/float64(total))
+	liveNow := liveHeap()
+	// The loop is still at work on the last reports (a pass, the watch's buffer): the heap
+	// settles once it is idle, which takes seconds at a million tasks.
+	settled := liveNow
+	for range 15 {
+		time.Sleep(time.Second)
+		settled = min(settled, liveHeap())
+	}
+	perTask := func(h uint64) float64 { return float64(h-base.HeapInuse) / float64(total) }
+	fmt.Printf("  heap in use: peak %.0f MiB (%.0f B per task, garbage not yet collected included)\n",
+		float64(peak.Load())/(1<<20), perTask(peak.Load()))
+	fmt.Printf("  live after GC: %.0f MiB (%.0f B per task) when all run; %.0f MiB (%.0f B per task) once the loops are idle\n",
+		float64(liveNow)/(1<<20), perTask(liveNow), float64(settled)/(1<<20), perTask(settled))
 	fmt.Println("  (store with its event history, scheduler, simulated nodes and the tasks themselves)")
 	if memprofile != "" {
+		runtime.GC() // the profile is that of the last two collections
 		f, err := os.Create(memprofile)
 		if err != nil {
 			return err
