@@ -265,7 +265,7 @@ var errStoreWrite = errors.New("registry: content store write failed")
 func (p *puller) abortIngest(ctx context.Context, ref string) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_ = p.cs.Abort(actx, ref)
+	_ = whileRestarting(actx, func() error { return p.cs.Abort(actx, ref) })
 }
 
 // abortClosedIngest removes an empty ingest whose writer was just closed (or broke),

@@ -35,6 +35,31 @@ const (
 // cleanupTimeout bounds the clean-up after a failed or cancelled pull.
 const cleanupTimeout = 30 * time.Second
 
+// restartWait is how long a clean-up waits for a containerd that is restarting (its calls
+// fail as unavailable) before it gives up and leaves the rest to the lease's expiry.
+const restartWait = 10 * time.Second
+
+// whileRestarting calls fn until it does not fail with containerd unavailable, as it does
+// while containerd restarts, for at most restartWait or until ctx ends, and returns its
+// last error: a pull that failed because containerd went away still cleans up when it
+// comes back.
+func whileRestarting(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(restartWait)
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !errdefs.IsUnavailable(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
 // Pull fetches the image or index ref names into the content store of the containerd behind
 // cc, unpacks it into a snapshotter, and creates (or updates) the image record, so that
 // containers can start from it at once. ctx carries the containerd namespace
@@ -373,9 +398,9 @@ func (p *puller) dropLease(ok bool) {
 			}
 		}
 	} else if p.opts.keep > 0 {
-		_ = p.keep(ctx, leases.Lease{ID: p.lease})
+		_ = whileRestarting(ctx, func() error { return p.keep(ctx, leases.Lease{ID: p.lease}) })
 	}
-	_ = ls.Delete(ctx, leases.Lease{ID: p.lease})
+	_ = whileRestarting(ctx, func() error { return ls.Delete(ctx, leases.Lease{ID: p.lease}) })
 }
 
 // keep moves the resources of lease to a new lease that expires after WithPullKeep.

@@ -19,7 +19,8 @@ import (
 // TestPullContainerdCrash kills containerd with SIGKILL in the middle of a pull and starts
 // it again: the pull fails with an error that says containerd went away (or, if it got
 // through, leaves a whole image), no image record points at missing content, and the next
-// pull completes the image and unpacks it.
+// pull completes the image and unpacks it, leaving no extraction snapshot or lease behind:
+// the failed pull's clean-up waits for containerd to come back.
 func TestPullContainerdCrash(t *testing.T) {
 	for _, cp := range contentPaths {
 		t.Run(cp.name, func(t *testing.T) { testPullContainerdCrash(t, registry.WithPullContent(cp.content, nil)) })
@@ -68,6 +69,7 @@ func testPullContainerdCrash(t *testing.T, contentPath registry.PullOption) {
 	if keys := e.activeSnapshots(t); len(keys) > 0 {
 		t.Errorf("active snapshots left: %q", keys)
 	}
+	checkNoLeases(t, e)
 }
 
 // checkImageWhole fails t unless containerd's image record name exists and every blob it

@@ -190,7 +190,7 @@ func (u *unpacker) unpackLayer(ctx context.Context, i int) error {
 func (u *unpacker) remove(ctx context.Context, key string) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_ = u.sn.Remove(rctx, key)
+	_ = whileRestarting(rctx, func() error { return u.sn.Remove(rctx, key) })
 }
 
 // apply extracts layer i, whose blob in fetches, into the active snapshot of mounts and
