@@ -253,12 +253,31 @@ func (r *Runtime) pull(ctx context.Context, ref string) (client.Image, error) {
 
 // Start starts the container's process, writing its output to its log file. A container
 // whose process exited is started again on the same root filesystem, like `docker start`.
-// Starting a running container does nothing.
+// Starting a running container does nothing. If containerd goes away in the middle (it
+// restarts), Start finds out what became of the process once containerd is back, and
+// finishes the start or reports the process that runs.
 func (r *Runtime) Start(ctx context.Context, id string) (ContainerStatus, error) {
 	if err := r.isClosed(); err != nil {
 		return ContainerStatus{}, err
 	}
 	ctx = r.ctx(ctx)
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		st, err := r.start(ctx, id)
+		if err == nil || !errdefs.IsUnavailable(err) || attempt == 5 {
+			return st, err
+		}
+		r.log.Warn("containerd went away while starting a container; trying again", "id", id, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return st, err
+		}
+		wait *= 2
+	}
+}
+
+func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error) {
 	c, err := r.load(ctx, id)
 	if err != nil {
 		return ContainerStatus{}, err
@@ -299,7 +318,9 @@ func (r *Runtime) Start(ctx context.Context, id string) (ContainerStatus, error)
 
 func (r *Runtime) startTask(ctx context.Context, c client.Container, task client.Task) (ContainerStatus, error) {
 	if err := task.Start(ctx); err != nil {
-		_, _ = task.Delete(ctx, client.WithProcessKill)
+		if !errdefs.IsUnavailable(err) {
+			_, _ = task.Delete(ctx, client.WithProcessKill)
+		} // else the process may run: Start looks again once containerd is back
 		return ContainerStatus{}, wrap(err, "edge: start %s", c.ID())
 	}
 	st := ContainerStatus{

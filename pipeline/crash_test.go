@@ -1,10 +1,12 @@
 package pipeline_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/pipeline"
 )
 
@@ -31,15 +33,27 @@ func TestContainerdCrashMidStep(t *testing.T) {
 				e.sh("work", nil, "echo begin", tc.sleep, "echo done"),
 				next,
 			}}
+			// containerd goes away once the step's container runs, and comes back.
+			crashed := make(chan error, 1)
 			go func() {
-				time.Sleep(300 * time.Millisecond)
-				e.ctrd.Kill()
-				time.Sleep(tc.downFor)
-				e.ctrd.Start()
+				crashed <- func() error {
+					for deadline := time.Now().Add(30 * time.Second); !e.stepRunning("work"); {
+						if time.Now().After(deadline) {
+							return errors.New("the step's container never ran")
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+					e.ctrd.Containerd.Kill()
+					time.Sleep(tc.downFor)
+					return e.ctrd.Containerd.Start()
+				}()
 			}()
 			begin := time.Now()
 			rec, err := e.runner().Run(e.ctx, p)
 			t.Logf("run took %s: %v", time.Since(begin), err)
+			if err := <-crashed; err != nil {
+				t.Fatalf("crash: %v", err)
+			}
 			if rec == nil {
 				t.Fatalf("Run: %v", err)
 			}
@@ -58,4 +72,18 @@ func TestContainerdCrashMidStep(t *testing.T) {
 			e.noContainersLeft()
 		})
 	}
+}
+
+// stepRunning reports whether a container of the step runs, as the runtime lists them.
+func (e *env) stepRunning(step string) bool {
+	cs, err := e.rt.List(e.ctx)
+	if err != nil {
+		return false
+	}
+	for _, c := range cs {
+		if strings.Contains(c.ID, "-"+step+".") && c.State == edge.StateRunning {
+			return true
+		}
+	}
+	return false
 }
