@@ -338,6 +338,56 @@ func TestAgentHealthChecks(t *testing.T) {
 	}
 }
 
+// TestAgentRemovesWhileHealthChecksRun unassigns containers whose health check runs all the
+// time, so that a check is in flight when the container is stopped: each must be gone
+// within seconds. A check cut off half-way used to leave containerd 1.6's shim answering
+// nothing for 30 s, and the container with it.
+func TestAgentRemovesWhileHealthChecksRun(t *testing.T) {
+	e := newEnv(t)
+	ar := e.startAgent(e.rt, t.TempDir())
+	check := &dao.HealthCheck{
+		Command:  []string{"/testapp", "-check", "http://127.0.0.1:8080/healthz"},
+		Interval: dao.Duration(20 * time.Millisecond),
+		Timeout:  dao.Duration(2 * time.Second),
+	}
+	for round := range 6 {
+		var tasks []dao.Task
+		for i := range 2 {
+			task := appTask(e, fmt.Sprintf("busy-%d-%d", round, i))
+			task.Spec.Args = []string{"-listen", "127.0.0.1:8080"}
+			task.Spec.HealthCheck = check
+			// As in examples/pipeline, where the stall showed: a quarter of a core.
+			task.Spec.Resources = dao.Resources{MilliCPU: 250, Pids: 64}
+			tasks = append(tasks, task)
+		}
+		rev := uint64(2*round + 1)
+		if err := ar.agent.Assign(edge.Assignment{Revision: rev, Tasks: tasks}); err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			ar.waitTask(t, task.ID, 30*time.Second, "healthy", func(s dao.TaskStatus) bool { return s.Health == dao.HealthHealthy })
+		}
+		begin := time.Now()
+		if err := ar.agent.Assign(edge.Assignment{Revision: rev + 1}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			cs, err := e.ctrd.Client.Containers(e.ctrd.Context(e.ctx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cs) == 0 {
+				break
+			}
+			if time.Since(begin) > 15*time.Second {
+				t.Fatalf("round %d: %d containers still there 15s after they were unassigned", round, len(cs))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("round %d: removed in %s", round, time.Since(begin).Round(time.Millisecond))
+	}
+}
+
 func contains(s, sub string) bool {
 	return len(sub) == 0 || len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0)
 }

@@ -48,20 +48,23 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout ti
 	pspec.Terminal = false
 	out := &tailBuffer{max: 4 << 10}
 	execID := fmt.Sprintf("exec-%d-%d", time.Now().UnixNano()%1e9, execSeq.Add(1))
-	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cio.WithStreams(nil, out, out)))
+	// Once the process is asked for, it is seen through to its deletion even when ctx ends
+	// meanwhile (a health check stopped as its container is being stopped): a start or a
+	// delete cut off half-way leaves a process in the shim that the container's own stop
+	// and delete then wait on. execCleanup bounds that.
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+execCleanup)
+	defer cancel()
+	proc, err := task.Exec(octx, execID, &pspec, cio.NewCreator(cio.WithStreams(nil, out, out)))
 	if err != nil {
 		return ExecResult{}, wrap(err, "edge: exec in %s", id)
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_, _ = proc.Delete(dctx)
-	}()
-	exitCh, err := proc.Wait(ctx)
+	exitCh, err := proc.Wait(octx)
 	if err != nil {
+		_, _ = proc.Delete(octx)
 		return ExecResult{}, wrap(err, "edge: exec in %s", id)
 	}
-	if err := proc.Start(ctx); err != nil {
+	defer func() { _, _ = proc.Delete(octx) }()
+	if err := proc.Start(octx); err != nil {
 		return ExecResult{}, wrap(err, "edge: exec in %s", id)
 	}
 	timer := time.NewTimer(timeout)
@@ -72,11 +75,12 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout ti
 		res.ExitCode = int(st.ExitCode())
 	case <-timer.C:
 		res.TimedOut = true
-		_ = proc.Kill(ctx, syscall.SIGKILL)
+		_ = proc.Kill(octx, syscall.SIGKILL)
 		st := <-exitCh
 		res.ExitCode = int(st.ExitCode())
 	case <-ctx.Done():
-		_ = proc.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+		_ = proc.Kill(octx, syscall.SIGKILL)
+		<-exitCh // the deferred delete needs it stopped
 		return ExecResult{}, ctx.Err()
 	}
 	if io := proc.IO(); io != nil {
@@ -85,6 +89,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout ti
 	res.Output = out.Bytes()
 	return res, nil
 }
+
+// execCleanup is how long an exec's start, kill and delete may take beyond its timeout.
+const execCleanup = 10 * time.Second
 
 // tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {
