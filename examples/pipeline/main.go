@@ -533,7 +533,7 @@ func (d *deployer) greet(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hc := http.Client{Timeout: 3 * time.Second}
+	hc := http.Client{Timeout: 10 * time.Second}
 	for _, t := range ts {
 		if len(t.Status.Addresses) == 0 {
 			return fmt.Errorf("task %s has no address", t.ID)
@@ -555,7 +555,10 @@ func (d *deployer) remove(ctx context.Context, rt *edge.Runtime) error {
 	if err := d.o.RemoveService(ctx, serviceName); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	// Normally a second or two. containerd 1.6's shim can stall for half a minute on a
+	// loaded machine before the last container goes, so the wait is generous.
+	const wait = 90 * time.Second
+	deadline := time.Now().Add(wait)
 	for {
 		list, err := rt.List(ctx)
 		if err != nil {
@@ -565,7 +568,11 @@ func (d *deployer) remove(ctx context.Context, rt *edge.Runtime) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d containers of %s still there after 30s", len(list), serviceName)
+			var left []string
+			for _, c := range list {
+				left = append(left, fmt.Sprintf("%s (%s)", c.ID, c.State))
+			}
+			return fmt.Errorf("%d containers still there %s after %s was removed: %s", len(list), wait, serviceName, strings.Join(left, ", "))
 		}
 		select {
 		case <-ctx.Done():

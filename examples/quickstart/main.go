@@ -401,7 +401,7 @@ func (cp *controlPlane) follow(ctx context.Context) {
 
 // greet asks every replica over the network, from this program, what it is.
 func (cp *controlPlane) greet(ctx context.Context) {
-	c := http.Client{Timeout: 3 * time.Second}
+	c := http.Client{Timeout: 10 * time.Second}
 	ts, _ := cp.live(ctx)
 	for _, t := range ts {
 		if len(t.Status.Addresses) == 0 {
