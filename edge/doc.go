@@ -22,7 +22,10 @@
 //
 // Containers do not depend on the program that started them: they run under containerd's
 // shims, which own their loggers too. A new Runtime on the same namespace lists them (List)
-// and carries on; nothing is restarted because the program restarted.
+// and carries on; nothing is restarted because the program restarted. Nor do they depend on
+// containerd staying up: while it restarts, a Runtime from [New] makes its calls wait for it
+// (up to their context), [Runtime.Wait] and the event stream carry on, and a start cut off
+// half-way is finished once containerd answers again.
 //
 //	rt, err := edge.New("/run/containerd/containerd.sock", edge.WithNamespace("dao"))
 //	if err != nil {

@@ -140,11 +140,10 @@ func (c *Containerd) Stop() {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.exited:
+		c.cmd = nil
 	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
+		c.Kill()
 	}
-	c.cmd = nil
 }
 
 // Restart stops the daemon and starts it again on the same directories.
