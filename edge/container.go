@@ -16,7 +16,6 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/moby/sys/signal"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/registry"
@@ -410,7 +409,7 @@ func (r *Runtime) Stop(ctx context.Context, id string, opts ...StopOption) (Cont
 	}
 	if !r.waitExit(ctx, task, exited, o.grace) {
 		exited = r.exitSignal(id)
-		if err := task.Kill(ctx, syscall.SIGKILL, killAllOpts(ctx, c)...); err != nil && !errdefs.IsNotFound(err) {
+		if err := task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
 			return ContainerStatus{}, wrap(err, "edge: stop %s: SIGKILL", id)
 		}
 		if !r.waitExit(ctx, task, exited, 30*time.Second) {
@@ -418,23 +417,6 @@ func (r *Runtime) Stop(ctx context.Context, id string, opts ...StopOption) (Cont
 		}
 	}
 	return r.Status(ctx, id)
-}
-
-// killAllOpts returns the kill options that make a SIGKILL reach every process of the
-// container. In its own PID namespace, the kernel kills them all with its first process, so
-// nothing more is needed; sharing the host's, runc must find and kill each (--all), which
-// on cgroups v1 freezes the container's cgroup while it does.
-func killAllOpts(ctx context.Context, c client.Container) []client.KillOpts {
-	spec, err := c.Spec(ctx)
-	if err != nil || spec.Linux == nil {
-		return []client.KillOpts{client.WithKillAll}
-	}
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == specs.PIDNamespace && ns.Path == "" {
-			return nil
-		}
-	}
-	return []client.KillOpts{client.WithKillAll}
 }
 
 // waitExit waits up to d for the task to stop, woken by the exit event. The status is read
