@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
@@ -31,13 +32,15 @@ func testPullContainerdCrash(t *testing.T, contentPath registry.PullOption) {
 	e := newPullEnv(t)
 	img, big, proxy, ref := e.slowLastLayer(t, "crash:1")
 
-	crashed := make(chan struct{})
+	// containerd stays down for a second, a longer outage than a restart.
+	crashed := make(chan error, 1)
 	var once atomic.Bool
 	c := newClient(t, []string{proxy.Addr()}, registry.WithProgress(func(p registry.Progress) {
 		if p.Descriptor.Digest == big.Digest && p.Done >= big.Size/3 && !once.Swap(true) {
 			go func() {
-				defer close(crashed)
-				e.ctrd.Crash()
+				e.ctrd.Containerd.Kill()
+				time.Sleep(time.Second)
+				crashed <- e.ctrd.Containerd.Start()
 			}()
 		}
 	}))
@@ -45,7 +48,9 @@ func testPullContainerdCrash(t *testing.T, contentPath registry.PullOption) {
 	if !once.Load() {
 		t.Fatal("the pull ended before containerd was crashed")
 	}
-	<-crashed
+	if err := <-crashed; err != nil {
+		t.Fatalf("start containerd again: %v", err)
+	}
 	t.Logf("Pull during the crash: %v", err)
 	if err != nil && !strings.Contains(err.Error(), "registry:") {
 		t.Errorf("Pull: %v, want an error that says which step of the pull failed", err)

@@ -164,12 +164,6 @@ func (c *Containerd) Kill() {
 	c.cmd = nil
 }
 
-// Crash kills the daemon (Kill) and starts it again.
-func (c *Containerd) Crash() error {
-	c.Kill()
-	return c.Start()
-}
-
 // Running reports whether the daemon process runs.
 func (c *Containerd) Running() bool { return c.cmd != nil }
 

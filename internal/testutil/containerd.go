@@ -58,15 +58,6 @@ func (c *Containerd) Restart() {
 	}
 }
 
-// Crash kills the daemon with SIGKILL and starts it again on the same directories.
-// Running containers survive it; c.Client reconnects.
-func (c *Containerd) Crash() {
-	c.t.Helper()
-	if err := c.Containerd.Crash(); err != nil {
-		c.t.Fatalf("restart containerd after a crash: %v\n%s", err, c.Log())
-	}
-}
-
 // Start starts the daemon again after Kill or Stop, on the same directories.
 func (c *Containerd) Start() {
 	c.t.Helper()
