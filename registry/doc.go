@@ -40,8 +40,9 @@
 // fetch and extraction rather than the sum of downloading and then unpacking. Only verified
 // content is committed ([ErrDigestMismatch] otherwise), partial downloads resume with Range,
 // content and snapshots already there are reused, a failed or cancelled pull leaves no image
-// record (and keeps what it verified for the next attempt, [WithPullKeep]), and layers cannot
-// write outside their snapshot. [WithProgress] reports every blob's bytes, for progress bars.
+// record (and keeps what it verified for the next attempt, [WithPullKeep]; its clean-up waits
+// a few seconds for a containerd that is restarting), and layers cannot write outside their
+// snapshot. [WithProgress] reports every blob's bytes, for progress bars.
 //
 // When containerd runs on this host and the program is root, layer blobs skip containerd's
 // socket: each is written into an unnamed file in the content store's own directory, hashed
