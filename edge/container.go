@@ -580,38 +580,14 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (ContainerStat
 		if info.Labels[LabelOOMKilled] != "" {
 			s.OOMKilled = true
 		}
+		if !s.OOMKilled && s.ExitCode == sigkillExit && cgroupOOMKilled(ctx, task) {
+			s.OOMKilled = true
+			r.markOOM(c.ID(), true)
+		}
 	default:
 		s.State = StateUnknown
 	}
 	return s, nil
-}
-
-// markOOM records an OOM kill in memory and on the container, so that a new Runtime still
-// knows it.
-func (r *Runtime) markOOM(id string) {
-	now := time.Now()
-	r.mu.Lock()
-	r.oom[id] = now
-	r.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(r.ctx(context.Background()), 10*time.Second)
-		defer cancel()
-		if c, err := r.client.LoadContainer(ctx, id); err == nil {
-			_, _ = c.SetLabels(ctx, map[string]string{LabelOOMKilled: now.UTC().Format(time.RFC3339Nano)})
-		}
-	}()
-}
-
-// clearOOM forgets an OOM kill before the container starts again.
-func (r *Runtime) clearOOM(ctx context.Context, c client.Container) {
-	r.mu.Lock()
-	_, had := r.oom[c.ID()]
-	delete(r.oom, c.ID())
-	r.mu.Unlock()
-	labels, err := c.Labels(ctx)
-	if had || err == nil && labels[LabelOOMKilled] != "" {
-		_, _ = c.SetLabels(ctx, map[string]string{LabelOOMKilled: ""})
-	}
 }
 
 var bootTime = sync.OnceValue(func() time.Time {

@@ -246,10 +246,24 @@ func (r *Runtime) handle(env *events.Envelope) {
 		r.mu.Lock()
 		_, oom := r.oom[e.ContainerID]
 		r.mu.Unlock()
+		if !oom && e.ExitStatus == sigkillExit && r.oomAtExit(e.ContainerID) {
+			oom = true
+			r.markOOM(e.ContainerID, true)
+		}
+		if oom && r.announceInferredOOM(e.ContainerID) {
+			// The shim missed it (see cgroupOOMKilled); say it as it would have.
+			r.publish(Event{Type: EventOOM, ContainerID: e.ContainerID, Time: e.ExitedAt.AsTime()})
+		}
 		r.publish(Event{Type: EventExit, ContainerID: e.ContainerID, ExitCode: int(e.ExitStatus),
 			OOMKilled: oom, Time: e.ExitedAt.AsTime()})
 	case *apievents.TaskOOM:
-		r.markOOM(e.ContainerID)
+		r.mu.Lock()
+		m, had := r.oom[e.ContainerID]
+		r.mu.Unlock()
+		if had && m.inferred {
+			return // a late event for a kill already reported at the exit
+		}
+		r.markOOM(e.ContainerID, false)
 		r.publish(Event{Type: EventOOM, ContainerID: e.ContainerID, Time: env.Timestamp})
 	case *apievents.TaskStart:
 		r.publish(Event{Type: EventStart, ContainerID: e.ContainerID, Time: env.Timestamp})

@@ -38,7 +38,7 @@ type Runtime struct {
 	mu       sync.Mutex
 	subs     map[*subscriber]struct{}
 	waiters  map[string][]chan struct{}
-	oom      map[string]time.Time // containers the kernel OOM-killed, by ID, until restarted
+	oom      map[string]oomMark // containers the kernel OOM-killed, by ID, until restarted
 	closed   bool
 	stop     context.CancelFunc
 	loopDone chan struct{}
@@ -96,7 +96,7 @@ func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
 		log:      o.logger,
 		subs:     map[*subscriber]struct{}{},
 		waiters:  map[string][]chan struct{}{},
-		oom:      map[string]time.Time{},
+		oom:      map[string]oomMark{},
 		stop:     cancel,
 		loopDone: make(chan struct{}),
 	}
