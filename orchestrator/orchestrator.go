@@ -334,10 +334,21 @@ func (o *Orchestrator) observe(e *Event) {
 				o.dirtyNodes[p.NodeID] = true
 			}
 		}
-		if t.ServiceID != "" {
+		if t.ServiceID != "" && (e.Kind != EventUpdated || p == nil || reconcileSees(&p.Task, &t.Task)) {
 			o.dirtySvc[t.ServiceID] = true
 		}
 	}
+}
+
+// reconcileSees reports whether a task's change from p to t can change what the reconciler
+// decides for its service. Most changes are a task's progress towards running (assigned,
+// preparing, starting), which decide nothing: a million tasks starting make three million
+// of those, and each would have the reconciler read every task of its service again.
+func reconcileSees(p, t *dao.Task) bool {
+	return p.NodeID != t.NodeID || p.DesiredState != t.DesiredState || p.Slot != t.Slot ||
+		p.ServiceVersion != t.ServiceVersion ||
+		p.Status.State.Terminal() != t.Status.State.Terminal() ||
+		taskStarted(p) != taskStarted(t) || taskFailed(p) != taskFailed(t)
 }
 
 func equalLabels(a, b map[string]string) bool {
