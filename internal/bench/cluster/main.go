@@ -18,6 +18,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -56,6 +57,7 @@ func main() {
 	total := flag.Int("tasks", 1_000_000, "tasks")
 	memprofile := flag.String("memprofile", "", "write a heap profile of what is live at the end to `file`")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	verbose := flag.Bool("v", false, "print the orchestrator's warnings (a watch that fell behind, for one)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -70,7 +72,7 @@ func main() {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*nodes, *total, *memprofile); err != nil {
+	if err := run(*nodes, *total, *memprofile, *verbose); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
@@ -82,7 +84,7 @@ type progress struct{ count, placed, running int }
 
 var sizes = []int{100, 500, 1000, 2000, 5000, 10000}
 
-func run(nodes, total int, memprofile string) error {
+func run(nodes, total int, memprofile string, verbose bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runtime.GC()
@@ -105,7 +107,12 @@ func run(nodes, total int, memprofile string) error {
 		return err
 	}
 	defer store.Close()
-	o, err := orchestrator.New(store, orchestrator.WithHeartbeatTimeout(time.Hour), orchestrator.WithGrace(time.Hour))
+	log := slog.New(slog.DiscardHandler)
+	if verbose {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	o, err := orchestrator.New(store, orchestrator.WithHeartbeatTimeout(time.Hour), orchestrator.WithGrace(time.Hour),
+		orchestrator.WithLogger(log))
 	if err != nil {
 		return err
 	}
