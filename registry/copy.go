@@ -190,7 +190,7 @@ func (c *Client) PullLayout(ctx context.Context, ref, dir string, opts ...CopyOp
 	}
 	desc, err := c.pullLayout(ctx, r, dir, opts)
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("registry: pull %s into layout %s: %w", r, dir, err)
+		return ocispec.Descriptor{}, opErrorf(err, "pull %s into layout %s", r, dir)
 	}
 	return desc, nil
 }

@@ -27,7 +27,7 @@ func (c *Client) Delete(ctx context.Context, ref string) error {
 		return fmt.Errorf("registry: delete %s: %w: the registry deletes manifests by digest only: %w", r, ErrUnsupported, err)
 	}
 	if err != nil {
-		return fmt.Errorf("registry: delete %s: %w", r, err)
+		return opErrorf(err, "delete %s", r)
 	}
 	return nil
 }

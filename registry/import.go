@@ -90,7 +90,7 @@ func Import(ctx context.Context, c *client.Client, name string, a Artifact, opts
 	cs := c.ContentStore()
 	for _, b := range a.Blobs() {
 		if err := importBlob(ctx, cs, b); err != nil {
-			return images.Image{}, fmt.Errorf("registry: import %s: %w", name, err)
+			return images.Image{}, opErrorf(err, "import %s", name)
 		}
 	}
 

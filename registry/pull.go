@@ -118,7 +118,7 @@ func (c *Client) Pull(ctx context.Context, cc *client.Client, ref string, opts .
 	p := &puller{c: c, cc: cc, cs: cc.ContentStore(), repo: r, name: name, opts: o}
 	img, err := p.pull(ctx)
 	if err != nil {
-		return images.Image{}, fmt.Errorf("registry: pull %s: %w", r, err)
+		return images.Image{}, opErrorf(err, "pull %s", r)
 	}
 	return img, nil
 }

@@ -88,7 +88,7 @@ func (c *Client) Push(ctx context.Context, ref string, a Artifact) (ocispec.Desc
 	}
 	desc, err := c.push(ctx, r, a)
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("registry: push %s: %w", r, err)
+		return ocispec.Descriptor{}, opErrorf(err, "push %s", r)
 	}
 	return desc, nil
 }
