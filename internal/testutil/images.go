@@ -2,6 +2,9 @@ package testutil
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,24 +153,51 @@ var (
 )
 
 // BuildTestApp compiles the test program (once per process) and returns the binary's path.
+// The binary is kept in a directory named by a hash of the program's source and the Go
+// version (it uses only the standard library), under the system's temporary directory, so
+// that test processes share it instead of each leaving a copy behind.
 func BuildTestApp() (string, error) {
 	testAppBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "dao-testapp-")
-		if err != nil {
-			testAppBinErr = err
-			return
-		}
-		out := filepath.Join(dir, "testapp")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/opendao/dao/internal/testutil/testapp")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-		cmd.Dir = moduleRoot()
-		if b, err := cmd.CombinedOutput(); err != nil {
-			testAppBinErr = &buildError{err: err, out: string(b)}
-			return
-		}
-		testAppBin = out
+		testAppBin, testAppBinErr = compileTestApp()
 	})
 	return testAppBin, testAppBinErr
+}
+
+func compileTestApp() (string, error) {
+	src := filepath.Join(moduleRoot(), "internal", "testutil", "testapp", "main.go")
+	code, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n", runtime.Version(), runtime.GOARCH)
+	h.Write(code)
+	dir := filepath.Join(os.TempDir(), "dao-testapp", hex.EncodeToString(h.Sum(nil))[:16])
+	out := filepath.Join(dir, "testapp")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	// Built under a name of its own, then renamed: a process that runs at the same time
+	// never sees half a binary.
+	tmp, err := os.CreateTemp(dir, "testapp-*.tmp")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp.Name(), "github.com/opendao/dao/internal/testutil/testapp")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	cmd.Dir = moduleRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", &buildError{err: err, out: string(b)}
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", err
+	}
+	return out, nil
 }
 
 type buildError struct {
