@@ -1,20 +1,17 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"golang.org/x/sys/unix"
 )
 
 // Containerd is a private containerd daemon with its own root, state, socket, config and log
@@ -37,8 +34,13 @@ func StartContainerd() (*Containerd, error) {
 	if _, err := exec.LookPath("containerd"); err != nil {
 		return nil, fmt.Errorf("daemon: containerd is not installed (Debian package containerd): %w", err)
 	}
-	dir, err := os.MkdirTemp("", "dao-ctrd-")
+	reapStale()
+	dir, err := os.MkdirTemp("", containerdPrefix)
 	if err != nil {
+		return nil, err
+	}
+	if err := writeOwner(dir); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	c := &Containerd{
@@ -211,19 +213,4 @@ func KillAll(cl *client.Client) {
 }
 
 // unmountAll unmounts what the daemon left mounted under its directory, deepest first.
-func (c *Containerd) unmountAll() {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		f := strings.Fields(string(line))
-		if len(f) > 4 && strings.HasPrefix(f[4], c.Dir+"/") {
-			points = append(points, f[4])
-		}
-	}
-	for i := len(points) - 1; i >= 0; i-- {
-		_ = unix.Unmount(points[i], unix.MNT_DETACH)
-	}
-}
+func (c *Containerd) unmountAll() { unmountUnder(c.Dir) }

@@ -94,8 +94,13 @@ func StartRegistry(opts ...RegistryOption) (*Registry, error) {
 	if _, err := exec.LookPath("docker-registry"); err != nil {
 		return nil, fmt.Errorf("daemon: docker-registry is not installed (Debian package docker-registry): %w", err)
 	}
-	dir, err := os.MkdirTemp("", "dao-registry-")
+	reapStale()
+	dir, err := os.MkdirTemp("", registryPrefix)
 	if err != nil {
+		return nil, err
+	}
+	if err := writeOwner(dir); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	r := &Registry{Dir: dir, LogPath: filepath.Join(dir, "registry.log")}
