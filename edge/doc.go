@@ -7,9 +7,11 @@
 // cgroup limits, a read-only root filesystem, no-new-privileges and the default capability set
 // (every capability only when the spec asks for a privileged container). It stops containers
 // with a grace period (the stop signal, then SIGKILL), removes them with their snapshots and
-// logs, reports their status and exit (an OOM kill is reported as such) from containerd's event
-// stream, keeps each container's output in a size-capped log file that can be read and
-// followed, and samples CPU and memory use.
+// logs, reports their status and exit from containerd's event stream, keeps each container's
+// output in a size-capped log file that can be read and followed, and samples CPU and memory
+// use. An OOM kill is reported as such, even when containerd's shim misses it, as it does
+// for a process killed right after its start: a SIGKILL exit is checked against the
+// cgroup's own count of OOM kills.
 //
 // Without more configuration each container has a network namespace of its own with only a
 // loopback interface (or the host's, with HostNetwork). [WithNetwork] puts containers on a CNI
