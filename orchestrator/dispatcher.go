@@ -23,6 +23,7 @@ func (o *Orchestrator) dispatch(ctx context.Context) {
 	type target struct {
 		id    string
 		agent NodeAgent
+		size  int // of its last assignment: the next one is about as long
 	}
 	var targets []target
 	for id := range o.dirtyNodes {
@@ -36,13 +37,13 @@ func (o *Orchestrator) dispatch(ctx context.Context) {
 			delete(o.dirtyNodes, id)
 			continue
 		}
-		targets = append(targets, target{id, c.agent})
+		targets = append(targets, target{id, c.agent, c.assigned})
 		delete(o.dirtyNodes, id)
 	}
 	o.mu.Unlock()
 	slices.SortFunc(targets, func(a, b target) int { return strings.Compare(a.id, b.id) })
 	for _, tg := range targets {
-		a := Assignment{Epoch: o.store.ID()}
+		a := Assignment{Epoch: o.store.ID(), Tasks: make([]dao.Task, 0, tg.size+tg.size/8)}
 		err := o.store.View(ctx, func(tx ReadTx) error {
 			a.Revision = tx.Revision()
 			for t := range tx.TasksByNode(tg.id) {
@@ -59,6 +60,7 @@ func (o *Orchestrator) dispatch(ctx context.Context) {
 		o.mu.Lock()
 		if c := o.nodes[tg.id]; c != nil && c.agent == tg.agent {
 			c.failed = err != nil
+			c.assigned = len(a.Tasks)
 		}
 		o.mu.Unlock()
 		if err != nil && ctx.Err() == nil {

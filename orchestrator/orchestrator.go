@@ -63,6 +63,8 @@ type nodeConn struct {
 	state dao.NodeState
 	// failed is set when the last Assign failed; the next heartbeat sends it again.
 	failed bool
+	// assigned is the number of tasks in the last assignment sent.
+	assigned int
 }
 
 type statusReport struct {
