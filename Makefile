@@ -2,11 +2,12 @@
 #   make demo   installs missing packages, runs examples/quickstart on a private containerd
 #   make test   installs missing packages, runs every test against the real daemons
 #   make bench  runs the side-by-side benchmarks of BENCHMARKS.md
+#   make race   runs every test under the race detector (slower; not part of make test)
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps demo test vet unit bench fuzz clean
+.PHONY: all deps demo test race vet unit bench fuzz clean
 
 all: vet test
 
@@ -24,6 +25,9 @@ vet:
 # missing containerd, runc or registry fails the run instead of hiding it.
 test: deps vet
 	DAO_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 ./...
+
+race: deps vet
+	DAO_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 40m -p 2 ./...
 
 # Pure-logic tests only, no daemons: quick feedback while editing.
 unit:

@@ -35,6 +35,9 @@ func TestStaleDaemonIsReaped(t *testing.T) {
 	}
 	testutil.RequireIntegration(t, "containerd", "runc", "containerd-shim-runc-v2")
 	id := fmt.Sprintf("reap-%08x", rand.Uint32())
+	// A temporary directory of the test's own, so that no other test process (go test runs
+	// packages side by side) reaps the daemon before this one looks at it.
+	t.Setenv("TMPDIR", t.TempDir())
 	cmd := exec.Command(os.Args[0], "-test.run=^TestStaleDaemonIsReaped$", "-test.v")
 	cmd.Env = append(os.Environ(), "DAO_REAP_CHILD="+id)
 	out, _ := cmd.Output() // it dies of SIGKILL
