@@ -133,6 +133,28 @@ func (h *hub) publish(rev uint64, cause string, changes []change) {
 	h.notify = make(chan struct{})
 }
 
+// endIfBehind ends a watcher whose reader leaves the channel full while the log holds
+// more than a buffer of events for it, of transactions later than the one it delivers
+// (at revision rev). A reader that is taking one transaction far bigger than the buffer
+// is not ended for it.
+func (h *hub) endIfBehind(w *watcher, rev uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.watchers[w]; !ok || h.next-w.pos <= uint64(h.buffer) {
+		return
+	}
+	c, i := w.c, w.i
+	if i == len(c.events) {
+		if c.next == nil {
+			return
+		}
+		c, i = c.next, 0
+	}
+	if c.events[i].rev > rev {
+		h.endLocked(w, ErrSlowWatcher)
+	}
+}
+
 // endLocked ends a watcher with err.
 func (h *hub) endLocked(w *watcher, err error) {
 	delete(h.watchers, w)
@@ -265,6 +287,9 @@ func (w *watcher) run(ctx context.Context) {
 			default:
 			}
 			w.blocked.Store(true)
+			// The writers check this at each publish, but a watcher whose goroutine did
+			// not run while they wrote blocks only after the last publish: it checks too.
+			w.h.endIfBehind(w, e.rev)
 			select {
 			case w.ch <- ev:
 				w.blocked.Store(false)
