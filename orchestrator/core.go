@@ -484,6 +484,16 @@ func (tx *txn) Node(id string) (Node, error) {
 	return cloneNodeValue(n), nil
 }
 
+// nodeAvailability implements nodeReader.
+func (tx *txn) nodeAvailability(id string) (dao.Availability, bool) {
+	tx.check()
+	n := tx.st.nodes[id]
+	if n == nil {
+		return "", false
+	}
+	return n.Availability, true
+}
+
 func (tx *txn) Nodes() iter.Seq[Node] {
 	return func(yield func(Node) bool) {
 		tx.check()

@@ -104,13 +104,43 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) error {
 	return nil
 }
 
-// slotKey names what a task fills: its slot in a replicated service, its node in a global
-// one.
-func slotKey(global bool, t *dao.Task) string {
-	if global {
-		return "node " + t.NodeID
+// slotID names what a task fills: its slot in a replicated service, its node in a global
+// one. It is a map key that costs no allocation (the reconciler makes one per task and per
+// slot on every pass); String gives the words of the causes, "slot 3" or "node n1".
+type slotID struct {
+	global bool
+	slot   int
+	node   string
+}
+
+func (s slotID) String() string {
+	if s.global {
+		return "node " + s.node
 	}
-	return "slot " + strconv.Itoa(t.Slot)
+	return "slot " + strconv.Itoa(s.slot)
+}
+
+// slotKey names what a task fills.
+func slotKey(global bool, t *dao.Task) slotID {
+	if global {
+		return slotID{global: true, node: t.NodeID}
+	}
+	return slotID{slot: t.Slot}
+}
+
+// nodeReader is implemented by the transactions of this package's stores: what the
+// reconciler needs of a node, without a copy of it.
+type nodeReader interface {
+	nodeAvailability(id string) (dao.Availability, bool)
+}
+
+// nodeAvailability returns a node's availability, and whether the node exists.
+func nodeAvailability(tx ReadTx, id string) (dao.Availability, bool) {
+	if r, ok := tx.(nodeReader); ok {
+		return r.nodeAvailability(id)
+	}
+	n, err := tx.Node(id)
+	return n.Availability, err == nil
 }
 
 // current reports whether a task runs the service's current spec. Specs, not version
@@ -136,35 +166,26 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 		return p
 	}
 	global := svc.Spec.Mode == dao.ModeGlobal
-	nodes := map[string]*Node{}
-	node := func(id string) *Node {
-		if n, ok := nodes[id]; ok {
-			return n
-		}
-		n, err := tx.Node(id)
-		if err != nil {
-			nodes[id] = nil
-			return nil
-		}
-		nodes[id] = &n
-		return &n
-	}
-
-	liveBy := map[string][]*Task{}
-	deadBy := map[string][]*Task{}
+	liveBy := make(map[slotID][]*Task, len(tasks))
+	deadBy := map[slotID][]*Task{}
 	for _, t := range tasks {
 		k := slotKey(global, &t.Task)
+		var avail dao.Availability
+		exists := true
+		if t.NodeID != "" {
+			avail, exists = nodeAvailability(tx, t.NodeID)
+		}
 		switch {
 		case t.Status.State.Terminal():
 			deadBy[k] = append(deadBy[k], t)
 		case t.DesiredState > dao.TaskRunning:
 			// On its way out.
-		case t.NodeID != "" && node(t.NodeID) == nil:
+		case !exists:
 			// Its node was removed without its tasks: nothing will report them.
 			t.Status.State, t.Status.Message = dao.TaskOrphaned, "node "+t.NodeID+" removed"
 			p.updates = append(p.updates, t)
 			deadBy[k] = append(deadBy[k], t)
-		case t.NodeID != "" && node(t.NodeID).Availability == dao.Drain:
+		case avail == dao.Drain:
 			p.shutdown(t)
 			p.why("reconciler: %s %s: task %s shut down: node %s drained", id, k, t.ID, t.NodeID)
 		case !global && t.Slot > svc.Spec.Replicas:
@@ -176,17 +197,12 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 	}
 
 	// The slots (or nodes) the service wants.
-	type want struct {
-		key    string
-		slot   int
-		nodeID string
-	}
-	var wants []want
+	var wants []slotID
 	if global {
 		probe := &dao.Task{ServiceID: svc.ID, ServiceVersion: svc.Version, Spec: svc.Spec.Container, DesiredState: dao.TaskRunning}
 		pipe, perr := o.sched.Pipeline(svc.ID, svc.Version, svc.Spec.Placement)
 		for n := range tx.Nodes() {
-			k := "node " + n.ID
+			k := slotID{global: true, node: n.ID}
 			if n.Availability == dao.Drain {
 				continue
 			}
@@ -196,23 +212,24 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 					continue
 				}
 			}
-			wants = append(wants, want{key: k, nodeID: n.ID})
+			wants = append(wants, k)
 		}
-		slices.SortFunc(wants, func(a, b want) int { return strings.Compare(a.nodeID, b.nodeID) })
+		slices.SortFunc(wants, func(a, b slotID) int { return strings.Compare(a.node, b.node) })
 	} else {
-		for s := 1; s <= svc.Spec.Replicas; s++ {
-			wants = append(wants, want{key: "slot " + strconv.Itoa(s), slot: s})
+		wants = make([]slotID, svc.Spec.Replicas)
+		for i := range wants {
+			wants[i] = slotID{slot: i + 1}
 		}
 	}
 
 	// Fill the empty slots; replace what ended.
-	var created []string
+	var created []slotID
 	for _, w := range wants {
-		if len(liveBy[w.key]) > 0 {
+		if len(liveBy[w]) > 0 {
 			continue
 		}
 		why := "created"
-		if dead := newest(deadBy[w.key]); dead != nil {
+		if dead := newest(deadBy[w]); dead != nil {
 			st := dead.Status
 			if st.State == dao.TaskFailed || st.State == dao.TaskRejected {
 				if at := st.Timestamp.Add(o.opts.replaceDelay); now.Before(at) {
@@ -225,24 +242,24 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 				why += ": " + d
 			}
 		}
-		t := newTask(&svc, w.slot, w.nodeID, now)
+		t := newTask(&svc, w.slot, w.node, now)
 		p.creates = append(p.creates, t)
-		liveBy[w.key] = append(liveBy[w.key], t)
+		liveBy[w] = append(liveBy[w], t)
 		if why == "created" {
-			created = append(created, w.key)
+			created = append(created, w)
 		} else {
-			p.why("reconciler: %s %s %s", id, w.key, why)
+			p.why("reconciler: %s %s %s", id, w, why)
 		}
 	}
 	if len(created) > 0 {
 		p.why("reconciler: %s: %s", id, summarize("created tasks for", created))
 	}
-	wanted := map[string]bool{}
-	for _, w := range wants {
-		wanted[w.key] = true
-	}
 	// A global service's tasks on nodes it no longer wants (constraints changed).
 	if global {
+		wanted := make(map[slotID]bool, len(wants))
+		for _, w := range wants {
+			wanted[w] = true
+		}
 		for k, ts := range liveBy {
 			if !wanted[k] {
 				for _, t := range ts {
@@ -254,11 +271,7 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 		}
 	}
 
-	keys := make([]string, 0, len(wants))
-	for _, w := range wants {
-		keys = append(keys, w.key)
-	}
-	o.planUpdate(&svc, keys, liveBy, tasks, &p, now)
+	o.planUpdate(&svc, wants, liveBy, tasks, &p, now)
 	o.planHandover(&svc, liveBy, &p)
 
 	// Keep a bounded history of ended tasks per slot.
@@ -310,9 +323,13 @@ func newest(ts []*Task) *Task {
 	return n
 }
 
-func summarize(what string, keys []string) string {
+func summarize(what string, keys []slotID) string {
 	const most = 8
-	s := strings.Join(keys[:min(len(keys), most)], ", ")
+	words := make([]string, 0, min(len(keys), most))
+	for _, k := range keys[:min(len(keys), most)] {
+		words = append(words, k.String())
+	}
+	s := strings.Join(words, ", ")
 	if len(keys) > most {
 		s += fmt.Sprintf(" and %d more", len(keys)-most)
 	}

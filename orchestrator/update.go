@@ -63,7 +63,7 @@ func taskStarted(t *dao.Task) bool {
 // timer wakes it at RecheckAt), pause, roll back (the service goes back to its previous
 // spec, whose rollout then replaces only the slots that do not run it: healthy old tasks
 // stay), or complete.
-func (o *Orchestrator) planUpdate(svc *Service, keys []string, liveBy map[string][]*Task, tasks []*Task, p *plan, now time.Time) {
+func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID][]*Task, tasks []*Task, p *plan, now time.Time) {
 	state := svc.UpdateStatus.State
 	if state != UpdateInProgress && state != UpdateRollingBack {
 		delete(o.rollouts, svc.ID)
@@ -75,7 +75,7 @@ func (o *Orchestrator) planUpdate(svc *Service, keys []string, liveBy map[string
 		verb = "rollback"
 	}
 	// Slots whose live tasks all run an older spec.
-	var candidates []string
+	var candidates []slotID
 	for _, k := range keys {
 		ts := liveBy[k]
 		if len(ts) == 0 {
@@ -204,14 +204,14 @@ func (o *Orchestrator) planUpdate(svc *Service, keys []string, liveBy map[string
 // current spec has started (running, and healthy if it has a health check), the others
 // are shut down (start-first updates; a slot refilled twice). It runs whether or not an
 // update is in progress.
-func (o *Orchestrator) planHandover(svc *Service, liveBy map[string][]*Task, p *plan) {
-	keys := make([]string, 0, len(liveBy))
+func (o *Orchestrator) planHandover(svc *Service, liveBy map[slotID][]*Task, p *plan) {
+	keys := make([]slotID, 0, len(liveBy))
 	for k, ts := range liveBy {
 		if len(ts) > 1 {
 			keys = append(keys, k)
 		}
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, func(a, b slotID) int { return strings.Compare(a.String(), b.String()) })
 	for _, k := range keys {
 		ts := liveBy[k]
 		var keep *Task
