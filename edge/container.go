@@ -310,6 +310,17 @@ func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error)
 		_, _ = r.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerID: id})
 		task, err = c.NewTask(ctx, r.logCreator())
 	}
+	if bundle := staleBundle(err, r.opts.namespace, id); bundle != "" {
+		// containerd went down while it made the task's bundle, and could not clean it up
+		// when it came back: every new task of the container fails on it, until the next
+		// restart of containerd, which fails the same way. Remove it, if no shim uses it.
+		if rerr := removeStaleBundle(bundle); rerr != nil {
+			r.log.Warn("a stale task bundle blocks the container", "id", id, "bundle", bundle, "err", rerr)
+		} else {
+			r.log.Warn("removed a stale task bundle left by a containerd restart", "id", id, "bundle", bundle)
+			task, err = c.NewTask(ctx, r.logCreator())
+		}
+	}
 	if err != nil {
 		return ContainerStatus{}, wrap(err, "edge: start %s", id)
 	}

@@ -676,3 +676,35 @@ func TestWaitRidesOutAContainerdCrash(t *testing.T) {
 		}
 	}
 }
+
+// TestStartRemovesAStaleTaskBundle starts a container whose task bundle a killed containerd
+// left behind: containerd 1.6 then fails every new task of it with "mkdir BUNDLE: file
+// exists", and does not clean it up when restarted.
+func TestStartRemovesAStaleTaskBundle(t *testing.T) {
+	e := newEnv(t)
+	if err := e.rt.Create(e.ctx, "stale", dao.ContainerSpec{Image: e.busybox, Args: []string{"sleep", "60"}}); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(e.ctrd.Dir, "state", "io.containerd.runtime.v2.task", testutil.Namespace, "stale")
+	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A restart does not help: containerd 1.6 leaves such a bundle where it is.
+	e.ctrd.Restart()
+	if _, err := os.Stat(bundle); err != nil {
+		t.Fatalf("containerd removed the bundle on restart (%v): this test no longer shows anything", err)
+	}
+	st, err := e.rt.Start(e.ctx, "stale")
+	if err != nil {
+		t.Fatalf("Start over a stale bundle: %v", err)
+	}
+	if st.State != edge.StateRunning {
+		t.Errorf("state %s, want running", st.State)
+	}
+	if got := e.containerdRunning(); len(got) != 1 || got["stale"] == 0 {
+		t.Errorf("containerd runs %v, want stale only", got)
+	}
+}
