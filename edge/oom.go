@@ -7,7 +7,6 @@ import (
 	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/typeurl/v2"
 )
 
 // sigkillExit is the exit status containerd reports for a process killed by SIGKILL, as the
@@ -71,7 +70,7 @@ func (r *Runtime) clearOOM(ctx context.Context, c client.Container) {
 func (r *Runtime) oomAtExit(id string) bool {
 	ctx, cancel := context.WithTimeout(r.ctx(context.Background()), 2*time.Second)
 	defer cancel()
-	c, err := r.client.LoadContainer(ctx, id)
+	c, err := r.load(ctx, id)
 	if err != nil {
 		return false
 	}
@@ -89,11 +88,7 @@ func (r *Runtime) oomAtExit(id string) bool {
 // counter (oom_kill in memory.oom_control on cgroup v1, in memory.events on v2) is still
 // there after the exit, until the task is deleted.
 func cgroupOOMKilled(ctx context.Context, task client.Task) bool {
-	m, err := task.Metrics(ctx)
-	if err != nil || m == nil || m.Data == nil {
-		return false
-	}
-	v, err := typeurl.UnmarshalAny(m.Data)
+	v, _, err := cgroupMetrics(ctx, task)
 	if err != nil {
 		return false
 	}

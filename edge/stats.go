@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/typeurl/v2"
 )
 
@@ -37,15 +38,11 @@ func (r *Runtime) Stats(ctx context.Context, id string) (Stats, error) {
 	if err != nil {
 		return Stats{}, wrap(err, "edge: stats of %s", id)
 	}
-	m, err := task.Metrics(ctx)
+	v, at, err := cgroupMetrics(ctx, task)
 	if err != nil {
 		return Stats{}, wrap(err, "edge: stats of %s", id)
 	}
-	v, err := typeurl.UnmarshalAny(m.Data)
-	if err != nil {
-		return Stats{}, fmt.Errorf("edge: stats of %s: %w", id, err)
-	}
-	s := Stats{Time: m.Timestamp.AsTime()}
+	s := Stats{Time: at}
 	switch m := v.(type) {
 	case *v1.Metrics:
 		if m.CPU != nil && m.CPU.Usage != nil {
@@ -75,4 +72,18 @@ func (r *Runtime) Stats(ctx context.Context, id string) (Stats, error) {
 		return Stats{}, fmt.Errorf("edge: stats of %s: unknown metrics type %T", id, v)
 	}
 	return s, nil
+}
+
+// cgroupMetrics returns the task's cgroup statistics, a *v1.Metrics or *v2.Metrics by the
+// host's cgroup version, and when they were read.
+func cgroupMetrics(ctx context.Context, task client.Task) (any, time.Time, error) {
+	m, err := task.Metrics(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	v, err := typeurl.UnmarshalAny(m.Data)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return v, m.Timestamp.AsTime(), nil
 }
