@@ -86,6 +86,19 @@ func (ar *agentRun) waitTask(t *testing.T, id string, within time.Duration, what
 
 func running(s dao.TaskStatus) bool { return s.State == dao.TaskRunning && s.PID != 0 }
 
+// assignApps gives the agent n testapp tasks, PREFIX-0 to PREFIX-(n-1), at revision 1.
+func (ar *agentRun) assignApps(t *testing.T, e *env, prefix string, n int) []dao.Task {
+	t.Helper()
+	tasks := make([]dao.Task, n)
+	for i := range tasks {
+		tasks[i] = appTask(e, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
+		t.Fatal(err)
+	}
+	return tasks
+}
+
 func appTask(e *env, id string) dao.Task {
 	return dao.Task{
 		ID:           id,
@@ -96,7 +109,7 @@ func appTask(e *env, id string) dao.Task {
 	}
 }
 
-// containerdTasks counts the tasks containerd runs in the test namespace, by container.
+// containerdRunning gives the PIDs of the tasks containerd runs in the test namespace, by container.
 func (e *env) containerdRunning() map[string]uint32 {
 	e.t.Helper()
 	ctx := e.ctrd.Context(e.ctx)
@@ -248,13 +261,7 @@ func TestAgentSurvivesContainerd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			ar := e.startAgent(e.rt, t.TempDir())
-			var tasks []dao.Task
-			for i := range 3 {
-				tasks = append(tasks, appTask(e, fmt.Sprintf("c-%d", i)))
-			}
-			if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
-				t.Fatal(err)
-			}
+			tasks := ar.assignApps(t, e, "c", 3)
 			for _, task := range tasks {
 				ar.waitTask(t, task.ID, 30*time.Second, "running", running)
 			}
@@ -406,13 +413,7 @@ var _ = filepath.Join
 func TestAgentConvergesThroughContainerdRestartMidCreate(t *testing.T) {
 	e := newEnv(t)
 	ar := e.startAgent(e.rt, t.TempDir())
-	var tasks []dao.Task
-	for i := range 5 {
-		tasks = append(tasks, appTask(e, fmt.Sprintf("mid-%d", i)))
-	}
-	if err := ar.agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks}); err != nil {
-		t.Fatal(err)
-	}
+	tasks := ar.assignApps(t, e, "mid", 5)
 	time.Sleep(100 * time.Millisecond) // some creates are under way
 	e.ctrd.Restart()
 	for _, task := range tasks {

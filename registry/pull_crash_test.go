@@ -23,9 +23,7 @@ import (
 // pull completes the image and unpacks it, leaving no extraction snapshot or lease behind:
 // the failed pull's clean-up waits for containerd to come back.
 func TestPullContainerdCrash(t *testing.T) {
-	for _, cp := range contentPaths {
-		t.Run(cp.name, func(t *testing.T) { testPullContainerdCrash(t, registry.WithPullContent(cp.content, nil)) })
-	}
+	forEachContentPath(t, testPullContainerdCrash)
 }
 
 func testPullContainerdCrash(t *testing.T, contentPath registry.PullOption) {

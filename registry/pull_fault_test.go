@@ -103,12 +103,18 @@ func (e *pullEnv) checkNothingOf(t *testing.T, name string, blob digest.Digest) 
 // content API.
 var contentPaths = []struct{ name, content string }{{"direct", ""}, {"api", "api"}}
 
+// forEachContentPath runs test as a subtest for each content path, with the pull option
+// that chooses it.
+func forEachContentPath(t *testing.T, test func(*testing.T, registry.PullOption)) {
+	for _, cp := range contentPaths {
+		t.Run(cp.name, func(t *testing.T) { test(t, registry.WithPullContent(cp.content, nil)) })
+	}
+}
+
 // TestPullFaults pulls through a proxy that breaks the registry's answers: the pull either
 // succeeds with verified content, or fails with a clear error and stores nothing bad.
 func TestPullFaults(t *testing.T) {
-	for _, cp := range contentPaths {
-		t.Run(cp.name, func(t *testing.T) { testPullFaults(t, registry.WithPullContent(cp.content, nil)) })
-	}
+	forEachContentPath(t, testPullFaults)
 }
 
 func testPullFaults(t *testing.T, content registry.PullOption) {
@@ -211,9 +217,7 @@ func testPullFaults(t *testing.T, content registry.PullOption) {
 // is left, and the next pull fetches only the rest of that layer, resuming the ingest where
 // it stopped, and reuses every blob and unpacked layer the first one committed.
 func TestPullCancelThenResume(t *testing.T) {
-	for _, cp := range contentPaths {
-		t.Run(cp.name, func(t *testing.T) { testPullCancelThenResume(t, registry.WithPullContent(cp.content, nil)) })
-	}
+	forEachContentPath(t, testPullCancelThenResume)
 }
 
 func testPullCancelThenResume(t *testing.T, content registry.PullOption) {
