@@ -27,7 +27,9 @@
 // and carries on; nothing is restarted because the program restarted. Nor do they depend on
 // containerd staying up: while it restarts, a Runtime from [New] makes its calls wait for it
 // (up to their context), [Runtime.Wait] and the event stream carry on, and a start cut off
-// half-way is finished once containerd answers again.
+// half-way is finished once containerd answers again. A task bundle that a killed containerd
+// left without a shim, which containerd 1.6 never cleans up and which blocks every new task
+// of the container, is removed by [Runtime.Start].
 //
 //	rt, err := edge.New("/run/containerd/containerd.sock", edge.WithNamespace("dao"))
 //	if err != nil {
