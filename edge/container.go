@@ -255,7 +255,8 @@ func (r *Runtime) pull(ctx context.Context, ref string) (client.Image, error) {
 // whose process exited is started again on the same root filesystem, like `docker start`.
 // Starting a running container does nothing. If containerd goes away in the middle (it
 // restarts), Start finds out what became of the process once containerd is back, and
-// finishes the start or reports the process that runs.
+// finishes the start or reports the process that runs; a task bundle a killed containerd
+// left behind with no shim in it (see bundle.go) is removed first.
 func (r *Runtime) Start(ctx context.Context, id string) (ContainerStatus, error) {
 	if err := r.isClosed(); err != nil {
 		return ContainerStatus{}, err
