@@ -18,7 +18,11 @@
 // says what to run, a [ServiceSpec] how many copies, where and how to update them, a [Node] is
 // a machine that runs them and a [Task] is one slot of a service on one node, with its
 // observed [TaskStatus]. All of them are plain, JSON-serialisable values, and each has a
-// Validate method whose error names the field and the reason:
+// Validate method whose error names the field and the reason, and quotes what it refuses
+// cut to [MaxQuoted] runes ([Quote]). Validate also bounds every number, duration, length
+// and count of a spec to what the kernel, containerd and the control plane honour
+// ([MaxReplicas], [MaxMilliCPU], [MaxDuration] and the other Max constants), so that what
+// validates runs as written:
 //
 //	spec := dao.ServiceSpec{
 //		Name:     "web",

@@ -22,7 +22,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("duration %q: want text such as \"30s\" or \"1m30s\"", b)
+		return fmt.Errorf("duration %s: want text such as \"30s\" or \"1m30s\"", Quote(string(b)))
 	}
 	*d = Duration(v)
 	return nil
@@ -33,7 +33,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] != '"' {
 		var n int64
 		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("duration %s: want text such as \"30s\" or nanoseconds", b)
+			return fmt.Errorf("duration %s: want text such as \"30s\" or nanoseconds", Quote(string(b)))
 		}
 		*d = Duration(n)
 		return nil

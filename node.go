@@ -32,7 +32,8 @@ const (
 
 // Node is a machine that runs tasks.
 type Node struct {
-	// ID is unique in the cluster and stable across restarts of the node. Required.
+	// ID is unique in the cluster and stable across restarts of the node, at most
+	// MaxNodeIDBytes. Required.
 	ID string `json:"id"`
 	// Address is where the control plane or other nodes reach it.
 	Address  string            `json:"address,omitempty"`
@@ -56,14 +57,13 @@ type NodeStatus struct {
 // Validate checks the node and returns a *ValidationError naming every invalid field.
 func (n *Node) Validate() error {
 	var p problems
-	if n.ID == "" {
+	switch {
+	case n.ID == "":
 		p.add("id", "must not be empty")
+	case len(n.ID) > MaxNodeIDBytes:
+		p.add("id", "%s is %d bytes, more than the limit of %d", Quote(n.ID), len(n.ID), MaxNodeIDBytes)
 	}
-	for k := range n.Labels {
-		if k == "" {
-			p.add("labels", "label key must not be empty")
-		}
-	}
+	validateLabels(&p, "labels", n.Labels, false)
 	n.Capacity.validate(&p, "capacity", false)
 	n.Allocatable.validate(&p, "allocatable", false)
 	if !n.Capacity.IsZero() && !n.Allocatable.Fits(n.Capacity) {
@@ -72,12 +72,12 @@ func (n *Node) Validate() error {
 	switch n.Availability {
 	case "", Active, Pause, Drain:
 	default:
-		p.add("availability", "%q must be active, pause or drain", n.Availability)
+		p.add("availability", "%s must be active, pause or drain", Quote(string(n.Availability)))
 	}
 	switch n.Status.State {
 	case "", NodeUnknown, NodeReady, NodeDisconnected, NodeDown:
 	default:
-		p.add("status.state", "%q must be unknown, ready, disconnected or down", n.Status.State)
+		p.add("status.state", "%s must be unknown, ready, disconnected or down", Quote(string(n.Status.State)))
 	}
 	return p.err("node")
 }

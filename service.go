@@ -2,6 +2,7 @@ package dao
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 )
 
@@ -25,7 +26,8 @@ type ServiceSpec struct {
 	Container ContainerSpec `json:"container"`
 	// Mode is replicated (the default) or global.
 	Mode ServiceMode `json:"mode,omitempty"`
-	// Replicas is the number of tasks of a replicated service; it must be 0 for a global one.
+	// Replicas is the number of tasks of a replicated service, at most MaxReplicas; it must
+	// be 0 for a global one.
 	Replicas int `json:"replicas,omitempty"`
 	// Restart says when the node restarts an exited container.
 	Restart RestartPolicy `json:"restart,omitzero"`
@@ -61,21 +63,24 @@ func (s *ServiceSpec) Validate() error {
 	case s.Name == "":
 		p.add("name", "must not be empty")
 	case len(s.Name) > 63 || !dnsLabel.MatchString(s.Name):
-		p.add("name", "%q must be a DNS label: lowercase letters, digits and '-', at most 63 bytes", s.Name)
+		p.add("name", "%s must be a DNS label: lowercase letters, digits and '-', at most 63 bytes", Quote(s.Name))
 	}
-	validateLabels(&p, "labels", s.Labels)
+	validateLabels(&p, "labels", s.Labels, true)
 	s.Container.validate(&p, "container")
 	switch s.Mode {
 	case "", ModeReplicated:
-		if s.Replicas < 0 {
+		switch {
+		case s.Replicas < 0:
 			p.add("replicas", "must be >= 0, got %d", s.Replicas)
+		case s.Replicas > MaxReplicas:
+			p.add("replicas", "%d is more than the limit of %d", s.Replicas, MaxReplicas)
 		}
 	case ModeGlobal:
 		if s.Replicas != 0 {
 			p.add("replicas", "must be 0 for a global service, got %d", s.Replicas)
 		}
 	default:
-		p.add("mode", "%q must be %q or %q", s.Mode, ModeReplicated, ModeGlobal)
+		p.add("mode", "%s must be %q or %q", Quote(string(s.Mode)), ModeReplicated, ModeGlobal)
 	}
 	s.Restart.validate(&p, "restart")
 	s.Update.validate(&p, "update")
@@ -109,7 +114,8 @@ type RestartPolicy struct {
 	InitialDelay Duration `json:"initialDelay,omitempty"`
 	// MaxDelay caps the wait; default 10s.
 	MaxDelay Duration `json:"maxDelay,omitempty"`
-	// Multiplier grows the wait after each restart; default 2. With an InitialDelay of 0 the
+	// Multiplier grows the wait after each restart: 1 to MaxRestartMultiplier; default 2.
+	// With an InitialDelay of 0 the
 	// first restart is immediate and the next ones wait 100ms times Multiplier, then times
 	// Multiplier again: 0, 200ms, 400ms, ...
 	Multiplier float64 `json:"multiplier,omitempty"`
@@ -162,29 +168,52 @@ func (r *RestartPolicy) validate(p *problems, at string) {
 	switch r.Condition {
 	case "", RestartAlways, RestartOnFailure, RestartNever:
 	default:
-		p.add(join(at, "condition"), "%q must be always, on-failure or never", r.Condition)
+		p.add(join(at, "condition"), "%s must be always, on-failure or never", Quote(string(r.Condition)))
 	}
-	nonNegative(p, at, "initialDelay", r.InitialDelay)
-	if maxDelay := r.WithDefaults().MaxDelay; r.MaxDelay >= 0 && r.InitialDelay > maxDelay {
-		p.add(join(at, "initialDelay"), "%s must not exceed maxDelay %s", r.InitialDelay, maxDelay)
+	if validDuration(p, at, "initialDelay", r.InitialDelay) {
+		if maxDelay := r.WithDefaults().MaxDelay; r.MaxDelay >= 0 && r.InitialDelay > maxDelay {
+			p.add(join(at, "initialDelay"), "%s must not exceed maxDelay %s", r.InitialDelay, maxDelay)
+		}
 	}
-	nonNegative(p, at, "maxDelay", r.MaxDelay)
-	if r.Multiplier != 0 && r.Multiplier < 1 {
-		p.add(join(at, "multiplier"), "must be 0 (default 2) or >= 1, got %g", r.Multiplier)
+	validDuration(p, at, "maxDelay", r.MaxDelay)
+	switch {
+	case !finite(r.Multiplier):
+		p.add(join(at, "multiplier"), "must be a finite number, got %g", r.Multiplier)
+	case r.Multiplier != 0 && (r.Multiplier < 1 || r.Multiplier > MaxRestartMultiplier):
+		p.add(join(at, "multiplier"), "must be 0 (default 2) or >= 1 and <= %g, got %g", MaxRestartMultiplier, r.Multiplier)
 	}
-	if r.Jitter < 0 || r.Jitter > 1 {
-		p.add(join(at, "jitter"), "must be between 0 and 1, got %g", r.Jitter)
-	}
-	nonNegative(p, at, "resetAfter", r.ResetAfter)
+	validFraction(p, at, "jitter", r.Jitter)
+	validDuration(p, at, "resetAfter", r.ResetAfter)
 	if r.MaxAttempts < 0 {
 		p.add(join(at, "maxAttempts"), "must be >= 0, got %d", r.MaxAttempts)
 	}
-	nonNegative(p, at, "window", r.Window)
+	validDuration(p, at, "window", r.Window)
 }
 
-func nonNegative(p *problems, at, name string, d Duration) {
-	if d < 0 {
+// validDuration checks a duration of a spec: from 0 to MaxDuration. It reports whether
+// the duration is valid.
+func validDuration(p *problems, at, name string, d Duration) bool {
+	switch {
+	case d < 0:
 		p.add(join(at, name), "must be >= 0, got %s", d)
+	case d > MaxDuration:
+		p.add(join(at, name), "%s is more than the limit of %s", d, MaxDuration)
+	default:
+		return true
+	}
+	return false
+}
+
+// finite reports whether f is neither NaN nor an infinity, which JSON cannot hold.
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// validFraction checks a fraction of a spec: a number from 0 to 1.
+func validFraction(p *problems, at, name string, f float64) {
+	switch {
+	case !finite(f):
+		p.add(join(at, name), "must be a number between 0 and 1, got %g", f)
+	case f < 0 || f > 1:
+		p.add(join(at, name), "must be between 0 and 1, got %g", f)
 	}
 }
 
@@ -241,21 +270,19 @@ func (u *UpdatePolicy) validate(p *problems, at string) {
 	if u.Parallelism < 0 {
 		p.add(join(at, "parallelism"), "must be >= 0, got %d", u.Parallelism)
 	}
-	nonNegative(p, at, "delay", u.Delay)
+	validDuration(p, at, "delay", u.Delay)
 	switch u.Order {
 	case "", StopFirst, StartFirst:
 	default:
-		p.add(join(at, "order"), "%q must be stop-first or start-first", u.Order)
+		p.add(join(at, "order"), "%s must be stop-first or start-first", Quote(string(u.Order)))
 	}
-	nonNegative(p, at, "monitor", u.Monitor)
+	validDuration(p, at, "monitor", u.Monitor)
 	switch u.FailureAction {
 	case "", ActionPause, ActionRollback, ActionContinue:
 	default:
-		p.add(join(at, "failureAction"), "%q must be pause, rollback or continue", u.FailureAction)
+		p.add(join(at, "failureAction"), "%s must be pause, rollback or continue", Quote(string(u.FailureAction)))
 	}
-	if u.MaxFailureRatio < 0 || u.MaxFailureRatio > 1 {
-		p.add(join(at, "maxFailureRatio"), "must be between 0 and 1, got %g", u.MaxFailureRatio)
-	}
+	validFraction(p, at, "maxFailureRatio", u.MaxFailureRatio)
 }
 
 // Platform is an operating system and CPU architecture, as in OCI image indexes.
@@ -289,22 +316,32 @@ type Placement struct {
 }
 
 func (pl *Placement) validate(p *problems, at string) {
-	for i, c := range pl.Constraints {
-		if c == "" {
-			p.add(fmt.Sprintf("%s[%d]", join(at, "constraints"), i), "must not be empty")
-		}
-	}
-	for i, s := range pl.Spread {
-		if s == "" {
-			p.add(fmt.Sprintf("%s[%d]", join(at, "spread"), i), "must not be empty")
-		}
-	}
+	validateTexts(p, join(at, "constraints"), pl.Constraints)
+	validateTexts(p, join(at, "spread"), pl.Spread)
 	if pl.MaxReplicasPerNode < 0 {
 		p.add(join(at, "maxReplicasPerNode"), "must be >= 0, got %d", pl.MaxReplicasPerNode)
 	}
+	tooMany(p, join(at, "platforms"), len(pl.Platforms))
 	for i, pf := range pl.Platforms {
-		if pf.OS == "" && pf.Architecture == "" {
-			p.add(fmt.Sprintf("%s[%d]", join(at, "platforms"), i), "must name an os or an architecture")
+		field := fmt.Sprintf("%s[%d]", join(at, "platforms"), i)
+		switch {
+		case pf.OS == "" && pf.Architecture == "":
+			p.add(field, "must name an os or an architecture")
+		case len(pf.OS)+len(pf.Architecture)+len(pf.Variant) > MaxStringBytes:
+			p.add(field, "is %d bytes, more than the limit of %d", len(pf.OS)+len(pf.Architecture)+len(pf.Variant), MaxStringBytes)
+		}
+	}
+}
+
+// validateTexts checks a list of non-empty strings of at most MaxStringBytes each.
+func validateTexts(p *problems, at string, texts []string) {
+	tooMany(p, at, len(texts))
+	for i, c := range texts {
+		switch {
+		case c == "":
+			p.add(fmt.Sprintf("%s[%d]", at, i), "must not be empty")
+		case len(c) > MaxStringBytes:
+			p.add(fmt.Sprintf("%s[%d]", at, i), "%s is %d bytes, more than the limit of %d", Quote(c), len(c), MaxStringBytes)
 		}
 	}
 }

@@ -139,7 +139,7 @@ func fullContainer() dao.ContainerSpec {
 			{Type: dao.MountTmpfs, Target: "/tmp", SizeBytes: 16 * dao.MiB},
 		},
 		Ports: []dao.PortMapping{
-			{Name: "http", ContainerPort: 8080, HostPort: 80},
+			{Name: "http", ContainerPort: 8080, HostPort: 8080},
 			{Name: "dns", ContainerPort: 53, HostPort: 53, Protocol: "udp"},
 			{Name: "dns-tcp", ContainerPort: 53, HostPort: 53, Protocol: "tcp"},
 			{Name: "metrics", ContainerPort: 9090},
@@ -561,6 +561,7 @@ func TestContainerSpecValidate(t *testing.T) {
 		{
 			name: "ports duplicate host port",
 			mod: func(c *dao.ContainerSpec) {
+				c.HostNetwork = false
 				c.Ports = []dao.PortMapping{
 					{ContainerPort: 80, HostPort: 8080},
 					{ContainerPort: 53, HostPort: 8080, Protocol: "udp"},
@@ -791,7 +792,7 @@ func TestServiceSpecValidate(t *testing.T) {
 		{
 			name: "labels too long",
 			mod:  func(s *dao.ServiceSpec) { s.Labels = map[string]string{strings.Repeat("k", 4097): ""} },
-			want: []problem{{fmt.Sprintf("labels[%q]", strings.Repeat("k", 4097)), "label must be at most 4096 bytes"}},
+			want: []problem{{`labels["` + strings.Repeat("k", dao.MaxQuoted) + `"... (4097 bytes)]`, "label must be at most 4096 bytes"}},
 		},
 		// mode and replicas
 		{name: "replicated explicitly", mod: func(s *dao.ServiceSpec) { s.Mode, s.Replicas = dao.ModeReplicated, 5 }},
@@ -914,12 +915,12 @@ func TestRestartPolicyValidate(t *testing.T) {
 		{
 			name: "multiplier below 1",
 			mod:  func(r *dao.RestartPolicy) { r.Multiplier = 0.5 },
-			want: []problem{{"multiplier", "must be 0 (default 2) or >= 1, got 0.5"}},
+			want: []problem{{"multiplier", "must be 0 (default 2) or >= 1 and <= 100, got 0.5"}},
 		},
 		{
 			name: "multiplier negative",
 			mod:  func(r *dao.RestartPolicy) { r.Multiplier = -2 },
-			want: []problem{{"multiplier", "must be 0 (default 2) or >= 1, got -2"}},
+			want: []problem{{"multiplier", "must be 0 (default 2) or >= 1 and <= 100, got -2"}},
 		},
 		{
 			name: "jitter negative",
@@ -1058,7 +1059,7 @@ func TestNodeValidate(t *testing.T) {
 		{
 			name: "label key empty",
 			mod:  func(n *dao.Node) { n.Labels[""] = "x" },
-			want: []problem{{"labels", "label key must not be empty"}},
+			want: []problem{{`labels[""]`, "label key must not be empty"}},
 		},
 		{
 			name: "capacity negative",
@@ -1118,7 +1119,7 @@ func TestNodeValidate(t *testing.T) {
 			},
 			want: []problem{
 				{"id", "must not be empty"},
-				{"labels", "label key must not be empty"},
+				{`labels[""]`, "label key must not be empty"},
 				{"capacity.pids", "must be >= 0, got -1"},
 				{"allocatable", "must not exceed capacity"},
 				{"availability", `"gone"`},
@@ -1281,7 +1282,7 @@ func TestValidateReportsInFieldOrder(t *testing.T) {
 					Allocatable: dao.Resources{MilliCPU: 1}, Availability: "x", Status: dao.NodeStatus{State: "x"}}
 				return n.Validate()
 			},
-			want: []string{"id", "labels", "capacity.pids", "allocatable", "availability", "status.state"},
+			want: []string{"id", `labels[""]`, "capacity.pids", "allocatable", "availability", "status.state"},
 		},
 		{
 			// BUG (service.go:149-164): resetAfter and window are checked before multiplier,
