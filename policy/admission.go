@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -70,7 +71,7 @@ type AdmissionError struct {
 func (e *AdmissionError) Error() string {
 	var b strings.Builder
 	b.WriteString("policy: service ")
-	b.WriteString(strconv.Quote(e.Service))
+	b.WriteString(dao.Quote(e.Service))
 	b.WriteString(" not admitted: ")
 	for i, v := range e.Violations {
 		if i > 0 {
@@ -87,20 +88,36 @@ func (e *AdmissionError) Is(target error) bool { return target == ErrNotAdmitted
 // Admit runs every rule on spec, in order, and returns all the violations at once: those
 // of audit rules as warnings, and those of enforced rules in an *AdmissionError (nil when
 // there are none). The service is admitted when err is nil, warnings or not.
+//
+// A violation is reported once however many rules report it (the same rule, field and
+// reason), as when Baseline is combined with one of the rules it holds, such as
+// DisallowPrivileged: the first report keeps its place, and a violation that an enforced
+// rule reports is not also a warning.
 func Admit(spec *dao.ServiceSpec, rules ...AdmissionRule) (warnings []Violation, err error) {
 	var refused []Violation
+	// seen holds the violations reported so far: true for refused, false for warnings.
+	seen := map[Violation]bool{}
 	for _, r := range rules {
 		if r.Check == nil {
 			continue
 		}
+		enforced := r.Mode != Audit
 		for _, v := range r.Check(spec) {
 			if v.Rule == "" {
 				v.Rule = r.Name
 			}
-			if r.Mode == Audit {
-				warnings = append(warnings, v)
-			} else {
+			wasRefused, dup := seen[v]
+			if dup && (wasRefused || !enforced) {
+				continue
+			}
+			if dup { // a warning so far, refused after all
+				warnings = slices.DeleteFunc(warnings, func(w Violation) bool { return w == v })
+			}
+			seen[v] = enforced
+			if enforced {
 				refused = append(refused, v)
+			} else {
+				warnings = append(warnings, v)
 			}
 		}
 	}

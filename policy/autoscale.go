@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/opendao/dao"
 )
 
 // ScalingPolicyType says how a ScalingPolicy limits a change of replicas.
@@ -62,8 +64,8 @@ type ScalingRules struct {
 // Fields mean what they say, zero included: DefaultAutoscalePolicy returns the HPA's
 // defaults.
 type AutoscalePolicy struct {
-	// MinReplicas and MaxReplicas bound the result; MaxReplicas must be at least 1 and at
-	// least MinReplicas.
+	// MinReplicas and MaxReplicas bound the result; MaxReplicas must be at least 1, at
+	// least MinReplicas and at most dao.MaxReplicas.
 	MinReplicas, MaxReplicas int
 	// Tolerance is how far value/target may stray from 1 without a change; the HPA's
 	// default is 0.1.
@@ -100,8 +102,10 @@ func (p AutoscalePolicy) Validate() error {
 		return bad("minReplicas must be >= 0, got %d", p.MinReplicas)
 	case p.MaxReplicas < 1 || p.MaxReplicas < p.MinReplicas:
 		return bad("maxReplicas must be >= 1 and >= minReplicas, got %d", p.MaxReplicas)
-	case p.Tolerance < 0 || math.IsNaN(p.Tolerance):
-		return bad("tolerance must be >= 0, got %g", p.Tolerance)
+	case p.MaxReplicas > dao.MaxReplicas:
+		return bad("maxReplicas %d is more than the limit of %d (dao.MaxReplicas)", p.MaxReplicas, dao.MaxReplicas)
+	case !(p.Tolerance >= 0) || math.IsInf(p.Tolerance, 0):
+		return bad("tolerance must be a finite number >= 0, got %g", p.Tolerance)
 	}
 	for _, r := range []struct {
 		dir string
@@ -194,7 +198,7 @@ func (p AutoscalePolicy) Decide(in ScaleInput, now time.Time) ScaleDecision {
 		ratio := m.Value / m.Target
 		r := cur
 		if math.Abs(ratio-1) > p.Tolerance {
-			r = int(math.Ceil(ratio * float64(cur)))
+			r = toInt(math.Ceil(ratio * float64(cur)))
 		}
 		if !found || r > rec {
 			found = true
@@ -304,7 +308,9 @@ func scaleUpLimit(cur int, events []ScaleEvent, r ScalingRules, now time.Time) i
 		start := cur - changed(events, p.Period, now, true)
 		var proposed int
 		if p.Type == ScalePercent {
-			proposed = int(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+			proposed = toInt(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+		} else if p.Value > math.MaxInt-start {
+			proposed = math.MaxInt
 		} else {
 			proposed = start + p.Value
 		}
@@ -333,7 +339,7 @@ func scaleDownLimit(cur int, events []ScaleEvent, r ScalingRules, now time.Time)
 		start := cur + changed(events, p.Period, now, false)
 		var proposed int
 		if p.Type == ScalePercent {
-			proposed = int(float64(start) * (1 - float64(p.Value)/100))
+			proposed = toInt(float64(start) * (1 - float64(p.Value)/100))
 		} else {
 			proposed = start - p.Value
 		}
@@ -344,6 +350,22 @@ func scaleDownLimit(cur int, events []ScaleEvent, r ScalingRules, now time.Time)
 		}
 	}
 	return result
+}
+
+// toInt converts f to an int, stopping at ±2^62 where the conversion would overflow (Go
+// leaves the result of an out-of-range conversion to the machine: on amd64 a huge metric
+// became math.MinInt, a recommendation to scale to the minimum), and 0 for NaN.
+func toInt(f float64) int {
+	const limit = 1 << 62
+	switch {
+	case math.IsNaN(f):
+		return 0
+	case f >= limit:
+		return limit
+	case f <= -limit:
+		return -limit
+	}
+	return int(f)
 }
 
 // Autoscaler applies an AutoscalePolicy over time: it keeps the recommendations and the

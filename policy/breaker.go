@@ -166,7 +166,9 @@ func (b *Breaker) Failure(now time.Time) {
 			b.open(now, b.policy.OpenFor, strconv.Itoa(len(b.failures))+" failures within "+b.policy.Window.String())
 		}
 	case BreakerHalfOpen:
-		b.open(now, min(2*b.openFor, b.policy.MaxOpenFor), "trial failed")
+		// Doubled without overflow: an OpenFor above half of time.Duration's range
+		// doubled to a negative wait, and the breaker let every restart through.
+		b.open(now, min(max(2*b.openFor, b.openFor), b.policy.MaxOpenFor), "trial failed")
 	}
 }
 

@@ -75,7 +75,7 @@ type SyntaxError struct {
 }
 
 func (e *SyntaxError) Error() string {
-	return "policy: " + strconv.Quote(e.Text) + ": column " + strconv.Itoa(e.Column) + ": " + e.Msg
+	return "policy: " + dao.Quote(e.Text) + ": column " + strconv.Itoa(e.Column) + ": " + e.Msg
 }
 
 // Is reports whether target is ErrSyntax.
@@ -109,7 +109,7 @@ func ParseConstraint(text string) (Constraint, error) {
 		if attr == strings.TrimSuffix(AttrLabelPrefix, ".") || attr == AttrLabelPrefix {
 			return c, p.fail(start+len(attr), "want a label key after "+AttrLabelPrefix)
 		}
-		return c, p.fail(start, "unknown attribute "+strconv.Quote(attr)+
+		return c, p.fail(start, "unknown attribute "+dao.Quote(attr)+
 			": want node.labels.<key>, node.id, node.hostname, node.platform.os or node.platform.arch")
 	}
 	c.Attribute = attr
@@ -121,7 +121,7 @@ func ParseConstraint(text string) (Constraint, error) {
 	case strings.HasPrefix(text[p.i:], "!="):
 		c.Op, p.i = OpNotEqual, p.i+2
 	case p.i == len(text):
-		return c, p.fail(p.i, "want an operator after "+strconv.Quote(attr)+": ==, !=, in or exists")
+		return c, p.fail(p.i, "want an operator after "+dao.Quote(attr)+": ==, !=, in or exists")
 	case text[p.i] == '=':
 		return c, p.fail(p.i, "unknown operator \"=\": want ==, !=, in or exists (did you mean ==?)")
 	default:
@@ -137,7 +137,7 @@ func ParseConstraint(text string) (Constraint, error) {
 		case "":
 			return c, p.fail(opAt, "unexpected "+strconv.Quote(text[opAt:opAt+1])+": want ==, !=, in or exists")
 		default:
-			return c, p.fail(opAt, "unknown operator "+strconv.Quote(w)+": want ==, !=, in or exists")
+			return c, p.fail(opAt, "unknown operator "+dao.Quote(w)+": want ==, !=, in or exists")
 		}
 	}
 	switch c.Op {
@@ -177,7 +177,7 @@ func ParseConstraint(text string) (Constraint, error) {
 	}
 	p.blanks()
 	if p.i < len(text) {
-		return c, p.fail(p.i, "unexpected "+strconv.Quote(text[p.i:])+" after the constraint")
+		return c, p.fail(p.i, "unexpected "+dao.Quote(text[p.i:])+" after the constraint")
 	}
 	return c, nil
 }

@@ -252,6 +252,10 @@ func FuzzParseConstraint(f *testing.F) {
 			if se.Column < 1 || se.Column > len(text)+1 {
 				t.Fatalf("ParseConstraint(%q): column %d out of 1..%d", text, se.Column, len(text)+1)
 			}
+			// The error quotes the text cut to dao.MaxQuoted runes, however long it is.
+			if n := len(err.Error()); n > 1024 {
+				t.Fatalf("ParseConstraint of %d bytes: error of %d bytes: %.200s", len(text), n, err)
+			}
 			return
 		}
 		// A parsed constraint writes back to a text that parses to itself, and its filter

@@ -63,7 +63,14 @@
 // parsed reference's domain and path, so that registry.example.com.evil.io is not
 // registry.example.com), [DisallowLatestTag], [RequireDigest], [RequireResourceLimits],
 // [DisallowPrivileged], [DisallowHostNamespaces], [RequireReadOnlyRootfs],
-// [AllowedCapabilities], [MaxReplicas] and [ValidPlacement]; [Baseline] is a sensible start.
+// [AllowedCapabilities], [DisallowHostPaths] (bind mounts only under allowed host paths,
+// cleaned before they are compared), [DisallowHostPorts], [DisallowProcMount] (no mount over
+// /proc or /sys), [RestrictSeccomp] (no unconfined seccomp), [MaxReplicas] (an operator's
+// bound below dao.MaxReplicas) and [ValidPlacement]. [Baseline] is a sensible start: the
+// controls of Kubernetes' baseline Pod Security Standard that map onto a
+// dao.ContainerSpec, widened with [AllowHostPaths] and [AllowHostPorts] where a service
+// needs them. Rules may overlap: a violation that several rules report (the same rule,
+// field and reason) is reported once.
 //
 //	registries, err := policy.AllowedRegistries("registry.example.com", "ghcr.io/acme")
 //	if err != nil {

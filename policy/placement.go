@@ -202,7 +202,7 @@ type PlacementError struct {
 }
 
 func (e *PlacementError) Error() string {
-	s := "policy: no suitable node for task " + strconv.Quote(e.TaskID)
+	s := "policy: no suitable node for task " + dao.Quote(e.TaskID)
 	if e.Nodes == 0 {
 		return s + ": no nodes"
 	}

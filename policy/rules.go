@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -28,11 +29,11 @@ func AllowedRegistries(registries ...string) (AdmissionRule, error) {
 		r = strings.TrimSuffix(r, "/")
 		host, path, _ := strings.Cut(r, "/")
 		if !strings.ContainsAny(host, ".:") && host != "localhost" {
-			return AdmissionRule{}, fmt.Errorf("%w: allowed registry %q must start with a registry host such as registry.example.com", ErrInvalidPolicy, r)
+			return AdmissionRule{}, fmt.Errorf("%w: allowed registry %s must start with a registry host such as registry.example.com", ErrInvalidPolicy, dao.Quote(r))
 		}
 		named, err := reference.ParseNormalizedNamed(r + "/x")
 		if err != nil {
-			return AdmissionRule{}, fmt.Errorf("%w: allowed registry %q: %v", ErrInvalidPolicy, r, err)
+			return AdmissionRule{}, fmt.Errorf("%w: allowed registry %s: %v", ErrInvalidPolicy, dao.Quote(r), referenceReason(r, err))
 		}
 		a := allowed{domain: reference.Domain(named)}
 		if path != "" {
@@ -153,7 +154,8 @@ func RequireReadOnlyRootfs() AdmissionRule {
 
 // AllowedCapabilities returns the rule "allowed-capabilities": every capability the
 // container adds is one of caps. Names compare without case and without the CAP_ prefix;
-// "ALL" in caps allows everything. Dropping capabilities is always allowed.
+// "ALL" in caps allows everything, and "ALL" in CapAdd (every capability) is refused unless
+// caps holds it. Dropping capabilities is always allowed.
 func AllowedCapabilities(caps ...string) AdmissionRule {
 	allowed := make([]string, 0, len(caps))
 	for _, c := range caps {
@@ -187,7 +189,8 @@ var BaselineCapabilities = []string{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOW
 	"KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
 
 // MaxReplicas returns the rule "max-replicas": a replicated service asks for at most limit
-// replicas. Global services are not limited.
+// replicas, an operator's own bound below dao.MaxReplicas, which ServiceSpec.Validate
+// enforces for everyone. Global services are not limited.
 func MaxReplicas(limit int) AdmissionRule {
 	return AdmissionRule{Name: "max-replicas", Check: func(s *dao.ServiceSpec) []Violation {
 		if s.Mode != dao.ModeGlobal && s.Replicas > limit {
@@ -220,23 +223,31 @@ func ValidPlacement() AdmissionRule {
 	}}
 }
 
-// Baseline returns the rules most clusters want from the start, after Kubernetes' baseline
-// Pod Security Standard: DisallowPrivileged, DisallowHostNamespaces,
-// AllowedCapabilities(BaselineCapabilities...) and ValidPlacement.
-func Baseline() []AdmissionRule {
-	return []AdmissionRule{DisallowPrivileged(), DisallowHostNamespaces(),
-		AllowedCapabilities(BaselineCapabilities...), ValidPlacement()}
-}
-
 // parseImage parses the service's image reference, or returns the violation of a rule that
 // needs it.
 func parseImage(s *dao.ServiceSpec) (reference.Named, []Violation) {
 	named, err := reference.ParseNormalizedNamed(s.Container.Image)
 	if err != nil {
 		return nil, []Violation{{Field: "container.image",
-			Reason: fmt.Sprintf("%q is not an image reference: %v", s.Container.Image, err)}}
+			Reason: fmt.Sprintf("%s is not an image reference: %s", dao.Quote(s.Container.Image), referenceReason(s.Container.Image, err))}}
 	}
 	return named, nil
+}
+
+// referenceReason returns why ref is not an image reference: the parser's error, which
+// quotes ref or its name whole, or for a ref longer than dao.MaxQuoted the parser's
+// sentinel error alone.
+func referenceReason(ref string, err error) string {
+	if len(ref) <= dao.MaxQuoted {
+		return err.Error()
+	}
+	for _, e := range []error{reference.ErrNameTooLong, reference.ErrNameContainsUppercase, reference.ErrNameEmpty,
+		reference.ErrTagInvalidFormat, reference.ErrDigestInvalidFormat, reference.ErrNameNotCanonical} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return reference.ErrReferenceInvalidFormat.Error()
 }
 
 func capName(c string) string {
