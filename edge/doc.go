@@ -4,8 +4,10 @@
 //
 // A [Runtime] turns a [dao.ContainerSpec] into a container under containerd: arguments,
 // environment, working directory, user, bind and tmpfs mounts, CPU, memory and pids limits as
-// cgroup limits, a read-only root filesystem, no-new-privileges and the default capability set
-// (every capability only when the spec asks for a privileged container). It stops containers
+// cgroup limits, a read-only root filesystem, no-new-privileges, the default capability set
+// changed by CapAdd and CapDrop as docker changes it, and the seccomp profile of docker and
+// containerd's CRI unless the spec says unconfined (every capability and no seccomp filter
+// only when the spec asks for a privileged container). It stops containers
 // with a grace period (the stop signal, then SIGKILL), removes them with their snapshots and
 // logs, reports their status and exit from containerd's event stream, keeps each container's
 // output in a size-capped log file that can be read and followed, and samples CPU and memory

@@ -1,14 +1,21 @@
 package edge
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -96,16 +103,7 @@ func specOpts(spec *dao.ContainerSpec, img client.Image, id string) []oci.SpecOp
 	}
 	opts = append(opts, oci.WithHostname(hostname))
 
-	r := spec.Resources
-	if r.Memory > 0 {
-		opts = append(opts, oci.WithMemoryLimit(uint64(r.Memory)), oci.WithMemorySwap(r.Memory))
-	}
-	if r.MilliCPU > 0 {
-		opts = append(opts, oci.WithCPUCFS(r.MilliCPU*cfsPeriod/1000, cfsPeriod))
-	}
-	if r.Pids > 0 {
-		opts = append(opts, oci.WithPidsLimit(r.Pids))
-	}
+	opts = append(opts, resourceOpts(spec.Resources)...)
 	if mounts := ociMounts(spec.Mounts); len(mounts) > 0 {
 		opts = append(opts, oci.WithMounts(mounts))
 	}
@@ -113,18 +111,18 @@ func specOpts(spec *dao.ContainerSpec, img client.Image, id string) []oci.SpecOp
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
 	if spec.Privileged {
+		// Every capability and device, and no seccomp filter, as docker and the CRI do.
 		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
 	} else {
-		opts = append(opts, oci.WithNoNewPrivileges)
-		if drop := capNames(spec.CapDrop); len(drop) > 0 {
-			if len(drop) == 1 && drop[0] == "CAP_ALL" {
-				opts = append(opts, oci.WithCapabilities(nil))
-			} else {
-				opts = append(opts, oci.WithDroppedCapabilities(drop))
-			}
-		}
-		if add := capNames(spec.CapAdd); len(add) > 0 {
-			opts = append(opts, oci.WithAddedCapabilities(add))
+		opts = append(opts, oci.WithNoNewPrivileges, withCapabilities(spec.CapAdd, spec.CapDrop))
+		// The default profile allows the system calls that the capabilities allow: it
+		// must come after them.
+		switch spec.Seccomp {
+		case dao.SeccompDefault:
+			opts = append(opts, seccomp.WithDefaultProfile())
+		case dao.SeccompUnconfined:
+		default:
+			opts = append(opts, failOpt(fmt.Errorf("%w: seccomp: unknown profile %s", dao.ErrInvalid, dao.Quote(string(spec.Seccomp)))))
 		}
 	}
 	if spec.HostNetwork {
@@ -165,18 +163,134 @@ func ociMounts(ms []dao.Mount) []specs.Mount {
 	return out
 }
 
-// capNames normalises capability names to the CAP_ form the OCI spec uses.
-func capNames(caps []string) []string {
+// resourceOpts sets the cgroup limits of r. A limit past what the kernel honours fails
+// the container's creation (dao's validation refuses it first): a conversion never wraps
+// around, as a CPU limit of math.MaxInt64 millicores once did, to a negative CFS quota that
+// meant no limit at all.
+func resourceOpts(r dao.Resources) []oci.SpecOpts {
+	var opts []oci.SpecOpts
+	if r.Memory > 0 {
+		if r.Memory > dao.MaxMemory {
+			return []oci.SpecOpts{failOpt(fmt.Errorf("%w: resources.memory %d: more than the limit of %d", dao.ErrInvalid, r.Memory, dao.MaxMemory))}
+		}
+		// Swap is memory plus swap: equal to memory, the container gets no swap.
+		opts = append(opts, oci.WithMemoryLimit(uint64(r.Memory)), oci.WithMemorySwap(r.Memory))
+	}
+	if r.MilliCPU > 0 {
+		quota, err := cpuQuota(r.MilliCPU)
+		if err != nil {
+			return []oci.SpecOpts{failOpt(err)}
+		}
+		opts = append(opts, oci.WithCPUCFS(quota, cfsPeriod))
+	}
+	if r.Pids > 0 {
+		if r.Pids > dao.MaxPids {
+			return []oci.SpecOpts{failOpt(fmt.Errorf("%w: resources.pids %d: more than the kernel's limit of %d", dao.ErrInvalid, r.Pids, dao.MaxPids))}
+		}
+		opts = append(opts, oci.WithPidsLimit(r.Pids))
+	}
+	return opts
+}
+
+// cpuQuota returns the CFS quota in microseconds per cfsPeriod of a CPU limit, computed
+// without an intermediate product that could overflow, or an error for a limit past
+// dao.MaxMilliCPU, where the kernel refuses the quota.
+func cpuQuota(milliCPU int64) (int64, error) {
+	if milliCPU < 0 || milliCPU > dao.MaxMilliCPU {
+		return 0, fmt.Errorf("%w: resources.milliCPU %d: more than the kernel's limit of %d", dao.ErrInvalid, milliCPU, dao.MaxMilliCPU)
+	}
+	return milliCPU * (cfsPeriod / 1000), nil
+}
+
+// failOpt is a spec option that fails with err.
+func failOpt(err error) oci.SpecOpts {
+	return func(context.Context, oci.Client, *containers.Container, *specs.Spec) error { return err }
+}
+
+// withCapabilities changes the runtime's default capability set (the spec's bounding set
+// when the option runs) by add and drop, as docker's --cap-add and --cap-drop do: ALL in
+// add gives every capability of the node's kernel but those in drop; ALL in drop leaves
+// only those in add; otherwise the defaults less drop, plus add. A name that is not a
+// capability, or one that the node's kernel does not have, fails the container's creation:
+// runc would drop it without a word.
+func withCapabilities(add, drop []string) oci.SpecOpts {
+	return func(ctx context.Context, cl oci.Client, c *containers.Container, s *specs.Spec) error {
+		if len(add) == 0 && len(drop) == 0 {
+			return nil
+		}
+		adds, err := capNames(add)
+		if err != nil {
+			return err
+		}
+		drops, err := capNames(drop)
+		if err != nil {
+			return err
+		}
+		var caps []string
+		switch {
+		case slices.Contains(adds, "ALL"):
+			for _, k := range kernelCapabilities() {
+				if !slices.Contains(drops, k) {
+					caps = append(caps, k)
+				}
+			}
+		case slices.Contains(drops, "ALL"):
+			caps = adds
+		default:
+			if s.Process != nil && s.Process.Capabilities != nil {
+				for _, k := range s.Process.Capabilities.Bounding {
+					if !slices.Contains(drops, k) {
+						caps = append(caps, k)
+					}
+				}
+			}
+			caps = append(caps, adds...)
+		}
+		known := kernelCapabilities()
+		caps = slices.DeleteFunc(caps, func(k string) bool { return k == "ALL" })
+		for _, k := range caps {
+			if !slices.Contains(known, k) {
+				return fmt.Errorf("%w: capability %s: this node's kernel does not have it (it has %d capabilities, up to %s)",
+					dao.ErrInvalid, k, len(known), known[len(known)-1])
+			}
+		}
+		slices.Sort(caps)
+		return oci.WithCapabilities(slices.Compact(caps))(ctx, cl, c, s)
+	}
+}
+
+// capNames returns caps in the CAP_ form of the OCI spec, or an error naming one that is
+// not a capability; "ALL" stays "ALL".
+func capNames(caps []string) ([]string, error) {
 	out := make([]string, 0, len(caps))
 	for _, c := range caps {
-		c = strings.ToUpper(c)
-		if !strings.HasPrefix(c, "CAP_") {
-			c = "CAP_" + c
+		name, ok := dao.CapabilityName(c)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s is not a capability", dao.ErrInvalid, dao.Quote(c))
 		}
-		out = append(out, c)
+		if name != "ALL" {
+			name = "CAP_" + name
+		}
+		out = append(out, name)
 	}
-	return out
+	return out, nil
 }
+
+// kernelCapabilities returns the capabilities of this node's kernel, in the CAP_ form: those
+// of dao.Capabilities up to /proc/sys/kernel/cap_last_cap (all of them when it cannot be
+// read).
+var kernelCapabilities = sync.OnceValue(func() []string {
+	all := dao.Capabilities()
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if last, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && last >= 0 && last < len(all) {
+			all = all[:last+1]
+		}
+	}
+	for i, k := range all {
+		all[i] = "CAP_" + k
+	}
+	return all
+})
 
 // stopSettings reads the stop signal and grace period a container was created with.
 func stopSettings(labels map[string]string) (signal string, grace time.Duration) {
