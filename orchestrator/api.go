@@ -81,9 +81,10 @@ func (o *Orchestrator) UpdateService(ctx context.Context, id string, spec dao.Se
 	})
 }
 
-// ScaleService sets the number of replicas of a replicated service. Scaling up creates
-// tasks for the new slots; scaling down shuts down the tasks of the highest slots. It
-// does not start a rolling update: no task is replaced.
+// ScaleService sets the number of replicas of a replicated service, admitted as
+// UpdateService admits a spec (see Admit). Scaling up creates tasks for the new slots;
+// scaling down shuts down the tasks of the highest slots. It does not start a rolling
+// update: no task is replaced.
 func (o *Orchestrator) ScaleService(ctx context.Context, id string, replicas int) (*Service, error) {
 	return o.modify(ctx, id, fmt.Sprintf("api: scale %s to %d", id, replicas), func(s *Service) error {
 		if s.Spec.Mode == dao.ModeGlobal {
@@ -91,6 +92,13 @@ func (o *Orchestrator) ScaleService(ctx context.Context, id string, replicas int
 		}
 		if replicas < 0 {
 			return fmt.Errorf("%w: replicas must be >= 0, got %d", dao.ErrInvalid, replicas)
+		}
+		// The new spec passes what CreateService checks: dao.MaxReplicas, and the
+		// operator's rules such as policy.MaxReplicas.
+		scaled := s.Spec
+		scaled.Replicas = replicas
+		if _, err := o.Admit(&scaled); err != nil {
+			return err
 		}
 		if s.PreviousSpec != nil {
 			// Keep a rollback from undoing the scale.

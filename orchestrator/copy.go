@@ -77,6 +77,7 @@ func equalContainerSpec(a, b *dao.ContainerSpec) bool {
 		a.HostNetwork == b.HostNetwork &&
 		a.HostPID == b.HostPID &&
 		a.HostIPC == b.HostIPC &&
+		a.Seccomp == b.Seccomp &&
 		a.StopSignal == b.StopSignal &&
 		a.StopGracePeriod == b.StopGracePeriod &&
 		maps.Equal(a.Labels, b.Labels)
