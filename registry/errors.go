@@ -11,11 +11,15 @@ import (
 // digest, the reason); test for them with errors.Is.
 var (
 	// ErrInvalidPath means a layer entry's path cannot be used: it is empty, names the root,
-	// contains a NUL byte or escapes the root with "..". The error is an *EntryError.
+	// contains a NUL byte, escapes the root with "..", or has an element that starts with
+	// ".wh." (a whiteout's name, which only AddWhiteout and AddOpaqueWhiteout write). The
+	// error is an *EntryError.
 	ErrInvalidPath = errors.New("registry: invalid path")
 	// ErrInvalidEntry means a layer entry cannot be added or written: its mode has bits other
-	// than permissions, it clashes with another entry, a hard link has no target, or a host
-	// file is of a type a layer cannot hold. The error is an *EntryError.
+	// than permissions, it clashes with another entry, a hard link has no target, a host
+	// file is of a type a layer cannot hold, or a host file or directory was replaced (by a
+	// symbolic link, a pipe, another file) between its Add and Build. The error is an
+	// *EntryError.
 	ErrInvalidEntry = errors.New("registry: invalid layer entry")
 	// ErrInvalidOption means an option was given a value it does not accept.
 	ErrInvalidOption = errors.New("registry: invalid option")

@@ -1,11 +1,17 @@
 package registry
 
-import "time"
+// SetWalkHook makes AddHostTree call hook before it opens each directory below its root,
+// with the directory's path relative to the root, for tests; it returns a function that
+// removes the hook.
+func SetWalkHook(hook func(rel string)) (restore func()) {
+	walkHook = hook
+	return func() { walkHook = nil }
+}
 
-// SetStallTimeout sets how long a blob response may stall, for tests; it returns a function
-// that restores the old value.
-func SetStallTimeout(d time.Duration) (restore func()) {
-	old := stallTimeout
-	stallTimeout = d
-	return func() { stallTimeout = old }
+// ForceOpenWalk makes host and layout files open without openat2, as on kernels that lack
+// it, for tests; it returns a function that restores the default.
+func ForceOpenWalk() (restore func()) {
+	old := openat2Missing.Load()
+	openat2Missing.Store(true)
+	return func() { openat2Missing.Store(old) }
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 )
 
 // Build writes the entries as a tar stream, compresses it and returns the layer. The blob is
@@ -55,7 +57,9 @@ func (b *LayerBuilder) write(ctx context.Context, f *os.File) (*Layer, error) {
 		return nil, err
 	}
 	tw := tar.NewWriter(io.MultiWriter(zw, diffHash.Hash()))
-	if err := b.writeEntries(ctx, tw); err != nil {
+	hosts := hostOpener{trees: make(map[*hostTree]*os.File)}
+	defer hosts.close()
+	if err := b.writeEntries(ctx, tw, &hosts); err != nil {
 		return nil, err
 	}
 	for _, c := range []io.Closer{tw, zw} {
@@ -79,7 +83,7 @@ func (b *LayerBuilder) write(ctx context.Context, f *os.File) (*Layer, error) {
 // writeEntries writes every entry in path order. Of the paths that share one file through
 // hard links, the first in that order carries the content and the others link to it, so
 // the archive never links to a file it has not yet written.
-func (b *LayerBuilder) writeEntries(ctx context.Context, tw *tar.Writer) error {
+func (b *LayerBuilder) writeEntries(ctx context.Context, tw *tar.Writer, hosts *hostOpener) error {
 	names := make([]string, 0, len(b.entries))
 	for name := range b.entries {
 		names = append(names, name)
@@ -125,7 +129,7 @@ func (b *LayerBuilder) writeEntries(ctx context.Context, tw *tar.Writer) error {
 		case first[file] != "" && first[file] != name:
 			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first[file]
 		default:
-			if err := writeFile(ctx, tw, hdr, e); err != nil {
+			if err := writeFile(ctx, tw, hdr, e, hosts); err != nil {
 				return err
 			}
 			continue
@@ -138,8 +142,8 @@ func (b *LayerBuilder) writeEntries(ctx context.Context, tw *tar.Writer) error {
 }
 
 // writeFile writes a regular file's header and content, from memory or from the host.
-func writeFile(ctx context.Context, tw *tar.Writer, hdr *tar.Header, e *entry) error {
-	if e.host == "" {
+func writeFile(ctx context.Context, tw *tar.Writer, hdr *tar.Header, e *entry, hosts *hostOpener) error {
+	if e.host == nil {
 		hdr.Size = int64(len(e.data))
 		if err := tw.WriteHeader(hdr); err != nil {
 			return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
@@ -147,30 +151,96 @@ func writeFile(ctx context.Context, tw *tar.Writer, hdr *tar.Header, e *entry) e
 		_, err := tw.Write(e.data)
 		return err
 	}
-	f, err := os.Open(e.host)
+	f, size, err := hosts.open(hdr.Name, e.host)
 	if err != nil {
-		return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
+		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return &EntryError{Path: hdr.Name, Reason: fmt.Sprintf("host file %s is no longer a regular file", e.host), Err: ErrInvalidEntry}
-	}
-	hdr.Size = fi.Size()
+	hdr.Size = size
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
 	}
 	n, err := io.Copy(tw, ctxReader{ctx, io.LimitReader(f, hdr.Size)})
 	if err == nil && n < hdr.Size {
-		err = fmt.Errorf("host file %s shrank from %d to %d bytes while it was read", e.host, hdr.Size, n)
+		err = fmt.Errorf("host file %s shrank from %d to %d bytes while it was read", e.host.name(), hdr.Size, n)
 	}
 	if err != nil {
 		return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
 	}
 	return nil
+}
+
+// hostOpener opens the host files of one Build, each only if it is still the file that was
+// added, reached without following a link. It opens the directory of each AddHostTree once.
+type hostOpener struct {
+	trees map[*hostTree]*os.File
+}
+
+// open opens h, the host file of the entry name, and returns it with its size.
+func (o *hostOpener) open(name string, h *hostFile) (*os.File, int64, error) {
+	dirfd, beneath := unix.AT_FDCWD, false
+	if h.tree != nil {
+		root, err := o.tree(name, h.tree)
+		if err != nil {
+			return nil, 0, err
+		}
+		dirfd, beneath = int(root.Fd()), true
+	}
+	f, err := openNoFollow(dirfd, h.path, h.name(), readFileFlags, beneath)
+	if err != nil {
+		if errors.Is(err, errSymlink) {
+			return nil, 0, &EntryError{Path: name, Reason: fmt.Sprintf("host file %s: %v", h.name(), err), Err: ErrInvalidEntry}
+		}
+		return nil, 0, fmt.Errorf("registry: layer entry %q: %w", name, err)
+	}
+	st, err := statFile(f)
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("registry: layer entry %q: %w", name, err)
+	}
+	if !st.same(h.id) {
+		f.Close()
+		what := "another " + st.kind()
+		if !st.isRegular() {
+			what = "a " + st.kind()
+		}
+		return nil, 0, &EntryError{Path: name, Reason: fmt.Sprintf("host file %s was replaced by %s since it was added", h.name(), what), Err: ErrInvalidEntry}
+	}
+	return f, st.size, nil
+}
+
+// tree returns the open directory of t, opened now if it is not yet.
+func (o *hostOpener) tree(name string, t *hostTree) (*os.File, error) {
+	if f := o.trees[t]; f != nil {
+		return f, nil
+	}
+	f, err := openNoFollow(unix.AT_FDCWD, t.root, t.root, unix.O_PATH, false)
+	if err != nil {
+		if errors.Is(err, errSymlink) {
+			return nil, &EntryError{Path: name, Reason: fmt.Sprintf("host directory %s: %v", t.root, err), Err: ErrInvalidEntry}
+		}
+		return nil, fmt.Errorf("registry: layer entry %q: %w", name, err)
+	}
+	id, err := statFile(f)
+	if err == nil && !id.same(t.id) {
+		what := "another directory"
+		if !id.isDir() {
+			what = "a " + id.kind()
+		}
+		err = &EntryError{Path: name, Reason: fmt.Sprintf("host directory %s was replaced by %s since it was added", t.root, what), Err: ErrInvalidEntry}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	o.trees[t] = f
+	return f, nil
+}
+
+func (o *hostOpener) close() {
+	for _, f := range o.trees {
+		f.Close()
+	}
 }
 
 // tarMode converts permission, setuid, setgid and sticky bits to a tar header's mode.

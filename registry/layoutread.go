@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 )
 
 // Layout is an OCI image layout directory as ReadLayout found it.
@@ -39,6 +40,12 @@ type Ref struct {
 // manifest, index and config these lead to, which it verifies against their descriptors.
 // Layer blobs must be present with the right size; their content is verified as it is read
 // through Layer.Open, which then fails with ErrDigestMismatch.
+//
+// Its files are opened without following a symbolic link below dir (a link to dir itself is
+// followed), and must be regular files: a link or a named pipe in the layout is an error
+// matching ErrInvalidLayout, so that a layout cannot lead its reader (and PushLayout, the
+// registry it pushes to) to another file of the host. A layer is opened again as it was
+// found when its Open is called.
 //
 // It accepts OCI and Docker schema 2 manifests and indexes, and an index only of manifests.
 // A missing blob is an error matching ErrBlobNotFound; a blob that does not match its
@@ -84,11 +91,62 @@ func (l *Layout) Find(name string) (Artifact, error) {
 	return nil, fmt.Errorf("%w: no image %q in layout %s", ErrNotFound, name, l.Dir)
 }
 
+// maxLayoutFile is the largest oci-layout file read.
+const maxLayoutFile = 64 << 10
+
+// openLayoutFile opens the regular file rel (slash-separated) of the layout in dir, following
+// no symbolic link below dir (one to dir itself is followed), so that a layout cannot lead
+// its reader to a file elsewhere on the host, nor make it wait on a named pipe.
+func openLayoutFile(dir, rel string) (*os.File, fileID, error) {
+	file := filepath.Join(dir, filepath.FromSlash(rel))
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fileID{}, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(dfd)
+	f, err := openNoFollow(dfd, rel, file, readFileFlags, true)
+	if err != nil {
+		if errors.Is(err, errSymlink) {
+			return nil, fileID{}, fmt.Errorf("%w: %v", ErrInvalidLayout, err)
+		}
+		return nil, fileID{}, err
+	}
+	id, err := statFile(f)
+	if err == nil && !id.isRegular() {
+		err = fmt.Errorf("%w: %s is a %s, not a regular file", ErrInvalidLayout, file, id.kind())
+	}
+	if err != nil {
+		f.Close()
+		return nil, fileID{}, err
+	}
+	return f, id, nil
+}
+
+// readLayoutFile reads the file rel of the layout in dir, of at most limit bytes.
+func readLayoutFile(dir, rel string, limit int64) ([]byte, error) {
+	f, id, err := openLayoutFile(dir, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if id.size > limit {
+		return nil, fmt.Errorf("%w: %w: %s has %d bytes, more than the %d allowed", ErrInvalidLayout, ErrTooLarge, f.Name(), id.size, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("%w: %w: %s grew past the %d bytes allowed", ErrInvalidLayout, ErrTooLarge, f.Name(), limit)
+	}
+	return data, err
+}
+
 // checkLayoutFile checks that dir's oci-layout file names a layout version 1.x.
 func checkLayoutFile(dir string) error {
 	file := filepath.Join(dir, ocispec.ImageLayoutFile)
-	data, err := os.ReadFile(file)
+	data, err := readLayoutFile(dir, ocispec.ImageLayoutFile, maxLayoutFile)
 	if err != nil {
+		if errors.Is(err, ErrInvalidLayout) {
+			return err
+		}
 		return fmt.Errorf("%w: %v", ErrInvalidLayout, err)
 	}
 	var l ocispec.ImageLayout
@@ -105,9 +163,12 @@ func checkLayoutFile(dir string) error {
 func readIndexJSON(dir string) (ocispec.Index, error) {
 	file := filepath.Join(dir, ocispec.ImageIndexFile)
 	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
-	data, err := os.ReadFile(file)
+	data, err := readLayoutFile(dir, ocispec.ImageIndexFile, maxDocument)
 	if errors.Is(err, fs.ErrNotExist) {
 		return index, nil
+	}
+	if errors.Is(err, ErrInvalidLayout) {
+		return index, err
 	}
 	if err != nil {
 		return index, fmt.Errorf("%w: %v", ErrInvalidLayout, err)
@@ -218,19 +279,19 @@ func (r layoutReader) blob(desc ocispec.Descriptor) (Blob, error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: blob %q: %v", ErrInvalidLayout, desc.Digest, err)
 	}
-	file := filepath.Join(r.dir, filepath.FromSlash(blobPath(desc)))
-	fi, err := os.Stat(file)
+	f, id, err := openLayoutFile(r.dir, blobPath(desc))
+	if err == nil {
+		f.Close()
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("%w: blob %s (%s) is not in %s", ErrBlobNotFound, desc.Digest, desc.MediaType, r.dir)
 	case err != nil:
 		return nil, fmt.Errorf("registry: blob %s: %w", desc.Digest, err)
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("%w: blob %s: %s is not a regular file", ErrInvalidLayout, desc.Digest, file)
-	case fi.Size() != desc.Size:
-		return nil, fmt.Errorf("%w: blob %s (%s): file has %d bytes, descriptor says %d", ErrDigestMismatch, desc.Digest, desc.MediaType, fi.Size(), desc.Size)
+	case id.size != desc.Size:
+		return nil, fmt.Errorf("%w: blob %s (%s): file has %d bytes, descriptor says %d", ErrDigestMismatch, desc.Digest, desc.MediaType, id.size, desc.Size)
 	}
-	return &fileBlob{desc: desc, file: file}, nil
+	return &fileBlob{desc: desc, dir: r.dir, id: id}, nil
 }
 
 // decode decodes a manifest or index and checks that its mediaType field, if any, agrees
@@ -249,16 +310,22 @@ func decode(doc *bytesBlob, v any, mediaType string) error {
 	return nil
 }
 
-// fileBlob is a blob in a layout; reading it verifies it.
+// fileBlob is a blob in a layout; reading it verifies it. Open opens it as ReadLayout found
+// it, or fails: no link below the layout's directory is followed.
 type fileBlob struct {
 	desc ocispec.Descriptor
-	file string
+	dir  string
+	id   fileID
 }
 
 func (b *fileBlob) Descriptor() ocispec.Descriptor { return b.desc }
 
 func (b *fileBlob) Open() (io.ReadCloser, error) {
-	f, err := os.Open(b.file)
+	f, id, err := openLayoutFile(b.dir, blobPath(b.desc))
+	if err == nil && !id.same(b.id) {
+		f.Close()
+		err = fmt.Errorf("%w: %s was replaced since the layout was read", ErrInvalidLayout, f.Name())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("registry: open blob %s: %w", b.desc.Digest, err)
 	}
