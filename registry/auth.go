@@ -152,6 +152,9 @@ func (c *Client) token(ctx context.Context, ep *endpoint, realm, service string,
 	return v.(string), nil
 }
 
+// maxTokenAnswer is the largest token answer the client reads.
+const maxTokenAnswer = 1 << 20
+
 // tokenAnswer is a token server's answer.
 type tokenAnswer struct {
 	Token       string `json:"token"`
@@ -197,13 +200,12 @@ func (c *Client) fetchToken(ctx context.Context, ep *endpoint, realm, service st
 	}
 	start := c.opts.clock.Now()
 	tokenEP := &endpoint{host: u.Host, client: ep.client}
-	resp, err := c.do(ctx, tokenEP, r)
+	_, body, err := c.getAll(ctx, tokenEP, r, maxTokenAnswer, 0)
 	if err != nil {
 		return cachedToken{}, fmt.Errorf("registry: token for %s (%s): %w", ep.host, strings.Join(scopes, " "), err)
 	}
-	defer resp.Body.Close()
 	var a tokenAnswer
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&a); err != nil {
+	if err := json.Unmarshal(body, &a); err != nil {
 		return cachedToken{}, fmt.Errorf("%w: token from %s: %v", ErrInvalidResponse, u.Host, err)
 	}
 	tok := a.Token

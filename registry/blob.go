@@ -109,7 +109,7 @@ func (v *verifier) Close() error { return v.r.Close() }
 func readBlob(b Blob, limit int64) ([]byte, error) {
 	desc := b.Descriptor()
 	if desc.Size > limit {
-		return nil, fmt.Errorf("%w: blob %s: %d bytes is more than the %d allowed for a %s", ErrInvalidImage, desc.Digest, desc.Size, limit, desc.MediaType)
+		return nil, fmt.Errorf("%w: %w: blob %s: %d bytes is more than the %d allowed for a %s", ErrInvalidImage, ErrTooLarge, desc.Digest, desc.Size, limit, desc.MediaType)
 	}
 	r, err := b.Open()
 	if err != nil {

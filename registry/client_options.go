@@ -27,6 +27,7 @@ type clientOptions struct {
 	rangeChunk     int64
 	rangeParallel  int
 	uploadChunk    int64
+	speed          SpeedLimit
 }
 
 type rateLimit struct {
@@ -42,6 +43,7 @@ func defaultClientOptions() clientOptions {
 		userAgent:      "dao-registry/1",
 		rangeChunk:     8 << 20,
 		rangeParallel:  4,
+		speed:          DefaultSpeedLimit(),
 	}
 }
 
@@ -170,7 +172,8 @@ func WithProgress(f func(Progress)) Option {
 }
 
 // WithClock makes the client read time and wait through clk: token lifetimes, rate limits,
-// backoff and Retry-After. The default is the system clock.
+// backoff and Retry-After. The default is the system clock. The watchdog of WithSpeedLimit
+// measures time spent reading on the system clock.
 func WithClock(clk Clock) Option {
 	return func(o *clientOptions) error {
 		if clk == nil {

@@ -40,6 +40,8 @@ func TestOptionsRefuseBadValues(t *testing.T) {
 		{"empty spool dir", registry.WithSpoolDir("")},
 		{"tiny range chunks", registry.WithRangeDownload(1024, 4)},
 		{"negative upload chunk", registry.WithChunkedUpload(-1)},
+		{"negative speed", registry.WithSpeedLimit(registry.SpeedLimit{BytesPerSecond: -1, Period: time.Second})},
+		{"negative speed period", registry.WithSpeedLimit(registry.SpeedLimit{BytesPerSecond: 1, Period: -time.Second})},
 	} {
 		if _, err := registry.NewClient(tc.opt); !errors.Is(err, registry.ErrInvalidOption) {
 			t.Errorf("%s: NewClient: %v, want ErrInvalidOption", tc.name, err)

@@ -9,17 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
-
-// stallTimeout is how long a blob response may send nothing before the client gives up on
-// the connection and resumes on a new one.
-var stallTimeout = 30 * time.Second
 
 // download is one fetch of a blob into a spool, shared by every reader that FetchBlob
 // returns for that blob of that repository while it runs. Its bytes reach the readers only
@@ -32,8 +26,6 @@ type download struct {
 	desc   ocispec.Descriptor
 	spool  spool
 	cancel context.CancelFunc
-	// stall is stallTimeout when the download started.
-	stall time.Duration
 	// wake tells the hasher that bytes were written.
 	wake chan struct{}
 
@@ -73,7 +65,7 @@ func (c *Client) joinDownload(ctx context.Context, repo Reference, desc ocispec.
 	}
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d := &download{
-		c: c, key: key, repo: repo, desc: desc, spool: sp, cancel: cancel, stall: stallTimeout,
+		c: c, key: key, repo: repo, desc: desc, spool: sp, cancel: cancel,
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), refs: 1,
 	}
 	if _, ok := c.downloads[key]; !ok {
@@ -202,7 +194,9 @@ func (d *download) contiguous() int64 {
 }
 
 // fetch fetches every byte of the blob into the spool: from the first endpoint that
-// answers, in parallel ranges if the blob is large and the server serves ranges.
+// answers, in parallel ranges if the blob is large and the server serves ranges. When an
+// endpoint fails for a reason that may pass (its connections keep breaking, or are too
+// slow, see WithSpeedLimit), the rest comes from the next endpoint, from where it stopped.
 func (d *download) fetch(ctx context.Context) error {
 	size := d.desc.Size
 	if size == 0 {
@@ -216,25 +210,33 @@ func (d *download) fetch(ctx context.Context) error {
 		first.end = chunkSize
 	}
 	var errs []error
+	var chunks []*chunk
 	for _, ep := range d.c.endpoints(d.repo.Registry, CapPull) {
-		rr, err := d.open(ctx, ep, first)
-		if err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
-			errs = append(errs, err)
-			continue
-		}
-		chunks := []*chunk{first}
-		if rr.resp.StatusCode == http.StatusPartialContent {
-			for off := first.end; off < size; off += chunkSize {
-				chunks = append(chunks, &chunk{start: off, end: min(off+chunkSize, size)})
+		var err error
+		if chunks == nil {
+			var rr *rangeResponse
+			if rr, err = d.open(ctx, ep, first); err == nil {
+				chunks = []*chunk{first}
+				if rr.resp.StatusCode == http.StatusPartialContent {
+					for off := first.end; off < size; off += chunkSize {
+						chunks = append(chunks, &chunk{start: off, end: min(off+chunkSize, size)})
+					}
+				} else {
+					first.end = size // a full answer: the server ignored the range
+				}
+				d.setChunks(chunks)
+				err = d.fillAll(ctx, ep, chunks, rr)
 			}
 		} else {
-			first.end = size // a full answer: the server ignored the range
+			err = d.fillAll(ctx, ep, chunks, nil)
 		}
-		d.setChunks(chunks)
-		return d.fillAll(ctx, ep, chunks, rr)
+		if err == nil {
+			return nil
+		}
+		if permanent(ctx, err) {
+			return err
+		}
+		errs = append(errs, err)
 	}
 	return endpointsError(errs)
 }
@@ -263,19 +265,27 @@ func (d *download) setChunks(chunks []*chunk) {
 	d.mu.Unlock()
 }
 
-// fillAll fetches the chunks, up to rangeParallel at once; first comes with its answer.
+// fillAll fetches what is missing of the chunks, up to rangeParallel at once; first, if not
+// nil, is the answer for the first chunk.
 func (d *download) fillAll(ctx context.Context, ep *endpoint, chunks []*chunk, first *rangeResponse) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(d.c.opts.rangeParallel)
-	g.Go(func() error { return d.fill(gctx, ep, chunks[0], first) })
-	for _, ch := range chunks[1:] {
-		g.Go(func() error { return d.fill(gctx, ep, ch, nil) })
+	for i, ch := range chunks {
+		var rr *rangeResponse
+		if i == 0 {
+			rr = first
+		}
+		if rr == nil && d.written(ch) == ch.end-ch.start {
+			continue
+		}
+		g.Go(func() error { return d.fill(gctx, ep, ch, rr) })
 	}
 	return g.Wait()
 }
 
 // fill fetches what is missing of ch, resuming with a range when a connection breaks. It
-// gives up after MaxAttempts interruptions in a row that brought no byte.
+// gives up after MaxAttempts interruptions in a row that brought no byte (or that the
+// watchdog cut as too slow, whatever they brought).
 func (d *download) fill(ctx context.Context, ep *endpoint, ch *chunk, rr *rangeResponse) error {
 	defer func() {
 		if rr != nil {
@@ -303,13 +313,13 @@ func (d *download) fill(ctx context.Context, ep *endpoint, ch *chunk, rr *rangeR
 		if permanent(ctx, err) {
 			return err
 		}
-		if d.written(ch) > before {
+		if d.written(ch) > before && !tooSlow(err) {
 			failures = 0
 			continue
 		}
 		failures++
 		if failures >= d.c.opts.retry.MaxAttempts {
-			return fmt.Errorf("connection to %s broke %d times in a row at byte %d: %w", ep.host, failures, ch.start+before, err)
+			return fmt.Errorf("connection to %s broke %d times in a row at byte %d: %w", ep.host, failures, ch.start+d.written(ch), err)
 		}
 		if err := d.c.sleep(ctx, failures, 0); err != nil {
 			return err
@@ -330,12 +340,11 @@ func (d *download) written(ch *chunk) int64 {
 }
 
 // rangeResponse is an answer to a blob request, with the bytes to skip before ch's missing
-// part (when the server ignored the range) and a watchdog that cuts a stalled connection.
+// part (when the server ignored the range).
 type rangeResponse struct {
-	resp    *http.Response
-	skip    int64
-	cancel  context.CancelFunc
-	stalled atomic.Bool
+	resp   *http.Response
+	skip   int64
+	cancel context.CancelFunc
 }
 
 func (rr *rangeResponse) close() {
@@ -430,15 +439,10 @@ var errShortBody = errors.New("answer ended early")
 // copyBody writes the answer's bytes into the spool at ch's missing part. It returns nil when
 // ch is full, and an error when the answer broke or ended before.
 func (d *download) copyBody(ctx context.Context, ch *chunk, rr *rangeResponse) error {
-	watchdog := time.AfterFunc(d.stall, func() {
-		rr.stalled.Store(true)
-		rr.cancel()
-	})
-	defer watchdog.Stop()
 	body := rr.resp.Body
 	if rr.skip > 0 {
 		if _, err := io.CopyN(io.Discard, body, rr.skip); err != nil {
-			return d.readError(rr, err)
+			return err
 		}
 	}
 	bp := copyBuffers.Get().(*[]byte)
@@ -447,7 +451,6 @@ func (d *download) copyBody(ctx context.Context, ch *chunk, rr *rangeResponse) e
 	off := ch.start + d.written(ch)
 	for off < ch.end {
 		n, err := body.Read(buf[:min(int64(len(buf)), ch.end-off)])
-		watchdog.Reset(d.stall)
 		if n > 0 {
 			if _, werr := d.spool.WriteAt(buf[:n], off); werr != nil {
 				return &permanentError{fmt.Errorf("write spool: %w", werr)}
@@ -465,7 +468,7 @@ func (d *download) copyBody(ctx context.Context, ch *chunk, rr *rangeResponse) e
 			return errShortBody
 		}
 		if err != nil && err != io.EOF {
-			return d.readError(rr, err)
+			return err
 		}
 	}
 	if ch.end == d.desc.Size && rr.resp.ContentLength < 0 {
@@ -476,12 +479,4 @@ func (d *download) copyBody(ctx context.Context, ch *chunk, rr *rangeResponse) e
 		}
 	}
 	return ctx.Err()
-}
-
-// readError names a stalled connection as such.
-func (d *download) readError(rr *rangeResponse, err error) error {
-	if rr.stalled.Load() {
-		return fmt.Errorf("no byte for %v", d.stall)
-	}
-	return err
 }

@@ -31,7 +31,6 @@ func TestFaults(t *testing.T) {
 	layer := img.Layers()[0].Descriptor()
 	want := layerBytes(t, img)
 	proxy := startFaultProxy(t, reg.Addr)
-	defer registry.SetStallTimeout(300 * time.Millisecond)()
 
 	for _, tc := range []struct {
 		name  string
@@ -119,6 +118,7 @@ func TestFaults(t *testing.T) {
 				c := newClient(t, []string{proxy.Addr()}, append([]registry.Option{
 					registry.WithClock(clk),
 					registry.WithRetry(registry.RetryPolicy{MaxAttempts: 5, MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, MaxRetryAfter: time.Minute}),
+					registry.WithSpeedLimit(registry.SpeedLimit{Period: 300 * time.Millisecond}),
 				}, tc.opts...)...)
 				var got []byte
 				var err error

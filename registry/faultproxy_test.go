@@ -16,7 +16,8 @@ import (
 type fault struct {
 	// kind is "cut" (close the connection after at bytes of body), "flip" (invert the byte
 	// at offset at), "short" (declare and send 10 bytes less), "stall" (send at bytes, then
-	// nothing), "delay" (wait 300ms before answering), "429" (with retryAfter) or "500".
+	// nothing), "trickle" (send at bytes, then one byte every 50ms), "delay" (wait 300ms
+	// before answering), "429" (with retryAfter) or "500".
 	kind       string
 	match      string
 	at         int64
@@ -134,6 +135,22 @@ func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 		}
 		panic(http.ErrAbortHandler) // closes the connection mid-body
+	case "trickle":
+		io.CopyN(w, body, f.at)
+		w.(http.Flusher).Flush()
+		var one [1]byte
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := io.ReadFull(body, one[:]); err != nil {
+				return
+			}
+			w.Write(one[:])
+			w.(http.Flusher).Flush()
+		}
 	case "flip":
 		data, _ := io.ReadAll(body)
 		if f.at < int64(len(data)) {

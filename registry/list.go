@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -82,6 +83,9 @@ func (c *Client) Catalog(ctx context.Context, registry string, opts ...ListOptio
 // maxPages bounds how many pages a listing follows, against a registry whose links loop.
 const maxPages = 100000
 
+// maxListPage is the largest page of a listing the client reads.
+const maxListPage = 16 << 20
+
 // list GETs path and the pages its Link headers lead to, handing each body to page.
 func (c *Client) list(ctx context.Context, r Reference, path string, scopes []string, opts []ListOption, page func(io.Reader) (int, error)) error {
 	var o listOptions
@@ -97,12 +101,11 @@ func (c *Client) list(ctx context.Context, r Reference, path string, scopes []st
 	}
 	next := ep.url(path, q)
 	for i := 0; next != "" && i < maxPages; i++ {
-		resp, err := c.do(ctx, ep, &request{method: http.MethodGet, url: next, scopes: scopes, ok: []int{http.StatusOK}})
+		resp, body, err := c.getAll(ctx, ep, &request{method: http.MethodGet, url: next, scopes: scopes, ok: []int{http.StatusOK}}, maxListPage, 0)
 		if err != nil {
 			return err
 		}
-		n, err := page(io.LimitReader(resp.Body, maxManifest))
-		resp.Body.Close()
+		n, err := page(bytes.NewReader(body))
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInvalidResponse, redact(next), err)
 		}

@@ -42,9 +42,10 @@ func isIndexType(mediaType string) bool {
 	return mediaType == ocispec.MediaTypeImageIndex || mediaType == images.MediaTypeDockerSchema2ManifestList
 }
 
-// maxManifest is the largest manifest the client reads, four times what the distribution
-// specification asks registries to accept.
-const maxManifest = 16 << 20
+// maxManifest is the largest manifest or index the client reads: 4 MiB, the most that
+// containerd takes from a registry and that the distribution registry stores, and what the
+// distribution specification asks registries to accept at least.
+const maxManifest = 4 << 20
 
 // DecodeManifest decodes data, a manifest or index served with mediaType (a Content-Type;
 // parameters are ignored). When mediaType is empty or generic ("application/json",

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -42,18 +41,17 @@ func (c *Client) referrers(ctx context.Context, r Reference, subject digest.Dige
 	if artifactType != "" {
 		q = url.Values{"artifactType": {artifactType}}
 	}
-	resp, err := c.do(ctx, up, &request{
+	resp, body, err := c.getAll(ctx, up, &request{
 		method: http.MethodGet,
 		url:    up.url(r.Repository+"/referrers/"+subject.String(), q),
 		header: http.Header{"Accept": {ocispec.MediaTypeImageIndex}},
 		scopes: []string{pullScope(r)},
 		ok:     []int{http.StatusOK},
-	})
+	}, maxManifest, 0)
 	if err == nil {
-		defer resp.Body.Close()
 		if mt := mediaTypeOf(resp); mt == ocispec.MediaTypeImageIndex {
 			var ix ocispec.Index
-			if err := json.NewDecoder(io.LimitReader(resp.Body, maxManifest)).Decode(&ix); err != nil {
+			if err := json.Unmarshal(body, &ix); err != nil {
 				return nil, fmt.Errorf("%w: referrers index: %v", ErrInvalidResponse, err)
 			}
 			return filterArtifactType(ix.Manifests, artifactType), nil

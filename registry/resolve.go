@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -124,32 +123,34 @@ func (c *Client) manifest(ctx context.Context, r Reference, want *ocispec.Descri
 	return nil, fmt.Errorf("registry: manifest %s: %w", r, endpointsError(errs))
 }
 
-// getManifest fetches r's manifest from ep and verifies it.
+// getManifest fetches r's manifest from ep and verifies it. An answer whose body breaks or
+// stalls is asked for again (getAll).
 func (c *Client) getManifest(ctx context.Context, ep *endpoint, r Reference, want *ocispec.Descriptor) (*Manifest, error) {
-	resp, err := c.do(ctx, ep, &request{
+	limit, size := int64(maxManifest), int64(0)
+	if want != nil {
+		if want.Size > maxManifest {
+			return nil, fmt.Errorf("%w: %w: manifest %s has %d bytes, more than the %d allowed", ErrInvalidImage, ErrTooLarge, want.Digest, want.Size, maxManifest)
+		}
+		limit, size = want.Size, want.Size
+	}
+	resp, data, err := c.getAll(ctx, ep, &request{
 		method: http.MethodGet,
 		url:    ep.url(r.Repository+"/manifests/"+r.object(), nil),
 		header: http.Header{"Accept": {acceptManifests}},
 		scopes: []string{pullScope(r)},
 		ok:     []int{http.StatusOK},
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	limit := int64(maxManifest)
-	if want != nil {
-		limit = min(limit, want.Size)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("registry: read manifest from %s: %w", ep.host, err)
-	}
-	if int64(len(data)) > limit {
+	}, limit, size)
+	if errors.Is(err, ErrTooLarge) {
 		if want != nil {
 			return nil, fmt.Errorf("%w: manifest from %s is longer than the %d bytes of its descriptor", ErrSizeMismatch, ep.host, want.Size)
 		}
-		return nil, fmt.Errorf("%w: manifest from %s is larger than %d bytes", ErrInvalidImage, ep.host, maxManifest)
+		return nil, fmt.Errorf("%w: %w: manifest from %s is larger than %d bytes", ErrInvalidImage, ErrTooLarge, ep.host, maxManifest)
+	}
+	if errors.Is(err, errShortBody) && want != nil {
+		return nil, fmt.Errorf("%w: manifest %s from %s: %w", ErrSizeMismatch, want.Digest, ep.host, err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	// Verify before decoding: the bytes must be those the digest names.
 	expect := r.Digest

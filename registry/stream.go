@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -21,16 +20,17 @@ type blobStream struct {
 	ctx  context.Context
 	repo Reference
 	desc ocispec.Descriptor
-	ep   *endpoint
 	rep  *reporter
-	// stall is stallTimeout when the stream was opened.
-	stall time.Duration
+	// eps are the endpoints to fetch from, in order; ep is eps[next-1], the one in use.
+	eps  []*endpoint
+	next int
+	ep   *endpoint
+	errs []error // of the endpoints given up
 
-	off      int64 // the next byte to read
-	rr       *rangeResponse
-	watchdog *time.Timer
+	off int64 // the next byte to read
+	rr  *rangeResponse
 	// openedAt is off when rr was opened; failures counts the answers in a row that broke
-	// before giving a byte.
+	// before giving a byte (or that were too slow).
 	openedAt int64
 	failures int
 	err      error // sticky
@@ -39,38 +39,46 @@ type blobStream struct {
 // openStream returns a stream of the blob desc of repo from byte off, from the first
 // endpoint that answers. Progress is reported as "fetch" from off.
 func (c *Client) openStream(ctx context.Context, repo Reference, desc ocispec.Descriptor, off int64) (*blobStream, error) {
-	s := &blobStream{c: c, ctx: ctx, repo: repo, desc: desc, off: off, rep: c.reporter("fetch", repo, desc), stall: stallTimeout}
+	s := &blobStream{c: c, ctx: ctx, repo: repo, desc: desc, off: off, rep: c.reporter("fetch", repo, desc), eps: c.endpoints(repo.Registry, CapPull)}
 	if off >= desc.Size {
 		return s, nil
 	}
-	var errs []error
-	for _, ep := range c.endpoints(repo.Registry, CapPull) {
-		rr, err := c.openRange(ctx, ep, repo, desc, off, desc.Size)
+	if err := s.nextEndpoint(); err != nil {
+		return nil, s.wrap(err)
+	}
+	return s, nil
+}
+
+// nextEndpoint opens the rest of the blob from the next endpoint that answers.
+func (s *blobStream) nextEndpoint() error {
+	for s.next < len(s.eps) {
+		ep := s.eps[s.next]
+		s.next++
+		rr, err := s.c.openRange(s.ctx, ep, s.repo, s.desc, s.off, s.desc.Size)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, s.wrap(err)
+			if s.ctx.Err() != nil {
+				return s.ctx.Err()
 			}
-			errs = append(errs, err)
+			if permanent(s.ctx, err) {
+				return err
+			}
+			s.errs = append(s.errs, err)
 			continue
 		}
-		s.ep = ep
+		s.ep, s.failures = ep, 0
 		s.attach(rr)
-		return s, nil
+		return nil
 	}
-	return nil, s.wrap(endpointsError(errs))
+	return endpointsError(s.errs)
 }
 
 func (s *blobStream) wrap(err error) error {
 	return fmt.Errorf("registry: fetch blob %s from %s: %w", s.desc.Digest, s.repo.Name(), err)
 }
 
-// attach makes rr the answer being read, under a watchdog that cuts it if it stalls.
+// attach makes rr the answer being read.
 func (s *blobStream) attach(rr *rangeResponse) {
 	s.rr, s.openedAt = rr, s.off
-	s.watchdog = time.AfterFunc(s.stall, func() {
-		rr.stalled.Store(true)
-		rr.cancel()
-	})
 }
 
 // detach closes the answer being read.
@@ -78,7 +86,6 @@ func (s *blobStream) detach() {
 	if s.rr == nil {
 		return
 	}
-	s.watchdog.Stop()
 	s.rr.close()
 	s.rr = nil
 }
@@ -135,36 +142,25 @@ func (s *blobStream) read(p []byte) (int, error) {
 	if s.rr.skip > 0 {
 		n, err := io.CopyN(io.Discard, body, s.rr.skip)
 		s.rr.skip -= n
-		s.watchdog.Reset(s.stall)
 		if err != nil {
-			return 0, s.readError(err)
+			return 0, err
 		}
 	}
 	n, err := body.Read(p)
-	s.watchdog.Reset(s.stall)
 	if err == io.EOF {
 		if int64(n) < s.desc.Size-s.off {
 			return n, errShortBody
 		}
 		err = nil
 	}
-	if err != nil {
-		return n, s.readError(err)
-	}
-	return n, nil
-}
-
-func (s *blobStream) readError(err error) error {
-	if s.rr.stalled.Load() {
-		return fmt.Errorf("no byte for %v", s.stall)
-	}
-	return err
+	return n, err
 }
 
 // broken drops the answer after err, and returns err if resuming cannot help: err is
-// permanent, or MaxAttempts answers in a row broke without a byte.
+// permanent, or MaxAttempts answers in a row from every endpoint broke without a byte (or
+// were too slow). An endpoint given up on is left for the next.
 func (s *blobStream) broken(err error) error {
-	progress := s.off > s.openedAt
+	progress := s.off > s.openedAt && !tooSlow(err)
 	s.detach()
 	if permanent(s.ctx, err) {
 		if s.ctx.Err() != nil {
@@ -178,19 +174,24 @@ func (s *blobStream) broken(err error) error {
 	}
 	s.failures++
 	if s.failures >= s.c.opts.retry.MaxAttempts {
-		return fmt.Errorf("connection to %s broke %d times in a row at byte %d: %w", s.ep.host, s.failures, s.off, err)
+		s.errs = append(s.errs, fmt.Errorf("connection to %s broke %d times in a row at byte %d: %w", s.ep.host, s.failures, s.off, err))
+		return s.nextEndpoint()
 	}
 	return s.c.sleep(s.ctx, s.failures, 0)
 }
 
-// reopen asks the endpoint for the rest of the blob.
+// reopen asks the endpoint for the rest of the blob, or the next endpoints if it fails.
 func (s *blobStream) reopen() error {
 	rr, err := s.c.openRange(s.ctx, s.ep, s.repo, s.desc, s.off, s.desc.Size)
 	if err != nil {
 		if s.ctx.Err() != nil {
 			return s.ctx.Err()
 		}
-		return err
+		if permanent(s.ctx, err) {
+			return err
+		}
+		s.errs = append(s.errs, err)
+		return s.nextEndpoint()
 	}
 	s.attach(rr)
 	return nil

@@ -87,6 +87,41 @@ func (c *Client) do(ctx context.Context, ep *endpoint, r *request) (*http.Respon
 	}
 }
 
+// getAll sends r to ep as do does and reads the answer's whole body, of at most limit bytes
+// (more is an error wrapping ErrTooLarge), and at least want bytes if want > 0. An answer
+// whose body breaks (a reset connection, fewer bytes than its Content-Length or want, a cut
+// by the watchdog of WithSpeedLimit) is asked for again, with the retry policy's backoff, up
+// to its MaxAttempts times. The answer it returns has its body closed; its headers are
+// there to read.
+func (c *Client) getAll(ctx context.Context, ep *endpoint, r *request, limit, want int64) (*http.Response, []byte, error) {
+	p := c.opts.retry
+	for attempt := 1; ; attempt++ {
+		resp, err := c.do(ctx, ep, r)
+		if err != nil {
+			return nil, nil, err
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		resp.Body.Close()
+		switch {
+		case err == nil && int64(len(data)) > limit:
+			return nil, nil, fmt.Errorf("%w: the answer to %s %s has more than %d bytes", ErrTooLarge, r.method, redact(r.url), limit)
+		case err == nil && int64(len(data)) < want:
+			err = fmt.Errorf("%w: %d of %d bytes", errShortBody, len(data), want)
+		case err == nil:
+			return resp, data, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("registry: %s %s: %w", r.method, redact(r.url), ctx.Err())
+		}
+		if !retryableError(ctx, err) || attempt >= p.MaxAttempts {
+			return nil, nil, fmt.Errorf("registry: read answer to %s %s: %w (attempt %d of %d)", r.method, redact(r.url), err, attempt, p.MaxAttempts)
+		}
+		if err := c.sleep(ctx, attempt, 0); err != nil {
+			return nil, nil, fmt.Errorf("registry: %s %s: %w", r.method, redact(r.url), err)
+		}
+	}
+}
+
 // sleep waits before retry n, at least serverWait.
 func (c *Client) sleep(ctx context.Context, n int, serverWait time.Duration) error {
 	d, err := c.retryWait(ctx, n, serverWait)
@@ -114,8 +149,14 @@ func (c *Client) send(ctx context.Context, ep *endpoint, r *request) (*http.Resp
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	release := sync.OnceFunc(func() { <-h.slots })
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url, nil)
+	// The request has a context of its own, which the body's watchdog cancels to cut a
+	// stuck or too slow answer, and closing the body cancels to free it.
+	rctx, cancel := context.WithCancel(ctx)
+	release := sync.OnceFunc(func() {
+		cancel()
+		<-h.slots
+	})
+	req, err := http.NewRequestWithContext(rctx, r.method, r.url, nil)
 	if err != nil {
 		release()
 		return nil, err
@@ -144,7 +185,7 @@ func (c *Client) send(ctx context.Context, ep *endpoint, r *request) (*http.Resp
 		release()
 		return nil, err
 	}
-	resp.Body = &slotBody{ReadCloser: resp.Body, release: release}
+	resp.Body = &slotBody{ReadCloser: watch(resp.Body, c.opts.speed, cancel), release: release}
 	return resp, nil
 }
 
