@@ -42,6 +42,18 @@ var (
 	// ErrInvalidResponse means a registry's answer breaks the distribution protocol: a
 	// missing upload location, a range it was not asked for, a malformed token answer.
 	ErrInvalidResponse = errors.New("registry: invalid response")
+	// ErrTooLarge means something is larger than the client takes: a manifest or index of
+	// more than 4 MiB or a config of more than 16 MiB (errors that also match
+	// ErrInvalidImage), an answer of more than its reader reads (a token of 1 MiB, a list
+	// page of 16 MiB), or the layers of a pull, unpacked, more than WithPullUnpackLimit
+	// allows.
+	ErrTooLarge = errors.New("registry: too large")
+	// ErrNotImage means a manifest is not that of a container image: its config's media type
+	// is not an image config's (OCI or Docker), as with artifacts such as signatures, SBOMs
+	// or Helm charts. Pull, which makes an image to run containers from, refuses it;
+	// PullLayout, Copy, FetchManifest and FetchBlob take any artifact. It also matches
+	// ErrInvalidImage.
+	ErrNotImage error = &subError{msg: "registry: not a container image", parent: ErrInvalidImage}
 )
 
 // subError is a sentinel that also matches a broader one.

@@ -24,7 +24,12 @@
 // what their capabilities allow, then the upstream). Requests are retried with exponential
 // backoff and jitter on 408, 429, 5xx and broken connections, honouring Retry-After in full,
 // and limited per host in rate ([WithRateLimit]) and concurrency ([WithMaxConcurrency]).
-// [WithProgress] reports bytes done per blob, for progress bars.
+// Every response body the client reads (manifests, indexes, configs, blobs, tokens, lists)
+// is watched: one that stalls or trickles below [WithSpeedLimit] (1 KiB/s over 30 s by
+// default) is cut, asked for again (a blob from where it stopped, a manifest whole, with
+// its digest verified again) and then from the next mirror, so a stuck mirror never holds
+// a pull until the caller's context ends. Manifests and indexes of more than 4 MiB are
+// refused ([ErrTooLarge]). [WithProgress] reports bytes done per blob, for progress bars.
 //
 // Errors from a registry are a *[ResponseError] (method, URL, status and the OCI error codes),
 // which matches sentinels such as [ErrNotFound], [ErrUnauthorized], [ErrManifestUnknown] and
@@ -42,7 +47,13 @@
 // content and snapshots already there are reused, a failed or cancelled pull leaves no image
 // record (and keeps what it verified for the next attempt, [WithPullKeep]; its clean-up waits
 // a few seconds for a containerd that is restarting), and layers cannot write outside their
-// snapshot. [WithProgress] reports every blob's bytes, for progress bars.
+// snapshot. Pull takes container images only: a manifest whose config is not an OCI or
+// Docker image config (an artifact: a signature, a Helm chart) fails with [ErrNotImage], as
+// does, before any fetch, a layer whose media type containerd cannot unpack; PullLayout and
+// Copy take artifacts too. The layers of a pull may unpack to at most
+// [WithPullUnpackLimit] (by default 100 times their compressed size, and at least 1 GiB):
+// a decompression bomb fails with [ErrTooLarge] and its snapshot is removed.
+// [WithProgress] reports every blob's bytes, for progress bars.
 //
 // When containerd runs on this host and the program is root, layer blobs skip containerd's
 // socket: each is written into an unnamed file in the content store's own directory, hashed
@@ -60,8 +71,10 @@
 //
 // # Images without a registry
 //
-// An image is made in three steps. A [LayerBuilder] collects files, directories and links
-// (from bytes or from the host) and builds a [Layer]: a reproducible tar stream, compressed
+// An image is made in three steps. A [LayerBuilder] collects files, directories, links and
+// whiteouts (from bytes or from the host; host files are read at Build through handles that
+// follow no link, and only if they are still the files that were added) and builds a
+// [Layer]: a reproducible tar stream, compressed
 // with gzip (the default), zstd or not at all, kept in an unlinked temporary file until
 // [Layer.Close]. [NewImage] puts layers and an [ocispec.ImageConfig] (entrypoint, command,
 // environment, user, ports) together into an [Image] for one platform, and [NewIndex] puts
@@ -73,7 +86,8 @@
 // consume them: [WriteLayout] writes an OCI image layout directory, [WriteLayoutTar] streams
 // one as a tar (for `ctr images import` and other tools), and [Import] writes the blobs into
 // containerd's content store and creates the image record, optionally unpacking it.
-// [ReadLayout] reads a layout back, verifying every blob against its descriptor.
+// [ReadLayout] reads a layout back, verifying every blob against its descriptor and
+// following no symbolic link inside the layout.
 //
 // The smallest complete use builds a busybox image and makes it runnable in containerd
 // (c is a *client.Client):

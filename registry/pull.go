@@ -187,6 +187,10 @@ func (p *puller) pull(ctx context.Context) (images.Image, error) {
 		return images.Image{}, fmt.Errorf("%w: %s is not an image manifest", ErrInvalidImage, m.Descriptor.Digest)
 	}
 	im := m.Image
+	if !images.IsConfigType(im.Config.MediaType) {
+		return images.Image{}, fmt.Errorf("%w: manifest %s has a config of media type %q, not an image config (%s or %s): an artifact, which containerd cannot run (PullLayout, Copy, FetchManifest and FetchBlob read artifacts)",
+			ErrNotImage, m.Descriptor.Digest, im.Config.MediaType, ocispec.MediaTypeImageConfig, images.MediaTypeDockerSchema2Config)
+	}
 
 	lctx, err := p.takeLease(ctx)
 	if err != nil {
@@ -260,7 +264,7 @@ func (p *puller) pull(ctx context.Context) (images.Image, error) {
 // registry, and stores them.
 func (p *puller) config(ctx context.Context, desc ocispec.Descriptor) (*ocispec.Image, error) {
 	if desc.Size > maxDocument {
-		return nil, fmt.Errorf("%w: config %s: %d bytes is more than the %d allowed", ErrInvalidImage, desc.Digest, desc.Size, maxDocument)
+		return nil, fmt.Errorf("%w: %w: config %s: %d bytes is more than the %d allowed", ErrInvalidImage, ErrTooLarge, desc.Digest, desc.Size, maxDocument)
 	}
 	data, err := content.ReadBlob(ctx, p.cs, desc)
 	if err != nil || desc.Digest.Algorithm().FromBytes(data) != desc.Digest {

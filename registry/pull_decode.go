@@ -60,7 +60,7 @@ func (u *unpacker) decode(ctx context.Context, in *ingest, alg digest.Algorithm)
 			closeRA()
 			return nil, nil, err
 		}
-		return io.TeeReader(dr, d.Hash()), func() {
+		return io.TeeReader(&limitedDecoder{r: dr, u: u}, d.Hash()), func() {
 			dr.Close()
 			closeRA()
 		}, nil
@@ -75,4 +75,19 @@ func (ld *layerDecoder) Digest() digest.Digest { return ld.d.Digest() }
 func (ld *layerDecoder) Close() error {
 	ld.cancel()
 	return ld.readahead.Close()
+}
+
+// limitedDecoder counts what a layer decompresses to against the unpack limit, and fails
+// once the layers of the pull pass it.
+type limitedDecoder struct {
+	r io.Reader
+	u *unpacker
+}
+
+func (l *limitedDecoder) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if l.u.decoded.Add(int64(n)) > l.u.limit {
+		return n, errUnpackLimit(l.u.limit)
+	}
+	return n, err
 }

@@ -120,7 +120,6 @@ func TestPullFaults(t *testing.T) {
 func testPullFaults(t *testing.T, content registry.PullOption) {
 	e := newPullEnv(t)
 	proxy := startFaultProxy(t, e.reg.Addr)
-	defer registry.SetStallTimeout(300 * time.Millisecond)()
 	for i, tc := range []struct {
 		name  string
 		comp  registry.Compression
@@ -182,7 +181,7 @@ func testPullFaults(t *testing.T, content registry.PullOption) {
 			f.match = layer.Digest.String()
 			proxy.add(f)
 			ref := proxy.Ref(repo + ":1")
-			c := newClient(t, []string{proxy.Addr()})
+			c := newClient(t, []string{proxy.Addr()}, registry.WithSpeedLimit(registry.SpeedLimit{Period: 300 * time.Millisecond}))
 			_, err := c.Pull(e.ctx, e.ctrd.Client, ref, content)
 			if tc.wantErr == nil && tc.wantMsg == "" {
 				if err != nil {
@@ -291,4 +290,71 @@ func testPullCancelThenResume(t *testing.T, content registry.PullOption) {
 		t.Errorf("active snapshots left: %q", keys)
 	}
 	checkNoLeases(t, e)
+}
+
+// TestPullBodyFaults pulls into containerd through a proxy that breaks the body of the
+// manifest or the config once (a reset, a stall after the headers), and through a mirror
+// that trickles layers at 20 bytes a second: the pull asks again, or leaves the mirror for
+// the registry, and succeeds in seconds.
+func TestPullBodyFaults(t *testing.T) {
+	forEachContentPath(t, testPullBodyFaults)
+}
+
+func testPullBodyFaults(t *testing.T, content registry.PullOption) {
+	e := newPullEnv(t)
+	proxy := startFaultProxy(t, e.reg.Addr)
+	for i, tc := range []struct {
+		name string
+		// match is "manifest", "config" or "layer": what the fault spoils.
+		match  string
+		fault  fault
+		mirror bool // the proxy is a mirror of the registry, not the registry
+	}{
+		{name: "manifest reset once", match: "manifest", fault: fault{kind: "cut", at: 20, times: 1}},
+		{name: "manifest stalls once", match: "manifest", fault: fault{kind: "stall", at: 20, times: 1}},
+		{name: "config reset once", match: "config", fault: fault{kind: "cut", at: 20, times: 1}},
+		{name: "config stalls once", match: "config", fault: fault{kind: "stall", at: 20, times: 1}},
+		{name: "slow mirror of layers", match: "layer", fault: fault{kind: "trickle", at: 1000, times: -1}, mirror: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := randomLayersImage(t, registry.Gzip, 256<<10, 1<<20)
+			repo := fmt.Sprintf("bodyfaults%d", i)
+			e.push(t, e.reg.Ref(repo+":1"), img)
+			proxy.reset()
+			f := tc.fault
+			switch tc.match {
+			case "manifest":
+				f.match = "/manifests/"
+			case "config":
+				f.match = img.Manifest().Config.Digest.String()
+			case "layer":
+				f.match = "/blobs/"
+			}
+			proxy.add(f)
+			ref := proxy.Ref(repo + ":1")
+			c := newClient(t, []string{proxy.Addr()}, watchdog)
+			if tc.mirror {
+				ref = e.reg.Ref(repo + ":1")
+				c = newClient(t, nil, watchdog, registry.WithHosts(map[string]registry.HostConfig{
+					e.reg.Addr: {PlainHTTP: true, Mirrors: []registry.Mirror{{URL: "http://" + proxy.Addr()}}},
+				}))
+			}
+			ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+			defer cancel()
+			start := time.Now()
+			_, err := c.Pull(ctx, e.ctrd.Client, ref, content)
+			if took := time.Since(start); took > 15*time.Second {
+				t.Errorf("Pull took %v", took)
+			}
+			if err != nil {
+				t.Fatalf("Pull: %v", err)
+			}
+			if !e.hasImage(t, ref) {
+				t.Fatalf("no image record after the pull")
+			}
+			if len(proxy.requests(f.match)) < 2 && !tc.mirror {
+				t.Errorf("%d requests of %s, want it asked again", len(proxy.requests(f.match)), f.match)
+			}
+		})
+	}
 }

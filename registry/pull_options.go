@@ -19,6 +19,8 @@ type pullOptions struct {
 	concurrency int
 	labels      map[string]string
 	keep        time.Duration
+	// unpackLimit is WithPullUnpackLimit's; 0 for the default.
+	unpackLimit int64
 
 	// content says where layer blobs go: contentAuto, contentAPI or a directory taken for
 	// the root of containerd's local content store (for tests).
@@ -124,6 +126,34 @@ func WithPullKeep(d time.Duration) PullOption {
 			return fmt.Errorf("%w: keep %v is negative", ErrInvalidOption, d)
 		}
 		o.keep = d
+		return nil
+	}
+}
+
+// Default unpack limit of a pull (WithPullUnpackLimit): defaultUnpackRatio times the
+// compressed size of the layers, and at least defaultUnpackFloor.
+const (
+	defaultUnpackRatio = 100
+	defaultUnpackFloor = 1 << 30
+)
+
+// WithPullUnpackLimit sets the most bytes the layers of a pull may unpack to: both their
+// tar streams decompressed and the sizes of the files these hold, summed over the layers
+// the pull unpacks. It is checked as the layers are decompressed and before each file is
+// written, so that a decompression bomb (a small blob that inflates to more than the disk
+// holds, or a tar of sparse files) fails the pull with an error matching ErrTooLarge as
+// soon as it passes the limit, and the snapshot it was unpacked into is removed. The
+// default is 100 times the compressed size of the layers, or 1 GiB if that is more: real
+// layers compress far less than a hundredfold, so only a layer of little but zeros (a bomb,
+// or a preallocated disk image) meets it. math.MaxInt64 sets no limit. The limit applies
+// where Pull extracts layers itself (containerd on this host, the process root); through
+// containerd's diff service, containerd extracts them.
+func WithPullUnpackLimit(n int64) PullOption {
+	return func(o *pullOptions) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: unpack limit %d, want a positive number of bytes", ErrInvalidOption, n)
+		}
+		o.unpackLimit = n
 		return nil
 	}
 }

@@ -1,15 +1,18 @@
 package registry
 
 import (
+	"archive/tar"
 	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -51,6 +54,10 @@ type unpacker struct {
 	// extracted; nil if none.
 	next      *layerDecoder
 	nextLayer int
+	// limit is how many bytes the layers may unpack to (WithPullUnpackLimit); decoded and
+	// files count the bytes decompressed and the sizes of the files extracted so far.
+	limit          int64
+	decoded, files atomic.Int64
 }
 
 // newUnpacker checks that the config describes the layers and finds the layers already
@@ -63,6 +70,12 @@ func (p *puller) newUnpacker(ctx context.Context, cfg *ocispec.Image, im *ocispe
 	for _, d := range diffIDs {
 		if err := d.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: diff ID %q: %v", ErrInvalidImage, d, err)
+		}
+	}
+	// A layer that cannot be unpacked is refused before anything is fetched.
+	for _, l := range im.Layers {
+		if _, err := images.DiffCompression(ctx, l.MediaType); err != nil {
+			return nil, fmt.Errorf("%w: layer %s has media type %q, which containerd cannot unpack", ErrInvalidImage, l.Digest, l.MediaType)
 		}
 	}
 	u := &unpacker{
@@ -84,6 +97,7 @@ func (p *puller) newUnpacker(ctx context.Context, cfg *ocispec.Image, im *ocispe
 			return nil, fmt.Errorf("snapshot %s in %s: %w", u.chain[i], u.name, err)
 		}
 	}
+	u.limit = unpackLimit(p.opts.unpackLimit, im.Layers[u.first:])
 	if u.first > 0 {
 		r := leases.Resource{ID: u.chain[u.first-1].String(), Type: "snapshots/" + u.name}
 		if err := p.leaseResource(ctx, r); err != nil {
@@ -91,6 +105,35 @@ func (p *puller) newUnpacker(ctx context.Context, cfg *ocispec.Image, im *ocispe
 		}
 	}
 	return u, nil
+}
+
+// unpackLimit is the unpack limit of WithPullUnpackLimit, or else the default for the
+// layers to unpack.
+func unpackLimit(opt int64, layers []ocispec.Descriptor) int64 {
+	if opt > 0 {
+		return opt
+	}
+	var compressed int64
+	for _, l := range layers {
+		compressed += l.Size
+	}
+	if compressed > math.MaxInt64/defaultUnpackRatio {
+		return math.MaxInt64
+	}
+	return max(defaultUnpackFloor, compressed*defaultUnpackRatio)
+}
+
+// errUnpackLimit is the error of layers that unpack to more than limit bytes.
+func errUnpackLimit(limit int64) error {
+	return fmt.Errorf("%w: the layers unpack to more than %d bytes (WithPullUnpackLimit)", ErrTooLarge, limit)
+}
+
+// countFile counts the size of a file that the layer holds against the limit.
+func (u *unpacker) countFile(h *tar.Header) (bool, error) {
+	if u.files.Add(max(h.Size, 0)) > u.limit {
+		return false, fmt.Errorf("%s: %w", h.Name, errUnpackLimit(u.limit))
+	}
+	return true, nil
 }
 
 // readers returns how many of the layers to unpack have the blob of digest d; 0 for a nil
@@ -215,7 +258,7 @@ func (u *unpacker) apply(ctx context.Context, i int, in *ingest, mounts []mount.
 	if i+1 < len(u.layers) {
 		u.next, u.nextLayer = u.decode(ctx, u.ingests[i+1], u.diffIDs[i+1].Algorithm()), i+1
 	}
-	return extract(ctx, dec, root, parents, overlay)
+	return extract(ctx, dec, root, parents, overlay, u.countFile)
 }
 
 // decoder returns the decoder of layer i: the one started ahead, or a new one.
@@ -238,9 +281,10 @@ func (u *unpacker) closeNext() {
 
 // extract extracts the uncompressed layer that dec reads into root, converting whiteouts
 // for overlayfs if overlay (with parents, the lower directories, for the attributes of
-// directories the layer implies). It returns the digest of the uncompressed stream.
-func extract(ctx context.Context, dec *layerDecoder, root string, parents []string, overlay bool) (digest.Digest, error) {
-	var opts []archive.ApplyOpt
+// directories the layer implies), and asking filter about each entry first. It returns the
+// digest of the uncompressed stream.
+func extract(ctx context.Context, dec *layerDecoder, root string, parents []string, overlay bool, filter archive.Filter) (digest.Digest, error) {
+	opts := []archive.ApplyOpt{archive.WithFilter(filter)}
 	if overlay {
 		opts = append(opts, archive.WithConvertWhiteout(archive.OverlayConvertWhiteout))
 		if len(parents) > 0 {
