@@ -19,6 +19,11 @@ var (
 	// ErrSlowWatcher ends a watch whose reader fell too far behind the writers. List the
 	// objects again and watch from the revision of the list.
 	ErrSlowWatcher = errors.New("orchestrator: watcher fell too far behind")
+	// ErrCorrupt: a store's file is damaged: it is not a store, its structure is broken
+	// (truncated, overwritten), or one of its records does not decode. OpenBoltStore
+	// wraps it with the file's path and what is wrong ("page 7: element 3 points to page
+	// 9000, past the end of the file"); a record that does not decode is a *RecordError.
+	ErrCorrupt = errors.New("orchestrator: store file corrupt")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("orchestrator: store closed")
 	// ErrRunning: Run was called while another Run of the same Orchestrator was running.

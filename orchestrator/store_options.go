@@ -4,6 +4,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
+
+	"github.com/opendao/dao"
 )
 
 // Defaults of the stores of this package.
@@ -22,10 +25,11 @@ type StoreOption func(*storeOptions) error
 type storeOptions struct {
 	history int
 	buffer  int
+	log     *slog.Logger
 }
 
 func defaultStoreOptions() storeOptions {
-	return storeOptions{history: DefaultHistory, buffer: DefaultWatchBuffer}
+	return storeOptions{history: DefaultHistory, buffer: DefaultWatchBuffer, log: slog.Default()}
 }
 
 func (o *storeOptions) apply(opts []StoreOption) error {
@@ -64,6 +68,21 @@ func WithWatchBuffer(events int) StoreOption {
 			return fmt.Errorf("orchestrator: watch buffer %d: must be at least 1", events)
 		}
 		o.buffer = events
+		return nil
+	}
+}
+
+// WithStoreLogger sets the logger of what a store finds wrong with its file but gets past:
+// the records of a BoltStore that do not decode, which it sets aside to open without them,
+// and a damaged meta page it opens without. The default is slog.Default(), so that data
+// set aside is not set aside silently; BoltStore.Quarantined lists the records too. The
+// memory store logs nothing.
+func WithStoreLogger(l *slog.Logger) StoreOption {
+	return func(o *storeOptions) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil store logger", dao.ErrInvalid)
+		}
+		o.log = l
 		return nil
 	}
 }
