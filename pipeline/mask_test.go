@@ -3,6 +3,7 @@ package pipeline
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -59,15 +60,63 @@ func TestSecretSetMultiline(t *testing.T) {
 }
 
 func TestLineWriter(t *testing.T) {
-	var lines []string
-	w := &lineWriter{emit: func(s string) { lines = append(lines, s) }}
+	type line struct {
+		Text string
+		Cut  bool
+	}
+	var lines []line
+	w := &lineWriter{emit: func(s string, cut bool) { lines = append(lines, line{s, cut}) }}
 	w.Write([]byte("one\ntw"))
 	w.Write([]byte("o\r\n\nthree"))
-	w.Write([]byte(strings.Repeat("x", maxLineBytes+3)))
+	w.Write([]byte(strings.Repeat("x", MaxLineBytes+3)))
+	w.Write([]byte("\n" + strings.Repeat("y", MaxLineBytes) + "\n"))
 	w.Flush()
-	want := []string{"one", "two", "", "three" + strings.Repeat("x", maxLineBytes-5), "xxxxxxxx"}
+	want := []line{
+		{"one", false}, {"two", false}, {"", false},
+		{"three" + strings.Repeat("x", MaxLineBytes-5), true}, {"xxxxxxxx", false},
+		{strings.Repeat("y", MaxLineBytes), false},
+	}
 	if diff := cmp.Diff(want, lines); diff != "" {
 		t.Errorf("lines (-want +got):\n%s", diff)
+	}
+}
+
+// TestLineWriterLongLines: output without a newline is cut into pieces of at most
+// MaxLineBytes, at UTF-8 boundaries, with nothing lost, and the writer's memory stays bounded.
+func TestLineWriterLongLines(t *testing.T) {
+	var (
+		got    strings.Builder
+		pieces int
+	)
+	w := &lineWriter{emit: func(s string, cut bool) {
+		if len(s) > MaxLineBytes || !utf8.ValidString(s) {
+			t.Fatalf("piece of %d bytes, valid UTF-8 %v", len(s), utf8.ValidString(s))
+		}
+		if !cut {
+			t.Fatalf("piece %d not marked cut", pieces)
+		}
+		got.WriteString(s)
+		pieces++
+	}}
+	chunk := []byte(strings.Repeat("é€𝄞x", 1000)) // characters of 2, 3, 4 and 1 bytes
+	var want strings.Builder
+	for range 200 { // about 2 MB in one line
+		w.Write(chunk)
+		want.Write(chunk)
+		if len(w.buf) > 2*MaxLineBytes+len(chunk) || cap(w.buf) > 4*MaxLineBytes+2*len(chunk) {
+			t.Fatalf("buffer of %d bytes (capacity %d)", len(w.buf), cap(w.buf))
+		}
+	}
+	w.emit = func(s string, cut bool) { got.WriteString(s) }
+	w.Flush()
+	if got.String() != want.String() {
+		t.Errorf("pieces put together differ from what was written (%d and %d bytes)", got.Len(), want.Len())
+	}
+	if pieces < want.Len()/MaxLineBytes {
+		t.Errorf("%d pieces for %d bytes", pieces, want.Len())
+	}
+	if s := (LogLine{Text: "abc", Cut: true}).String(); !strings.HasSuffix(s, " abc"+CutMark) {
+		t.Errorf("String of a cut line = %q, want it to end with %q", s, "abc"+CutMark)
 	}
 }
 

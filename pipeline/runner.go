@@ -94,9 +94,10 @@ func (r *Runner) Run(ctx context.Context, p *Pipeline, opts ...RunOption) (*Reco
 func (r *Runner) check(p *Pipeline, o *runOptions) error {
 	var pr problems
 	p.validate(&pr)
+	paths := stepPaths(p.Steps)
 	for i := range p.Steps {
 		s := &p.Steps[i]
-		at := stepField(i, s.Name)
+		at := paths[i]
 		missing := func(field string, names []string) {
 			for j, name := range names {
 				if _, ok := o.secrets[name]; !ok && envNamePattern.MatchString(name) {
@@ -105,8 +106,8 @@ func (r *Runner) check(p *Pipeline, o *runOptions) error {
 			}
 		}
 		missing(at+".secrets", s.Secrets)
-		for k := range s.Services {
-			missing(serviceField(at, k, s.Services[k].Name)+".secrets", s.Services[k].Secrets)
+		for k, sat := range servicePaths(at, s.Services) {
+			missing(sat+".secrets", s.Services[k].Secrets)
 		}
 		if s.Deploy != nil && r.opts.deployer == nil {
 			pr.add(at+".deploy", "the Runner has no Deployer (WithDeployer)")
@@ -130,7 +131,10 @@ type run struct {
 
 	nodes  []*node
 	groups map[string][]*node
-	anc    map[string]map[string]bool
+	index  map[string]int // steps by name
+
+	upMu sync.Mutex
+	up   map[string]upstream // by step, once the steps it needs have finished
 
 	startedAt, finishedAt time.Time
 }
@@ -182,12 +186,12 @@ func (r *Runner) newRun(p *Pipeline, o *runOptions) (*run, error) {
 		os.RemoveAll(scratch)
 		return nil, fmt.Errorf("pipeline: workspace %s: not a directory", ru.ws)
 	}
-	index := map[string]int{}
+	ru.index = make(map[string]int, len(p.Steps))
+	ru.up = make(map[string]upstream, len(p.Steps))
 	for i := range p.Steps {
 		ru.p.Steps = append(ru.p.Steps, *p.Steps[i].clone())
-		index[p.Steps[i].Name] = i
+		ru.index[p.Steps[i].Name] = i
 	}
-	ru.anc = ru.p.ancestors(index)
 	for i := range ru.p.Steps {
 		s := &ru.p.Steps[i]
 		insts := expand(s.Matrix)
@@ -239,13 +243,18 @@ func (ru *run) now() time.Time { return ru.r.opts.now() }
 
 // log adds a message of the runner to the node's log, with secrets masked.
 func (ru *run) log(n *node, format string, args ...any) {
-	ru.emit(n, true, ru.masks.mask(fmt.Sprintf(format, args...)))
+	ru.emit(n, LogLine{Runner: true, Text: ru.masks.mask(fmt.Sprintf(format, args...))})
 }
 
-// emit adds a line to the node's log and hands it to the live log function. Container output
-// was masked as it was read.
-func (ru *run) emit(n *node, runner bool, text string) {
-	line := LogLine{Time: ru.now(), Step: n.name, Runner: runner, Text: text}
+// emitLine adds a line of the node's container output, masked as it was read.
+func (ru *run) emitLine(n *node, text string, cut bool) {
+	ru.emit(n, LogLine{Text: text, Cut: cut})
+}
+
+// emit adds a line to the node's log, with its time and step, and hands it to the live log
+// function.
+func (ru *run) emit(n *node, line LogLine) {
+	line.Time, line.Step = ru.now(), n.name
 	ru.logMu.Lock()
 	defer ru.logMu.Unlock()
 	n.logs = append(n.logs, line.String())
@@ -336,24 +345,62 @@ func (ru *run) shouldRun(n *node, sc *nodeScope) (bool, string) {
 	return true, ""
 }
 
-// whyNotSuccess names the first step this node needs, directly or not, that did not succeed.
+// whyNotSuccess names the nearest step this node needs, directly or not, that did not
+// succeed: a step it needs directly first.
 func (ru *run) whyNotSuccess(n *node) string {
-	names := slices.Clone(n.def.Needs)
-	for _, s := range ru.p.Steps {
-		if ru.anc[n.def.Name][s.Name] && !slices.Contains(names, s.Name) {
-			names = append(names, s.Name)
-		}
-	}
-	for _, name := range names {
-		if !ru.groupOK(name) {
-			what := map[Status]string{
-				StatusFailure: "failed", StatusTimedOut: "timed out",
-				StatusSkipped: "was skipped", StatusCancelled: "was cancelled",
-			}[ru.groupStatus(name)]
-			return fmt.Sprintf("needed step %q %s", name, what)
-		}
+	if name := ru.upstream(n.def.Name).culprit; name != "" {
+		what := map[Status]string{
+			StatusFailure: "failed", StatusTimedOut: "timed out",
+			StatusSkipped: "was skipped", StatusCancelled: "was cancelled",
+		}[ru.groupStatus(name)]
+		return fmt.Sprintf("needed step %q %s", name, what)
 	}
 	return "needed steps did not succeed"
+}
+
+// upstream is what the conditions of a step see of the steps it needs, directly or not.
+type upstream struct {
+	ok      bool   // all of them count as a success (ok)
+	bad     bool   // one of them fails the run (bad)
+	culprit string // the nearest that does not count as a success, or ""
+}
+
+// upstream returns what the conditions of step see of the steps it needs, directly or not,
+// once those have finished. It is worked out once per step from its needs' own, so that a run
+// of any DAG takes O(steps + needs) for it.
+func (ru *run) upstream(step string) upstream {
+	ru.upMu.Lock()
+	defer ru.upMu.Unlock()
+	return ru.upstreamLocked(step)
+}
+
+func (ru *run) upstreamLocked(step string) upstream {
+	if u, ok := ru.up[step]; ok {
+		return u
+	}
+	u := upstream{ok: true}
+	needs := ru.p.Steps[ru.index[step]].Needs
+	for _, need := range needs {
+		if !ru.groupOK(need) {
+			u.ok = false
+			if u.culprit == "" {
+				u.culprit = need
+			}
+		}
+		if ru.groupBad(need) {
+			u.bad = true
+		}
+	}
+	for _, need := range needs {
+		nu := ru.upstreamLocked(need)
+		u.ok = u.ok && nu.ok
+		u.bad = u.bad || nu.bad
+		if u.culprit == "" {
+			u.culprit = nu.culprit
+		}
+	}
+	ru.up[step] = u
+	return u
 }
 
 // ok reports whether a finished node counts as a success for the steps that need it.
@@ -389,9 +436,12 @@ func (ru *run) groupBad(name string) bool {
 	return false
 }
 
+// statusRank orders statuses from the best to the worst.
+var statusRank = map[Status]int{StatusSkipped: 0, StatusSuccess: 1, StatusTimedOut: 2, StatusFailure: 3, StatusCancelled: 4}
+
 // groupStatus is the status of a step over its instances: the worst of them.
 func (ru *run) groupStatus(name string) Status {
-	rank := map[Status]int{StatusSkipped: 0, StatusSuccess: 1, StatusTimedOut: 2, StatusFailure: 3, StatusCancelled: 4}
+	rank := statusRank
 	var worst Status
 	for i, m := range ru.groups[name] {
 		if i == 0 || rank[m.rec.Status] > rank[worst] {
@@ -423,23 +473,8 @@ func (s *nodeScope) status(step string) Status   { return s.ru.groupStatus(step)
 func (s *nodeScope) matrixValue(k string) string { return s.n.inst.values[k] }
 func (s *nodeScope) cancelled() bool             { return s.ctx.Err() != nil }
 
-func (s *nodeScope) success() bool {
-	for a := range s.ru.anc[s.n.def.Name] {
-		if !s.ru.groupOK(a) {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *nodeScope) failure() bool {
-	for a := range s.ru.anc[s.n.def.Name] {
-		if s.ru.groupBad(a) {
-			return true
-		}
-	}
-	return false
-}
+func (s *nodeScope) success() bool { return s.ru.upstream(s.n.def.Name).ok }
+func (s *nodeScope) failure() bool { return s.ru.upstream(s.n.def.Name).bad }
 
 // record assembles the run record, with every secret masked.
 func (ru *run) record() *Record {

@@ -186,14 +186,24 @@ func (ru *run) containerAttempt(ctx, actx context.Context, n *node, step *Step, 
 	}
 	spec := ru.containerSpec(n, step, number, outDir, svcs)
 	labels := map[string]string{LabelRun: ru.id, LabelStep: n.def.Name}
-	if _, err := ru.r.rt.Run(actx, id, spec, edge.WithLabels(labels)); err != nil {
+	// The log is opened between the container's creation and its start, so that the Runtime
+	// keeps all of it for the reader (see followLogs).
+	err := ru.r.rt.Create(actx, id, spec, edge.WithLabels(labels))
+	var logs *logFollower
+	if err == nil {
+		logs = ru.openLogs(ctx, id)
+		if _, err = ru.r.rt.Start(actx, id); err != nil {
+			logs.close()
+		}
+	}
+	if err != nil {
 		ru.remove(ctx, n, id)
 		res := ru.failedResult(ctx, actx, step, "start container", err)
 		res.containerID = id
 		return res
 	}
 	ru.log(n, "attempt %d: container %s started", number, id)
-	stopFollowing := ru.followLogs(ctx, n, id)
+	stopFollowing := logs.follow(n)
 
 	res := result{containerID: id}
 	st, err := ru.r.rt.Wait(actx, id)
@@ -359,33 +369,87 @@ func envList(env map[string]string) []string {
 	return out
 }
 
-// followLogs streams the container's output into the node's log as it is written, and
-// returns a function that, once the container has exited, reads what is left and stops.
-func (ru *run) followLogs(ctx context.Context, n *node, id string) (stop func()) {
-	lw := &lineWriter{emit: func(text string) { ru.emit(n, false, text) }}
-	m := newMasker(lw, ru.masks)
+// A logFollower streams a container's output into a node's log as it is written.
+//
+// One reader reads the log from its first byte to its last, so that every line is read once
+// and in order, however much the container writes: the Runtime's log rotation does not cut
+// what an open reader has still to read, and the reader is opened before the container
+// starts. A reader that falls behind costs the Runtime disk space, not this process memory.
+// When the log cannot be opened (containerd restarts), opening is tried again while the
+// container runs, and once more at the end.
+type logFollower struct {
+	ru  *run
+	id  string
+	ctx context.Context // the reader's: cancelled, it reads on to the end of what was written
+	// cancel cancels ctx.
+	cancel context.CancelFunc
+	log    io.ReadCloser // nil while the log could not be opened
+}
+
+// openLogs opens the log of container id, created and not started yet, for following.
+func (ru *run) openLogs(ctx context.Context, id string) *logFollower {
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan int64, 1)
+	f := &logFollower{ru: ru, id: id, ctx: fctx, cancel: cancel}
+	f.log, _ = ru.r.rt.Logs(fctx, id, edge.LogOptions{Follow: true})
+	return f
+}
+
+// close closes the follower that was never followed.
+func (f *logFollower) close() {
+	f.cancel()
+	if f.log != nil {
+		f.log.Close()
+	}
+}
+
+// follow streams the container's output into n's log, and returns a function that, once the
+// container has exited and its output is all in its log (awaitOutput), reads what is left and
+// stops.
+func (f *logFollower) follow(n *node) (stop func()) {
+	ru := f.ru
+	lw := &lineWriter{emit: func(text string, cut bool) { ru.emitLine(n, text, cut) }}
+	m := newMasker(lw, ru.masks)
+	var opened bool // set before done
+	done := make(chan error, 1)
 	go func() {
-		var read int64
-		if rc, err := ru.r.rt.Logs(fctx, id, edge.LogOptions{Follow: true}); err == nil {
-			read, _ = io.Copy(m, rc)
-			rc.Close()
+		for f.log == nil {
+			var err error
+			if f.log, err = ru.r.rt.Logs(f.ctx, f.id, edge.LogOptions{Follow: true}); err != nil {
+				if errors.Is(err, edge.ErrNotFound) {
+					done <- err
+					return
+				}
+				select { // containerd may be restarting: try again
+				case <-f.ctx.Done():
+					done <- err
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
 		}
-		done <- read
+		opened = true
+		_, err := io.Copy(m, f.log)
+		f.log.Close()
+		done <- err
 	}()
 	return func() {
-		// The follower polls; cancelling it and reading the rest from where it stopped is
-		// quicker than waiting for it to notice the exit.
-		cancel()
-		read := <-done
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer rcancel()
-		if rc, err := ru.r.rt.Logs(rctx, id, edge.LogOptions{}); err == nil {
-			if _, err := io.CopyN(io.Discard, rc, read); err == nil {
-				_, _ = io.Copy(m, rc)
+		// The follower polls while the container runs. Once it is cancelled, it reads on to
+		// the end of what was written, and stops there: quicker than waiting for it to see
+		// the exit.
+		f.cancel()
+		err := <-done
+		if !opened {
+			// The log could not be opened while the container ran: read it all now.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(f.ctx), cleanupTimeout)
+			var rc io.ReadCloser
+			if rc, err = ru.r.rt.Logs(rctx, f.id, edge.LogOptions{}); err == nil {
+				_, err = io.Copy(m, rc)
+				rc.Close()
 			}
-			rc.Close()
+			rcancel()
+		}
+		if err != nil {
+			ru.log(n, "logs: %v; the log may lack lines", err)
 		}
 		_ = m.Flush()
 		lw.Flush()
