@@ -87,7 +87,9 @@ steps:
 		}
 	}
 	// Output:
+	// steps.build.needs[0]: unknown step "lint" (line 5)
 	// steps.build.timeout: "5 minutes" is not a duration such as 30s or 5m (line 6)
+	// steps.test.if: "=" is not an operator; compare with "==" (line 10, column 32)
 	// steps.test.continue-on-error: unknown field; did you mean "continue_on_error"? (line 11)
 }
 

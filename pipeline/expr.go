@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The expression language of conditions (Step.If) and of "${{ }}" in a step's strings. It is
@@ -160,7 +161,8 @@ func (l *lexer) next() (token, error) {
 	case c == '&' || c == '|':
 		return token{}, &exprError{start + 1, fmt.Sprintf("%q is not an operator; use %q", c, string([]byte{c, c}))}
 	}
-	return token{}, &exprError{start + 1, fmt.Sprintf("unexpected character %q", c)}
+	r, _ := utf8.DecodeRuneInString(l.src[start:])
+	return token{}, &exprError{start + 1, fmt.Sprintf("unexpected character %q", r)}
 }
 
 // expr is a parsed expression.

@@ -119,6 +119,7 @@ func TestExprErrorsHaveColumns(t *testing.T) {
 		{"12abc", `column 1: malformed number "12a"`},
 		{"steps.x.outputs.", `column 17: unexpected end of expression, want a name after "."`},
 		{"success() ; always()", `column 11: unexpected character ';'`},
+		{"matrix.é == 'x'", `column 8: unexpected character 'é'`},
 		{strings.Repeat("(", 100) + "true" + strings.Repeat(")", 100), "nested deeper than 64"},
 		{strings.Repeat("!", 100) + "true", "nested deeper than 64"},
 	} {

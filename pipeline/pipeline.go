@@ -8,7 +8,8 @@ import (
 // Parse or Load, and check it with Validate (Runner.Run validates it again).
 //
 // Field names in validation errors and in JSON are those of the YAML format, such as
-// "steps.test.needs[0]" or "steps.image.build.ref".
+// "steps.test.needs[0]" or "steps.image.build.ref". A step is named by its name, or by its
+// index ("steps[2]") when it has none or an earlier step has the same; a service likewise.
 type Pipeline struct {
 	// Name names the pipeline in its run record. Optional.
 	Name string `json:"name,omitempty"`

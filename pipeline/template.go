@@ -29,9 +29,10 @@ func visitStrings(s *Step, at string, f func(field, v string, set func(string)))
 	env(at+".env", s.Env)
 	one(at+".working_dir", &s.WorkingDir)
 	one(at+".user", &s.User)
+	svcPaths := servicePaths(at, s.Services)
 	for i := range s.Services {
 		sv := &s.Services[i]
-		sat := serviceField(at, i, sv.Name)
+		sat := svcPaths[i]
 		one(sat+".image", &sv.Image)
 		list(sat+".entrypoint", sv.Entrypoint)
 		list(sat+".commands", sv.Commands)
@@ -135,4 +136,35 @@ func stepField(i int, name string) string {
 		return fmt.Sprintf("steps[%d]", i)
 	}
 	return "steps." + name
+}
+
+// stepPaths returns the field path of each step: by its name (stepField), but by its index
+// for a step whose name an earlier step has, so that every path names one step.
+func stepPaths(steps []Step) []string {
+	out := make([]string, len(steps))
+	seen := make(map[string]bool, len(steps))
+	for i := range steps {
+		name := steps[i].Name
+		if seen[name] {
+			name = ""
+		}
+		seen[name] = true
+		out[i] = stepField(i, name)
+	}
+	return out
+}
+
+// servicePaths returns the field path of each service of the step at "at", as stepPaths.
+func servicePaths(at string, services []Service) []string {
+	out := make([]string, len(services))
+	seen := make(map[string]bool, len(services))
+	for i := range services {
+		name := services[i].Name
+		if seen[name] {
+			name = ""
+		}
+		seen[name] = true
+		out[i] = serviceField(at, i, name)
+	}
+	return out
 }

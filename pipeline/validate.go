@@ -64,10 +64,11 @@ func (p *Pipeline) validate(pr *problems) {
 		pr.add("steps", "must list at least one step")
 		return
 	}
-	index := map[string]int{}
+	paths := stepPaths(p.Steps)
+	index := make(map[string]int, len(p.Steps))
 	for i := range p.Steps {
 		s := &p.Steps[i]
-		at := stepField(i, s.Name)
+		at := paths[i]
 		switch {
 		case s.Name == "":
 			pr.add(at+".name", "must not be empty")
@@ -84,8 +85,8 @@ func (p *Pipeline) validate(pr *problems) {
 	dagOK := true
 	for i := range p.Steps {
 		s := &p.Steps[i]
-		at := stepField(i, s.Name)
-		seen := map[string]bool{}
+		at := paths[i]
+		seen := make(map[string]bool, len(s.Needs))
 		for j, n := range s.Needs {
 			field := fmt.Sprintf("%s.needs[%d]", at, j)
 			switch _, known := index[n]; {
@@ -101,96 +102,159 @@ func (p *Pipeline) validate(pr *problems) {
 			seen[n] = true
 		}
 	}
+	var order []int
 	if dagOK {
-		if cycle := p.findCycle(index); cycle != nil {
+		var cycle []string
+		if order, cycle = p.order(index); cycle != nil {
 			pr.add("steps."+cycle[0]+".needs", "cycle: %s", strings.Join(cycle, " -> "))
 			dagOK = false
 		}
 	}
-	var anc map[string]map[string]bool
-	if dagOK {
-		anc = p.ancestors(index)
-	}
+	// What expressions read of other steps is checked once every step is: whether a step
+	// needs another, directly or not, is answered for all of them at once.
+	var reads []stepRead
 	for i := range p.Steps {
-		s := &p.Steps[i]
-		var a map[string]bool
-		if anc != nil {
-			a = anc[s.Name]
-		}
-		s.validate(pr, stepField(i, s.Name), a, index)
+		p.Steps[i].validate(pr, paths[i], index, func(field string, col int, name string) {
+			if dagOK {
+				reads = append(reads, stepRead{at: len(pr.list), field: field, col: col, from: i, to: index[name], name: name})
+			}
+		})
+	}
+	if len(reads) > 0 {
+		p.checkReads(pr, index, order, reads)
 	}
 }
 
-// findCycle returns the names along a cycle of needs, the first repeated at the end, or nil.
-func (p *Pipeline) findCycle(index map[string]int) []string {
+// stepRead is an expression of step from that reads step to: a problem at field unless from
+// needs to, directly or not. at is where the problem goes in the list of problems.
+type stepRead struct {
+	at, col  int
+	field    string
+	from, to int
+	name     string
+}
+
+// checkReads adds a problem for each read of a step that its step does not need, directly or
+// not, in its place among the others. It takes O((steps + needs) * ceil(t / 64)) time for the t
+// steps read by steps that do not need them directly: linear for a given number of such
+// steps. order has every step after the steps it needs.
+func (p *Pipeline) checkReads(pr *problems, index map[string]int, order []int, reads []stepRead) {
+	bit := map[int]int{} // the steps read but not needed directly, by their bit
+	from, direct := -1, map[string]bool{}
+	for k, r := range reads {
+		if r.from != from { // reads come step by step
+			from = r.from
+			if len(direct) > 64 {
+				direct = map[string]bool{} // clearing a large map costs its size
+			} else {
+				clear(direct)
+			}
+			for _, n := range p.Steps[from].Needs {
+				direct[n] = true
+			}
+		}
+		if r.from != r.to && direct[r.name] {
+			reads[k].to = -1 // fine
+			continue
+		}
+		if _, ok := bit[r.to]; !ok {
+			bit[r.to] = len(bit)
+		}
+	}
+	var reach []uint64 // words bits per step: the read steps it needs, directly or not
+	words := (len(bit) + 63) / 64
+	if words > 0 {
+		reach = make([]uint64, len(p.Steps)*words)
+		for _, i := range order {
+			row := reach[i*words : (i+1)*words]
+			for _, n := range p.Steps[i].Needs {
+				j := index[n]
+				for w, v := range reach[j*words : (j+1)*words] {
+					row[w] |= v
+				}
+				if b, ok := bit[j]; ok {
+					row[b/64] |= 1 << (b % 64)
+				}
+			}
+		}
+	}
+	var added []stepRead
+	for _, r := range reads {
+		if r.to < 0 {
+			continue
+		}
+		b := bit[r.to]
+		if reach[r.from*words+b/64]&(1<<(b%64)) == 0 {
+			added = append(added, r)
+		}
+	}
+	if len(added) == 0 {
+		return
+	}
+	list := make([]dao.FieldError, 0, len(pr.list)+len(added))
+	next := 0
+	for _, r := range added {
+		list = append(list, pr.list[next:r.at]...)
+		next = r.at
+		list = append(list, dao.FieldError{Field: r.field, Reason: fmt.Sprintf("column %d: step %q is not among the steps this one needs, directly or not", r.col, r.name)})
+	}
+	pr.list = append(list, pr.list[next:]...)
+}
+
+// order returns the indexes of the steps in an order where every step comes after the steps
+// it needs; or, when needs make a cycle, the names along one, the first repeated at the end.
+// Unknown needs are left out. It takes O(steps + needs) time, without recursion.
+func (p *Pipeline) order(index map[string]int) ([]int, []string) {
 	const (
 		white = iota
 		grey
 		black
 	)
 	color := make([]int, len(p.Steps))
-	var stack []string
-	var visit func(i int) []string
-	visit = func(i int) []string {
-		color[i] = grey
-		stack = append(stack, p.Steps[i].Name)
-		for _, n := range p.Steps[i].Needs {
+	order := make([]int, 0, len(p.Steps))
+	type frame struct{ step, next int } // next: the index in Needs to look at next
+	var stack []frame
+	for root := range p.Steps {
+		if color[root] != white {
+			continue
+		}
+		color[root] = grey
+		stack = append(stack[:0], frame{root, 0})
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			needs := p.Steps[top.step].Needs
+			if top.next == len(needs) {
+				color[top.step] = black
+				order = append(order, top.step)
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			n := needs[top.next]
+			top.next++
 			j, ok := index[n]
 			if !ok {
 				continue
 			}
 			switch color[j] {
 			case grey:
-				k := slices.Index(stack, n)
-				return append(slices.Clone(stack[k:]), n)
-			case white:
-				if c := visit(j); c != nil {
-					return c
+				k := slices.IndexFunc(stack, func(f frame) bool { return f.step == j })
+				cycle := make([]string, 0, len(stack)-k+1)
+				for _, f := range stack[k:] {
+					cycle = append(cycle, p.Steps[f.step].Name)
 				}
-			}
-		}
-		stack = stack[:len(stack)-1]
-		color[i] = black
-		return nil
-	}
-	for i := range p.Steps {
-		if color[i] == white {
-			if c := visit(i); c != nil {
-				return c
+				return nil, append(cycle, n)
+			case white:
+				color[j] = grey
+				stack = append(stack, frame{j, 0})
 			}
 		}
 	}
-	return nil
+	return order, nil
 }
 
-// ancestors returns, for each step, the steps it needs directly or not. The DAG must have no
-// cycle and no unknown need.
-func (p *Pipeline) ancestors(index map[string]int) map[string]map[string]bool {
-	out := make(map[string]map[string]bool, len(p.Steps))
-	var visit func(name string) map[string]bool
-	visit = func(name string) map[string]bool {
-		if a, ok := out[name]; ok {
-			return a
-		}
-		a := map[string]bool{}
-		out[name] = a
-		for _, n := range p.Steps[index[name]].Needs {
-			a[n] = true
-			for m := range visit(n) {
-				a[m] = true
-			}
-		}
-		return a
-	}
-	for _, s := range p.Steps {
-		visit(s.Name)
-	}
-	return out
-}
-
-// validate checks one step. anc holds the steps it needs directly or not (nil when the DAG is
-// broken, which skips the checks of what expressions read).
-func (s *Step) validate(pr *problems, at string, anc map[string]bool, index map[string]int) {
+// validate checks one step. It hands each expression that reads another step to reads, with
+// its field and column, for the caller to check that the step needs it, directly or not.
+func (s *Step) validate(pr *problems, at string, index map[string]int, reads func(field string, col int, name string)) {
 	kinds := 0
 	if s.Image != "" {
 		kinds++
@@ -237,15 +301,14 @@ func (s *Step) validate(pr *problems, at string, anc map[string]bool, index map[
 		if s.Cache != nil {
 			s.Cache.validate(pr, at+".cache")
 		}
-		names := map[string]int{}
-		for i := range s.Services {
+		names := make(map[string]int, len(s.Services))
+		for i, sat := range servicePaths(at, s.Services) {
 			sv := &s.Services[i]
-			sat := serviceField(at, i, sv.Name)
 			if j, dup := names[sv.Name]; dup && sv.Name != "" {
-				sat = fmt.Sprintf("%s.services[%d]", at, i)
 				pr.add(sat+".name", "%q is also the name of services[%d]", sv.Name, j)
+			} else {
+				names[sv.Name] = i
 			}
-			names[sv.Name] = i
 			sv.validate(pr, sat)
 		}
 	}
@@ -304,8 +367,8 @@ func (s *Step) validate(pr *problems, at string, anc map[string]bool, index map[
 				name := r.path[1]
 				if _, ok := index[name]; !ok {
 					pr.add(field, "column %d: unknown step %q", r.pos+1, name)
-				} else if anc != nil && !anc[name] {
-					pr.add(field, "column %d: step %q is not among the steps this one needs, directly or not", r.pos+1, name)
+				} else {
+					reads(field, r.pos+1, name)
 				}
 			}
 		}

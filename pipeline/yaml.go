@@ -1,15 +1,19 @@
 package pipeline
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/opendao/dao"
 )
@@ -57,66 +61,234 @@ func Load(path string) (*Pipeline, error) {
 	return Parse(data)
 }
 
-// Parse reads a pipeline from YAML and validates it. Errors are a *dao.ValidationError that
-// names each problem's field and line, such as
-// `steps.test.timeout: "5x" is not a duration such as 30s or 5m (line 7)`; unknown fields are
+// Parse reads a pipeline from YAML and validates it. It reports every problem of the file at
+// once, those of its YAML and those Validate finds, in the order of their lines, as a
+// *dao.ValidationError that names each problem's field and line, such as
+// `steps.test.timeout: "5x" is not a duration such as 30s or 5m (line 7)`. A YAML syntax
+// error is the field "yaml", at the line and column where the parser found it, such as
+// `yaml: did not find expected key while parsing a block mapping from line 2, column 3 (line
+// 5, column 4)`; a file of more than one YAML document, unknown fields and duplicate keys are
 // refused.
 func Parse(data []byte) (*Pipeline, error) {
 	if len(data) > maxYAMLSize {
 		return nil, &dao.ValidationError{What: "pipeline", Errors: []dao.FieldError{{Field: "yaml", Reason: fmt.Sprintf("larger than %d bytes", maxYAMLSize)}}}
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		return nil, &dao.ValidationError{What: "pipeline", Errors: []dao.FieldError{{Field: "yaml", Reason: msg}}}
+	d := newDecoder(data)
+	root, ok := d.document()
+	if !ok {
+		return nil, d.err()
 	}
-	d := &decoder{lines: map[string]int{}}
 	p := &Pipeline{}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
-		root = root.Content[0]
-	}
-	if root.Kind == 0 || root.Kind == yaml.DocumentNode || isNull(root) {
-		d.pr.add("steps", "must list at least one step")
-	} else {
+	if root != nil && !isNull(root) {
 		d.pipeline(root, p)
-	}
-	if len(d.pr.list) > 0 {
-		return nil, d.pr.err()
 	}
 	var pr problems
 	p.validate(&pr)
-	for i := range pr.list {
-		if line := d.lineOf(pr.list[i].Field); line > 0 {
-			pr.list[i].Reason += fmt.Sprintf(" (line %d)", line)
-		}
+	for _, fe := range pr.list {
+		d.validationProblem(fe)
 	}
-	if err := pr.err(); err != nil {
+	if err := d.err(); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// decoder walks the YAML tree, recording problems and where each field was.
+// A decoder walks the YAML tree into a Pipeline, recording problems and where each field
+// was.
 type decoder struct {
-	pr    problems
-	lines map[string]int
+	src   []byte
+	probs []problem
+	pos   map[string]pos        // where each field was: its key, or its item of a list
+	vals  map[string]*yaml.Node // the scalar node of each string field, for columns within it
+	bad   map[string]bool       // fields whose value could not be decoded
 	nodes int
+	lines []int // where the lines of src start, once needed (lineStarts)
 }
 
-func (d *decoder) fail(field string, n *yaml.Node, format string, args ...any) {
-	reason := fmt.Sprintf(format, args...)
-	if n != nil && n.Line > 0 {
-		reason += fmt.Sprintf(" (line %d)", n.Line)
+// problem is one problem of a file, at a line and column (0 when not known).
+type problem struct {
+	field, reason string
+	pos
+}
+
+type pos struct{ line, col int }
+
+func newDecoder(data []byte) *decoder {
+	return &decoder{src: data, pos: map[string]pos{}, vals: map[string]*yaml.Node{}, bad: map[string]bool{}}
+}
+
+// err returns the problems in the order of their lines, those without a line first, as a
+// *dao.ValidationError, or nil.
+func (d *decoder) err() error {
+	if len(d.probs) == 0 {
+		return nil
 	}
-	d.pr.list = append(d.pr.list, dao.FieldError{Field: field, Reason: reason})
+	slices.SortStableFunc(d.probs, func(a, b problem) int {
+		if a.line != b.line {
+			return a.line - b.line
+		}
+		return a.col - b.col
+	})
+	out := make([]dao.FieldError, len(d.probs))
+	for i, p := range d.probs {
+		out[i] = dao.FieldError{Field: p.field, Reason: p.reason + p.pos.String()}
+	}
+	return &dao.ValidationError{What: "pipeline", Errors: out}
+}
+
+// String is " (line L)", " (line L, column C)" or "".
+func (p pos) String() string {
+	switch {
+	case p.line <= 0:
+		return ""
+	case p.col <= 0:
+		return fmt.Sprintf(" (line %d)", p.line)
+	}
+	return fmt.Sprintf(" (line %d, column %d)", p.line, p.col)
+}
+
+// fail records a problem of field at the line of n, if any. A field that failed to decode is
+// bad: what Validate finds at it or under it follows from that, and is not repeated.
+func (d *decoder) fail(field string, n *yaml.Node, format string, args ...any) {
+	d.problem(field, n, format, args...)
+	d.bad[field] = true
+}
+
+// problem records a problem of field at the line of n, if any, that leaves its value alone.
+func (d *decoder) problem(field string, n *yaml.Node, format string, args ...any) {
+	p := problem{field: field, reason: fmt.Sprintf(format, args...)}
+	if n != nil && n.Line > 0 {
+		p.line = n.Line
+	}
+	d.probs = append(d.probs, p)
+}
+
+// validationProblem records a problem Validate found, at the line of its field, unless it
+// follows from a field that failed to decode. A problem at a column of an expression is put
+// at its line and column in the file, where the string stands there as it is.
+func (d *decoder) validationProblem(fe dao.FieldError) {
+	if d.bad["yaml"] {
+		return // the file is not a mapping of name, env and steps
+	}
+	for f := fe.Field; ; {
+		if d.bad[f] {
+			return
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	p := problem{field: fe.Field, reason: fe.Reason, pos: pos{line: d.lineOf(fe.Field)}}
+	if col, rest, ok := cutColumn(fe.Reason); ok {
+		if at, ok := d.fileColumn(fe.Field, col); ok {
+			p.reason, p.pos = rest, at
+		}
+	}
+	d.probs = append(d.probs, p)
+}
+
+// cutColumn splits a reason "column N: rest" into N and rest.
+func cutColumn(reason string) (int, string, bool) {
+	num, rest, ok := strings.Cut(strings.TrimPrefix(reason, "column "), ": ")
+	if !ok || !strings.HasPrefix(reason, "column ") {
+		return 0, "", false
+	}
+	col, err := strconv.Atoi(num)
+	if err != nil || col < 1 {
+		return 0, "", false
+	}
+	return col, rest, true
+}
+
+// fileColumn returns where byte col (1-based) of the string of field is in the file, when the
+// string stands there on one line as it is: plain, or quoted without escapes.
+func (d *decoder) fileColumn(field string, col int) (pos, bool) {
+	n := d.vals[field]
+	if n == nil || n.Line < 1 || n.Column < 1 || col > len(n.Value)+1 || strings.ContainsAny(n.Value, "\n\r\u0085\u2028\u2029") {
+		return pos{}, false
+	}
+	off, ok := d.offset(n.Line, n.Column)
+	if !ok {
+		return pos{}, false
+	}
+	text := d.src[off:]
+	startCol := n.Column
+	switch n.Style {
+	case 0, yaml.FlowStyle:
+	case yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
+		text, startCol = text[1:], startCol+1
+	default:
+		return pos{}, false
+	}
+	if !bytes.HasPrefix(text, []byte(n.Value)) {
+		return pos{}, false
+	}
+	return pos{line: n.Line, col: startCol + utf8.RuneCountInString(n.Value[:col-1])}, true
+}
+
+// offset returns the byte offset of a line and column (both 1-based, the column in
+// characters) of the source.
+func (d *decoder) offset(line, col int) (int, bool) {
+	starts := d.lineStarts()
+	if line > len(starts) {
+		return 0, false
+	}
+	off := starts[line-1]
+	for c := 1; c < col; c++ {
+		if off >= len(d.src) || lineBreak(d.src[off:]) > 0 {
+			return 0, false
+		}
+		_, size := utf8.DecodeRune(d.src[off:])
+		off += size
+	}
+	return off, off < len(d.src)
+}
+
+// lineStarts returns the byte offsets where the lines of the source start, its line breaks
+// being YAML's: "\r\n", "\r", "\n", and U+0085, U+2028 and U+2029.
+func (d *decoder) lineStarts() []int {
+	if d.lines != nil {
+		return d.lines
+	}
+	d.lines = []int{0}
+	for i := 0; i < len(d.src); {
+		if n := lineBreak(d.src[i:]); n > 0 {
+			i += n
+			d.lines = append(d.lines, i)
+			continue
+		}
+		i++
+	}
+	return d.lines
+}
+
+// lineBreak returns the length of the line break that starts b, or 0.
+func lineBreak(b []byte) int {
+	switch {
+	case len(b) == 0:
+		return 0
+	case b[0] == '\n':
+		return 1
+	case b[0] == '\r':
+		if len(b) > 1 && b[1] == '\n' {
+			return 2
+		}
+		return 1
+	case bytes.HasPrefix(b, []byte("\u0085")):
+		return 2
+	case bytes.HasPrefix(b, []byte("\u2028")), bytes.HasPrefix(b, []byte("\u2029")):
+		return 3
+	}
+	return 0
 }
 
 // lineOf returns the line of field, or of the nearest enclosing field that has one.
 func (d *decoder) lineOf(field string) int {
 	for f := field; f != ""; {
-		if l, ok := d.lines[f]; ok {
-			return l
+		if p, ok := d.pos[f]; ok {
+			return p.line
 		}
 		i := strings.LastIndexAny(f, ".[")
 		if i < 0 {
@@ -127,30 +299,124 @@ func (d *decoder) lineOf(field string) int {
 	return 0
 }
 
+// document reads the file's one YAML document and returns its root node (nil for an empty
+// file). On a syntax error it records the error, at the line and column where the parser
+// found it, and returns false. A second document is a problem too.
+func (d *decoder) document() (*yaml.Node, bool) {
+	l, err := yaml.NewLoader(bytes.NewReader(d.src))
+	if err != nil {
+		d.syntaxError(err)
+		return nil, false
+	}
+	var doc yaml.Node
+	if err := l.Load(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, true
+		}
+		d.syntaxError(err)
+		return nil, false
+	}
+	var next yaml.Node
+	switch err := l.Load(&next); {
+	case err == nil:
+		d.probs = append(d.probs, problem{field: "yaml", reason: "a second YAML document starts here; a pipeline is one document", pos: pos{line: next.Line}})
+	case !errors.Is(err, io.EOF):
+		d.syntaxError(err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		root = root.Content[0]
+	}
+	if root.Kind == 0 || root.Kind == yaml.DocumentNode {
+		return nil, true
+	}
+	return root, true
+}
+
+// syntaxError records an error of the YAML parser. yaml.v3, which Parse used before, named
+// only the line where the enclosing construct began, as counted from 0 for parser errors;
+// go.yaml.in/yaml/v4 gives both that and the place of the problem.
+func (d *decoder) syntaxError(err error) {
+	var le *yaml.LoadError
+	if !errors.As(err, &le) {
+		d.probs = append(d.probs, problem{field: "yaml", reason: strings.TrimPrefix(err.Error(), "yaml: ")})
+		return
+	}
+	at := pos{line: le.Mark.Line, col: le.Mark.Column}
+	ctx, ctxAt := le.ContextMsg, pos{line: le.ContextMark.Line, col: le.ContextMark.Column}
+	reason := le.Message
+	switch {
+	case (ctx == "" || ctxAt.line <= 0 || ctxAt == at) && d.atEnd(at):
+		reason += " at the end of the file"
+	case ctx == "" || ctxAt.line <= 0 || ctxAt == at:
+	case d.atEnd(at):
+		// Something that is never closed, such as a quoted string: the problem is where it
+		// starts.
+		what := strings.TrimPrefix(strings.TrimPrefix(ctx, "while scanning "), "while parsing ")
+		reason, at = fmt.Sprintf("%s, and the file ends before %s is closed", le.Message, what), ctxAt
+	default:
+		reason = fmt.Sprintf("%s %s from line %d, column %d", le.Message, ctx, ctxAt.line, ctxAt.col)
+	}
+	d.probs = append(d.probs, problem{field: "yaml", reason: reason, pos: at})
+}
+
+// atEnd reports whether p is at the end of the source, or past it.
+func (d *decoder) atEnd(p pos) bool {
+	starts := d.lineStarts()
+	endCol := utf8.RuneCount(d.src[starts[len(starts)-1]:]) + 1
+	return p.line > len(starts) || p.line == len(starts) && p.col >= endCol
+}
+
 // deref follows aliases and counts nodes, so that a document of nested aliases cannot make
-// the decoder walk forever.
-func (d *decoder) deref(n *yaml.Node) (*yaml.Node, bool) {
+// the decoder walk forever. It records why it cannot give the node of field: aliases nested
+// too deep, or, once for the document, too many nodes.
+func (d *decoder) deref(field string, n *yaml.Node) (*yaml.Node, bool) {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
 		n = n.Alias
 	}
 	d.nodes++
-	if n == nil || n.Kind == yaml.AliasNode || d.nodes > maxYAMLNodes {
+	switch {
+	case d.nodes == maxYAMLNodes+1:
+		d.problem("yaml", nil, "more than %d nodes, aliases counted: too large a pipeline", maxYAMLNodes)
+		fallthrough
+	case d.nodes > maxYAMLNodes:
+		d.bad[field] = true
+		return nil, false
+	case n == nil || n.Kind == yaml.AliasNode:
+		d.fail(field, nil, "aliases nested too deep")
 		return nil, false
 	}
 	return n, true
 }
 
-// alias records the lines of the fields under from also under to: a step of a list is
-// "steps[2]" while it is decoded and "steps.build" once its name is known.
-func (d *decoder) alias(from, to string) {
-	if from == to {
-		return
+// nameOf returns the "name" of a mapping node, if it has a string one, and records its line
+// as that of at.name: steps and services of a list are named by it.
+func (d *decoder) nameOf(at string, n *yaml.Node) string {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return ""
 	}
-	for f, l := range d.lines {
-		if rest, ok := strings.CutPrefix(f, from); ok && (rest == "" || rest[0] == '.' || rest[0] == '[') {
-			d.lines[to+rest] = l
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.Value == "name" {
+			d.pos[at+".name"] = pos{line: k.Line, col: k.Column}
+			if v := resolve(n.Content[i+1]); v != nil && v.Kind == yaml.ScalarNode && !isNull(v) {
+				return v.Value
+			}
+			return ""
 		}
 	}
+	return ""
+}
+
+// resolve follows aliases, as deref does, but without counting nodes.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode; i++ {
+		if i == 100 {
+			return nil
+		}
+		n = n.Alias
+	}
+	return n
 }
 
 func isNull(n *yaml.Node) bool {
@@ -161,34 +427,41 @@ func isNull(n *yaml.Node) bool {
 // is not a mapping, duplicate keys and keys f does not know (f returns false), suggesting the
 // nearest known one.
 func (d *decoder) fields(at string, n *yaml.Node, known []string, f func(key, field string, v *yaml.Node) bool) {
-	n, ok := d.deref(n)
+	self := at // the mapping's own field
+	if at == "" {
+		self = "yaml"
+	}
+	n, ok := d.deref(self, n)
 	if !ok {
-		d.fail(at, nil, "document too large or aliases nested too deep")
 		return
 	}
 	if isNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(at, n, "must be a mapping")
+		if at == "" {
+			d.fail(self, n, "must be a mapping of name, env and steps")
+		} else {
+			d.fail(self, n, "must be a mapping")
+		}
 		return
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.fail(at, k, "keys must be strings")
+			d.problem(self, k, "keys must be strings")
 			continue
 		}
 		field := join(at, k.Value)
 		if seen[k.Value] {
-			d.fail(field, k, "is given twice")
+			d.problem(field, k, "is given twice")
 			continue
 		}
 		seen[k.Value] = true
-		d.lines[field] = k.Line
+		d.pos[field] = pos{line: k.Line, col: k.Column}
 		if k.Value == "<<" {
-			d.fail(field, k, "merge keys are not supported")
+			d.problem(field, k, "merge keys are not supported")
 			continue
 		}
 		if !f(k.Value, field, v) {
@@ -196,12 +469,17 @@ func (d *decoder) fields(at string, n *yaml.Node, known []string, f func(key, fi
 			if s := suggest(k.Value, known); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
-			d.fail(field, k, "%s", msg)
+			d.problem(field, k, "%s", msg)
 		}
 	}
 }
 
+// join returns the field path of key in the mapping at "at" ("" for the file's top level).
+// An empty key is written "".
 func join(at, key string) string {
+	if key == "" {
+		key = `""`
+	}
 	if at == "" {
 		return key
 	}
@@ -210,9 +488,8 @@ func join(at, key string) string {
 
 // str reads a scalar as a string; null is "".
 func (d *decoder) str(field string, n *yaml.Node) string {
-	n, ok := d.deref(n)
+	n, ok := d.deref(field, n)
 	if !ok {
-		d.fail(field, nil, "document too large or aliases nested too deep")
 		return ""
 	}
 	if isNull(n) {
@@ -222,20 +499,22 @@ func (d *decoder) str(field string, n *yaml.Node) string {
 		d.fail(field, n, "must be a string")
 		return ""
 	}
+	d.vals[field] = n
 	return n.Value
 }
 
 // strs reads a list of scalars, or one scalar as a list of one.
 func (d *decoder) strs(field string, n *yaml.Node) []string {
-	n, ok := d.deref(n)
+	n, ok := d.deref(field, n)
 	if !ok {
-		d.fail(field, nil, "document too large or aliases nested too deep")
 		return nil
 	}
 	switch {
 	case isNull(n):
 		return nil
 	case n.Kind == yaml.ScalarNode:
+		// One string is a list of one: what is said of its first item is said of it.
+		d.vals[field+"[0]"] = n
 		return []string{n.Value}
 	case n.Kind != yaml.SequenceNode:
 		d.fail(field, n, "must be a list of strings")
@@ -243,7 +522,9 @@ func (d *decoder) strs(field string, n *yaml.Node) []string {
 	}
 	out := make([]string, 0, len(n.Content))
 	for i, c := range n.Content {
-		out = append(out, d.str(fmt.Sprintf("%s[%d]", field, i), c))
+		item := fmt.Sprintf("%s[%d]", field, i)
+		d.pos[item] = pos{line: c.Line, col: c.Column}
+		out = append(out, d.str(item, c))
 	}
 	return out
 }
@@ -262,8 +543,11 @@ func (d *decoder) strMap(field string, n *yaml.Node) map[string]string {
 }
 
 func (d *decoder) boolean(field string, n *yaml.Node) bool {
-	n, ok := d.deref(n)
-	if !ok || n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+	n, ok := d.deref(field, n)
+	if !ok {
+		return false
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
 		d.fail(field, n, "must be true or false")
 		return false
 	}
@@ -272,8 +556,11 @@ func (d *decoder) boolean(field string, n *yaml.Node) bool {
 }
 
 func (d *decoder) integer(field string, n *yaml.Node) int {
-	n, ok := d.deref(n)
-	if !ok || n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+	n, ok := d.deref(field, n)
+	if !ok {
+		return 0
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
 		d.fail(field, n, "must be a whole number")
 		return 0
 	}
@@ -298,9 +585,8 @@ func (d *decoder) duration(field string, n *yaml.Node) dao.Duration {
 
 // list walks a sequence node.
 func (d *decoder) list(field string, n *yaml.Node, f func(i int, v *yaml.Node)) {
-	n, ok := d.deref(n)
+	n, ok := d.deref(field, n)
 	if !ok {
-		d.fail(field, nil, "document too large or aliases nested too deep")
 		return
 	}
 	if isNull(n) {
@@ -311,6 +597,7 @@ func (d *decoder) list(field string, n *yaml.Node, f func(i int, v *yaml.Node)) 
 		return
 	}
 	for i, c := range n.Content {
+		d.pos[fmt.Sprintf("%s[%d]", field, i)] = pos{line: c.Line, col: c.Column}
 		f(i, c)
 	}
 }
@@ -343,18 +630,26 @@ func (d *decoder) pipeline(n *yaml.Node, p *Pipeline) {
 
 // steps reads a mapping of names to steps, or a list of steps with names.
 func (d *decoder) steps(field string, n *yaml.Node, p *Pipeline) {
-	n, ok := d.deref(n)
+	n, ok := d.deref(field, n)
 	if !ok {
-		d.fail(field, nil, "document too large or aliases nested too deep")
 		return
 	}
 	if n.Kind == yaml.SequenceNode {
+		// A step of the list is "steps[i]" until its name is known, and "steps.<name>" in
+		// what Validate says of it (stepPaths): its name is read first, so that its fields
+		// are recorded under the path Validate gives them.
+		seen := map[string]bool{}
 		d.list(field, n, func(i int, v *yaml.Node) {
+			byIndex := fmt.Sprintf("%s[%d]", field, i)
+			name := d.nameOf(byIndex, v)
+			at := byIndex
+			if name != "" && !seen[name] {
+				seen[name] = true
+				at = stepField(i, name)
+				d.pos[at] = d.pos[byIndex]
+			}
 			s := Step{}
-			at := fmt.Sprintf("%s[%d]", field, i)
-			d.lines[at] = v.Line
 			d.step(at, v, &s, true)
-			d.alias(at, stepField(i, s.Name))
 			p.Steps = append(p.Steps, s)
 		})
 		return
@@ -372,12 +667,15 @@ func (d *decoder) step(at string, n *yaml.Node, s *Step, named bool) {
 		switch key {
 		case "name":
 			if !named {
-				d.fail(field, v, "a step's name is its key in steps")
+				d.problem(field, v, "a step's name is its key in steps")
 				return true
 			}
 			s.Name = d.str(field, v)
 		case "image":
-			s.Image = d.str(field, v)
+			if s.Image = d.str(field, v); d.bad[field] {
+				// An image was given, if not a string: the step is a container step.
+				s.Image = "?"
+			}
 		case "entrypoint":
 			s.Entrypoint = d.strs(field, v)
 		case "commands":
@@ -452,17 +750,25 @@ func (d *decoder) step(at string, n *yaml.Node, s *Step, named bool) {
 }
 
 func (d *decoder) services(field string, n *yaml.Node, s *Step) {
-	n, ok := d.deref(n)
+	n, ok := d.deref(field, n)
 	if !ok {
-		d.fail(field, nil, "document too large or aliases nested too deep")
 		return
 	}
 	if n.Kind == yaml.SequenceNode {
+		// As steps: a service of the list is recorded under the path Validate gives it.
+		step := strings.TrimSuffix(field, ".services")
+		seen := map[string]bool{}
 		d.list(field, n, func(i int, v *yaml.Node) {
+			byIndex := fmt.Sprintf("%s[%d]", field, i)
+			name := d.nameOf(byIndex, v)
+			at := byIndex
+			if name != "" && !seen[name] {
+				seen[name] = true
+				at = serviceField(step, i, name)
+				d.pos[at] = d.pos[byIndex]
+			}
 			sv := Service{}
-			at := fmt.Sprintf("%s[%d]", field, i)
 			d.service(at, v, &sv, true)
-			d.alias(at, serviceField(field[:len(field)-len(".services")], i, sv.Name))
 			s.Services = append(s.Services, sv)
 		})
 		return
@@ -480,7 +786,7 @@ func (d *decoder) service(at string, n *yaml.Node, sv *Service, named bool) {
 		switch key {
 		case "name":
 			if !named {
-				d.fail(field, v, "a service's name is its key in services")
+				d.problem(field, v, "a service's name is its key in services")
 				return true
 			}
 			sv.Name = d.str(field, v)
@@ -537,7 +843,7 @@ func (d *decoder) build(at string, n *yaml.Node) *Build {
 			b.Cmd = d.strs(field, v)
 		case "env":
 			// A list of KEY=VALUE, or a mapping.
-			if vv, ok := d.deref(v); ok && vv.Kind == yaml.MappingNode {
+			if vv, ok := d.deref(field, v); ok && vv.Kind == yaml.MappingNode {
 				m := d.strMap(field, vv)
 				keys := make([]string, 0, len(m))
 				for k := range m {

@@ -140,7 +140,7 @@ func TestParseErrors(t *testing.T) {
 		want []string // each a "field: reason" part of the message
 	}{
 		{"empty", ``, []string{"steps: must list at least one step"}},
-		{"syntax", "steps:\n  a: [\n", []string{"yaml: line 2: did not find expected node content"}},
+		{"syntax", "steps:\n  a: [\n", []string{"yaml: did not find expected node content at the end of the file (line 3, column 1)"}},
 		{"unknown field", `
 steps:
   test:
@@ -190,7 +190,7 @@ steps:
     if: steps.build.outputs.ok = 'yes'
 `, []string{
 			`steps.build.needs[0]: unknown step "lint" (line 5)`,
-			`steps.test.if: column 24: "=" is not an operator; compare with "==" (line 9)`,
+			`steps.test.if: "=" is not an operator; compare with "==" (line 9, column 32)`,
 		}},
 		{"cycle with line", `
 steps:
@@ -285,5 +285,199 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing) = %v, want os.ErrNotExist", err)
+	}
+}
+
+// fieldErrors returns the problems of a Parse error.
+func fieldErrors(t *testing.T, err error) []dao.FieldError {
+	t.Helper()
+	var verr *dao.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("Parse error %T (%v), want *dao.ValidationError", err, err)
+	}
+	return verr.Errors
+}
+
+// TestParseSyntaxErrorsAtTheirPlace: a YAML syntax error is reported at the line and column
+// where the parser found it (yaml.v3 said where the enclosing mapping began, counted from 0),
+// and an unclosed string where it starts.
+func TestParseSyntaxErrorsAtTheirPlace(t *testing.T) {
+	const head = "steps:\n  a:\n    image: busybox\n" // lines 1-3
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"bad indentation", head + "    commands:\n   - echo\n",
+			"did not find expected key while parsing a block mapping from line 2, column 3 (line 5, column 4)"},
+		{"key less indented", head + "    user: root\n   env: {}\n",
+			"did not find expected key while parsing a block mapping from line 2, column 3 (line 5, column 4)"},
+		{"list item in a mapping", head + "    - echo\n",
+			"did not find expected key while parsing a block mapping from line 3, column 5 (line 4, column 5)"},
+		{"unclosed double quote", head + "    user: root\n    if: \"always()\n    retries: 1\n",
+			"found unexpected end of stream, and the file ends before a quoted scalar is closed (line 5, column 9)"},
+		{"unclosed single quote", head + "    user: 'root\n",
+			"found unexpected end of stream, and the file ends before a quoted scalar is closed (line 4, column 11)"},
+		{"unclosed flow sequence", head + "    commands: [a, b\n    user: root\n",
+			"did not find expected ',' or ']' while parsing a flow sequence from line 4, column 15 (line 5, column 9)"},
+		{"unclosed flow mapping at the end", head + "    env: {A: b\n",
+			"the file ends before a flow mapping is closed (line 4, column 10)"},
+		{"tab", head + "\tuser: root\n", "found a tab character that violates indentation"},
+		{"character that starts no token", head + "    user: @me\n",
+			"found character that cannot start any token (line 4, column 11)"},
+		{"mapping in a plain scalar", head + "    user: a: b\n",
+			"mapping values are not allowed in this context (line 4, column 12)"},
+		{"bad escape", head + "    user: \"\\q\"\n", "found unknown escape character"},
+		{"unknown alias", head + "    user: *who\n", "unknown anchor 'who' referenced (line 4, column 11)"},
+		{"columns count characters", head + "    env: {É€: \"\\q\"}\n", "(line 4, column 16)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("Parse = nil error, want %q", tc.want)
+			}
+			got := fieldErrors(t, err)
+			if len(got) != 1 || got[0].Field != "yaml" || !strings.Contains(got[0].Reason, tc.want) {
+				t.Errorf("Parse error:\n  %v\nwant one problem of the field yaml containing\n  %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseReportsEveryProblem: the problems of decoding the YAML and those Validate finds
+// come at once, in the order of their lines; a field that could not be decoded is not also
+// blamed for the value it lacks.
+func TestParseReportsEveryProblem(t *testing.T) {
+	_, err := Parse([]byte(`
+steps:
+  build:
+    image: busybox
+    depends_on: [x]
+    needs: [lint]
+  test:
+    image: [busybox]
+    retries: 11
+  deploy:
+    imag: busybox
+    needs:
+      - build
+      - nope
+    timeout: 5x
+    cache: {paths: {a: b}}
+`))
+	want := []dao.FieldError{
+		{Field: "steps.build.depends_on", Reason: "unknown field (line 5)"},
+		{Field: "steps.build.needs[0]", Reason: `unknown step "lint" (line 6)`},
+		{Field: "steps.test.image", Reason: "must be a string (line 8)"},
+		{Field: "steps.test.retries", Reason: "must be 0-10, got 11 (line 9)"},
+		{Field: "steps.deploy", Reason: "must have an image (a container step), a build or a deploy (line 10)"},
+		{Field: "steps.deploy.imag", Reason: `unknown field; did you mean "image"? (line 11)`},
+		{Field: "steps.deploy.needs[1]", Reason: `unknown step "nope" (line 14)`},
+		{Field: "steps.deploy.timeout", Reason: `"5x" is not a duration such as 30s or 5m (line 15)`},
+		{Field: "steps.deploy.cache.paths", Reason: "must be a list of strings (line 16)"},
+	}
+	if diff := cmp.Diff(want, fieldErrors(t, err)); diff != "" {
+		t.Errorf("Parse problems (-want +got):\n%s", diff)
+	}
+}
+
+// TestParseLines: problems are at the line of what they are about: an item of a list, a
+// step of a list with the name of an earlier one, an expression's column in the file.
+func TestParseLines(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"list item", `
+steps:
+  a:
+    image: busybox
+  b:
+    image: busybox
+    needs:
+      - a
+      - lint
+`, []string{`steps.b.needs[1]: unknown step "lint" (line 9)`}},
+		{"steps of a list with the same name", `
+steps:
+  - name: a
+    image: busybox
+  - name: a
+    image: Bad
+`, []string{
+			`steps[1].name: "a" is also the name of steps[0] (line 5)`,
+			`steps[1].image: "Bad" is not an image reference`, "(line 6)",
+		}},
+		{"services of a list", `
+steps:
+  - name: a
+    image: busybox
+    services:
+      - name: db
+        image: postgres
+      - name: cache
+        image: redis
+        ports: [0]
+`, []string{"steps.a.services.cache.ports[0]: must be 1-65535, got 0 (line 10)"}},
+		{"expression in quotes", `
+steps:
+  a:
+    image: busybox
+    if: "steps.a.outputs.x = 'y'"
+`, []string{`steps.a.if: "=" is not an operator; compare with "==" (line 5, column 28)`}},
+		{"expression in a list item", `
+steps:
+  a:
+    image: busybox
+    commands:
+      - echo ${{ matrix.os }}
+`, []string{`steps.a.commands[0]: matrix key "os" is not in the step's matrix (line 6, column 18)`}},
+		{"expression in a block scalar keeps its own column", `
+steps:
+  a:
+    image: busybox
+    if: >-
+      steps.a.outputs.x = 'y'
+`, []string{`steps.a.if: column 19: "=" is not an operator; compare with "==" (line 5)`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("Parse = nil error, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Parse error:\n  %v\nwant it to contain\n  %s", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestParseOneDocument: a second YAML document is refused, not ignored.
+func TestParseOneDocument(t *testing.T) {
+	for _, doc := range []string{
+		"steps:\n  a: {image: busybox}\n---\nsteps:\n  b: {image: busybox}\n",
+		"steps:\n  a: {image: busybox}\n---\n",
+	} {
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "yaml: a second YAML document starts here; a pipeline is one document (line 3)") {
+			t.Errorf("Parse(%q) = %v, want a second document refused at line 3", doc, err)
+		}
+	}
+	if _, err := Parse([]byte("steps:\n  a: {image: busybox}\n...\n")); err != nil {
+		t.Errorf("Parse of a document ended by ...: %v", err)
+	}
+}
+
+// TestParseTooManyNodes: a document past the node limit is one problem, not one per node.
+func TestParseTooManyNodes(t *testing.T) {
+	doc := "steps:\n  a:\n    image: busybox\n    commands: [" + strings.Repeat("x, ", maxYAMLNodes) + "x]\n"
+	_, err := Parse([]byte(doc))
+	if err == nil {
+		t.Fatal("Parse = nil error")
+	}
+	got := fieldErrors(t, err)
+	if len(got) != 1 || !strings.Contains(got[0].Reason, "nodes") {
+		t.Errorf("Parse: %d problems, the first %v; want one about the number of nodes", len(got), got[0])
 	}
 }
