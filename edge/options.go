@@ -94,8 +94,9 @@ func WithLogDir(dir string) Option {
 }
 
 // WithLogMaxSize sets the size in bytes at which a container's log is rotated; one rotated
-// file is kept, so a container's logs take at most about twice this. The default is
-// DefaultLogMaxSize (10 MiB); the least is 4 KiB.
+// file is kept, so a container's logs take about twice this on disk, and more only while a
+// reader of this process (Logs) is behind: rotation never discards what a reader has still
+// to read. The default is DefaultLogMaxSize (10 MiB); the least is 4 KiB.
 func WithLogMaxSize(bytes int64) Option {
 	return func(o *options) error {
 		if bytes < 4<<10 {
