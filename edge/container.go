@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/moby/sys/signal"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/registry"
@@ -135,13 +137,25 @@ func (r *Runtime) Create(ctx context.Context, id string, spec dao.ContainerSpec,
 		return err
 	}
 	ociOpts := specOpts(&spec, img, id)
+	unlock, err := r.busy.lock(ctx, id)
+	if err != nil {
+		return fmt.Errorf("edge: create %s: %w", id, err)
+	}
+	defer unlock()
+	// From here on nothing is cut off half-way: a network attached, or a snapshot made,
+	// for a container that is then not made would stay behind.
+	dctx, cancel := detached(ctx)
+	defer cancel()
 	var net *attachment
 	if r.cni != nil && !spec.HostNetwork {
 		// An existing container keeps its network: do not attach a second one.
 		if _, err := r.client.LoadContainer(ctx, id); err == nil {
 			return fmt.Errorf("edge: create %s: %w", id, ErrAlreadyExists)
 		}
-		if net, err = r.attach(ctx, id, &spec); err != nil {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("edge: create %s: %w", id, err)
+		}
+		if net, err = r.attach(dctx, id, &spec); err != nil {
 			return err
 		}
 		ociOpts = append(ociOpts, net.specOpts()...)
@@ -149,7 +163,10 @@ func (r *Runtime) Create(ctx context.Context, id string, spec dao.ContainerSpec,
 			labels[k] = v
 		}
 	}
-	_, err = r.client.NewContainer(ctx, id,
+	if err := ctx.Err(); err != nil && net == nil {
+		return fmt.Errorf("edge: create %s: %w", id, err)
+	}
+	_, err = r.client.NewContainer(dctx, id,
 		client.WithImage(img),
 		client.WithSnapshotter(r.opts.snapshotter),
 		client.WithNewSnapshot(id, img),
@@ -159,12 +176,23 @@ func (r *Runtime) Create(ctx context.Context, id string, spec dao.ContainerSpec,
 	)
 	if err != nil {
 		if errdefs.IsAlreadyExists(err) {
+			// Made by another program meanwhile (this one's creations of id take turns):
+			// the snapshot and the network are that one's. The namespace is this one's.
+			if net != nil {
+				_ = net.netns.Remove()
+			}
 			return wrap(err, "edge: create %s", id)
 		}
+		// containerd may have made it and gone away before it answered (it restarted):
+		// then the container is there, with this snapshot and network, and is kept.
+		if _, lerr := r.client.LoadContainer(dctx, id); lerr == nil {
+			r.log.Warn("container made although its creation failed; keeping it", "id", id, "err", err)
+			return nil
+		}
 		// Undo what was done for it: the snapshot and the network.
-		_ = r.client.SnapshotService(r.opts.snapshotter).Remove(ctx, id)
+		_ = r.client.SnapshotService(r.opts.snapshotter).Remove(dctx, id)
 		if net != nil {
-			_ = r.detach(ctx, id, net.labels())
+			_ = r.detach(dctx, id, net.labels())
 		}
 		return wrap(err, "edge: create %s", id)
 	}
@@ -261,6 +289,14 @@ func (r *Runtime) Start(ctx context.Context, id string) (ContainerStatus, error)
 	if err := r.isClosed(); err != nil {
 		return ContainerStatus{}, err
 	}
+	if err := validID(id); err != nil {
+		return ContainerStatus{}, err
+	}
+	unlock, err := r.busy.lock(ctx, id)
+	if err != nil {
+		return ContainerStatus{}, fmt.Errorf("edge: start %s: %w", id, err)
+	}
+	defer unlock()
 	ctx = r.ctx(ctx)
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -278,12 +314,23 @@ func (r *Runtime) Start(ctx context.Context, id string) (ContainerStatus, error)
 	}
 }
 
+// start starts the container once. The caller holds the container's lock. It looks with
+// ctx, and once it acts (deletes an exited process, creates or starts the task) it goes on
+// to the end whatever becomes of ctx (see detached): what it returns is then what is so.
 func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error) {
 	c, err := r.load(ctx, id)
 	if err != nil {
 		return ContainerStatus{}, err
 	}
 	task, err := c.Task(ctx, nil)
+	if err == nil || errdefs.IsNotFound(err) {
+		if cerr := ctx.Err(); cerr != nil {
+			return ContainerStatus{}, fmt.Errorf("edge: start %s: %w", id, cerr)
+		}
+	}
+	outer := ctx
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	switch {
 	case err == nil:
 		st, err := task.Status(ctx)
@@ -292,7 +339,7 @@ func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error)
 		}
 		switch st.Status {
 		case client.Running, client.Paused, client.Pausing:
-			return r.Status(ctx, id)
+			return r.Status(outer, id)
 		case client.Created:
 			return r.startTask(ctx, c, task)
 		}
@@ -301,6 +348,10 @@ func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error)
 		}
 	case !errdefs.IsNotFound(err):
 		return ContainerStatus{}, wrap(err, "edge: start %s", id)
+	}
+	if err := outer.Err(); err != nil {
+		// No process now: a place to stop at that leaves nothing half-done.
+		return ContainerStatus{}, fmt.Errorf("edge: start %s: %w", id, err)
 	}
 	r.clearOOM(ctx, c)
 	task, err = c.NewTask(ctx, r.logCreator())
@@ -376,6 +427,14 @@ func (r *Runtime) Stop(ctx context.Context, id string, opts ...StopOption) (Cont
 	if err := r.isClosed(); err != nil {
 		return ContainerStatus{}, err
 	}
+	if err := validID(id); err != nil {
+		return ContainerStatus{}, err
+	}
+	unlock, err := r.busy.lock(ctx, id)
+	if err != nil {
+		return ContainerStatus{}, fmt.Errorf("edge: stop %s: %w", id, err)
+	}
+	defer unlock()
 	ctx = r.ctx(ctx)
 	c, err := r.load(ctx, id)
 	if err != nil {
@@ -411,7 +470,9 @@ func (r *Runtime) Stop(ctx context.Context, id string, opts ...StopOption) (Cont
 	}
 	if st.Status == client.Created {
 		// Never started: nothing to signal.
-		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		dctx, cancel := detached(ctx)
+		defer cancel()
+		if _, err := task.Delete(dctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			return ContainerStatus{}, wrap(err, "edge: stop %s", id)
 		}
 		return r.Status(ctx, id)
@@ -452,30 +513,34 @@ func (r *Runtime) waitExit(ctx context.Context, task client.Task, exited <-chan 
 	}
 }
 
-// Remove deletes a stopped container, its root filesystem snapshot and its log files. A
-// running container is not removed: Stop it first (ErrRunning).
+// Remove deletes a container that does not run, with everything it had: its task (a process
+// created and never started is killed, and waited for), its network namespace and address,
+// its root filesystem snapshot and its log files. A running container is not removed: Stop
+// it first (ErrRunning). A Start, Create or Stop of the container under way in this Runtime
+// finishes first, so that Remove sees the task it made; and once begun, Remove is not cut
+// off half-way by ctx, since containerd cannot reach a task whose container is gone (its shim
+// would run on, with its mounts and cgroups).
 func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := r.isClosed(); err != nil {
 		return err
 	}
+	if err := validID(id); err != nil {
+		return err
+	}
+	unlock, err := r.busy.lock(ctx, id)
+	if err != nil {
+		return fmt.Errorf("edge: remove %s: %w", id, err)
+	}
+	defer unlock()
 	ctx = r.ctx(ctx)
 	c, err := r.load(ctx, id)
 	if err != nil {
 		return err
 	}
-	if task, err := c.Task(ctx, nil); err == nil {
-		st, err := task.Status(ctx)
-		if err != nil {
-			return wrap(err, "edge: remove %s", id)
-		}
-		if st.Status != client.Stopped && st.Status != client.Created {
-			return fmt.Errorf("edge: remove %s: %w; stop it first", id, ErrRunning)
-		}
-		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			return wrap(err, "edge: remove %s", id)
-		}
-	} else if !errdefs.IsNotFound(err) {
-		return wrap(err, "edge: remove %s", id)
+	ctx, cancel := detached(ctx)
+	defer cancel()
+	if err := r.deleteTask(ctx, c); err != nil {
+		return err
 	}
 	labels, err := c.Labels(ctx)
 	if err != nil && !errdefs.IsNotFound(err) {
@@ -489,9 +554,53 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	r.mu.Lock()
 	delete(r.oom, id)
+	waiters := r.waiters[id]
 	delete(r.waiters, id)
 	r.mu.Unlock()
+	for _, w := range waiters {
+		close(w) // a Wait or Stop of the container looks again, and finds it gone
+	}
 	r.removeLogs(id)
+	return nil
+}
+
+// deleteTask deletes the container's task, if it has one that does not run: a stopped one,
+// one created and never started (killed first, and waited for), or one whose shim is gone.
+// A running or paused task is ErrRunning.
+func (r *Runtime) deleteTask(ctx context.Context, c client.Container) error {
+	id := c.ID()
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return wrap(err, "edge: remove %s", id)
+	}
+	st, err := task.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return wrap(err, "edge: remove %s", id)
+	}
+	switch st.Status {
+	case client.Running, client.Paused, client.Pausing:
+		return fmt.Errorf("edge: remove %s: %w; stop it first", id, ErrRunning)
+	}
+	_, err = task.Delete(ctx, client.WithProcessKill)
+	if err != nil && !errdefs.IsNotFound(err) {
+		// A task in an unknown state (its shim died) may still be deleted by the task
+		// service, which cleans up after the shim.
+		r.log.Warn("delete task; asking the task service", "id", id, "status", st.Status, "err", err)
+		_, err = r.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerID: id})
+		if err != nil && status.Code(err) != codes.NotFound {
+			return fmt.Errorf("edge: remove %s: delete its task: %w", id, err)
+		}
+	}
+	// The container goes only once it has no task: containerd could not reach one after.
+	if _, err := c.Task(ctx, nil); err == nil {
+		return fmt.Errorf("edge: remove %s: its task is still there after its deletion", id)
+	}
 	return nil
 }
 

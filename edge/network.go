@@ -164,6 +164,9 @@ func (r *Runtime) attach(ctx context.Context, id string, spec *dao.ContainerSpec
 	a := &attachment{netns: ns, ports: portMappings(spec.Ports)}
 	res, err := r.cni.Setup(ctx, id, ns.GetPath(), gocni.WithCapabilityPortMap(a.ports))
 	if err != nil {
+		// The plugins that did their part (an address, iptables rules) undo it on a DEL,
+		// as CNI asks of a failed ADD; the namespace alone would leave them behind.
+		_ = r.cni.Remove(ctx, id, ns.GetPath(), gocni.WithCapabilityPortMap(a.ports))
 		_ = ns.Remove()
 		return nil, fmt.Errorf("edge: connect %s to network %s: %w", id, r.opts.network.Name, err)
 	}

@@ -35,6 +35,11 @@ type Runtime struct {
 	cni    gocni.CNI // nil without a network
 	logger string    // path of the logger script (see logger.go)
 
+	// busy serialises what changes one container (Create, Start, Stop, Remove), so that a
+	// start under way when a removal begins has finished, its task visible to the removal,
+	// before the removal looks.
+	busy idLocks
+
 	mu       sync.Mutex
 	subs     map[*subscriber]struct{}
 	waiters  map[string][]chan struct{}
@@ -164,4 +169,62 @@ func validID(id string) error {
 		return fmt.Errorf("%w %q: 1-76 letters and digits, single '.', '_' or '-' between them", errInvalidID, id)
 	}
 	return nil
+}
+
+// idLocks are mutual exclusion locks by container ID, taken while waiting up to a context.
+// The zero value is ready for use.
+type idLocks struct {
+	mu    sync.Mutex
+	locks map[string]*idLock
+}
+
+type idLock struct {
+	ch      chan struct{} // holds a token while the lock is held
+	waiters int           // holders and those waiting, so that the last one frees the entry
+}
+
+// lock takes the lock of id, waiting until it is free or ctx is done (then it returns ctx's
+// error). The returned function releases it.
+func (l *idLocks) lock(ctx context.Context, id string) (unlock func(), err error) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]*idLock{}
+	}
+	k := l.locks[id]
+	if k == nil {
+		k = &idLock{ch: make(chan struct{}, 1)}
+		l.locks[id] = k
+	}
+	k.waiters++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		if k.waiters--; k.waiters == 0 {
+			delete(l.locks, id)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case k.ch <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-k.ch
+		release()
+	}, nil
+}
+
+// taskOpTimeout bounds the containerd calls that create, start and delete a task, which are
+// never cut off by their caller's context (see detached).
+const taskOpTimeout = 30 * time.Second
+
+// detached returns a context with ctx's values (the namespace) that ctx's end does not
+// cancel, ended after taskOpTimeout. containerd 1.6 does not undo a task creation cut off
+// half-way: its shim keeps running with no task to reach it by, and a start or delete cut
+// off half-way leaves a task that the next step does not expect. Once such a call is made,
+// it is seen through.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), taskOpTimeout)
 }
