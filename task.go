@@ -2,6 +2,7 @@ package dao
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -133,12 +134,101 @@ type TaskStatus struct {
 	ExitCode  int  `json:"exitCode,omitempty"`
 	OOMKilled bool `json:"oomKilled,omitempty"`
 	// Restarts counts local restarts of the container by its node.
-	Restarts   int       `json:"restarts,omitempty"`
-	Addresses  []string  `json:"addresses,omitempty"`
-	StartedAt  time.Time `json:"startedAt,omitzero"`
-	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	Restarts int `json:"restarts,omitempty"`
+	// Restarting says that the container is down and its node will start it again at
+	// NextRestartAt (its restart policy's backoff); ExitCode, OOMKilled and FinishedAt then
+	// describe the exit it is recovering from. The task's State stays TaskRunning meanwhile,
+	// as a Kubernetes pod in CrashLoopBackOff stays in phase Running. It goes false when the
+	// container is started again, and in every state but TaskRunning. Describe renders it.
+	Restarting    bool      `json:"restarting,omitempty"`
+	NextRestartAt time.Time `json:"nextRestartAt,omitzero"`
+	Addresses     []string  `json:"addresses,omitempty"`
+	StartedAt     time.Time `json:"startedAt,omitzero"`
+	FinishedAt    time.Time `json:"finishedAt,omitzero"`
 	// Timestamp is when this status was observed.
 	Timestamp time.Time `json:"timestamp,omitzero"`
+}
+
+// Describe renders the status as a person reads it, at time now (for the wait before a
+// restart), like the STATUS column of docker ps:
+//
+//	running (pid 4242, healthy, 2 restarts)
+//	restarting (exit 1, 3 restarts, next attempt in 2s)
+//	restarting (OOM killed, 1 restart, next attempt now)
+//	failed (exit 2): exited with code 2; gave up after 5 restarts within 1m0s
+//	complete (exit 0)
+//	rejected: edge: image not found: example.com/app:1
+//	pending: no node matches constraint zone==eu
+func (s TaskStatus) Describe(now time.Time) string {
+	var details []string
+	exit := func() {
+		switch {
+		case s.OOMKilled:
+			details = append(details, "OOM killed")
+		case s.ExitCode > 128 && s.ExitCode < 128+65:
+			details = append(details, fmt.Sprintf("killed by signal %d", s.ExitCode-128))
+		default:
+			details = append(details, fmt.Sprintf("exit %d", s.ExitCode))
+		}
+	}
+	restarts := func() {
+		switch s.Restarts {
+		case 0:
+		case 1:
+			details = append(details, "1 restart")
+		default:
+			details = append(details, fmt.Sprintf("%d restarts", s.Restarts))
+		}
+	}
+	name, why := s.State.String(), ""
+	switch {
+	case s.Restarting && s.State == TaskRunning:
+		name = "restarting"
+		exit()
+		restarts()
+		details = append(details, "next attempt "+untilText(s.NextRestartAt, now))
+	case s.State == TaskRunning:
+		if s.PID != 0 {
+			details = append(details, fmt.Sprintf("pid %d", s.PID))
+		}
+		if s.Health != HealthNone {
+			details = append(details, string(s.Health))
+		}
+		restarts()
+	case s.State == TaskComplete, s.State == TaskFailed:
+		exit()
+		restarts()
+		why = s.Err
+	case s.State == TaskShutdown && !s.FinishedAt.IsZero():
+		exit()
+	default:
+		why = s.Err
+		if why == "" {
+			why = s.Message
+		}
+	}
+	out := name
+	if len(details) > 0 {
+		out += " (" + strings.Join(details, ", ") + ")"
+	}
+	if why != "" {
+		out += ": " + why
+	}
+	return out
+}
+
+// untilText says when t comes, seen at now: "in 2s", "in 150ms", "now".
+func untilText(t, now time.Time) string {
+	d := t.Sub(now)
+	if d < time.Second {
+		d = d.Round(time.Millisecond)
+	} else {
+		d = d.Round(time.Second)
+	}
+	if t.IsZero() || d <= 0 {
+		return "now"
+	}
+	return "in " + d.String()
 }
 
 // Validate checks the task and returns a *ValidationError naming every invalid field.

@@ -25,6 +25,10 @@ const (
 	// LabelRestarts holds how many times the agent restarted the container, so that the
 	// count survives a restart of the agent's program.
 	LabelRestarts = dao.LabelPrefix + "restarts"
+	// LabelNextRestart holds, while the container is down and the agent will start it again
+	// after a backoff, when it will (RFC 3339); it is empty otherwise. Tools that read
+	// containerd, such as dao ps, show such a container as restarting.
+	LabelNextRestart = dao.LabelPrefix + "next-restart"
 )
 
 // Assignment and TaskUpdate are the root package's: the orchestrator speaks them too.
@@ -202,6 +206,7 @@ func (a *Agent) Assign(set Assignment) error {
 			return fmt.Errorf("%w: have %d, got %d", ErrStaleRevision, cur.Revision, set.Revision)
 		}
 		if set.Revision == cur.Revision && sameTasks(cur.Tasks, set.Tasks) {
+			a.log.Debug("assignment received: unchanged", "epoch", set.Epoch, "revision", set.Revision, "tasks", len(set.Tasks))
 			return nil
 		}
 	}
@@ -212,6 +217,7 @@ func (a *Agent) Assign(set Assignment) error {
 		}
 	}
 	a.assigned = &set
+	a.log.Debug("assignment received", "epoch", set.Epoch, "revision", set.Revision, "tasks", len(set.Tasks))
 	a.poke()
 	return nil
 }
@@ -255,8 +261,11 @@ func cmpString(a, b string) int {
 }
 
 // Run converges the node until ctx is done. It returns ctx's error, leaving every container
-// running: a restart of the program is not a reason to restart containers. Only one Run may
-// be active at a time.
+// running: a restart of the program is not a reason to restart containers. Removals of
+// containers no longer assigned that are under way are finished first (a container is not
+// left half-removed; one that cannot be removed now is removed by the next Run), and their
+// status reported: once Run has returned, none of its goroutines acts on a container or
+// calls the status function. Only one Run may be active at a time.
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.running {
@@ -274,11 +283,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := a.rt.Subscribe(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
+	// The status function is told of everything until the end, the last removals too: the
+	// report loop ends after them.
+	reportCtx, endReports := context.WithCancel(context.WithoutCancel(ctx))
+	reportsDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		a.reportLoop(ctx)
+		defer close(reportsDone)
+		a.reportLoop(reportCtx)
 	}()
 	defer func() {
 		cancel()
@@ -290,8 +301,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			w.cancel()
 			<-w.done
 		}
-		wg.Wait()
+		// No goroutine of this Run acts on a container once it has returned: removals
+		// under way are finished (a removal is not cut off half-way; one that fails is
+		// tried again by the next Run, as the container is not assigned).
+		a.removalsWG.Wait()
+		endReports()
+		<-reportsDone
+		a.log.Debug("agent stopped")
 	}()
+	a.log.Debug("agent running", "revision", a.Revision())
 
 	resync := time.NewTicker(a.opts.resync)
 	defer resync.Stop()
@@ -377,19 +395,24 @@ func (a *Agent) converge(ctx context.Context) {
 			delete(a.tasks, id)
 			a.removals[id] = true
 			stale = append(stale, gone{id, w})
+			why := "no longer assigned"
+			if ok {
+				why = "its spec changed"
+			}
+			a.log.Debug("task worker stopped: removing its container", "task", id, "why", why)
 		}
 	}
 	for id, t := range want {
 		if _, ok := a.tasks[id]; !ok && !a.removals[id] {
 			w := newTaskWorker(ctx, a, t)
 			a.tasks[id] = w
+			a.log.Debug("task worker started", "task", id, "service", t.ServiceID)
 			go w.run()
 		}
 	}
-	workers := maps.Clone(a.tasks)
 	a.mu.Unlock()
 	for _, g := range stale {
-		a.launchRemoval(ctx, g.id, g.w.lastStatus(), g.w.done)
+		a.launchRemoval(ctx, g.id, g.w, g.w.done)
 	}
 
 	// Containers of ours that belong to no assigned task: stop and remove them. A worker that
@@ -402,37 +425,32 @@ func (a *Agent) converge(ctx context.Context) {
 		return
 	}
 	for _, c := range list {
-		id := c.Labels[LabelTask]
-		if id == "" || workers[c.ID] != nil || a.removing(c.ID) {
+		if c.Labels[LabelTask] == "" {
 			continue
 		}
-		a.startRemoval(ctx, c.ID, dao.TaskStatus{ContainerID: c.ID})
+		a.startRemoval(ctx, c.ID)
 	}
 }
 
-// removing reports whether a removal of the container is under way.
-func (a *Agent) removing(id string) bool {
+// startRemoval stops and removes a container of no task worker in the background, unless
+// that is under way. It is decided with the agent's lock held: a container listed before a
+// worker of its task was started, or before its removal ended, is not removed again.
+func (a *Agent) startRemoval(ctx context.Context, id string) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.removals[id]
-}
-
-// startRemoval stops and removes a container in the background, unless that is under way.
-func (a *Agent) startRemoval(ctx context.Context, id string, last dao.TaskStatus) {
-	a.mu.Lock()
-	if a.removals[id] {
+	if a.removals[id] || a.tasks[id] != nil {
 		a.mu.Unlock()
 		return
 	}
 	a.removals[id] = true
 	a.mu.Unlock()
-	a.launchRemoval(ctx, id, last, nil)
+	a.log.Debug("removing a container of no assigned task", "task", id)
+	a.launchRemoval(ctx, id, nil, nil)
 }
 
 // launchRemoval stops and removes a container marked in a.removals, once after (a worker's
-// goroutine) has ended. The agent is poked when it is done, so that a task whose spec changed
-// gets its new container.
-func (a *Agent) launchRemoval(ctx context.Context, id string, last dao.TaskStatus, after <-chan struct{}) {
+// goroutine) has ended; w is that worker, nil for a container of no worker. The agent is poked
+// when it is done, so that a task whose spec changed gets its new container.
+func (a *Agent) launchRemoval(ctx context.Context, id string, w *taskWorker, after <-chan struct{}) {
 	a.removalsWG.Add(1)
 	go func() {
 		defer a.removalsWG.Done()
@@ -445,34 +463,63 @@ func (a *Agent) launchRemoval(ctx context.Context, id string, last dao.TaskStatu
 		if after != nil {
 			<-after
 		}
-		a.stopAndRemove(context.WithoutCancel(ctx), id, last)
+		// The worker has ended: its status is its last word.
+		last := dao.TaskStatus{ContainerID: id}
+		if w != nil {
+			last = w.lastStatus()
+		}
+		a.stopAndRemove(ctx, id, last, w != nil)
 	}()
 }
 
-func (a *Agent) stopAndRemove(ctx context.Context, id string, last dao.TaskStatus) {
+// stopAndRemove stops and removes the container, and reports the task shut down. A removal
+// is not cut off when ctx (Run's) ends, as a container half-removed would be; a failed one
+// is tried again, until ctx has ended or the Runtime is closed. known says the container is a
+// worker's: its task is reported shut down even when it had no container; one of no worker
+// that is already gone is not reported.
+func (a *Agent) stopAndRemove(ctx context.Context, id string, last dao.TaskStatus, known bool) {
+	begin := time.Now()
 	for attempt := 0; ; attempt++ {
-		st, err := a.rt.Stop(ctx, id)
+		st, err := a.rt.Stop(context.WithoutCancel(ctx), id)
 		if err == nil {
-			err = a.rt.Remove(ctx, id)
+			a.log.Debug("container stopped", "task", id, "exitCode", st.ExitCode, "took", time.Since(begin))
+			err = a.rt.Remove(context.WithoutCancel(ctx), id)
 		}
 		if err == nil || errors.Is(err, ErrNotFound) {
+			if err == nil {
+				a.log.Debug("container removed", "task", id, "took", time.Since(begin))
+			} else if !known {
+				a.log.Debug("container gone before its removal", "task", id)
+				return
+			}
 			last.State = dao.TaskShutdown
 			last.Message = "stopped: no longer assigned"
 			last.PID = 0
 			last.Health = dao.HealthNone
+			last.Restarting, last.NextRestartAt = false, time.Time{}
 			if !st.FinishedAt.IsZero() {
 				last.FinishedAt = st.FinishedAt
 				last.ExitCode = st.ExitCode
+				last.OOMKilled = st.OOMKilled
 			}
 			last.Timestamp = time.Now()
 			a.report(id, last, true)
+			return
+		}
+		if errors.Is(err, ErrClosed) {
+			a.log.Warn("remove container: the runtime is closed", "id", id)
 			return
 		}
 		a.log.Warn("remove container", "id", id, "err", err, "attempt", attempt)
 		if attempt >= 20 {
 			return
 		}
-		time.Sleep(min(time.Duration(attempt+1)*200*time.Millisecond, 3*time.Second))
+		select {
+		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 3*time.Second)):
+		case <-ctx.Done():
+			a.log.Warn("remove container: given up as the agent stops; the next run removes it", "id", id, "err", err)
+			return
+		}
 	}
 }
 
@@ -507,6 +554,10 @@ func (a *Agent) reportLoop(ctx context.Context) {
 				return
 			}
 			for _, u := range batch {
+				if a.log.Enabled(context.Background(), slog.LevelDebug) {
+					a.log.Debug("status sent", "task", u.TaskID, "state", u.Status.State,
+						"status", u.Status.Describe(time.Now()), "message", u.Status.Message)
+				}
 				a.opts.onStatus(u)
 			}
 		}

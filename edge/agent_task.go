@@ -26,6 +26,8 @@ type taskWorker struct {
 	lastExit  time.Time // FinishedAt of the last exit handled
 	restartAt time.Time // when a decided restart is due; zero when none
 	terminal  bool      // the task ended here: complete, failed or rejected
+	// restartLabel is set while the container has a LabelNextRestart of this worker's.
+	restartLabel bool
 
 	mu     sync.Mutex
 	status dao.TaskStatus
@@ -110,8 +112,10 @@ func (w *taskWorker) step() time.Duration {
 		}
 		return retryDelay
 	}
+	w.restartLabel = st.Labels[LabelNextRestart] != "" // perhaps left by an earlier program
 	if st.SpecHash != SpecHash(&w.task.Spec) {
 		// Left by an older spec of the same task: replace it.
+		w.a.log.Debug("container of an older spec of the task: replacing it", "task", w.id, "state", st.State)
 		w.stopHealth()
 		if _, err := rt.Stop(w.ctx, w.id); err != nil {
 			return retryDelay
@@ -130,10 +134,12 @@ func (w *taskWorker) step() time.Duration {
 		w.mu.Unlock()
 		if !known {
 			// A container found running: ours from before a restart of the program.
+			w.a.log.Debug("container found running: adopted", "task", w.id, "pid", st.PID, "startedAt", st.StartedAt)
 			w.tracker.Started(st.StartedAt)
 			w.update(func(s *dao.TaskStatus) {
 				s.State = dao.TaskRunning
 				s.Message = "running"
+				s.Restarting, s.NextRestartAt = false, time.Time{}
 				s.PID = st.PID
 				s.StartedAt = st.StartedAt
 				s.Addresses = st.Addresses
@@ -162,9 +168,13 @@ func (w *taskWorker) create() time.Duration {
 	}
 	err := w.a.rt.Create(w.ctx, w.id, w.task.Spec, WithLabels(labels))
 	switch {
-	case err == nil, errors.Is(err, ErrAlreadyExists):
+	case err == nil:
+		w.a.log.Debug("container created", "task", w.id, "image", w.task.Spec.Image)
+	case errors.Is(err, ErrAlreadyExists):
+		w.a.log.Debug("container already there", "task", w.id)
 	case errors.Is(err, dao.ErrInvalid), errors.Is(err, ErrImageNotFound), errors.Is(err, errInvalidID),
 		errors.Is(err, ErrNoNetwork):
+		w.a.log.Debug("task rejected", "task", w.id, "err", err)
 		w.terminal = true
 		w.update(func(s *dao.TaskStatus) {
 			s.State = dao.TaskRejected
@@ -176,6 +186,7 @@ func (w *taskWorker) create() time.Duration {
 		if w.ctx.Err() != nil {
 			return 0
 		}
+		w.a.log.Debug("create failed: retrying", "task", w.id, "after", retryDelay, "err", err)
 		w.update(func(s *dao.TaskStatus) { s.Message = "create failed, retrying: " + err.Error() })
 		return retryDelay
 	}
@@ -193,15 +204,24 @@ func (w *taskWorker) start(message string) time.Duration {
 		if w.ctx.Err() != nil {
 			return 0
 		}
-		w.update(func(s *dao.TaskStatus) { s.Message = "start failed, retrying: " + err.Error() })
+		w.a.log.Debug("start failed: retrying", "task", w.id, "after", retryDelay, "err", err)
+		next := time.Now().Add(retryDelay)
+		w.update(func(s *dao.TaskStatus) {
+			s.Message = "start failed, retrying: " + err.Error()
+			if s.Restarting {
+				s.NextRestartAt = next
+			}
+		})
 		return retryDelay
 	}
 	w.restartAt = time.Time{}
 	w.tracker.Started(time.Now())
+	w.a.log.Debug("container started", "task", w.id, "pid", st.PID, "why", message)
 	w.update(func(s *dao.TaskStatus) {
 		s.State = dao.TaskRunning
 		s.Message = "running"
 		s.Err = ""
+		s.Restarting, s.NextRestartAt = false, time.Time{}
 		s.PID = st.PID
 		s.Addresses = st.Addresses
 		s.StartedAt = st.StartedAt
@@ -223,18 +243,36 @@ func (w *taskWorker) exited(st ContainerStatus) time.Duration {
 			when = time.Now()
 		}
 		d := w.tracker.Exited(when, st.ExitCode)
+		if d.Restart {
+			w.restartAt = time.Now().Add(d.Delay)
+			w.a.log.Debug("container exited: restart scheduled", "task", w.id, "exitCode", st.ExitCode,
+				"oomKilled", st.OOMKilled, "backoff", d.Delay, "attempt", d.Attempt, "at", w.restartAt)
+		} else {
+			w.a.log.Debug("container exited: not restarted", "task", w.id, "exitCode", st.ExitCode,
+				"oomKilled", st.OOMKilled, "why", d.Reason)
+		}
 		w.update(func(s *dao.TaskStatus) {
 			s.PID = 0
 			s.ExitCode = st.ExitCode
 			s.OOMKilled = st.OOMKilled
 			s.FinishedAt = st.FinishedAt
 			s.Health = dao.HealthNone
+			s.Restarting, s.NextRestartAt = false, time.Time{}
 			if w.task.Spec.HealthCheck != nil {
 				s.Health = dao.HealthStarting
 			}
 			switch {
 			case d.Restart:
 				s.Message = st.Reason() + "; " + d.Reason
+				// Down, and coming back: the task stays running, as in CrashLoopBackOff.
+				// A container that exited ran (before a restart of this program, say).
+				if !st.FinishedAt.IsZero() {
+					s.State = max(s.State, dao.TaskRunning)
+				}
+				s.Restarting = s.State == dao.TaskRunning
+				if s.Restarting {
+					s.NextRestartAt = w.restartAt
+				}
 			case st.ExitCode == 0 && !st.OOMKilled:
 				s.State = dao.TaskComplete
 				s.Message = st.Reason() + "; " + d.Reason
@@ -244,21 +282,43 @@ func (w *taskWorker) exited(st ContainerStatus) time.Duration {
 				s.Err = st.Reason() + "; " + d.Reason
 			}
 		})
+		switch {
+		case d.Restart && d.Delay > 0:
+			// Down for a while: say so on the container too, for those who read containerd.
+			w.setRestartLabel(map[string]string{LabelNextRestart: w.restartAt.UTC().Format(time.RFC3339Nano)})
+		case !d.Restart && w.restartLabel:
+			w.setRestartLabel(map[string]string{LabelNextRestart: ""})
+		}
 		if !d.Restart {
 			w.terminal = true
 			return 0
 		}
-		w.restartAt = time.Now().Add(d.Delay)
 	}
 	if wait := time.Until(w.restartAt); wait > 0 {
 		return wait
 	}
 	var restarts int
 	w.update(func(s *dao.TaskStatus) { s.Restarts++; restarts = s.Restarts })
-	if err := w.a.rt.setLabels(w.ctx, w.id, map[string]string{LabelRestarts: strconv.Itoa(restarts)}); err != nil && w.ctx.Err() == nil {
-		w.a.log.Warn("record restart count", "task", w.id, "err", err)
+	w.a.log.Debug("restarting container", "task", w.id, "restarts", restarts)
+	labels := map[string]string{LabelRestarts: strconv.Itoa(restarts)}
+	if w.restartLabel {
+		labels[LabelNextRestart] = ""
 	}
+	w.setRestartLabel(labels)
 	return w.start("restarting")
+}
+
+// setRestartLabel sets labels that record restarts on the container.
+func (w *taskWorker) setRestartLabel(labels map[string]string) {
+	if err := w.a.rt.setLabels(w.ctx, w.id, labels); err != nil {
+		if w.ctx.Err() == nil {
+			w.a.log.Warn("record restart on the container", "task", w.id, "err", err)
+		}
+		return
+	}
+	if v, ok := labels[LabelNextRestart]; ok {
+		w.restartLabel = v != ""
+	}
 }
 
 // update changes the worker's status and reports it.
@@ -269,6 +329,9 @@ func (w *taskWorker) update(f func(*dao.TaskStatus)) {
 	w.status.ContainerID = w.id
 	if !before.State.CanTransition(w.status.State) {
 		w.status.State = before.State
+	}
+	if w.status.State != dao.TaskRunning {
+		w.status.Restarting, w.status.NextRestartAt = false, time.Time{}
 	}
 	w.status.Timestamp = time.Now()
 	st := w.status

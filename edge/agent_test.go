@@ -27,17 +27,17 @@ type agentRun struct {
 	updates []edge.TaskUpdate
 }
 
-func (e *env) startAgent(rt *edge.Runtime, stateDir string) *agentRun {
+func (e *env) startAgent(rt *edge.Runtime, stateDir string, opts ...edge.AgentOption) *agentRun {
 	e.t.Helper()
 	ar := &agentRun{done: make(chan error, 1)}
-	a, err := edge.NewAgent(rt,
+	a, err := edge.NewAgent(rt, append([]edge.AgentOption{
 		edge.WithStateDir(stateDir),
 		edge.WithResyncInterval(time.Second),
 		edge.WithStatusFunc(func(u edge.TaskUpdate) {
 			ar.mu.Lock()
 			ar.updates = append(ar.updates, u)
 			ar.mu.Unlock()
-		}))
+		})}, opts...)...)
 	if err != nil {
 		e.t.Fatalf("NewAgent: %v", err)
 	}
@@ -313,6 +313,9 @@ func TestAgentRestartPolicyAndRejection(t *testing.T) {
 	st := ar.waitTask(t, "crash", 30*time.Second, "failed", func(s dao.TaskStatus) bool { return s.State == dao.TaskFailed })
 	if st.Restarts != 2 || st.ExitCode != 2 || st.Err == "" {
 		t.Errorf("crash: restarts %d exit %d err %q; want 2 restarts, exit 2 and a reason", st.Restarts, st.ExitCode, st.Err)
+	}
+	if st.Restarting || !st.NextRestartAt.IsZero() {
+		t.Errorf("crash: failed, but restarting %v at %s", st.Restarting, st.NextRestartAt)
 	}
 	st = ar.waitTask(t, "missing", 10*time.Second, "rejected", func(s dao.TaskStatus) bool { return s.State == dao.TaskRejected })
 	if !errors.Is(errors.New(st.Err), edge.ErrImageNotFound) && !contains(st.Err, "image not found") {

@@ -8,8 +8,10 @@
 // changed by CapAdd and CapDrop as docker changes it, and the seccomp profile of docker and
 // containerd's CRI unless the spec says unconfined (every capability and no seccomp filter
 // only when the spec asks for a privileged container). It stops containers
-// with a grace period (the stop signal, then SIGKILL), removes them with their snapshots and
-// logs, reports their status and exit from containerd's event stream, keeps each container's
+// with a grace period (the stop signal, then SIGKILL), removes them whole (task, network,
+// snapshot and logs; calls that change one container take turns, and none is cut off
+// half-way by its context, which would leave a shim containerd cannot reach), reports
+// their status and exit from containerd's event stream, keeps each container's
 // output in a size-capped log file that can be read and followed, and samples CPU and memory
 // use. An OOM kill is reported as such, even when containerd's shim misses it, as it does
 // for a process killed right after its start: a SIGKILL exit is checked against the
@@ -51,11 +53,18 @@
 // wants on it, with a revision. It starts what is missing, stops and removes what is no longer
 // assigned, restarts exited containers by their task's [dao.RestartPolicy] (the first retry at
 // once, then exponential backoff with jitter, reset after a healthy run) without waiting for
-// any control plane, runs health checks, and reports every status change. Re-sending the same
-// assignment changes nothing. A container's ID is its task's ID, so whoever restarts (the
-// program, containerd) no container is ever duplicated. With [WithStateDir] the assignment is
-// kept on disk, so after a reboot or while the control plane is unreachable the node runs what
-// it was last given.
+// any control plane, runs health checks, and reports every status change. While a container
+// waits to be restarted its task stays running with [dao.TaskStatus.Restarting] set, its last
+// exit and the time of the next attempt (and [LabelNextRestart] on the container), as a
+// Kubernetes pod in CrashLoopBackOff. Re-sending the same assignment changes nothing. A
+// container's ID is its task's ID, so whoever restarts (the program, containerd) no container
+// is ever duplicated. A removal wins over a restart under way: the restart finishes or stops
+// before the removal looks, so no shim, mount, cgroup, network namespace or address of a
+// removed container stays behind. With [WithStateDir] the assignment is kept on disk, so after
+// a reboot or while the control plane is unreachable the node runs what it was last given.
+// With [WithAgentLogger] at Debug level, every decision is logged: assignments, containers
+// created, started, exited (and when they restart), stopped and removed, health changes and
+// every status sent.
 //
 //	agent, err := edge.NewAgent(rt,
 //		edge.WithStateDir("/var/lib/dao/agent"),

@@ -65,6 +65,7 @@ func (h *healthChecker) run() {
 			why = checkFailure(res, err)
 		}
 		if next != state {
+			h.w.a.log.Debug("health changed", "task", h.w.id, "from", state, "to", next, "failures", failures, "why", why)
 			state = next
 			msg := "health check: " + string(next)
 			if why != "" {

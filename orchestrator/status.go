@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/opendao/dao"
 )
 
 // statusBatch is the most status reports one transaction writes.
@@ -16,7 +19,12 @@ const statusBatch = 4096
 //
 // The writer keeps states moving forward only (dao.TaskState.CanTransition), and drops
 // updates of tasks that the store does not have on that node, such as those of a node that
-// was down and whose tasks went elsewhere.
+// was down and whose tasks went elsewhere. Within one state that only nodes report
+// (preparing and after), an update observed before the status the store has is dropped as
+// well, so that an older update does not undo a newer one (the restart of a crash-looping
+// container, say). A task that has left TaskRunning is not restarting, whatever the update
+// says. Each write's cause reads as the status does (dao.TaskStatus.Describe):
+// "status: node n1: task t1 restarting (exit 1, 3 restarts, next attempt in 2s)".
 func (o *Orchestrator) ReportStatus(nodeID string, u TaskUpdate) {
 	o.mu.Lock()
 	o.statusQ = append(o.statusQ, statusReport{nodeID, u})
@@ -63,7 +71,13 @@ func (o *Orchestrator) statusLoop(ctx context.Context) {
 func (o *Orchestrator) writeStatus(ctx context.Context, batch []statusReport) error {
 	cause := fmt.Sprintf("status: %d reports", len(batch))
 	if len(batch) == 1 {
-		cause = fmt.Sprintf("status: node %s: task %s %s", batch[0].nodeID, batch[0].u.TaskID, batch[0].u.Status.State)
+		// As the node saw it when it observed it: "next attempt in 2s" then.
+		st := normalStatus(batch[0].u.Status)
+		at := st.Timestamp
+		if at.IsZero() {
+			at = o.opts.clock.Now()
+		}
+		cause = fmt.Sprintf("status: node %s: task %s %s", batch[0].nodeID, batch[0].u.TaskID, st.Describe(at))
 	}
 	return o.store.Update(ctx, cause, func(tx Tx) error {
 		// The last report of a task in the batch wins, if every step to it is forward.
@@ -75,14 +89,37 @@ func (o *Orchestrator) writeStatus(ctx context.Context, batch []statusReport) er
 			if err != nil {
 				return err
 			}
-			if t.NodeID != r.nodeID || !t.Status.State.CanTransition(r.u.Status.State) {
+			if t.NodeID != r.nodeID || !supersedes(r.u.Status, t.Status) {
 				continue
 			}
-			t.Status = r.u.Status
+			t.Status = normalStatus(r.u.Status)
 			if err := tx.UpdateTask(&t); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// supersedes reports whether a node's status update u replaces the status cur the store
+// has: states only move forward, and within a state that only a node reports, an update
+// observed before cur is older news. (The control plane writes the pending and assigned
+// states, with its own clock, and a node's clock is not compared with it.)
+func supersedes(u, cur dao.TaskStatus) bool {
+	if !cur.State.CanTransition(u.State) {
+		return false
+	}
+	if u.State == cur.State && u.State >= dao.TaskPreparing &&
+		!u.Timestamp.IsZero() && !cur.Timestamp.IsZero() && u.Timestamp.Before(cur.Timestamp) {
+		return false
+	}
+	return true
+}
+
+// normalStatus returns st as the store keeps it: only a running task is restarting.
+func normalStatus(st dao.TaskStatus) dao.TaskStatus {
+	if st.State != dao.TaskRunning || !st.Restarting {
+		st.Restarting, st.NextRestartAt = false, time.Time{}
+	}
+	return st
 }

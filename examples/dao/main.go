@@ -25,7 +25,8 @@
 // the content nothing references, as the cleaning policy of package policy chooses them. It
 // never removes a running container or what one uses. `dao clean --dry-run` lists what would
 // go, why, and the bytes it would free; `dao help clean` lists its options. `dao ps` lists the
-// running containers, `dao ps --all` the stopped ones too: what clean would look at.
+// running containers and those an edge agent is restarting (with their last exit and next
+// attempt), `dao ps --all` the stopped ones too: what clean would look at.
 //
 // `dao pull REF` pulls an image with package registry's pull engine, with a progress line
 // per layer like docker pull and a summary of size, time and throughput. Mirrors, plain-HTTP

@@ -12,13 +12,15 @@ import (
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+
+	"github.com/opendao/dao/edge"
 )
 
 func psCommand() *command {
 	var all *bool
 	newFlags := func() *flag.FlagSet {
 		fs := flag.NewFlagSet("ps", flag.ContinueOnError)
-		all = fs.Bool("all", false, "also list stopped containers; without it, only running and paused ones")
+		all = fs.Bool("all", false, "also list stopped containers; without it, only running, paused and restarting ones")
 		return fs
 	}
 	c := &command{
@@ -27,7 +29,9 @@ func psCommand() *command {
 		flags:   newFlags,
 		usage: `Usage: dao ps [options]
 
-Lists the containers of the namespace with their state, image and age.
+Lists the containers of the namespace with their state, image and age. A container that
+exited and that its edge agent will start again after a backoff is listed as restarting,
+with its last exit and its next attempt.
 `,
 	}
 	c.run = func(ctx context.Context, g *globals, args []string) int {
@@ -62,8 +66,8 @@ func ps(ctx context.Context, g *globals, c *client.Client, all bool) error {
 	t.row(bold, "CONTAINER", "IMAGE", "STATE", "CREATED", "STATUS")
 	shown := 0
 	for _, ct := range list {
-		state, status := describe(procs[ct.ID], now)
-		if !all && state != "running" && state != "paused" {
+		state, status := describe(procs[ct.ID], ct.Labels, now)
+		if !all && state != "running" && state != "paused" && state != "restarting" {
 			continue
 		}
 		t.row("", ct.ID, orDash(ct.Image), state, age(now, ct.CreatedAt), status)
@@ -100,8 +104,28 @@ func processes(ctx context.Context, c *client.Client) (map[string]*task.Process,
 }
 
 // describe returns a container's state in one word and its status in a few: "running",
-// "pid 4242"; "stopped", "exited (0) 5m ago"; "created", "never started".
-func describe(p *task.Process, now time.Time) (state, status string) {
+// "pid 4242"; "stopped", "exited (0) 5m ago"; "created", "never started"; "restarting",
+// "exited (1) 3s ago, next attempt in 2s" for a container whose edge agent will start it
+// again (edge.LabelNextRestart, set while it waits).
+func describe(p *task.Process, labels map[string]string, now time.Time) (state, status string) {
+	if next, err := time.Parse(time.RFC3339Nano, labels[edge.LabelNextRestart]); err == nil && !live(p) {
+		status := "no process"
+		if p != nil {
+			status = fmt.Sprintf("exited (%d)", p.ExitStatus)
+			if t := exitTime(p); !t.IsZero() {
+				status += " " + age(now, t) + " ago"
+			}
+		}
+		switch d := next.Sub(now); {
+		case d <= 0:
+			status += ", next attempt due"
+		case d < time.Second:
+			status += ", next attempt in <1s"
+		default:
+			status += ", next attempt in " + age(now, now.Add(-d))
+		}
+		return "restarting", status
+	}
 	if p == nil {
 		return "stopped", "no process"
 	}
