@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -176,7 +177,9 @@ func (c *Containerd) Log() string {
 }
 
 // Close kills every container in every namespace, stops the daemon, unmounts what it left
-// mounted and removes its directory.
+// mounted and removes its directory. A shim that outlived its task (containerd 1.6 loses
+// track of one whose creation was cut off) is killed with its container too, and Close
+// then returns an error naming it, so that nothing a daemon started stays running.
 func (c *Containerd) Close() error {
 	if c.cmd != nil {
 		if cl, err := client.New(c.Address, client.WithTimeout(5*time.Second)); err == nil {
@@ -185,8 +188,18 @@ func (c *Containerd) Close() error {
 		}
 	}
 	c.Stop()
+	// Shims exit shortly after their task is deleted: give them a moment.
+	left := processesOf(c.Dir)
+	for deadline := time.Now().Add(2 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = processesOf(c.Dir) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var err error
+	if len(left) > 0 {
+		err = fmt.Errorf("daemon: %d processes outlived containerd in %s, killed: %s", len(left), c.Dir, strings.Join(left, "; "))
+		reap(c.Dir)
+	}
 	c.unmountAll()
-	return os.RemoveAll(c.Dir)
+	return errors.Join(err, os.RemoveAll(c.Dir))
 }
 
 // KillAll kills and deletes every task in every namespace of the daemon behind cl, so no

@@ -110,6 +110,26 @@ func reap(dir string) {
 	_ = os.RemoveAll(dir)
 }
 
+// processesOf returns the PID and command line of every process whose command line names a
+// path in dir.
+func processesOf(dir string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	needle := []byte(dir + "/")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, needle) {
+			continue
+		}
+		pid := filepath.Base(filepath.Dir(p))
+		if pid == strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		out = append(out, pid+" "+strings.TrimSpace(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))))
+	}
+	return out
+}
+
 // killProcesses sends SIGKILL to every process whose command line names a path in dir:
 // containerd started with its config, docker-registry with its, and the shims, which are
 // given the daemon's socket.
