@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/registry"
 )
@@ -567,4 +568,27 @@ func (n *node) withoutStrays(s state) state {
 	s.Content = slices.DeleteFunc(slices.Clone(s.Content), func(d digest.Digest) bool { return d == n.orphan })
 	s.Snapshots = slices.DeleteFunc(slices.Clone(s.Snapshots), func(k string) bool { return k == "stray-snapshot" })
 	return s
+}
+
+// A container between two local restarts of its edge agent is down, but it is not
+// stopped for good: clean keeps it, as docker system prune keeps a restarting container.
+func TestCleanKeepsARestartingContainer(t *testing.T) {
+	n := newNode(t)
+	n.container("crashy", "false")
+	n.wait("crashy")
+	ct, err := n.c.LoadContainer(n.ctx, "crashy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := time.Now().Add(time.Minute).Format(time.RFC3339Nano)
+	if _, err := ct.SetLabels(n.ctx, map[string]string{edge.LabelNextRestart: next}); err != nil {
+		t.Fatal(err)
+	}
+	out := n.dao("clean", "--dry-run", "--all")
+	if rowOf(out, "container", "crashy") != nil {
+		t.Errorf("clean --dry-run would remove the restarting container crashy:\n%s", out)
+	}
+	if rowOf(out, "container", "done") == nil {
+		t.Errorf("clean --dry-run does not list the stopped container done:\n%s", out)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
@@ -18,6 +19,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/policy"
 )
 
@@ -236,7 +238,7 @@ func (cl *cleaner) containers(ctx context.Context, s *stock, imageIDs map[string
 		c := policy.Container{
 			ID:      ct.ID,
 			Image:   ct.Image,
-			Running: live(p),
+			Running: live(p) || restarting(ct.Labels),
 			Created: ct.CreatedAt,
 			Labels:  ct.Labels,
 		}
@@ -344,4 +346,12 @@ func withLabel(labels map[string]string, k, v string) map[string]string {
 }
 
 // errGone reports whether err says that something is not there any more.
+// restarting reports whether an edge agent will start the container again: it is down
+// between two local restarts (edge.LabelNextRestart), and the cleaner keeps it as if it ran,
+// as docker system prune keeps a restarting container.
+func restarting(labels map[string]string) bool {
+	_, err := time.Parse(time.RFC3339Nano, labels[edge.LabelNextRestart])
+	return err == nil
+}
+
 func errGone(err error) bool { return errdefs.IsNotFound(err) || errors.Is(err, os.ErrNotExist) }
