@@ -241,12 +241,20 @@ type UpdatePolicy struct {
 	// Parallelism is how many tasks are replaced at once; default 1. Use a large number for
 	// all at once.
 	Parallelism int `json:"parallelism,omitempty"`
-	// Delay is the wait between batches.
+	// Delay is the least time between the starts of two batches; the monitor window
+	// usually holds the next batch back longer.
 	Delay Duration `json:"delay,omitempty"`
-	// Order is stop-first (the default) or start-first.
+	// Order is stop-first (the default: a slot's new task is created once its old one has
+	// stopped, so the two never run at once) or start-first (the new task starts first; the
+	// old one stops once the new one runs, and is healthy if it has a health check).
 	Order UpdateOrder `json:"order,omitempty"`
 	// Monitor is how long each new task is watched for failure after it runs (and, with a
-	// health check, is healthy); default DefaultUpdateMonitor.
+	// health check, is healthy), and the gate between batches: the next batch starts only
+	// once every task of the last one has run that long without failing (failed, rejected,
+	// found unhealthy, or its container exited and was restarted by its node). A task that
+	// fails within it counts against MaxFailureRatio. Default DefaultUpdateMonitor (5s, as
+	// Docker Swarm's); never shorter than the health check needs to prove a task unhealthy
+	// (policy.MonitorWindow).
 	Monitor Duration `json:"monitor,omitempty"`
 	// FailureAction is pause (the default), rollback or continue.
 	FailureAction FailureAction `json:"failureAction,omitempty"`

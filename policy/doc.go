@@ -121,8 +121,9 @@
 // The orchestrator replaces a service's tasks batch by batch and asks a [Rollout] what to
 // do after each task event: continue with the next batch, wait, pause, roll back, or call
 // the update complete. New tasks that fail within the monitor window count against the
-// update's MaxFailureRatio; [MonitorWindow] is never shorter than the service's health
-// check needs to prove a task unhealthy.
+// update's MaxFailureRatio, and the window is also the gate between batches: the next batch
+// starts only once every task of the last one has run through it. [MonitorWindow] is never
+// shorter than the service's health check needs to prove a task unhealthy.
 //
 //	r := policy.NewRollout(spec.Update, spec.Container.HealthCheck)
 //	d := r.Decide(policy.RolloutStatus{Total: 10, Updated: updated}, time.Now())

@@ -46,13 +46,15 @@ func (a RolloutAction) String() string {
 	return "RolloutAction(" + strconv.Itoa(int(a)) + ")"
 }
 
-// UpdatedTask is what a rollout needs to know of one task it started.
+// UpdatedTask is what a rollout needs to know of one task it started (or of one slot it is
+// replacing: a slot whose old task is still stopping, before its new task is created,
+// is an UpdatedTask that has not started).
 type UpdatedTask struct {
 	// Started is when the task began running (and, with a health check, became healthy);
 	// zero while it has not.
 	Started time.Time
-	// Failed is when the task failed: it exited, was rejected, or became unhealthy; zero
-	// while it has not.
+	// Failed is when the task failed: it exited, was rejected, became unhealthy, or its
+	// container exited and was (or is being) restarted by its node; zero while it has not.
 	Failed time.Time
 }
 
@@ -60,7 +62,8 @@ type UpdatedTask struct {
 type RolloutStatus struct {
 	// Total is the number of tasks the update replaces.
 	Total int
-	// Updated lists the new tasks started so far, in any order.
+	// Updated lists the new tasks of the batches started so far, in any order: the slots
+	// being replaced, Total less the ones still to do.
 	Updated []UpdatedTask
 	// RollingBack is true when this rollout is itself a rollback: one that fails pauses
 	// instead of rolling back again.
@@ -82,30 +85,40 @@ type RolloutDecision struct {
 	Reason string
 }
 
-// Rollout decides the course of rolling updates under one dao.UpdatePolicy, in the manner
-// of Docker Swarm: tasks are replaced Parallelism at a time with Delay between batches,
-// and each new task is watched for a monitor window after it starts; when the tasks that
-// failed within their window exceed MaxFailureRatio of all the tasks to update, the
-// update takes its FailureAction. It is a value: make one per update with NewRollout.
+// Rollout decides the course of rolling updates under one dao.UpdatePolicy: tasks are
+// replaced Parallelism at a time, and each new task is watched for a monitor window after
+// it starts (runs, and with a health check is healthy). The monitor window is also the
+// gate between batches: the next batch starts only once every task of the last one has
+// come through its window without failing, and not before Delay has passed since the last
+// of them started. (Docker Swarm starts the next batch as soon as the last one runs, so a
+// task that crashes a second after it started has already been followed by the next
+// batch; here it has not.) When the tasks that failed within their window exceed
+// MaxFailureRatio of all the tasks to update, the update takes its FailureAction. A
+// healthy rollout of n tasks thus takes about n/Parallelism monitor windows (or Delays,
+// when longer). It is a value: make one per update with NewRollout.
 type Rollout struct {
 	policy  dao.UpdatePolicy
 	monitor time.Duration
 }
 
 // NewRollout returns the rollout of policy u for tasks with health check hc (nil for none).
-// Its monitor window is MonitorWindow(u, hc).
+// Its monitor window is MonitorWindow(u, hc). A Parallelism below 1 is 1, and a
+// FailureAction that is none of the dao.Action constants is pause.
 func NewRollout(u dao.UpdatePolicy, hc *dao.HealthCheck) Rollout {
 	if u.Parallelism <= 0 {
 		u.Parallelism = 1
 	}
-	if u.FailureAction == "" {
+	switch u.FailureAction {
+	case dao.ActionRollback, dao.ActionContinue:
+	default: // "", or one a validated policy does not have: the safe one
 		u.FailureAction = dao.ActionPause
 	}
 	return Rollout{policy: u, monitor: MonitorWindow(u, hc)}
 }
 
-// MonitorWindow returns how long each new task of an update is watched for failure:
-// u.Monitor (DefaultUpdateMonitor when zero), but never shorter than the health check hc
+// MonitorWindow returns how long each new task of an update is watched for failure, and
+// so how long a batch must stay up before the next one starts:
+// u.Monitor (DefaultUpdateMonitor, 5s, when zero), but never shorter than the health check hc
 // needs to prove a task unhealthy in the worst case: StartPeriod + Retries × (Interval +
 // Timeout), with hc's defaults. A shorter window would call an update good before its
 // health check could have failed.
@@ -179,6 +192,11 @@ func (r Rollout) Decide(s RolloutStatus, now time.Time) RolloutDecision {
 	case d.Starting > 0:
 		d.Action = RolloutWait
 		d.Reason = failing + strconv.Itoa(d.Starting) + " tasks of the last batch still starting"
+	case d.Monitoring > 0:
+		// The monitor window is the gate between batches.
+		d.Action, d.RecheckAt = RolloutWait, monitorEnd
+		d.Reason = failing + strconv.Itoa(d.Monitoring) + " tasks of the last batch in their monitor window of " +
+			r.monitor.String()
 	case !lastStart.IsZero() && now.Before(lastStart.Add(u.Delay.Std())):
 		d.Action, d.RecheckAt = RolloutWait, lastStart.Add(u.Delay.Std())
 		d.Reason = failing + "delay of " + u.Delay.String() + " between batches"

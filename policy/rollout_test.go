@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -53,6 +54,8 @@ func TestRolloutDecide(t *testing.T) {
 	tolerant.MaxFailureRatio = 0.25
 	keepGoing := u
 	keepGoing.FailureAction = dao.ActionContinue
+	slowDelay := u // a delay longer than the monitor window
+	slowDelay.Monitor = dao.Duration(time.Second)
 
 	type want struct {
 		Action                       RolloutAction
@@ -70,10 +73,21 @@ func TestRolloutDecide(t *testing.T) {
 		{"start", u, RolloutStatus{Total: 5}, want{Action: RolloutContinue, Batch: 2, Reason: "update 2 more of 5 remaining"}},
 		{"batch starting", u, RolloutStatus{Total: 5, Updated: []UpdatedTask{running(time.Second), starting}},
 			want{Action: RolloutWait, Monitoring: 1, Starting: 1, Reason: "1 tasks of the last batch still starting"}},
-		{"delay between batches", u, RolloutStatus{Total: 5, Updated: []UpdatedTask{running(3 * time.Second), running(2 * time.Second)}},
-			want{Action: RolloutWait, Monitoring: 2, RecheckAt: ago(2 * time.Second).Add(5 * time.Second), Reason: "delay of 5s between batches"}},
-		{"next batch while the last is monitored", u, RolloutStatus{Total: 5, Updated: []UpdatedTask{healthy, healthy, running(6 * time.Second), running(6 * time.Second)}},
-			want{Action: RolloutContinue, Batch: 1, Monitoring: 2, Reason: "update 1 more of 1 remaining"}},
+		{"delay between batches", slowDelay, RolloutStatus{Total: 5, Updated: []UpdatedTask{running(3 * time.Second), running(2 * time.Second)}},
+			want{Action: RolloutWait, RecheckAt: ago(2 * time.Second).Add(5 * time.Second), Reason: "delay of 5s between batches"}},
+		// The monitor window is the gate between batches: past the delay, the last batch is
+		// still watched, and the next one waits for the end of its window.
+		{"no next batch while the last is monitored", u, RolloutStatus{Total: 5, Updated: []UpdatedTask{healthy, healthy, running(6 * time.Second), running(7 * time.Second)}},
+			want{Action: RolloutWait, Monitoring: 2, RecheckAt: ago(7 * time.Second).Add(10 * time.Second),
+				Reason: "2 tasks of the last batch in their monitor window of 10s"}},
+		{"next batch once the last is through its window", u, RolloutStatus{Total: 5, Updated: []UpdatedTask{healthy, healthy, running(10 * time.Second), running(11 * time.Second)}},
+			want{Action: RolloutContinue, Batch: 1, Reason: "update 1 more of 1 remaining"}},
+		{"no delay, monitored", dao.UpdatePolicy{Parallelism: 1, Monitor: dao.Duration(10 * time.Second)},
+			RolloutStatus{Total: 3, Updated: []UpdatedTask{running(time.Second)}},
+			want{Action: RolloutWait, Monitoring: 1, RecheckAt: ago(time.Second).Add(10 * time.Second),
+				Reason: "1 tasks of the last batch in their monitor window of 10s"}},
+		{"a slot still stopping is starting", u, RolloutStatus{Total: 5, Updated: []UpdatedTask{healthy, {}}},
+			want{Action: RolloutWait, Starting: 1, Reason: "1 tasks of the last batch still starting"}},
 		{"all started, monitoring", u, RolloutStatus{Total: 2, Updated: []UpdatedTask{healthy, running(4 * time.Second)}},
 			want{Action: RolloutWait, Monitoring: 1, RecheckAt: ago(4 * time.Second).Add(10 * time.Second),
 				Reason: "all tasks started; 0 starting, 1 in their monitor window"}},
@@ -122,5 +136,32 @@ func TestRolloutHealthCheckWindow(t *testing.T) {
 	s := RolloutStatus{Total: 2, Updated: []UpdatedTask{{Started: t0, Failed: t0.Add(2 * time.Minute)}}}
 	if d := r.Decide(s, t0.Add(2*time.Minute)); d.Action != RolloutPause {
 		t.Errorf("got %v (%s), want pause", d.Action, d.Reason)
+	}
+}
+
+// TestRolloutDegeneratePolicies: a policy that no validation would pass (as a store may
+// hold one) gives sane decisions, and no panic: parallelism 0 or negative is 1, a
+// negative monitor or delay is the default or none, a NaN ratio tolerates nothing.
+func TestRolloutDegeneratePolicies(t *testing.T) {
+	now := t0.Add(time.Hour)
+	for _, u := range []dao.UpdatePolicy{
+		{Parallelism: -5, Delay: -1, Monitor: -1, MaxFailureRatio: math.NaN()},
+		{Parallelism: 0, MaxFailureRatio: -1, FailureAction: "sideways"},
+		{Parallelism: math.MaxInt, MaxFailureRatio: math.Inf(1)},
+	} {
+		r := NewRollout(u, nil)
+		if r.Monitor() <= 0 {
+			t.Errorf("%+v: monitor %s", u, r.Monitor())
+		}
+		for _, s := range []RolloutStatus{{}, {Total: 3}, {Total: 3, Updated: []UpdatedTask{{Failed: now}}},
+			{Total: 0, Updated: []UpdatedTask{{Started: now}}}} {
+			d := r.Decide(s, now)
+			if d.Action == RolloutContinue && (d.Batch < 1 || d.Batch > s.Total) {
+				t.Errorf("%+v, %+v: batch %d", u, s, d.Batch)
+			}
+			if u.FailureAction == "sideways" && d.Failed > 0 && d.Action != RolloutPause {
+				t.Errorf("%+v, %+v: %s, want an unknown failure action to pause", u, s, d.Action)
+			}
+		}
 	}
 }
