@@ -484,14 +484,14 @@ func (tx *txn) Node(id string) (Node, error) {
 	return cloneNodeValue(n), nil
 }
 
-// nodeAvailability implements nodeReader.
-func (tx *txn) nodeAvailability(id string) (dao.Availability, bool) {
+// nodeState implements nodeReader.
+func (tx *txn) nodeState(id string) (dao.Availability, dao.NodeState, bool) {
 	tx.check()
 	n := tx.st.nodes[id]
 	if n == nil {
-		return "", false
+		return "", "", false
 	}
-	return n.Availability, true
+	return n.Availability, n.Status.State, true
 }
 
 func (tx *txn) Nodes() iter.Seq[Node] {

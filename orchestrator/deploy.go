@@ -8,12 +8,22 @@ import (
 
 // Deploy updates a service to run image and waits for the rolling update to finish, as
 // `kubectl set image` followed by `kubectl rollout status` would: it returns nil once every
-// task runs the new version (UpdateCompleted), and an error wrapping ErrUpdateFailed when the
-// update paused or was rolled back, or when another update replaced it before it finished.
-// Only the image of the service's container changes; the update follows the service's
-// Update policy. Deploying the image the service already runs waits for any update in
-// progress and changes nothing. Deploy stops waiting, and returns ctx's error, when ctx is
-// done; the update goes on.
+// task runs the new version (UpdateCompleted), and an *UpdateError (errors.Is
+// ErrUpdateFailed) when it did not:
+//
+//   - the update failed and was rolled back: Deploy returns once the rollback has
+//     finished, when every task runs the previous spec again (UpdateRolledBack,
+//     errors.Is ErrRolledBack), or when the rollback itself paused
+//     (UpdateRollbackPaused, errors.Is ErrUpdatePaused);
+//   - the update paused (UpdatePaused, errors.Is ErrUpdatePaused);
+//   - another change of the service's image replaced it before it finished.
+//
+// The error's Reason is the service's update message, which says why ("rollback: 1 of 3
+// tasks failed within 5s, ..."). Only the image of the service's container changes; the
+// update follows the service's Update policy, and a scale while it runs does not end it.
+// Deploying the image the service already runs waits for any update to it in progress and
+// changes nothing. Deploy stops waiting, and returns ctx's error, when ctx is done; the
+// update goes on.
 //
 // Deploy makes *Orchestrator a pipeline.Deployer.
 func (o *Orchestrator) Deploy(ctx context.Context, service, image string) error {
@@ -34,9 +44,8 @@ func (o *Orchestrator) Deploy(ctx context.Context, service, image string) error 
 			return fmt.Errorf("deploy %s: %w", service, err)
 		}
 	}
-	version := svc.Version
 	for {
-		if done, err := deployDone(svc, version, image); done {
+		if done, err := deployDone(svc, image); done {
 			return err
 		}
 		// Watch from the revision read: a change made since is delivered, none is missed.
@@ -50,7 +59,7 @@ func (o *Orchestrator) Deploy(ctx context.Context, service, image string) error 
 		if err != nil {
 			return fmt.Errorf("deploy %s: %w", service, err)
 		}
-		if svc, err = o.followDeploy(ctx, events, service, version, image); err != nil || svc == nil {
+		if svc, err = o.followDeploy(ctx, events, service, image); err != nil || svc == nil {
 			return err
 		}
 	}
@@ -58,7 +67,7 @@ func (o *Orchestrator) Deploy(ctx context.Context, service, image string) error 
 
 // followDeploy reads service events until the deploy is decided. It returns the service
 // read again when the watch ended early (the caller watches again), and nil when done.
-func (o *Orchestrator) followDeploy(ctx context.Context, events <-chan Event, service string, version uint64, image string) (*Service, error) {
+func (o *Orchestrator) followDeploy(ctx context.Context, events <-chan Event, service, image string) (*Service, error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -77,27 +86,84 @@ func (o *Orchestrator) followDeploy(ctx context.Context, events <-chan Event, se
 			if e.Kind == EventDeleted {
 				return nil, fmt.Errorf("deploy %s: the service was removed: %w", service, ErrNotFound)
 			}
-			if done, err := deployDone(e.Service, version, image); done {
+			if done, err := deployDone(e.Service, image); done {
 				return nil, err
 			}
 		}
 	}
 }
 
-// deployDone says whether the update to version has finished, and how.
-func deployDone(svc *Service, version uint64, image string) (bool, error) {
+// deployDone says whether the update of the service to image has finished, and how.
+func deployDone(svc *Service, image string) (bool, error) {
 	st := svc.UpdateStatus
-	switch {
-	case st.State == UpdatePaused || st.State == UpdateRollingBack || st.State == UpdateRolledBack ||
-		st.State == UpdateRollbackPaused:
-		// A rollback changes the spec, and so the version: check the state first.
-		return true, fmt.Errorf("deploy %s to %s: %w: %s: %s", svc.ID, image, ErrUpdateFailed, st.State, st.Message)
-	case svc.Version != version:
-		return true, fmt.Errorf("deploy %s: %w: superseded by version %d (image %s)",
-			svc.ID, ErrUpdateFailed, svc.Version, svc.Spec.Container.Image)
-	case st.State == UpdateInProgress:
+	fail := func() (bool, error) {
+		return true, &UpdateError{Service: svc.ID, Image: image, State: st.State, Reason: st.Message}
+	}
+	rollback := st.State == UpdateRollingBack || st.State == UpdateRolledBack || st.State == UpdateRollbackPaused
+	if svc.Spec.Container.Image != image {
+		if rollback && svc.PreviousSpec != nil && svc.PreviousSpec.Container.Image == image {
+			// The update to image is being rolled back: wait for the rollback to finish.
+			if st.State == UpdateRollingBack {
+				return false, nil
+			}
+			return fail()
+		}
+		return true, &UpdateError{Service: svc.ID, Image: image, State: st.State, Reason: st.Message,
+			SupersededBy: svc.Version, SupersededImage: svc.Spec.Container.Image}
+	}
+	switch st.State {
+	case UpdateInProgress, UpdateRollingBack:
+		// A rollback to image (of a later update that replaced the one to image) ends
+		// with image everywhere too.
 		return false, nil
-	default: // completed, or no update: the service was created with this spec
+	case UpdatePaused, UpdateRollbackPaused:
+		return fail()
+	default: // completed, rolled back, or no update: the service was created with this spec
 		return true, nil
 	}
+}
+
+// UpdateError is the error of a Deploy whose rolling update did not complete. It wraps
+// ErrUpdateFailed, and ErrRolledBack or ErrUpdatePaused by State.
+type UpdateError struct {
+	Service string
+	// Image is the image Deploy rolled out.
+	Image string
+	// State is where the update ended: UpdateRolledBack (it failed, was rolled back, and
+	// every task runs the previous spec again), UpdateRollbackPaused (it failed, and its
+	// rollback paused too), UpdatePaused (it failed and paused, or could not be rolled
+	// back); for an update that another replaced, the state of that one.
+	State UpdateState
+	// Reason is the service's update message: what happened and why ("rolled back: 1 of 3
+	// tasks failed within 5s, ...").
+	Reason string
+	// SupersededBy is the version of the spec that replaced the update's before it
+	// finished, and SupersededImage that spec's image; 0 and "" otherwise.
+	SupersededBy    uint64
+	SupersededImage string
+}
+
+func (e *UpdateError) Error() string {
+	if e.SupersededBy != 0 {
+		return fmt.Sprintf("deploy %s to %s: %v: superseded by version %d (image %s)",
+			e.Service, e.Image, ErrUpdateFailed, e.SupersededBy, e.SupersededImage)
+	}
+	why := e.Reason // "rolled back: ...", "paused: ...", "rollback paused: ..."
+	if why == "" {
+		why = string(e.State)
+	}
+	return fmt.Sprintf("deploy %s to %s: %v: %s", e.Service, e.Image, ErrUpdateFailed, why)
+}
+
+// Unwrap returns ErrUpdateFailed, with ErrRolledBack or ErrUpdatePaused by State.
+func (e *UpdateError) Unwrap() []error {
+	errs := []error{ErrUpdateFailed}
+	switch {
+	case e.SupersededBy != 0:
+	case e.State == UpdateRolledBack:
+		errs = append(errs, ErrRolledBack)
+	case e.State == UpdatePaused, e.State == UpdateRollbackPaused:
+		errs = append(errs, ErrUpdatePaused)
+	}
+	return errs
 }

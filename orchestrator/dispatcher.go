@@ -2,6 +2,8 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -16,8 +18,10 @@ import (
 // them). Its revision is the store revision it was read at, which is at least that of the
 // latest change of the node's tasks, and goes up across restarts of a store that keeps its
 // data; its epoch is the store's ID, so that a node takes the assignments of a store that
-// started over (an in-memory one after a restart) in spite of their lower revisions. Assign is called with no lock held; an agent that fails is tried again on its next
-// heartbeat.
+// started over (an in-memory one after a restart) in spite of their lower revisions.
+// Tasks no node would take are left out: those in undefined states (which the reconciler
+// ends), and those a node refused as invalid (see assignValid). Assign is called with no
+// lock held; an agent that fails is tried again on its next heartbeat.
 func (o *Orchestrator) dispatch(ctx context.Context) {
 	o.mu.Lock()
 	type target struct {
@@ -47,15 +51,28 @@ func (o *Orchestrator) dispatch(ctx context.Context) {
 		err := o.store.View(ctx, func(tx ReadTx) error {
 			a.Revision = tx.Revision()
 			for t := range tx.TasksByNode(tg.id) {
-				if !t.Status.State.Terminal() {
-					a.Tasks = append(a.Tasks, t.Task)
+				if t.Status.State.Terminal() {
+					continue
 				}
+				if badTask(&t.Task) != "" || (len(o.refused) > 0 && o.refused[t.ID].revision == t.Revision) {
+					// A node refuses a whole assignment for one task it cannot take: leave
+					// such a task out (the reconciler ends those in undefined states).
+					continue
+				}
+				a.Tasks = append(a.Tasks, t.Task)
 			}
 			return nil
 		})
 		if err == nil {
 			slices.SortFunc(a.Tasks, func(x, y dao.Task) int { return strings.Compare(x.ID, y.ID) })
 			err = tg.agent.Assign(a)
+			if errors.Is(err, dao.ErrInvalid) {
+				err = o.assignValid(ctx, tg.id, tg.agent, &a, err)
+			}
+		}
+		if err == nil && o.debugEnabled() {
+			o.opts.log.Debug(fmt.Sprintf("dispatcher: node %s assigned %d tasks at revision %d", tg.id, len(a.Tasks), a.Revision),
+				"node", tg.id)
 		}
 		o.mu.Lock()
 		if c := o.nodes[tg.id]; c != nil && c.agent == tg.agent {
@@ -67,4 +84,54 @@ func (o *Orchestrator) dispatch(ctx context.Context) {
 			o.opts.log.Warn("orchestrator: assign", "node", tg.id, "revision", a.Revision, "err", err)
 		}
 	}
+}
+
+// refusal is a stored task that a node would refuse: its revision, and why.
+type refusal struct {
+	revision uint64
+	why      string
+}
+
+// assignValid is called when a node refused assignment a as invalid (err): it checks each
+// task as the node does (dao.Task.Validate), leaves out those that fail, remembering them
+// (by ID and revision) so that later assignments leave them out too and the reconciler
+// ends them, and sends the rest.
+// A stored task that no node would take (written by an older version, or by other code)
+// must not keep a node from every other task it has. It returns the error of the second
+// Assign, or err when every task is valid.
+func (o *Orchestrator) assignValid(ctx context.Context, nodeID string, agent NodeAgent, a *Assignment, err error) error {
+	valid := a.Tasks[:0:0]
+	for i := range a.Tasks {
+		t := &a.Tasks[i]
+		if verr := t.Validate(); verr != nil {
+			o.opts.log.Warn("orchestrator: invalid stored task left out of its node's assignment",
+				"node", nodeID, "task", t.ID, "err", verr)
+			o.refused[t.ID] = refusal{revision: o.taskRevision(ctx, t.ID), why: verr.Error()}
+			if t.ServiceID != "" {
+				// For the reconciler to end it, and fill its slot.
+				o.mu.Lock()
+				o.dirtySvc[t.ServiceID] = true
+				o.mu.Unlock()
+				o.poke()
+			}
+			continue
+		}
+		valid = append(valid, *t)
+	}
+	if len(valid) == len(a.Tasks) {
+		return err
+	}
+	a.Tasks = valid
+	return agent.Assign(*a)
+}
+
+// taskRevision returns the stored revision of a task, 0 when it has none.
+func (o *Orchestrator) taskRevision(ctx context.Context, id string) uint64 {
+	var rev uint64
+	_ = o.store.View(ctx, func(tx ReadTx) error {
+		t, err := tx.Task(id)
+		rev = t.Revision
+		return err
+	})
+	return rev
 }

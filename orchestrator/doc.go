@@ -14,12 +14,18 @@
 //   - Reconciler: one task per slot of a replicated service, one per eligible node of a
 //     global one; replaces tasks that failed (restart budget spent), were rejected, or
 //     were orphaned by a node that went down; shuts down what is beyond the replica count
-//     or on a drained node; deletes the tasks of a removed service once they ended.
+//     or on a drained node; deletes the tasks of a removed service once they ended. A
+//     slot never runs two tasks at once (but in a start-first update): a slot whose task
+//     is being shut down gets its next task once its node reports the old one ended, or
+//     once that node is down or removed (then nothing can be waited for: a node cut off
+//     from the control plane may still run it).
 //   - Scheduler loop: places pending tasks with a [Scheduler], by service version in
 //     batches; a task that fits nowhere stays pending with the refusal summary in its
 //     status message, and is tried again when a node joins or changes or a task ends.
 //   - Dispatcher: gives each node its full [Assignment] (tasks that have not ended, at the
 //     store revision it was read at), once per batch of changes, through [NodeAgent].
+//     A task no node would take is left out, so that it does not keep a node from the
+//     others (see below).
 //   - Status writer: ReportStatus queues what nodes observe; batches of it are written in
 //     one transaction each, states moving forward only.
 //   - Liveness: a node is ready while it beats within the heartbeat timeout, disconnected
@@ -29,6 +35,25 @@
 //   - Updater: rolling updates, slot by slot, as policy.Rollout decides (parallelism,
 //     delay, stop-first or start-first, monitor window, health, failure ratio), pausing or
 //     rolling back; a rollback replaces only the slots that do not run the old spec.
+//     Stop-first (the default order): a slot's new task is created once its old one has
+//     ended. The monitor window (dao.UpdatePolicy.Monitor, 5s by default, longer when the
+//     health check needs longer to fail; see policy.MonitorWindow) is the gate between
+//     batches: each new task must run (and be healthy, with a health check) for the whole
+//     window before the next batch starts; one that fails, is found unhealthy, or whose
+//     container exits and is restarted by its node within it counts as failed. So with
+//     Parallelism 1, an update to an image that crashes at once replaces one slot, then
+//     takes its failure action; a healthy rollout takes about one window per batch.
+//     [Orchestrator.Deploy] waits for the update, and for its rollback, to finish.
+//
+// The loops survive whatever a store holds: a stored service that fails its Validate (or
+// whose replica count is beyond dao.MaxReplicas) is skipped, its tasks left as they are,
+// with a warning and its update state set to paused with the reason (an event); a stored
+// task in an undefined state, or one its node refused as invalid, is ended (orphaned,
+// with the reason) and its slot filled again.
+//
+// Every decision is logged at slog.LevelDebug (WithLogger), in the words of the causes:
+// placements and refusals, batches, waits of the updater, rollbacks, pauses and
+// completions, nodes down, tasks replaced, assignments sent.
 //
 // Every write names its writer and reason in the event's cause ("api: scale web to 5",
 // "reconciler: web slot 3 replaced: task web.3.1a2b orphaned: node n4 down: ...",

@@ -31,6 +31,15 @@ var (
 	// ErrNoPreviousSpec: a rollback was asked of a service that has no previous spec.
 	ErrNoPreviousSpec = errors.New("orchestrator: no previous spec to roll back to")
 	// ErrUpdateFailed: the rolling update Deploy waited for paused, was rolled back, or was
-	// replaced by another update before it finished.
+	// replaced by another update before it finished. Deploy's error is an *UpdateError,
+	// which says which.
 	ErrUpdateFailed = errors.New("orchestrator: rolling update did not complete")
+	// ErrRolledBack: the rolling update Deploy waited for failed and was rolled back, and
+	// the rollback completed: every task runs the previous spec again. It comes with
+	// ErrUpdateFailed, in an *UpdateError.
+	ErrRolledBack = errors.New("orchestrator: rolling update rolled back")
+	// ErrUpdatePaused: the rolling update Deploy waited for, or its rollback, paused: the
+	// service is left as it is for a person to look at. It comes with ErrUpdateFailed, in
+	// an *UpdateError.
+	ErrUpdatePaused = errors.New("orchestrator: rolling update paused")
 )

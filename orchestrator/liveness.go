@@ -195,6 +195,9 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 			}
 			return nil
 		})
+		if err == nil {
+			o.opts.log.Debug(fmt.Sprintf("liveness: node %s %s: %s", ch.id, ch.state, msg), "node", ch.id, "state", ch.state)
+		}
 		o.mu.Lock()
 		if c := o.nodes[ch.id]; c != nil {
 			switch {

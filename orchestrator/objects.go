@@ -1,7 +1,9 @@
 package orchestrator
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opendao/dao"
@@ -41,10 +43,15 @@ type Service struct {
 func (s *Service) Validate() error {
 	var fields []dao.FieldError
 	add := func(prefix string, err error) {
-		if verr, ok := err.(*dao.ValidationError); ok {
+		var verr *dao.ValidationError
+		switch {
+		case err == nil:
+		case errors.As(err, &verr):
 			for _, fe := range verr.Errors {
 				fields = append(fields, dao.FieldError{Field: prefix + fe.Field, Reason: fe.Reason})
 			}
+		default:
+			fields = append(fields, dao.FieldError{Field: strings.TrimSuffix(prefix, "."), Reason: err.Error()})
 		}
 	}
 	if s.ID == "" {
@@ -96,7 +103,9 @@ func (s UpdateState) Valid() bool {
 // UpdateStatus is the state of a service's latest rolling update.
 type UpdateStatus struct {
 	State UpdateState `json:"state,omitempty"`
-	// Message says why it is in that state, such as "3 of 10 new tasks failed".
+	// Message says why it is in that state, such as "paused: 3 of 10 tasks failed within
+	// 5s, ..."; once rolled back (or its rollback paused), it keeps why the rollback began:
+	// "rolled back: 3 of 10 tasks failed within 5s, ... (all 10 tasks updated)".
 	Message     string    `json:"message,omitempty"`
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	CompletedAt time.Time `json:"completedAt,omitzero"`

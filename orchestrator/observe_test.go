@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"testing"
+	"time"
 
 	"github.com/opendao/dao"
 )
@@ -24,6 +25,7 @@ func TestReconcileSees(t *testing.T) {
 		{"healthy", withState(checked, dao.TaskRunning), func(t *dao.Task) { t.Status.Health = dao.HealthHealthy }, true},
 		{"unhealthy", withState(checked, dao.TaskRunning), func(t *dao.Task) { t.Status.Health = dao.HealthUnhealthy }, true},
 		{"restarted", withState(base, dao.TaskRunning), func(t *dao.Task) { t.Status.Restarts = 1 }, true},
+		{"restarting", withState(base, dao.TaskRunning), func(t *dao.Task) { t.Status.Restarting = true }, true},
 		{"failed", base, func(t *dao.Task) { t.Status.State = dao.TaskFailed }, true},
 		{"completed", withState(base, dao.TaskRunning), func(t *dao.Task) { t.Status.State = dao.TaskComplete }, true},
 		{"shut down", base, func(t *dao.Task) { t.DesiredState = dao.TaskShutdown }, true},
@@ -43,4 +45,49 @@ func TestReconcileSees(t *testing.T) {
 func withState(t dao.Task, s dao.TaskState) dao.Task {
 	t.Status.State = s
 	return t
+}
+
+// TestTaskStartedAndFailed: what a rolling update's gate makes of a new task's status. A
+// task whose container is down (its node restarts it) runs in name only: it has not
+// started, and it failed.
+func TestTaskStartedAndFailed(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	run := dao.Task{ID: "t1", DesiredState: dao.TaskRunning,
+		Status: dao.TaskStatus{State: dao.TaskRunning, StartedAt: t0}}
+	checked := run
+	checked.Spec.HealthCheck = &dao.HealthCheck{Command: []string{"true"}}
+	with := func(t dao.Task, f func(*dao.TaskStatus)) dao.Task { f(&t.Status); return t }
+	tests := []struct {
+		name            string
+		task            dao.Task
+		started, failed bool
+	}{
+		{"running", run, true, false},
+		{"starting", with(run, func(s *dao.TaskStatus) { s.State = dao.TaskStarting }), false, false},
+		{"health unknown", checked, false, false},
+		{"healthy", with(checked, func(s *dao.TaskStatus) { s.Health = dao.HealthHealthy }), true, false},
+		{"unhealthy", with(checked, func(s *dao.TaskStatus) { s.Health = dao.HealthUnhealthy }), false, true},
+		{"restarting", with(run, func(s *dao.TaskStatus) {
+			s.Restarting, s.NextRestartAt, s.FinishedAt = true, t0.Add(2*time.Second), t0.Add(time.Second)
+		}), false, true},
+		{"restarting, healthy as last seen", with(checked, func(s *dao.TaskStatus) {
+			s.Health, s.Restarting = dao.HealthHealthy, true
+		}), false, true},
+		{"exited, not restarted yet (no Restarting from its node)", with(run, func(s *dao.TaskStatus) {
+			s.FinishedAt = t0.Add(time.Second)
+		}), false, true},
+		{"restarted once, running again", with(run, func(s *dao.TaskStatus) {
+			s.Restarts, s.FinishedAt, s.StartedAt = 1, t0.Add(time.Second), t0.Add(2*time.Second)
+		}), true, true},
+		{"failed", with(run, func(s *dao.TaskStatus) { s.State = dao.TaskFailed }), false, true},
+		{"rejected", with(run, func(s *dao.TaskStatus) { s.State = dao.TaskRejected }), false, true},
+	}
+	for _, tt := range tests {
+		if got := taskStarted(&tt.task); got != tt.started {
+			t.Errorf("%s: taskStarted = %v, want %v", tt.name, got, tt.started)
+		}
+		if got := taskFailed(&tt.task); got != tt.failed {
+			t.Errorf("%s: taskFailed = %v, want %v", tt.name, got, tt.failed)
+		}
+	}
 }

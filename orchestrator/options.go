@@ -128,8 +128,12 @@ func WithTaskHistory(n int) Option {
 	}
 }
 
-// WithLogger sets the logger of the orchestrator's own messages. The default discards
-// them; what the loops decide is on the store's watch either way.
+// WithLogger sets the logger of the orchestrator's own messages: warnings (a store error,
+// an invalid stored object skipped, a node that refused an assignment), and at
+// slog.LevelDebug every decision of the loops, in the words of the store events' causes
+// (placements, refusals, update batches and waits, rollbacks, pauses, completions, nodes
+// down, tasks replaced, assignments sent). The default discards them; what the loops
+// decide is on the store's watch either way.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
 		if l == nil {

@@ -21,7 +21,9 @@ import (
 // Its state is the store: a new Orchestrator over the same store (a bbolt file after a
 // restart of the program) carries on where the last one stopped. In memory it keeps the
 // connections to nodes, their last heartbeat, the scheduler's account of each node, and
-// the progress of rolling updates (rebuilt from the store when lost).
+// when the new tasks of rolling updates were seen starting and failing (what an update
+// has done is read from the store; after a restart, the monitor windows of the tasks it
+// watches start over).
 //
 // The API methods may be called before and while Run runs, from any goroutine; the loops
 // act on what they did once Run runs.
@@ -53,6 +55,12 @@ type Orchestrator struct {
 	sched    *Scheduler
 	rollouts map[string]*rollout
 	recheck  map[string]time.Time
+	// invalid holds, by service ID, the message of the invalid stored service last
+	// warned of, so that each is logged once.
+	invalid map[string]string
+	// refused holds, by ID, the stored revision of tasks a node refused as invalid: the
+	// dispatcher leaves them out (see assignValid).
+	refused map[string]refusal
 }
 
 // nodeConn is what the orchestrator keeps of a node in memory.
@@ -88,6 +96,8 @@ func New(store Store, opts ...Option) (*Orchestrator, error) {
 		statusKick: make(chan struct{}, 1),
 		rollouts:   map[string]*rollout{},
 		recheck:    map[string]time.Time{},
+		invalid:    map[string]string{},
+		refused:    map[string]refusal{},
 	}
 	for _, opt := range opts {
 		if err := opt(&o.opts); err != nil {

@@ -3,18 +3,27 @@ package orchestrator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/typeurl/v2"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/orchestrator"
+	"github.com/opendao/dao/registry"
 )
 
 // plane is an orchestrator on a bbolt store with one edge node in the same process: the
@@ -241,5 +250,263 @@ func TestContainerdServiceHealsRollsBackAndSurvivesRestart(t *testing.T) {
 	ts, _ := p2.o.Tasks(ctx, orchestrator.TaskFilter{ServiceID: "web", Live: true})
 	if len(ts) != 3 {
 		t.Errorf("%d live tasks after the restart, want 3", len(ts))
+	}
+}
+
+// ctrEvents records what the private containerd says of the containers of the test
+// namespace: when each task started and exited (its own process, not an exec), and the
+// image each container was created from.
+type ctrEvents struct {
+	mu     sync.Mutex
+	starts map[string][]time.Time
+	exits  map[string][]time.Time
+	images map[string]string
+}
+
+// watchContainerd subscribes to containerd's events until ctx is done, and waits until
+// the subscription is set up: an event it publishes of a container it creates and
+// deletes is seen.
+func watchContainerd(t *testing.T, ctx context.Context, c *testutil.Containerd) *ctrEvents {
+	t.Helper()
+	ev := &ctrEvents{starts: map[string][]time.Time{}, exits: map[string][]time.Time{}, images: map[string]string{}}
+	ns := testutil.Namespace
+	envs, errs := c.Client.Subscribe(ctx,
+		fmt.Sprintf(`namespace==%s,topic=="/tasks/start"`, ns),
+		fmt.Sprintf(`namespace==%s,topic=="/tasks/exit"`, ns),
+		fmt.Sprintf(`namespace==%s,topic=="/containers/create"`, ns))
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-errs:
+				return
+			case env := <-envs:
+				v, err := typeurl.UnmarshalAny(env.Event)
+				if err != nil {
+					continue
+				}
+				ev.mu.Lock()
+				switch e := v.(type) {
+				case *apievents.TaskStart:
+					ev.starts[e.ContainerID] = append(ev.starts[e.ContainerID], env.Timestamp)
+				case *apievents.TaskExit:
+					if e.ID == e.ContainerID {
+						ev.exits[e.ContainerID] = append(ev.exits[e.ContainerID], e.ExitedAt.AsTime())
+					}
+				case *apievents.ContainerCreate:
+					ev.images[e.ID] = e.Image
+				}
+				ev.mu.Unlock()
+			}
+		}
+	}()
+	// A container created now is seen once the subscription works.
+	probe := "probe-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	cctx := c.Context(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		id := probe + strconv.Itoa(i)
+		ct, err := c.Client.NewContainer(cctx, id, client.WithNewSpec(oci.WithRootFSPath("/probe")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = ct.Delete(cctx)
+		time.Sleep(50 * time.Millisecond)
+		ev.mu.Lock()
+		_, seen := ev.images[id]
+		ev.mu.Unlock()
+		if seen {
+			return ev
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("containerd events: the subscription never delivered")
+		}
+	}
+}
+
+func (ev *ctrEvents) get(id string) (starts, exits []time.Time, image string) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	return slices.Clone(ev.starts[id]), slices.Clone(ev.exits[id]), ev.images[id]
+}
+
+// slotOfTaskID returns the slot in a task ID of the reconciler's ("web.3.1a2b3c4d").
+func slotOfTaskID(id string) int {
+	parts := strings.Split(id, ".")
+	if len(parts) != 3 {
+		return -1
+	}
+	n, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func waitUpdate(t *testing.T, ctx context.Context, o *orchestrator.Orchestrator, service string, want orchestrator.UpdateState) {
+	t.Helper()
+	waitReal(t, 60*time.Second, service+" "+string(want), func() bool {
+		svc, err := o.Service(ctx, service)
+		return err == nil && svc.UpdateStatus.State == want
+	})
+}
+
+func runningTasks(t *testing.T, ctx context.Context, o *orchestrator.Orchestrator, service string) []orchestrator.Task {
+	ts, err := o.Tasks(ctx, orchestrator.TaskFilter{ServiceID: service, Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []orchestrator.Task
+	for _, tk := range ts {
+		if tk.Status.State == dao.TaskRunning && tk.Status.PID != 0 {
+			out = append(out, tk)
+		}
+	}
+	return out
+}
+
+// TestContainerdStopFirstNoOverlap updates, stop-first (the default), a service whose
+// program takes a second to drain on SIGTERM, and one whose program ignores it (killed
+// after its 1.5s grace period): containerd's own timestamps show each slot's new
+// container started only after the old one had exited.
+func TestContainerdStopFirstNoOverlap(t *testing.T) {
+	c := testutil.StartContainerd(t)
+	image := testutil.TestAppImage(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := startPlane(t, ctx, c, t.TempDir())
+	ev := watchContainerd(t, ctx, c)
+
+	const monitor = 500 * time.Millisecond
+	update := dao.UpdatePolicy{Parallelism: 1, Monitor: dao.Duration(monitor)}
+	drains := dao.ServiceSpec{Name: "web", Replicas: 2, Update: update,
+		Container: dao.ContainerSpec{Image: image, Args: []string{"-term-delay", "1s"}, StopGracePeriod: dao.Duration(5 * time.Second)}}
+	stubborn := dao.ServiceSpec{Name: "stubborn", Replicas: 1, Update: update,
+		Container: dao.ContainerSpec{Image: image, Args: []string{"-ignore-term"}, StopGracePeriod: dao.Duration(1500 * time.Millisecond)}}
+	for _, spec := range []dao.ServiceSpec{drains, stubborn} {
+		if _, err := p.o.CreateService(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitReal(t, 30*time.Second, "3 running", func() bool {
+		return len(runningTasks(t, ctx, p.o, "web")) == 2 && len(runningTasks(t, ctx, p.o, "stubborn")) == 1
+	})
+	start := time.Now()
+	for _, spec := range []dao.ServiceSpec{drains, stubborn} {
+		spec.Container.Args = append(slices.Clone(spec.Container.Args), "-version", "v2")
+		if _, err := p.o.UpdateService(ctx, spec.Name, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUpdate(t, ctx, p.o, "web", orchestrator.UpdateCompleted)
+	t.Logf("2 replicas that drain for 1s, Parallelism 1, monitor %s: update completed in %s", monitor, time.Since(start).Round(time.Millisecond))
+	waitUpdate(t, ctx, p.o, "stubborn", orchestrator.UpdateCompleted)
+
+	for _, service := range []string{"web", "stubborn"} {
+		var ts []orchestrator.Task
+		waitReal(t, 10*time.Second, service+"'s old tasks ended", func() bool {
+			var err error
+			if ts, err = p.o.Tasks(ctx, orchestrator.TaskFilter{ServiceID: service}); err != nil {
+				t.Fatal(err)
+			}
+			for _, tk := range ts {
+				if !slices.Contains(tk.Spec.Args, "v2") && !tk.Status.State.Terminal() {
+					return false
+				}
+			}
+			return true
+		})
+		bySlot := map[int][]orchestrator.Task{}
+		for _, tk := range ts {
+			bySlot[tk.Slot] = append(bySlot[tk.Slot], tk)
+		}
+		for slot, ts := range bySlot {
+			var oldID, newID string
+			for _, tk := range ts {
+				if slices.Contains(tk.Spec.Args, "v2") {
+					newID = tk.ID
+				} else {
+					oldID = tk.ID
+				}
+			}
+			_, exits, _ := ev.get(oldID)
+			starts, _, _ := ev.get(newID)
+			if oldID == "" || newID == "" || len(exits) == 0 || len(starts) == 0 {
+				t.Errorf("%s slot %d: old task %q (exits %v), new task %q (starts %v)", service, slot, oldID, exits, newID, starts)
+				continue
+			}
+			exited, started := exits[len(exits)-1], starts[0]
+			if !started.After(exited) {
+				t.Errorf("%s slot %d: new container %s started %s before the old one %s exited", service, slot, newID,
+					exited.Sub(started).Round(time.Millisecond), oldID)
+			} else {
+				t.Logf("%s slot %d: new container started %s after the old one exited", service, slot, started.Sub(exited).Round(time.Millisecond))
+			}
+		}
+	}
+}
+
+// TestContainerdCrashingDeployRollsBackOneSlot deploys, with Parallelism 1 and no delay,
+// an image whose program exits at once: exactly one slot ever gets it before the
+// rollback, and Deploy returns once the rollback has finished, saying so.
+func TestContainerdCrashingDeployRollsBackOneSlot(t *testing.T) {
+	c := testutil.StartContainerd(t)
+	image := testutil.TestAppImage(t, c)
+	base := testutil.BuildTestAppImage(t)
+	crashing, err := registry.NewImage(base.Layers(), ocispec.ImageConfig{Entrypoint: []string{"/testapp", "-exit", "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const crashImage = "dao.test/testapp:crash"
+	if _, err := registry.Import(c.Context(context.Background()), c.Client, crashImage, crashing, registry.WithUnpack("overlayfs")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := startPlane(t, ctx, c, t.TempDir())
+	ev := watchContainerd(t, ctx, c)
+
+	spec := dao.ServiceSpec{Name: "web", Replicas: 3, Container: dao.ContainerSpec{Image: image},
+		Update: dao.UpdatePolicy{Parallelism: 1, Monitor: dao.Duration(2 * time.Second), FailureAction: dao.ActionRollback}}
+	if _, err := p.o.CreateService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitReal(t, 30*time.Second, "3 running", func() bool { return len(runningTasks(t, ctx, p.o, "web")) == 3 })
+
+	err = p.o.Deploy(ctx, "web", crashImage)
+	t.Logf("Deploy: %v", err)
+	svc, serr := p.o.Service(ctx, "web")
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	if svc.UpdateStatus.State != orchestrator.UpdateRolledBack {
+		t.Errorf("Deploy returned with the update %s (%s), want rolled back", svc.UpdateStatus.State, svc.UpdateStatus.Message)
+	}
+	if !errors.Is(err, orchestrator.ErrRolledBack) || !errors.Is(err, orchestrator.ErrUpdateFailed) {
+		t.Errorf("Deploy: %v, want ErrRolledBack", err)
+	}
+	if live := runningTasks(t, ctx, p.o, "web"); len(live) != 3 {
+		t.Errorf("%d tasks run once Deploy returned, want 3", len(live))
+	} else {
+		for _, tk := range live {
+			if tk.Spec.Image != image {
+				t.Errorf("task %s runs %s once Deploy returned", tk.ID, tk.Spec.Image)
+			}
+		}
+	}
+	// What containerd was asked to create from the crashing image, once the rollback has
+	// finished (if Deploy returned before).
+	waitUpdate(t, ctx, p.o, "web", orchestrator.UpdateRolledBack)
+	var slots []int
+	ev.mu.Lock()
+	for id, img := range ev.images {
+		if strings.Contains(img, "testapp:crash") && !slices.Contains(slots, slotOfTaskID(id)) {
+			slots = append(slots, slotOfTaskID(id))
+		}
+	}
+	ev.mu.Unlock()
+	if len(slots) != 1 {
+		t.Errorf("containers of the crashing image were created for slots %v, want one slot", slots)
 	}
 }

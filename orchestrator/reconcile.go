@@ -18,13 +18,12 @@ import (
 // plan is what one pass of the reconciler decided for one service: written in one
 // transaction, whose cause joins the reasons.
 type plan struct {
+	now     time.Time
 	svc     *Service
 	creates []*Task
 	updates []*Task
 	deletes []*Task
 	reasons []string
-	// updated lists the new tasks of a rolling update, counted once the write succeeds.
-	updated []string
 }
 
 func (p *plan) empty() bool {
@@ -35,9 +34,13 @@ func (p *plan) why(format string, args ...any) {
 	p.reasons = append(p.reasons, fmt.Sprintf(format, args...))
 }
 
-// shutdown asks a task's node to stop it.
+// shutdown asks a task's node to stop it. A task on no node has nothing to stop: it ends
+// at once (nothing would ever report on it).
 func (p *plan) shutdown(t *Task) {
 	t.DesiredState = dao.TaskShutdown
+	if t.NodeID == "" {
+		t.Status = dao.TaskStatus{State: dao.TaskShutdown, Message: "shut down before it was placed", Timestamp: p.now}
+	}
 	p.updates = append(p.updates, t)
 }
 
@@ -96,9 +99,9 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if ro := o.rollouts[id]; ro != nil {
-		for _, tid := range p.updated {
-			ro.updated[tid] = &updatedTask{}
+	if o.debugEnabled() {
+		for _, r := range p.reasons {
+			o.opts.log.Debug(r, "service", id)
 		}
 	}
 	return nil
@@ -131,16 +134,16 @@ func slotKey(global bool, t *dao.Task) slotID {
 // nodeReader is implemented by the transactions of this package's stores: what the
 // reconciler needs of a node, without a copy of it.
 type nodeReader interface {
-	nodeAvailability(id string) (dao.Availability, bool)
+	nodeState(id string) (dao.Availability, dao.NodeState, bool)
 }
 
-// nodeAvailability returns a node's availability, and whether the node exists.
-func nodeAvailability(tx ReadTx, id string) (dao.Availability, bool) {
+// nodeState returns a node's availability and liveness, and whether the node exists.
+func nodeState(tx ReadTx, id string) (dao.Availability, dao.NodeState, bool) {
 	if r, ok := tx.(nodeReader); ok {
-		return r.nodeAvailability(id)
+		return r.nodeState(id)
 	}
 	n, err := tx.Node(id)
-	return n.Availability, err == nil
+	return n.Availability, n.Status.State, err == nil
 }
 
 // current reports whether a task runs the service's current spec. Specs, not version
@@ -154,7 +157,7 @@ func current(t *dao.Task, s *Service) bool {
 }
 
 func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
-	var p plan
+	p := plan{now: now}
 	var tasks []*Task
 	for t := range tx.TasksByService(id) {
 		tasks = append(tasks, &t)
@@ -162,33 +165,92 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 	svc, err := tx.Service(id)
 	if err != nil {
 		delete(o.rollouts, id)
+		delete(o.invalid, id)
 		o.planRemoved(tx, id, tasks, &p)
 		return p
 	}
+	if err := checkStored(&svc); err != nil {
+		delete(o.rollouts, id)
+		o.planInvalid(&svc, err, &p)
+		return p
+	}
+	if !svc.UpdateStatus.State.Valid() {
+		// Only the update state is unknown: the update is paused, for a person to look at
+		// (UpdateService or RollbackService starts another), and the service runs.
+		msg := fmt.Sprintf("paused: invalid stored update state %q", svc.UpdateStatus.State)
+		o.opts.log.Warn("orchestrator: invalid stored update state paused", "service", id, "state", svc.UpdateStatus.State)
+		n := svc
+		n.UpdateStatus = UpdateStatus{State: UpdatePaused, Message: msg, StartedAt: svc.UpdateStatus.StartedAt}
+		n.UpdatedAt = now
+		p.svc = &n
+		p.why("reconciler: %s: update %s", id, msg)
+		return p
+	}
+	delete(o.invalid, id)
 	global := svc.Spec.Mode == dao.ModeGlobal
 	liveBy := make(map[slotID][]*Task, len(tasks))
 	deadBy := map[slotID][]*Task{}
+	// stoppingBy holds the tasks on their way out whose node may still run them: a slot
+	// gets no new task while it holds one (stop-first; see the fill below).
+	stoppingBy := map[slotID][]*Task{}
 	for _, t := range tasks {
 		k := slotKey(global, &t.Task)
+		why := badTask(&t.Task)
+		if why == "" && len(o.refused) > 0 { // no lookup per task in the common case
+			if r, ok := o.refused[t.ID]; ok {
+				if r.revision == t.Revision && !t.Status.State.Terminal() {
+					why = "refused by node " + t.NodeID + ": " + r.why
+				}
+				delete(o.refused, t.ID)
+			}
+		}
+		if why != "" {
+			// Nothing can be decided of it: end it, so that its node stops it (the
+			// dispatcher sends no task in an undefined state) and its slot is filled.
+			o.opts.log.Warn("orchestrator: invalid stored task ended", "service", id, "task", t.ID, "reason", why)
+			t.DesiredState = dao.TaskShutdown
+			t.Status = dao.TaskStatus{State: dao.TaskOrphaned, Message: "invalid stored task: " + why, Timestamp: now}
+			p.updates = append(p.updates, t)
+			p.why("reconciler: %s: task %s ended: invalid stored task: %s", id, t.ID, why)
+			deadBy[k] = append(deadBy[k], t)
+			continue
+		}
 		var avail dao.Availability
+		var nstate dao.NodeState
 		exists := true
 		if t.NodeID != "" {
-			avail, exists = nodeAvailability(tx, t.NodeID)
+			avail, nstate, exists = nodeState(tx, t.NodeID)
 		}
 		switch {
 		case t.Status.State.Terminal():
 			deadBy[k] = append(deadBy[k], t)
-		case t.DesiredState > dao.TaskRunning:
-			// On its way out.
 		case !exists:
 			// Its node was removed without its tasks: nothing will report them.
-			t.Status.State, t.Status.Message = dao.TaskOrphaned, "node "+t.NodeID+" removed"
+			t.Status.State, t.Status.Message, t.Status.Timestamp = dao.TaskOrphaned, "node "+t.NodeID+" removed", now
 			p.updates = append(p.updates, t)
 			deadBy[k] = append(deadBy[k], t)
+		case t.DesiredState > dao.TaskRunning:
+			// On its way out.
+			switch {
+			case t.NodeID == "":
+				// Never placed: nothing runs it, and nothing will report it ended.
+				t.Status = dao.TaskStatus{State: dao.TaskShutdown, Message: "shut down before it was placed", Timestamp: now}
+				p.updates = append(p.updates, t)
+				deadBy[k] = append(deadBy[k], t)
+			case nstate == dao.NodeDown:
+				// Its node is lost (it would have been orphaned as it went down): nothing
+				// can be waited for.
+				t.Status.State, t.Status.Message, t.Status.Timestamp = dao.TaskOrphaned, "node "+t.NodeID+" down", now
+				p.updates = append(p.updates, t)
+				deadBy[k] = append(deadBy[k], t)
+			default:
+				stoppingBy[k] = append(stoppingBy[k], t)
+			}
 		case avail == dao.Drain:
 			p.shutdown(t)
+			stoppingBy[k] = append(stoppingBy[k], t)
 			p.why("reconciler: %s %s: task %s shut down: node %s drained", id, k, t.ID, t.NodeID)
-		case !global && t.Slot > svc.Spec.Replicas:
+		case !global && (t.Slot < 1 || t.Slot > svc.Spec.Replicas):
 			p.shutdown(t)
 			p.why("reconciler: %s: scale down to %d: task %s (slot %d) shut down", id, svc.Spec.Replicas, t.ID, t.Slot)
 		default:
@@ -206,7 +268,7 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 			if n.Availability == dao.Drain {
 				continue
 			}
-			if len(liveBy[k]) == 0 {
+			if len(liveBy[k])+len(stoppingBy[k]) == 0 {
 				ni := o.sched.Node(n.ID)
 				if perr != nil || ni == nil || pipe.Filter(probe, ni) != nil {
 					continue
@@ -216,20 +278,34 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 		}
 		slices.SortFunc(wants, func(a, b slotID) int { return strings.Compare(a.node, b.node) })
 	} else {
+		// checkStored bounds Replicas.
 		wants = make([]slotID, svc.Spec.Replicas)
 		for i := range wants {
 			wants[i] = slotID{slot: i + 1}
 		}
 	}
 
-	// Fill the empty slots; replace what ended.
+	// Fill the empty slots; replace what ended. A slot whose last task is still stopping
+	// waits for it to end (its node reports it shut down, or is lost): stop-first, so that
+	// the slot never runs two tasks at once (host ports, memory, singletons), whether its
+	// task was stopped by a rolling update, a drain or a scale. Only a start-first update
+	// runs two (see planUpdate and planHandover).
+	updating := svc.UpdateStatus.State == UpdateInProgress || svc.UpdateStatus.State == UpdateRollingBack
 	var created []slotID
 	for _, w := range wants {
 		if len(liveBy[w]) > 0 {
 			continue
 		}
+		if st := stoppingBy[w]; len(st) > 0 {
+			if o.debugEnabled() {
+				o.opts.log.Debug(fmt.Sprintf("reconciler: %s %s: waits for task %s to stop on node %s before its next task starts",
+					id, w, st[0].ID, st[0].NodeID), "service", id)
+			}
+			continue
+		}
 		why := "created"
-		if dead := newest(deadBy[w]); dead != nil {
+		dead := newest(deadBy[w])
+		if dead != nil {
 			st := dead.Status
 			if st.State == dao.TaskFailed || st.State == dao.TaskRejected {
 				if at := st.Timestamp.Add(o.opts.replaceDelay); now.Before(at) {
@@ -245,9 +321,16 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 		t := newTask(&svc, w.slot, w.node, now)
 		p.creates = append(p.creates, t)
 		liveBy[w] = append(liveBy[w], t)
-		if why == "created" {
+		switch {
+		case updating && dead != nil && dead.DesiredState > dao.TaskRunning && !current(&dead.Task, &svc):
+			verb := "update"
+			if svc.UpdateStatus.State == UpdateRollingBack {
+				verb = "rollback"
+			}
+			p.why("updater: %s %s %s: task %s stopped (%s), task %s of version %d created", verb, id, w, dead.ID, dead.Status.State, t.ID, svc.Version)
+		case why == "created":
 			created = append(created, w)
-		} else {
+		default:
 			p.why("reconciler: %s %s %s", id, w, why)
 		}
 	}
@@ -289,12 +372,64 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 	return p
 }
 
+// checkStored checks a service as the loops read it from the store, which may hold what
+// no API call would have admitted (a file of an older version, or written by other code):
+// the bounds the loops' allocations depend on, whatever Validate checks, then Validate,
+// but for PreviousSpec, which only a rollback reads (and checks; see planUpdate), and the
+// update state, which plan sets right.
+func checkStored(s *Service) error {
+	switch {
+	case s.Spec.Mode != "" && s.Spec.Mode != dao.ModeReplicated && s.Spec.Mode != dao.ModeGlobal:
+		return fmt.Errorf("%w: spec.mode %q is not a service mode", dao.ErrInvalid, s.Spec.Mode)
+	case s.Spec.Replicas < 0 || s.Spec.Replicas > dao.MaxReplicas:
+		return fmt.Errorf("%w: spec.replicas %d is not between 0 and %d", dao.ErrInvalid, s.Spec.Replicas, dao.MaxReplicas)
+	}
+	c := *s
+	c.PreviousSpec = nil
+	c.UpdateStatus.State = "" // see plan
+	return c.Validate()
+}
+
+// planInvalid reports a service whose stored form is invalid, and skips it: none of its
+// tasks is created, replaced or stopped until a valid spec is written (UpdateService,
+// ScaleService). Its update state becomes paused, with the reason in its message (an
+// event on the watch), and a warning is logged once per reason.
+func (o *Orchestrator) planInvalid(svc *Service, err error, p *plan) {
+	msg := "service skipped: invalid stored service: " + err.Error()
+	if o.invalid[svc.ID] != msg {
+		o.opts.log.Warn("orchestrator: invalid stored service skipped", "service", svc.ID, "revision", svc.Revision, "err", err)
+		o.invalid[svc.ID] = msg
+	}
+	if svc.UpdateStatus.State == UpdatePaused && svc.UpdateStatus.Message == msg {
+		return
+	}
+	n := *svc
+	n.UpdateStatus = UpdateStatus{State: UpdatePaused, Message: msg, StartedAt: svc.UpdateStatus.StartedAt}
+	n.UpdatedAt = p.now
+	p.svc = &n
+	p.why("reconciler: %s skipped: invalid stored service: %v", svc.ID, err)
+}
+
+// badTask says what makes a stored task impossible to reason about, or "" when nothing
+// does: states that are none of the defined ones, a negative slot.
+func badTask(t *dao.Task) string {
+	switch {
+	case !t.Status.State.Valid():
+		return fmt.Sprintf("status.state %d is not a task state", int(t.Status.State))
+	case !t.DesiredState.Valid():
+		return fmt.Sprintf("desiredState %d is not a task state", int(t.DesiredState))
+	case t.Slot < 0:
+		return fmt.Sprintf("slot %d is negative", t.Slot)
+	}
+	return ""
+}
+
 // planRemoved shuts down the tasks of a removed service, and deletes those that ended or
 // that no node will report on.
 func (o *Orchestrator) planRemoved(tx ReadTx, id string, tasks []*Task, p *plan) {
 	var stopping, deleted int
 	for _, t := range tasks {
-		gone := t.NodeID == ""
+		gone := t.NodeID == "" || badTask(&t.Task) != "" || (len(o.refused) > 0 && o.refused[t.ID].revision == t.Revision)
 		if !gone {
 			n, err := tx.Node(t.NodeID)
 			gone = err != nil || n.Status.State == dao.NodeDown

@@ -31,8 +31,8 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 	deferred := false
 	err := o.store.View(ctx, func(tx ReadTx) error {
 		for t := range tx.TasksByNode("") {
-			if !live(&t.Task) {
-				continue
+			if !live(&t.Task) || badTask(&t.Task) != "" {
+				continue // ended, or for the reconciler to end
 			}
 			if nodesBehind && t.Revision > observed {
 				// Written after the last change the scheduler took in, while a node's change
@@ -134,6 +134,19 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 		for _, t := range skipped {
 			o.sched.Uncount(t.ID)
 		}
+		if err == nil && o.debugEnabled() {
+			o.opts.log.Debug(cause)
+			left := make(map[*Task]bool, len(skipped))
+			for _, t := range skipped {
+				left[t] = true
+			}
+			for _, t := range placed {
+				if !left[t] {
+					o.opts.log.Debug(fmt.Sprintf("scheduler: task %s placed on node %s", t.ID, t.NodeID),
+						"service", t.ServiceID, "task", t.ID, "node", t.NodeID)
+				}
+			}
+		}
 		if len(skipped) > 0 {
 			o.mu.Lock()
 			o.pendingWork = true
@@ -154,6 +167,11 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 	cause := fmt.Sprintf("scheduler: %d tasks unschedulable: %s", len(ids), refused[ids[0]])
 	if len(ids) == 1 {
 		cause = fmt.Sprintf("scheduler: task %s %s", ids[0], refused[ids[0]])
+	}
+	if o.debugEnabled() {
+		for _, id := range ids {
+			o.opts.log.Debug(fmt.Sprintf("scheduler: task %s %s", id, refused[id]), "task", id)
+		}
 	}
 	return o.store.Update(ctx, cause, func(tx Tx) error {
 		for _, id := range ids {

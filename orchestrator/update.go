@@ -1,6 +1,9 @@
 package orchestrator
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -11,14 +14,18 @@ import (
 
 type updatedTask = policy.UpdatedTask
 
-// rollout is the progress of one rolling update, kept in memory by the loop. After a
-// restart it is rebuilt from the store: the current tasks created since the update
-// started count as its new tasks.
+// rollout is what the loop keeps in memory of one rolling update: when it saw each new
+// task start and fail, by task ID (the times the monitor window is counted from). What
+// the update has done is read from the store on every pass, so that after a restart the
+// rollout carries on; only those times start over.
 type rollout struct {
-	version     uint64
+	// started and rollingBack name the update followed: its UpdateStatus.StartedAt, and
+	// whether it is a rollback. A scale changes the service's version, not the update.
+	started     time.Time
 	rollingBack bool
-	total       int
-	updated     map[string]*updatedTask
+	seen        map[string]*updatedTask
+	// waiting is the reason of the last wait logged, so that a wait is logged once.
+	waiting string
 }
 
 // rolloutPolicy returns the update policy that rolls out the service's current spec: its
@@ -36,33 +43,53 @@ func rolloutPolicy(s *Service) dao.UpdatePolicy {
 	return s.Spec.Update
 }
 
+// taskDown reports whether a task's container is down while the task runs: its node
+// restarts it (Restarting), or it exited after its last start and has not started again
+// (for nodes that do not report Restarting).
+func taskDown(t *dao.Task) bool {
+	st := &t.Status
+	return st.State == dao.TaskRunning && (st.Restarting || st.FinishedAt.After(st.StartedAt))
+}
+
 // taskFailed reports whether a new task of an update counts as failed: it failed or was
-// rejected, its health check failed, or its container exited and was restarted.
+// rejected, its health check failed, or its container exited and was restarted, or is
+// being restarted.
 func taskFailed(t *dao.Task) bool {
 	switch {
 	case t.Status.State == dao.TaskFailed, t.Status.State == dao.TaskRejected:
 		return true
-	case t.Status.Health == dao.HealthUnhealthy, t.Status.Restarts > 0:
+	case t.Status.Health == dao.HealthUnhealthy, t.Status.Restarts > 0, taskDown(t):
 		return true
 	}
 	return false
 }
 
-// taskStarted reports whether a task runs, and, when it has a health check, is healthy.
+// taskStarted reports whether a task runs (its container is up, not waiting to be
+// restarted), and, when it has a health check, is healthy.
 func taskStarted(t *dao.Task) bool {
-	if t.Status.State != dao.TaskRunning {
+	if t.Status.State != dao.TaskRunning || taskDown(t) {
 		return false
 	}
 	return t.Spec.HealthCheck == nil || t.Status.Health == dao.HealthHealthy
 }
 
-// planUpdate drives a rolling update of the service, when one is in progress: it feeds
-// what the new tasks did to policy.Rollout.Decide and does what it says: replace the next
-// batch of slots that run an older spec (stop-first: the old task is shut down as the new
-// one is created; start-first: once the new one is started, see planHandover), wait (a
-// timer wakes it at RecheckAt), pause, roll back (the service goes back to its previous
-// spec, whose rollout then replaces only the slots that do not run it: healthy old tasks
-// stay), or complete.
+// planUpdate drives a rolling update of the service, when one is in progress. It reads
+// the update's progress slot by slot (keys, the slots the service wants; liveBy, their
+// live tasks, with those the reconciler creates in this pass): a slot whose live tasks
+// all run an older spec is still to do; one that has a new task (of the current spec,
+// created since the update started) is done, starting, in its monitor window or failed as
+// that task is; one with no live task (its old task stopping, or ended and not replaced
+// yet) is starting. It feeds that to policy.Rollout.Decide and does what it says:
+//
+//   - replace the next batch of slots. Stop-first (the default): the old task is shut
+//     down, and the slot's new task is created by the reconciler once the old one has
+//     ended, as its node reports (or once its node is lost, when nothing can be waited
+//     for; see plan), so that the two never run at once. Start-first: the new task is
+//     created now, and the old one shut down once the new one has started (planHandover).
+//   - wait: for a batch to start, for it to come through its monitor window (the gate
+//     between batches), or for the delay between batches; a timer wakes it at RecheckAt.
+//   - pause; roll back (the service goes back to its previous spec, whose rollout then
+//     replaces only the slots that do not run it: healthy old tasks stay); complete.
 func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID][]*Task, tasks []*Task, p *plan, now time.Time) {
 	state := svc.UpdateStatus.State
 	if state != UpdateInProgress && state != UpdateRollingBack {
@@ -74,62 +101,96 @@ func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID
 	if rollingBack {
 		verb = "rollback"
 	}
-	// Slots whose live tasks all run an older spec.
-	var candidates []slotID
-	for _, k := range keys {
-		ts := liveBy[k]
-		if len(ts) == 0 {
-			continue
-		}
-		old := true
-		for _, t := range ts {
-			if current(&t.Task, svc) {
-				old = false
-			}
-		}
-		if old {
-			candidates = append(candidates, k)
-		}
-	}
-	byID := map[string]*Task{}
-	for _, t := range tasks {
-		byID[t.ID] = t
-	}
 	ro := o.rollouts[svc.ID]
-	if ro == nil || ro.version != svc.Version || ro.rollingBack != rollingBack {
-		ro = &rollout{version: svc.Version, rollingBack: rollingBack, total: len(candidates), updated: map[string]*updatedTask{}}
-		for _, t := range tasks {
-			if current(&t.Task, svc) && !t.CreatedAt.Before(svc.UpdateStatus.StartedAt) && !svc.UpdateStatus.StartedAt.IsZero() {
-				ro.updated[t.ID] = &updatedTask{}
-				ro.total++
-			}
-		}
+	if ro == nil || !ro.started.Equal(svc.UpdateStatus.StartedAt) || ro.rollingBack != rollingBack {
+		ro = &rollout{started: svc.UpdateStatus.StartedAt, rollingBack: rollingBack, seen: map[string]*updatedTask{}}
 		o.rollouts[svc.ID] = ro
 	}
-	for id, u := range ro.updated {
-		t := byID[id]
-		if t == nil {
-			continue
+	pol := rolloutPolicy(svc)
+	r := policy.NewRollout(pol, svc.Spec.Container.HealthCheck)
+	monitor := r.Monitor()
+
+	// The new tasks of the update, by slot.
+	global := svc.Spec.Mode == dao.ModeGlobal
+	isNew := func(t *Task) bool {
+		return current(&t.Task, svc) && !t.CreatedAt.Before(svc.UpdateStatus.StartedAt)
+	}
+	newBy := map[slotID][]*Task{}
+	for _, t := range tasks {
+		if isNew(t) {
+			k := slotKey(global, &t.Task)
+			newBy[k] = append(newBy[k], t)
 		}
+	}
+	for _, t := range p.creates {
+		if isNew(t) {
+			k := slotKey(global, &t.Task)
+			newBy[k] = append(newBy[k], t)
+		}
+	}
+	seen := make(map[string]bool, len(ro.seen))
+	observe := func(t *Task) *updatedTask {
+		u := ro.seen[t.ID]
+		if u == nil {
+			u = &updatedTask{}
+			ro.seen[t.ID] = u
+		}
+		seen[t.ID] = true
 		if u.Failed.IsZero() && taskFailed(&t.Task) {
 			u.Failed = now
 		}
 		if u.Started.IsZero() && taskStarted(&t.Task) {
 			u.Started = now
 		}
+		return u
 	}
-	r := policy.NewRollout(rolloutPolicy(svc), svc.Spec.Container.HealthCheck)
-	st := policy.RolloutStatus{Total: ro.total, RollingBack: rollingBack}
-	for _, u := range ro.updated {
-		st.Updated = append(st.Updated, *u)
+	counted := func(u *updatedTask) bool {
+		return !u.Failed.IsZero() && (u.Started.IsZero() || u.Failed.Sub(u.Started) <= monitor)
 	}
+
+	st := policy.RolloutStatus{RollingBack: rollingBack}
+	var candidates []slotID
+	for _, k := range keys {
+		live := liveBy[k]
+		var failed, latest *updatedTask
+		var latestAt time.Time
+		for _, t := range newBy[k] {
+			u := observe(t)
+			if failed == nil && counted(u) {
+				failed = u
+			}
+			if slices.Contains(live, t) && (latest == nil || t.CreatedAt.After(latestAt)) {
+				latest, latestAt = u, t.CreatedAt
+			}
+		}
+		old := len(live) > 0
+		for _, t := range live {
+			if current(&t.Task, svc) {
+				old = false
+			}
+		}
+		switch {
+		case failed != nil:
+			st.Updated = append(st.Updated, *failed)
+		case latest != nil:
+			st.Updated = append(st.Updated, *latest)
+		case old:
+			candidates = append(candidates, k)
+		case len(live) > 0:
+			// Ran the current spec before the update began.
+		default:
+			// Being replaced: its old task is stopping, or ended and not replaced yet.
+			st.Updated = append(st.Updated, updatedTask{})
+		}
+	}
+	for id := range ro.seen {
+		if !seen[id] {
+			delete(ro.seen, id)
+		}
+	}
+	st.Total = len(candidates) + len(st.Updated)
 	d := r.Decide(st, now)
-	if d.Action == policy.RolloutContinue && len(candidates) == 0 {
-		// Slots left the update (scaled down, or refilled with new tasks after a failure).
-		ro.total = len(ro.updated)
-		st.Total = ro.total
-		d = r.Decide(st, now)
-	}
+
 	setStatus := func(s UpdateState, msg string, done bool) {
 		if svc.UpdateStatus.State == s && svc.UpdateStatus.Message == msg {
 			return
@@ -142,36 +203,54 @@ func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID
 		}
 		p.svc = &n
 	}
+	if d.Action != policy.RolloutWait {
+		ro.waiting = ""
+	}
 	switch d.Action {
 	case policy.RolloutContinue:
 		batch := candidates[:min(d.Batch, len(candidates))]
-		order := rolloutPolicy(svc).Order
 		for _, k := range batch {
-			old := liveBy[k][0]
-			nodeID := ""
-			if svc.Spec.Mode == dao.ModeGlobal {
-				nodeID = old.NodeID
-			}
-			t := newTask(svc, old.Slot, nodeID, now)
-			p.creates = append(p.creates, t)
-			p.updated = append(p.updated, t.ID)
-			liveBy[k] = append(liveBy[k], t)
-			if order != dao.StartFirst {
-				for _, ot := range liveBy[k][:len(liveBy[k])-1] {
-					p.shutdown(ot)
+			olds := liveBy[k]
+			if pol.Order == dao.StartFirst {
+				nodeID := ""
+				if global {
+					nodeID = olds[0].NodeID
 				}
-				liveBy[k] = liveBy[k][len(liveBy[k])-1:]
+				t := newTask(svc, olds[0].Slot, nodeID, now)
+				p.creates = append(p.creates, t)
+				liveBy[k] = append(liveBy[k], t)
+				continue
 			}
+			for _, t := range olds {
+				p.shutdown(t)
+			}
+			delete(liveBy, k)
 		}
-		p.why("updater: %s %s: %s to version %d (%s)", verb, svc.ID, summarize("replacing", batch), svc.Version, d.Reason)
+		if pol.Order == dao.StartFirst {
+			p.why("updater: %s %s: %s (start-first: the old tasks stop once the new ones have started), version %d (%s)",
+				verb, svc.ID, summarize("starting new tasks for", batch), svc.Version, d.Reason)
+		} else {
+			p.why("updater: %s %s: %s (stop-first: each new task starts once the old one has stopped), version %d (%s)",
+				verb, svc.ID, summarize("stopping", batch), svc.Version, d.Reason)
+		}
 	case policy.RolloutWait:
 		if !d.RecheckAt.IsZero() {
 			o.wakeAt(svc.ID, d.RecheckAt)
 		}
+		if d.Reason != ro.waiting {
+			ro.waiting = d.Reason
+			o.opts.log.Debug(fmt.Sprintf("updater: %s %s to version %d waits: %s", verb, svc.ID, svc.Version, d.Reason),
+				"service", svc.ID, "until", d.RecheckAt)
+		}
 	case policy.RolloutRollback:
 		if svc.PreviousSpec == nil {
 			setStatus(UpdatePaused, "paused: "+d.Reason+"; no previous spec to roll back to", false)
-			p.why("updater: pause %s: %s", svc.ID, d.Reason)
+			p.why("updater: pause %s: %s; no previous spec to roll back to", svc.ID, d.Reason)
+			break
+		}
+		if err := svc.PreviousSpec.Validate(); err != nil {
+			setStatus(UpdatePaused, "paused: "+d.Reason+"; the previous spec is invalid: "+err.Error(), false)
+			p.why("updater: pause %s: %s; the previous spec is invalid: %v", svc.ID, d.Reason, err)
 			break
 		}
 		n := *svc
@@ -183,21 +262,28 @@ func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID
 		p.why("updater: rollback %s: %s", svc.ID, d.Reason)
 		delete(o.rollouts, svc.ID)
 	case policy.RolloutPause:
-		s := UpdatePaused
 		if rollingBack {
-			s = UpdateRollbackPaused
+			// Keep why the rollback began.
+			setStatus(UpdateRollbackPaused, "rollback paused: "+d.Reason+"; rolling back because: "+rollbackWhy(svc), false)
+		} else {
+			setStatus(UpdatePaused, "paused: "+d.Reason, false)
 		}
-		setStatus(s, "paused: "+d.Reason, false)
 		p.why("updater: pause %s %s: %s", verb, svc.ID, d.Reason)
 	case policy.RolloutComplete:
-		s := UpdateCompleted
 		if rollingBack {
-			s = UpdateRolledBack
+			// Keep why it was rolled back.
+			setStatus(UpdateRolledBack, "rolled back: "+rollbackWhy(svc)+" ("+d.Reason+")", true)
+		} else {
+			setStatus(UpdateCompleted, d.Reason, true)
 		}
-		setStatus(s, d.Reason, true)
 		p.why("updater: %s %s to version %d completed: %s", verb, svc.ID, svc.Version, d.Reason)
 		delete(o.rollouts, svc.ID)
 	}
+}
+
+// rollbackWhy returns why the rollback in progress began, from its status message.
+func rollbackWhy(svc *Service) string {
+	return strings.TrimPrefix(svc.UpdateStatus.Message, "rollback: ")
 }
 
 // planHandover finishes the slots that hold more than one live task: once a task of the
@@ -236,4 +322,10 @@ func (o *Orchestrator) planHandover(svc *Service, liveBy map[slotID][]*Task, p *
 			p.why("updater: %s %s: %s shut down, task %s took over", svc.ID, k, strings.Join(stopped, ", "), keep.ID)
 		}
 	}
+}
+
+// debugEnabled reports whether the orchestrator's logger takes Debug messages, so that a
+// loop builds them only then.
+func (o *Orchestrator) debugEnabled() bool {
+	return o.opts.log.Enabled(context.Background(), slog.LevelDebug)
 }
