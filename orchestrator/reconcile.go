@@ -165,7 +165,6 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 	svc, err := tx.Service(id)
 	if err != nil {
 		delete(o.rollouts, id)
-		delete(o.invalid, id)
 		o.planRemoved(tx, id, tasks, &p)
 		return p
 	}
@@ -424,10 +423,14 @@ func badTask(t *dao.Task) string {
 	return ""
 }
 
-// planRemoved shuts down the tasks of a removed service, and deletes those that ended or
-// that no node will report on.
+// planRemoved deletes the tasks of a service that is not in the store once they ended, or
+// when no node will report on them. RemoveService shuts a service's tasks down in the
+// transaction that removes it, so a task still meant to run has lost its service some other
+// way: its record was set aside as undecodable (BoltStore.Quarantined), or the store was
+// changed behind the API. Such tasks are left running, and reported once, rather than
+// stopped: a damaged record must not take a service's containers down with it.
 func (o *Orchestrator) planRemoved(tx ReadTx, id string, tasks []*Task, p *plan) {
-	var stopping, deleted int
+	var kept, deleted int
 	for _, t := range tasks {
 		gone := t.NodeID == "" || badTask(&t.Task) != "" || (len(o.refused) > 0 && o.refused[t.ID].revision == t.Revision)
 		if !gone {
@@ -439,12 +442,21 @@ func (o *Orchestrator) planRemoved(tx ReadTx, id string, tasks []*Task, p *plan)
 			p.deletes = append(p.deletes, t)
 			deleted++
 		case t.DesiredState <= dao.TaskRunning:
-			p.shutdown(t)
-			stopping++
+			kept++
 		}
 	}
-	if stopping+deleted > 0 {
-		p.why("reconciler: service %s removed: %d tasks shut down, %d deleted", id, stopping, deleted)
+	if deleted > 0 {
+		p.why("reconciler: service %s removed: %d ended tasks deleted", id, deleted)
+	}
+	if kept == 0 {
+		delete(o.invalid, id)
+		return
+	}
+	msg := fmt.Sprintf("service %s is not in the store, but %d of its tasks are meant to run: left running", id, kept)
+	if o.invalid[id] != msg {
+		o.opts.log.Warn("orchestrator: tasks of a service the store does not have are left running (was its record set aside? see BoltStore.Quarantined)",
+			"service", id, "tasks", kept)
+		o.invalid[id] = msg
 	}
 }
 
