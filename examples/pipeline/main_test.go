@@ -36,7 +36,7 @@ func TestPipeline(t *testing.T) {
 		`run 2 of pipeline "webapp": version 1.0.2`,
 		"* cache hit",
 		"rolling service web over to the new image",
-		"orchestrator: updater: update web: replacing slot",
+		"orchestrator: updater: update web: starting new tasks for slot",
 		"update completed after",
 		"run run2: success in",
 		", version 1.0.2",

@@ -208,7 +208,7 @@ func run(ctx context.Context, address string) error {
 		return err
 	}
 	done("all replicas run v2 after %s", since(t))
-	for { // the last new replica is watched for its monitor window before the update completes
+	for { // each new replica is watched for its monitor window before the next one, or the end
 		svc, err := o.Service(ctx, "web")
 		if err != nil {
 			return err
@@ -222,7 +222,7 @@ func run(ctx context.Context, address string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	cp.printCauses(false)
-	done("update completed in %s (the last new replica is watched until its health check could have proved it bad)", since(t))
+	done("update completed in %s (each new replica is watched until its health check could have proved it bad)", since(t))
 	cp.table(ctx)
 	cp.greet(ctx)
 

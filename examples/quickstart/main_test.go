@@ -27,7 +27,7 @@ func TestQuickstart(t *testing.T) {
 		"3 replicas running and healthy",
 		", version v1",
 		"is back: new pid",
-		"event: updater: update web: replacing slot 3",
+		"event: updater: update web: starting new tasks for slot 3",
 		"update completed in",
 		", version v2",
 		"all containers removed",
