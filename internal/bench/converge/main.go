@@ -11,8 +11,9 @@
 // removes it, untimed; and, in alternating order, creates and starts n containers of the
 // same image directly, one after the other (as ./internal/bench/start does) and, as a
 // second baseline, all at once from n goroutines (as the agent does). Both write the
-// container's output to a log file through the shim. It prints the medians and the ratio
-// of the orchestrator's time to each baseline.
+// container's output to a log file through the shim, and apply containerd's default
+// seccomp profile, as Dao's containers do. It prints the medians and the ratio of the
+// orchestrator's time to each baseline.
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 
@@ -140,7 +142,9 @@ func run(n, rounds int) error {
 			client.WithSnapshotter("overlayfs"),
 			client.WithNewSnapshot(id, img),
 			client.WithRuntime("io.containerd.runc.v2", nil),
-			client.WithNewSpec(oci.WithImageConfig(img)),
+			// With containerd's default seccomp profile, as Dao's containers (and docker's)
+			// run.
+			client.WithNewSpec(oci.WithImageConfig(img), seccomp.WithDefaultProfile()),
 		)
 		if err != nil {
 			return err

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -192,6 +193,9 @@ func directStep(env *benchutil.Env, id, ws, outDir, logDir string) error {
 				{Type: "bind", Source: ws, Destination: "/workspace", Options: []string{"rbind", "rprivate", "rw"}},
 				{Type: "bind", Source: outDir, Destination: "/dao", Options: []string{"rbind", "rprivate", "rw"}},
 			}),
+			// Dao's steps run under containerd's default seccomp profile, as docker's and
+			// the CRI's containers do: so does the baseline.
+			seccomp.WithDefaultProfile(),
 		),
 	)
 	if err != nil {

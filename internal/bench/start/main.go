@@ -7,8 +7,11 @@
 // Each round creates and starts n busybox containers (sleep 600) one after the other, once
 // each way, in alternating order, and times the whole batch; containers are removed between
 // batches, untimed. Both ways write the container's output to a log file through the shim
-// (cio.LogFile) and look the image up by name each time. It prints the median per-container
-// time of each way and the overhead of edge.Runtime.
+// (cio.LogFile) and look the image up by name each time. Since Dao applies containerd's
+// default seccomp profile, as docker, nerdctl and the CRI do, the client is timed both
+// without a profile and with that one (seccomp.WithDefaultProfile), the like-for-like
+// baseline. It prints the median per-container time of each way and the overhead of
+// edge.Runtime against each.
 package main
 
 import (
@@ -16,9 +19,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 
@@ -62,20 +67,24 @@ func run(n, rounds int) error {
 		}
 		return time.Since(begin), nil
 	}
-	direct := func(round int) (time.Duration, error) {
+	direct := func(round int, profile bool) (time.Duration, error) {
 		begin := time.Now()
 		for i := range n {
-			id := fmt.Sprintf("direct-%d-%d", round+1, i)
+			id := fmt.Sprintf("direct-%t-%d-%d", profile, round+1, i)
 			img, err := env.Client.GetImage(env.Ctx, testutil.BusyboxImageName)
 			if err != nil {
 				return 0, err
+			}
+			specOpts := []oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600")}
+			if profile {
+				specOpts = append(specOpts, seccomp.WithDefaultProfile())
 			}
 			c, err := env.Client.NewContainer(env.Ctx, id,
 				client.WithImage(img),
 				client.WithSnapshotter("overlayfs"),
 				client.WithNewSnapshot(id, img),
 				client.WithRuntime("io.containerd.runc.v2", nil),
-				client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600")),
+				client.WithNewSpec(specOpts...),
 			)
 			if err != nil {
 				return 0, err
@@ -91,44 +100,43 @@ func run(n, rounds int) error {
 		return time.Since(begin), nil
 	}
 
+	ways := []struct {
+		name string
+		run  func(int) (time.Duration, error)
+	}{
+		{"edge.Runtime.Run:", viaDao},
+		{"containerd client, no seccomp:", func(r int) (time.Duration, error) { return direct(r, false) }},
+		{"containerd client, seccomp:", func(r int) (time.Duration, error) { return direct(r, true) }},
+	}
 	// One untimed batch of each warms caches (image unpacked, shim binary in page cache).
-	for _, f := range []func(int) (time.Duration, error){viaDao, direct} {
-		if _, err := f(-1); err != nil {
+	for _, w := range ways {
+		if _, err := w.run(-1); err != nil {
 			return err
 		}
 		clean(env)
 	}
-	var daoTimes, directTimes []time.Duration
+	times := make([][]time.Duration, len(ways))
 	for r := range rounds {
-		order := []bool{true, false}
-		if r%2 == 1 {
-			order = []bool{false, true}
-		}
-		for _, isDao := range order {
-			var d time.Duration
-			var err error
-			if isDao {
-				d, err = viaDao(r)
-			} else {
-				d, err = direct(r)
-			}
+		for k := range ways {
+			w := (k + r) % len(ways) // each way goes first, second and third in turn
+			d, err := ways[w].run(r)
 			if err != nil {
 				return err
 			}
 			clean(env)
-			per := d / time.Duration(n)
-			if isDao {
-				daoTimes = append(daoTimes, per)
-			} else {
-				directTimes = append(directTimes, per)
-			}
+			times[w] = append(times[w], d/time.Duration(n))
 		}
 	}
-	md, mc := benchutil.Median(daoTimes), benchutil.Median(directTimes)
 	fmt.Printf("start latency, %d containers per batch, %d batches each, median per container\n", n, rounds)
-	fmt.Printf("  containerd client directly: %s  (batches: %v)\n", benchutil.Ms(mc), fmtAll(directTimes))
-	fmt.Printf("  edge.Runtime.Run:           %s  (batches: %v)\n", benchutil.Ms(md), fmtAll(daoTimes))
-	fmt.Printf("  overhead: %+.1f%% (ratio %.3f)\n", (float64(md)/float64(mc)-1)*100, float64(md)/float64(mc))
+	med := make([]time.Duration, len(ways))
+	for w := range ways {
+		med[w] = benchutil.Median(times[w])
+		fmt.Printf("  %-31s %s  (batches: %v)\n", ways[w].name, benchutil.Ms(med[w]), fmtAll(times[w]))
+	}
+	for w := 1; w < len(ways); w++ {
+		fmt.Printf("  overhead against the %s %+.1f%% (ratio %.3f)\n", strings.TrimSuffix(ways[w].name, ":")+":",
+			(float64(med[0])/float64(med[w])-1)*100, float64(med[0])/float64(med[w]))
+	}
 	return nil
 }
 
