@@ -334,6 +334,7 @@ type logReader struct {
 	off      atomic.Int64
 	skipLine bool // skip to the first newline
 	closed   bool
+	settled  bool // the stopped container's logger was given its moment (settleLog)
 }
 
 func (l *logReader) Read(p []byte) (int, error) {
@@ -360,8 +361,18 @@ func (l *logReader) Read(p []byte) (int, error) {
 		}
 		// At the end of what was written. A follower goes on while the container may write,
 		// until ctx is done: then this read, made after it was, saw all there was.
-		if !l.follow || l.ctx.Err() != nil || !l.running() {
+		if !l.follow || l.ctx.Err() != nil {
 			return 0, io.EOF
+		}
+		if !l.running() {
+			// Stopped: the logger may still be copying the last output out of the pipe.
+			// Give it that moment once, and read on to the end of what it wrote.
+			if l.settled {
+				return 0, io.EOF
+			}
+			l.settled = true
+			l.r.settleLog(l.ctx, l.id)
+			continue
 		}
 		select {
 		case <-l.ctx.Done(): // read once more

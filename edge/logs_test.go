@@ -22,12 +22,20 @@ func TestLogsFollowerFallingBehindLosesNothing(t *testing.T) {
 	const maxSize = 16 << 10
 	e := newEnv(t, edge.WithLogMaxSize(maxSize), edge.WithLogCheckInterval(10*time.Millisecond))
 	const lines = 200_000 // about 1.3 MB: 80 times the rotation size
-	e.run("loud", dao.ContainerSpec{Image: e.busybox, Command: []string{"sh", "-c", "seq 1 " + strconv.Itoa(lines) + "; sleep 1"}})
+	// The reader is opened before the container starts, as the pipeline runner opens a
+	// step's: from then on, rotation keeps what it has still to read. (Opened after the
+	// start, on a loaded machine, it could find the first lines rotated away already.)
+	if err := e.rt.Create(e.ctx, "loud", dao.ContainerSpec{Image: e.busybox, Command: []string{"sh", "-c", "seq 1 " + strconv.Itoa(lines) + "; sleep 1"}}); err != nil {
+		t.Fatal(err)
+	}
 	r, err := e.rt.Logs(e.ctx, "loud", edge.LogOptions{Follow: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	if _, err := e.rt.Start(e.ctx, "loud"); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(300 * time.Millisecond) // the container writes on; rotation checks 30 times
 	sc := bufio.NewScanner(r)
 	next := 1

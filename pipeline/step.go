@@ -429,7 +429,6 @@ func (f *logFollower) follow(n *node) (stop func()) {
 		}
 		opened = true
 		_, err := io.Copy(m, f.log)
-		f.log.Close()
 		done <- err
 	}()
 	return func() {
@@ -438,7 +437,15 @@ func (f *logFollower) follow(n *node) (stop func()) {
 		// the exit.
 		f.cancel()
 		err := <-done
-		if !opened {
+		if opened {
+			// The follower may have seen the container stopped before the shim's logger had
+			// copied its last output. awaitOutput has waited for that copy: read what it
+			// added. The reader's ctx is cancelled, so this reads to the end and stops.
+			if err == nil {
+				_, err = io.Copy(m, f.log)
+			}
+			f.log.Close()
+		} else {
 			// The log could not be opened while the container ran: read it all now.
 			rctx, rcancel := context.WithTimeout(context.WithoutCancel(f.ctx), cleanupTimeout)
 			var rc io.ReadCloser
