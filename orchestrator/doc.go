@@ -153,4 +153,11 @@
 // [TaskUpdate], from a function the node was given. Package simnode simulates such nodes in memory, thousands
 // of them in one process, for tests and benchmarks; edge.Agent is the real one (see
 // NodeAgent for how the two meet).
+//
+// # Time
+//
+// The orchestrator lives in a [clock.Clock] ([WithClock]): heartbeat timeouts, grace
+// periods, delays between update batches and monitor windows are all read from it and
+// waited for with it. [clock.System] is the real one; a [clock.Manual] lets tests and
+// benchmarks move time themselves, so that a run is fast and repeatable.
 package orchestrator

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/policy"
 )
 
@@ -28,7 +29,7 @@ type Option func(*options) error
 
 type options struct {
 	admission    []policy.AdmissionRule
-	clock        Clock
+	clock        clock.Clock
 	hbTimeout    time.Duration
 	grace        time.Duration
 	replaceDelay time.Duration
@@ -39,7 +40,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		clock:        SystemClock(),
+		clock:        clock.System(),
 		hbTimeout:    DefaultHeartbeatTimeout,
 		grace:        DefaultGrace,
 		replaceDelay: DefaultReplaceDelay,
@@ -65,8 +66,8 @@ func WithAdmission(rules ...policy.AdmissionRule) Option {
 }
 
 // WithClock sets the clock of heartbeats, grace periods, update delays and monitor
-// windows. The default is SystemClock(); tests use simnode.ManualClock.
-func WithClock(c Clock) Option {
+// windows. The default is clock.System(); tests use clock.Manual.
+func WithClock(c clock.Clock) Option {
 	return func(o *options) error {
 		if c == nil {
 			return fmt.Errorf("%w: nil clock", dao.ErrInvalid)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
 )
 
 // Orchestrator runs the control loops of a cluster over a Store: it turns services into
@@ -46,7 +47,7 @@ type Orchestrator struct {
 	// view of the nodes may be behind the store's, and tasks newer than observed wait.
 	nodeWritten atomic.Uint64
 	statusQ     []statusReport
-	timers      map[Timer]struct{}
+	timers      map[clock.Timer]struct{}
 
 	kick       chan struct{}
 	statusKick chan struct{}
@@ -91,7 +92,7 @@ func New(store Store, opts ...Option) (*Orchestrator, error) {
 		nodes:      map[string]*nodeConn{},
 		dirtySvc:   map[string]bool{},
 		dirtyNodes: map[string]bool{},
-		timers:     map[Timer]struct{}{},
+		timers:     map[clock.Timer]struct{}{},
 		kick:       make(chan struct{}, 1),
 		statusKick: make(chan struct{}, 1),
 		rollouts:   map[string]*rollout{},
@@ -158,7 +159,7 @@ func (o *Orchestrator) poke() {
 // after arranges for f and a wake of the loop after d, with the orchestrator's clock, and
 // forgets the timer when Run returns. f runs on the clock's goroutine and must be quick.
 func (o *Orchestrator) after(d time.Duration, f func()) {
-	var t Timer
+	var t clock.Timer
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	t = o.opts.clock.AfterFunc(d, func() {
@@ -189,7 +190,7 @@ func (o *Orchestrator) tickLiveness(ctx context.Context) {
 // follow lists the store, rebuilds the scheduler's account, then reacts to the store's
 // events until the watch ends.
 func (o *Orchestrator) follow(ctx context.Context) error {
-	sopts := append([]SchedulerOption{WithSchedulerClock(o.opts.clock.Now)}, o.opts.sched...)
+	sopts := append([]SchedulerOption{WithSchedulerClock(o.opts.clock)}, o.opts.sched...)
 	sched, err := NewScheduler(sopts...)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/simnode"
 	"github.com/opendao/dao/policy"
@@ -19,7 +20,7 @@ import (
 type sim struct {
 	t       *testing.T
 	ctx     context.Context
-	clock   *simnode.ManualClock
+	clock   *clock.Manual
 	store   orchestrator.Store
 	o       *orchestrator.Orchestrator
 	cluster *simnode.Cluster
@@ -53,7 +54,7 @@ type simConfig struct {
 func newSimWith(t *testing.T, cfg simConfig) *sim {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sim{t: t, ctx: ctx, clock: simnode.NewManualClock(time.Unix(1_700_000_000, 0))}
+	s := &sim{t: t, ctx: ctx, clock: clock.NewManual(time.Unix(1_700_000_000, 0))}
 	store := cfg.store
 	if store == nil {
 		var err error
@@ -666,14 +667,14 @@ func TestNodesAddedWhileRunningAreAllUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	clock := simnode.NewManualClock(time.Unix(1_700_000_000, 0))
-	o, err := orchestrator.New(store, orchestrator.WithClock(clock))
+	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
+	o, err := orchestrator.New(store, orchestrator.WithClock(clk))
 	if err != nil {
 		t.Fatal(err)
 	}
 	const nodes, replicas = 2000, 4000
 	cluster, err := simnode.NewCluster(nodes, simnode.WithClusterSeed(1),
-		simnode.WithNodeOptions(simnode.WithClock(clock)), simnode.WithClusterStatusFunc(o.ReportStatus))
+		simnode.WithNodeOptions(simnode.WithClock(clk)), simnode.WithClusterStatusFunc(o.ReportStatus))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/policy"
 )
 
@@ -57,13 +58,13 @@ func WithSampleSize(n int) SchedulerOption {
 }
 
 // WithSchedulerClock sets the clock the placement policies read (recent failures). The
-// default is time.Now.
-func WithSchedulerClock(now func() time.Time) SchedulerOption {
+// default is clock.System(); an Orchestrator passes its own (WithClock).
+func WithSchedulerClock(c clock.Clock) SchedulerOption {
 	return func(s *Scheduler) error {
-		if now == nil {
+		if c == nil {
 			return errors.New("orchestrator: scheduler clock: must not be nil")
 		}
-		s.now = now
+		s.now = c.Now
 		return nil
 	}
 }

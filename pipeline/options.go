@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/opendao/dao/clock"
 )
 
 // Defaults of a Runner.
@@ -134,13 +136,13 @@ func WithScratchDir(dir string) Option {
 }
 
 // WithClock sets the clock of the run record's and the log lines' times. The default is
-// time.Now. Timeouts use the real clock.
-func WithClock(now func() time.Time) Option {
+// clock.System(). Timeouts use the real clock.
+func WithClock(c clock.Clock) Option {
 	return func(o *options) error {
-		if now == nil {
+		if c == nil {
 			return errors.New("pipeline: clock: must not be nil")
 		}
-		o.now = now
+		o.now = c.Now
 		return nil
 	}
 }

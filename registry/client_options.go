@@ -5,6 +5,8 @@ import (
 	"maps"
 	"net/http"
 	"time"
+
+	"github.com/opendao/dao/clock"
 )
 
 // Option configures NewClient.
@@ -21,7 +23,7 @@ type clientOptions struct {
 	rateLimits     map[string]rateLimit
 	maxConcurrency int
 	progress       func(Progress)
-	clock          Clock
+	clock          clock.Clock
 	userAgent      string
 	spoolDir       string
 	rangeChunk     int64
@@ -39,7 +41,7 @@ func defaultClientOptions() clientOptions {
 	return clientOptions{
 		retry:          DefaultRetryPolicy(),
 		maxConcurrency: 16,
-		clock:          realClock{},
+		clock:          clock.System(),
 		userAgent:      "dao-registry/1",
 		rangeChunk:     8 << 20,
 		rangeParallel:  4,
@@ -172,9 +174,10 @@ func WithProgress(f func(Progress)) Option {
 }
 
 // WithClock makes the client read time and wait through clk: token lifetimes, rate limits,
-// backoff and Retry-After. The default is the system clock. The watchdog of WithSpeedLimit
+// backoff and Retry-After. The default is clock.System(); a clock.Manual runs backoff and
+// Retry-After without waiting. The watchdog of WithSpeedLimit
 // measures time spent reading on the system clock.
-func WithClock(clk Clock) Option {
+func WithClock(clk clock.Clock) Option {
 	return func(o *clientOptions) error {
 		if clk == nil {
 			return fmt.Errorf("%w: nil clock", ErrInvalidOption)

@@ -1,12 +1,13 @@
 package registry_test
 
 import (
-	"context"
 	"sync"
 	"time"
+
+	"github.com/opendao/dao/clock"
 )
 
-// fakeClock does not wait: Sleep records the wait and moves the time on.
+// fakeClock does not wait: AfterFunc records the wait, moves the time on and calls at once.
 type fakeClock struct {
 	mu    sync.Mutex
 	now   time.Time
@@ -21,15 +22,22 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+// AfterFunc records the wait, moves the time on by d and calls f at once.
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if d > 0 {
 		c.slept = append(c.slept, d)
 		c.now = c.now.Add(d)
 	}
-	return ctx.Err()
+	c.mu.Unlock()
+	f()
+	return firedTimer{}
 }
+
+// firedTimer is a call already made.
+type firedTimer struct{}
+
+func (firedTimer) Stop() bool { return false }
 
 func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Lock()

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/opendao/dao/clock"
 )
 
 // request is one registry request as the client sends it, perhaps several times.
@@ -128,7 +130,7 @@ func (c *Client) sleep(ctx context.Context, n int, serverWait time.Duration) err
 	if err != nil {
 		return err
 	}
-	return c.opts.clock.Sleep(ctx, d)
+	return clock.Sleep(ctx, c.opts.clock, d)
 }
 
 // send sends r once.
@@ -199,7 +201,7 @@ func (c *Client) waitRate(ctx context.Context, h *hostState) error {
 	if !res.OK() {
 		return fmt.Errorf("registry: rate limit cannot be met")
 	}
-	if err := c.opts.clock.Sleep(ctx, res.DelayFrom(now)); err != nil {
+	if err := clock.Sleep(ctx, c.opts.clock, res.DelayFrom(now)); err != nil {
 		res.CancelAt(c.opts.clock.Now())
 		return err
 	}

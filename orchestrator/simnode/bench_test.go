@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/simnode"
 )
@@ -17,11 +18,11 @@ import (
 // ns/op and B/task are per task.
 func BenchmarkClusterRunTasks(b *testing.B) {
 	const nodes, step = 5000, 10
-	clock := simnode.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	running := 0
 	before := heapInUse()
 	c, err := simnode.NewCluster(nodes, simnode.WithClusterSeed(1),
-		simnode.WithNodeOptions(simnode.WithClock(clock), simnode.WithValidation(false),
+		simnode.WithNodeOptions(simnode.WithClock(clk), simnode.WithValidation(false),
 			simnode.WithStartLatency(simnode.Uniform(time.Second, 3*time.Second))),
 		simnode.WithClusterStatusFunc(func(_ string, u orchestrator.TaskUpdate) {
 			if u.Status.State == dao.TaskRunning {
@@ -50,9 +51,9 @@ func BenchmarkClusterRunTasks(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		clock.Advance(time.Second)
+		clk.Advance(time.Second)
 	}
-	for clock.Step() {
+	for clk.Step() {
 	}
 	b.StopTimer()
 	if running != b.N {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/simnode"
 )
@@ -84,12 +85,12 @@ func TestClusterErrors(t *testing.T) {
 }
 
 func TestClusterReports(t *testing.T) {
-	clock := simnode.NewManualClock(t0)
+	clk := clock.NewManual(t0)
 	var mu sync.Mutex
 	var got []string
 	beats := map[string]int{}
 	c, err := simnode.NewCluster(3,
-		simnode.WithNodeOptions(simnode.WithClock(clock)),
+		simnode.WithNodeOptions(simnode.WithClock(clk)),
 		simnode.WithClusterStatusFunc(func(nodeID string, u orchestrator.TaskUpdate) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -109,7 +110,7 @@ func TestClusterReports(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clock.Advance(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	want := []string{
 		"node-0001 node-0001.1 preparing", "node-0001 node-0001.1 running",
 		"node-0002 node-0002.1 preparing", "node-0002 node-0002.1 running",
@@ -122,3 +123,6 @@ func TestClusterReports(t *testing.T) {
 		t.Errorf("heartbeats (-want +got):\n%s", diff)
 	}
 }
+
+// t0 is when the tests' manual clocks start.
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -15,9 +15,9 @@
 // network partitions ([Node.Disconnect]), and heartbeats ([WithHeartbeat]) for the
 // control plane to judge liveness by.
 //
-// Time is the node's [Clock]. With [SystemClock] things happen in real time; with a
-// [ManualClock] they happen when the program moves the clock, on the goroutine that moves
-// it, in a fixed order: a simulated hour takes milliseconds, and with [WithSeed] (or
+// Time is the node's [clock.Clock] ([WithClock]). With [clock.System] things happen in real
+// time; with a [clock.Manual] they happen when the program moves the clock, on the goroutine
+// that moves it, in a fixed order: a simulated hour takes milliseconds, and with [WithSeed] (or
 // [WithClusterSeed]) a run repeats exactly. A node starts no goroutine: it asks its clock
 // to call it back when its next event is due, so a million tasks cost a million small
 // records (about 300 bytes each), not a million goroutines.
@@ -26,7 +26,7 @@
 // ([Label], [WeightedLabel], [Capacity], or any [Shape]), reporting to one function with
 // each node's ID:
 //
-//	clock := simnode.NewManualClock(time.Now())
+//	clk := clock.NewManual(time.Now())
 //	cluster, err := simnode.NewCluster(5000,
 //		simnode.WithClusterSeed(1),
 //		simnode.WithShapes(
@@ -34,7 +34,7 @@
 //			simnode.WeightedLabel("disk", map[string]int{"ssd": 4, "hdd": 1}),
 //			simnode.Capacity(dao.Resources{MilliCPU: 8000, Memory: 32 * dao.GiB})),
 //		simnode.WithNodeOptions(
-//			simnode.WithClock(clock),
+//			simnode.WithClock(clk),
 //			simnode.WithStartLatency(simnode.Normal(2*time.Second, 500*time.Millisecond)),
 //			simnode.WithCrashes(0.01, simnode.Exponential(time.Hour))),
 //		simnode.WithClusterStatusFunc(func(nodeID string, u orchestrator.TaskUpdate) {
@@ -47,8 +47,8 @@
 //	for _, n := range cluster.Infos() {
 //		// register n with the orchestrator; cluster.Node(n.ID) is its NodeAgent
 //	}
-//	clock.Advance(time.Minute) // a minute of the cluster's life, in a moment
+//	clk.Advance(time.Minute) // a minute of the cluster's life, in a moment
 //
-// A loop of [ManualClock.Step] runs a simulation until nothing is left to happen (which,
+// A loop of [clock.Manual.Step] runs a simulation until nothing is left to happen (which,
 // with heartbeats, is never).
 package simnode

@@ -6,18 +6,19 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/simnode"
 )
 
 func ExampleNewCluster() {
 	// Three nodes in two zones, living on a clock that the example moves.
-	clock := simnode.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	c, err := simnode.NewCluster(3,
 		simnode.WithClusterSeed(1),
 		simnode.WithShapes(simnode.Label("zone", "a", "b")),
 		simnode.WithNodeOptions(
-			simnode.WithClock(clock),
+			simnode.WithClock(clk),
 			simnode.WithStartLatency(simnode.Fixed(2*time.Second))),
 		simnode.WithClusterStatusFunc(func(nodeID string, u orchestrator.TaskUpdate) {
 			fmt.Printf("%s %s: %s (%s)\n", nodeID, u.TaskID, u.Status.State, u.Status.Message)
@@ -37,13 +38,13 @@ func ExampleNewCluster() {
 	if err := n.Assign(orchestrator.Assignment{Revision: 1, Tasks: []dao.Task{web}}); err != nil {
 		log.Fatal(err)
 	}
-	clock.Advance(2 * time.Second)
+	clk.Advance(2 * time.Second)
 
 	// Its container crashes; the node restarts it by the task's restart policy.
 	if err := n.Crash("web.1", 137); err != nil {
 		log.Fatal(err)
 	}
-	clock.Advance(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	// Output:
 	// node-0001 zone a
 	// node-0002 zone b

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/policy"
 )
@@ -45,7 +46,7 @@ func (s State) String() string {
 // does (it accepts them, prepares, starts and runs them, restarts them by their restart
 // policy when they crash, stops those no longer wanted, and reports every status change
 // in order), but in memory, with nothing real to run. Time comes from its Clock, so that
-// with a ManualClock a simulation runs as fast as the CPU allows and always the same way.
+// with a clock.Manual a simulation runs as fast as the CPU allows and always the same way.
 //
 // It is cheap: it starts no goroutine (its clock calls it back when something is due, one
 // call at a time for the node), keeps about 250 bytes per task and no copy of the task's
@@ -59,7 +60,7 @@ func (s State) String() string {
 type Node struct {
 	info  dao.Node
 	o     options
-	clock Clock
+	clock clock.Clock
 
 	mu         sync.Mutex
 	idle       sync.Cond // signalled when inflight drops to 0 after Close
@@ -73,7 +74,7 @@ type Node struct {
 	allocated  dao.Resources
 	queue      eventQueue
 	seq        uint64
-	timer      Timer
+	timer      clock.Timer
 	timerAt    int64
 	arms       uint64
 	out        []outItem

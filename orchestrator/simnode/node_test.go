@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/simnode"
 )
@@ -53,14 +54,14 @@ func (r *recorder) last() orchestrator.TaskUpdate {
 }
 
 type fixture struct {
-	clock *simnode.ManualClock
+	clock *clock.Manual
 	node  *simnode.Node
 	rec   *recorder
 }
 
 func newFixture(t *testing.T, info dao.Node, opts ...simnode.Option) *fixture {
 	t.Helper()
-	f := &fixture{clock: simnode.NewManualClock(t0), rec: &recorder{}}
+	f := &fixture{clock: clock.NewManual(t0), rec: &recorder{}}
 	if info.ID == "" {
 		info.ID = "n1"
 	}

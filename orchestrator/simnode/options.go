@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/orchestrator"
 )
 
@@ -13,7 +14,7 @@ import (
 type Option func(*options) error
 
 type options struct {
-	clock         Clock
+	clock         clock.Clock
 	startLatency  Latency
 	stopLatency   Latency
 	crashP        float64
@@ -29,7 +30,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		clock:         SystemClock(),
+		clock:         clock.System(),
 		startLatency:  Fixed(0),
 		stopLatency:   Fixed(0),
 		crashAfter:    Fixed(0),
@@ -38,9 +39,9 @@ func defaultOptions() options {
 	}
 }
 
-// WithClock sets the clock the node lives in. The default is SystemClock(); tests and
-// benchmarks use a ManualClock.
-func WithClock(c Clock) Option {
+// WithClock sets the clock the node lives in. The default is clock.System(); tests and
+// benchmarks use a clock.Manual.
+func WithClock(c clock.Clock) Option {
 	return func(o *options) error {
 		if c == nil {
 			return errors.New("simnode: clock: must not be nil")
@@ -125,7 +126,7 @@ func WithValidation(on bool) Option {
 
 // WithStatusFunc sets the function told of every status change of the node's tasks, as
 // edge.WithStatusFunc does: for one node, one call at a time, in order; different nodes may
-// call it at the same time (with SystemClock). It must not call the node's Close. The
+// call it at the same time (with clock.System). It must not call the node's Close. The
 // default does nothing.
 func WithStatusFunc(f func(orchestrator.TaskUpdate)) Option {
 	return func(o *options) error {

@@ -1,4 +1,4 @@
-package simnode_test
+package clock_test
 
 import (
 	"fmt"
@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/opendao/dao/orchestrator/simnode"
+	"github.com/opendao/dao/clock"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func TestManualClock(t *testing.T) {
-	c := simnode.NewManualClock(t0)
+func TestManual(t *testing.T) {
+	c := clock.NewManual(t0)
 	var got []string
 	at := func(name string) func() {
 		return func() { got = append(got, fmt.Sprintf("%s@%s", name, c.Now().Sub(t0))) }
@@ -72,8 +71,8 @@ func TestManualClock(t *testing.T) {
 	}
 }
 
-func TestManualClockConcurrentArrangement(t *testing.T) {
-	c := simnode.NewManualClock(t0)
+func TestManualConcurrentArrangement(t *testing.T) {
+	c := clock.NewManual(t0)
 	var mu sync.Mutex
 	calls := 0
 	var wg sync.WaitGroup
@@ -97,8 +96,8 @@ func TestManualClockConcurrentArrangement(t *testing.T) {
 	}
 }
 
-func TestSystemClock(t *testing.T) {
-	c := simnode.SystemClock()
+func TestSystem(t *testing.T) {
+	c := clock.System()
 	done := make(chan time.Time, 1)
 	start := c.Now()
 	c.AfterFunc(10*time.Millisecond, func() { done <- time.Now() })

@@ -1,53 +1,34 @@
-package simnode
+package clock
 
 import (
 	"container/heap"
-	"github.com/opendao/dao/orchestrator"
 	"sync"
 	"time"
 )
 
-// Clock is the time a simulated node lives in: the real one (SystemClock), or a
-// ManualClock that tests and benchmarks move forward themselves. It is the orchestrator's
-// Clock, so that one ManualClock drives both the nodes and the control plane.
-type Clock = orchestrator.Clock
-
-// Timer is a call that AfterFunc arranged (the orchestrator's Timer).
-type Timer = orchestrator.Timer
-
-// SystemClock returns the real clock: time.Now and time.AfterFunc, which calls f on a
-// goroutine of its own.
-func SystemClock() Clock { return systemClock{} }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
-
-// ManualClock is a Clock that moves only when told to, so that a simulation of hours runs
+// Manual is a Clock that moves only when told to, so that a simulation of hours runs
 // in milliseconds and always the same way. Calls that AfterFunc arranged are made by
 // Advance, AdvanceTo and Step, in order of their time (and of arrangement, for the same
 // time), on the goroutine that moves the clock, with the clock set to their time.
 //
 // It is safe for simultaneous use, but only one goroutine should move it at a time, and
 // not from a call it makes.
-type ManualClock struct {
+type Manual struct {
 	mu     sync.Mutex
 	now    time.Time
 	timers timerHeap
 	seq    uint64
 }
 
-var _ Clock = (*ManualClock)(nil)
+var _ Clock = (*Manual)(nil)
 
-// NewManualClock returns a clock at start.
-func NewManualClock(start time.Time) *ManualClock {
-	return &ManualClock{now: start}
+// NewManual returns a clock at start.
+func NewManual(start time.Time) *Manual {
+	return &Manual{now: start}
 }
 
 // Now returns the clock's time.
-func (c *ManualClock) Now() time.Time {
+func (c *Manual) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
@@ -55,7 +36,7 @@ func (c *ManualClock) Now() time.Time {
 
 // AfterFunc arranges for f to be called when the clock reaches Now()+d. A d of 0 or less
 // means at the next move of the clock, even a move by 0.
-func (c *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
+func (c *Manual) AfterFunc(d time.Duration, f func()) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &manualTimer{c: c, when: c.now.Add(max(d, 0)), seq: c.seq, f: f}
@@ -65,14 +46,14 @@ func (c *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
 }
 
 // Advance moves the clock forward by d, making the calls due on the way.
-func (c *ManualClock) Advance(d time.Duration) {
+func (c *Manual) Advance(d time.Duration) {
 	c.AdvanceTo(c.Now().Add(d))
 }
 
 // AdvanceTo moves the clock to t, making the calls due on the way, those they arrange
 // included. A t before the clock's time makes the calls due now, and leaves the time as it
 // is.
-func (c *ManualClock) AdvanceTo(t time.Time) {
+func (c *Manual) AdvanceTo(t time.Time) {
 	for c.fireNext(t) {
 	}
 	c.mu.Lock()
@@ -84,7 +65,7 @@ func (c *ManualClock) AdvanceTo(t time.Time) {
 
 // Step moves the clock to the time of the next arranged call, makes every call due then,
 // and reports whether there was one. A loop of Step runs a simulation to its end.
-func (c *ManualClock) Step() bool {
+func (c *Manual) Step() bool {
 	c.mu.Lock()
 	if len(c.timers) == 0 {
 		c.mu.Unlock()
@@ -97,14 +78,14 @@ func (c *ManualClock) Step() bool {
 }
 
 // Pending returns the number of calls arranged and not made or stopped yet.
-func (c *ManualClock) Pending() int {
+func (c *Manual) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.timers)
 }
 
 // fireNext makes the next call due at or before t, if any.
-func (c *ManualClock) fireNext(t time.Time) bool {
+func (c *Manual) fireNext(t time.Time) bool {
 	c.mu.Lock()
 	if len(c.timers) == 0 || c.timers[0].when.After(t) {
 		c.mu.Unlock()
@@ -120,7 +101,7 @@ func (c *ManualClock) fireNext(t time.Time) bool {
 }
 
 type manualTimer struct {
-	c     *ManualClock
+	c     *Manual
 	when  time.Time
 	seq   uint64
 	f     func()
