@@ -6,10 +6,17 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/opendao/dao/internal/errclass"
 )
 
-// ErrInvalid is matched (with errors.Is) by every error that Validate methods return.
-var ErrInvalid = errors.New("dao: invalid")
+// ErrInvalid is matched (with errors.Is) by every error that Validate methods return, and
+// by every error of an option given a value it does not accept, in every Dao package. It is
+// of containerd's class errdefs.ErrInvalidArgument: errdefs.IsInvalidArgument(err) is true
+// for all of them.
+var ErrInvalid = errclass.New(errdefs.ErrInvalidArgument, "dao: invalid")
 
 // FieldError is one reason a value is invalid: the path of the field, in the JSON names of
 // the fields ("container.resources.memory", "container.env[2]"), and why.
@@ -47,8 +54,8 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// Is reports whether target is ErrInvalid.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+// Is reports whether target is ErrInvalid or its class, errdefs.ErrInvalidArgument.
+func (e *ValidationError) Is(target error) bool { return errors.Is(ErrInvalid, target) }
 
 // Has reports whether the error names field (exactly) among the problems it lists.
 func (e *ValidationError) Has(field string) bool {
