@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,8 +83,8 @@ func (e *AdmissionError) Error() string {
 	return b.String()
 }
 
-// Is reports whether target is ErrNotAdmitted.
-func (e *AdmissionError) Is(target error) bool { return target == ErrNotAdmitted }
+// Is reports whether target is ErrNotAdmitted or one of its classes.
+func (e *AdmissionError) Is(target error) bool { return errors.Is(ErrNotAdmitted, target) }
 
 // Admit runs every rule on spec, in order, and returns all the violations at once: those
 // of audit rules as warnings, and those of enforced rules in an *AdmissionError (nil when

@@ -233,7 +233,7 @@ func TestBaseline(t *testing.T) {
 		s.Container.CapAdd = []string{"NET_BIND_SERVICE", "NET_ADMIN"}
 		s.Container.HostPID = true
 	})
-	_, err := Admit(s, Baseline()...)
+	_, err := Admit(s, mustBaseline(t)...)
 	var ae *AdmissionError
 	if !errors.As(err, &ae) {
 		t.Fatalf("got %v", err)

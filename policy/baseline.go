@@ -15,7 +15,7 @@ import (
 //
 //   - privileged containers: DisallowPrivileged;
 //   - host namespaces: DisallowHostNamespaces;
-//   - capabilities beyond the baseline list: AllowedCapabilities(BaselineCapabilities...);
+//   - capabilities beyond the baseline list: AllowedCapabilities(BaselineCapabilities()...);
 //   - host path volumes: DisallowHostPaths, allowing none (see AllowHostPaths);
 //   - host ports: DisallowHostPorts, allowing none (see AllowHostPorts);
 //   - the /proc mount type: DisallowProcMount;
@@ -24,20 +24,26 @@ import (
 // and ValidPlacement. The standard's AppArmor, SELinux, sysctl and Windows controls have
 // nothing to check in a dao.ContainerSpec, which has no such fields.
 //
-// Combined with some of these rules again, as in append(policy.Baseline(),
-// policy.DisallowPrivileged()), a violation is still reported once (see Admit).
-func Baseline(opts ...BaselineOption) []AdmissionRule {
+// Combined with some of these rules again, as in append(rules, policy.DisallowPrivileged()),
+// a violation is still reported once (see Admit).
+//
+// An option given a value it does not accept makes Baseline return an error that names the
+// option and wraps ErrInvalidPolicy (so dao.ErrInvalid), and no rules.
+func Baseline(opts ...BaselineOption) ([]AdmissionRule, error) {
 	var b baseline
 	for _, o := range opts {
-		o(&b)
+		if err := o(&b); err != nil {
+			return nil, err
+		}
 	}
 	return []AdmissionRule{DisallowPrivileged(), DisallowHostNamespaces(),
-		AllowedCapabilities(BaselineCapabilities...), hostPathRule(cleanPrefixes(b.hostPaths)),
-		DisallowHostPorts(b.hostPorts...), DisallowProcMount(), RestrictSeccomp(), ValidPlacement()}
+		AllowedCapabilities(BaselineCapabilities()...), hostPathRule(cleanPrefixes(b.hostPaths)),
+		DisallowHostPorts(b.hostPorts...), DisallowProcMount(), RestrictSeccomp(), ValidPlacement()}, nil
 }
 
-// BaselineOption widens what Baseline admits.
-type BaselineOption func(*baseline)
+// BaselineOption widens what Baseline admits; it returns an error for a value it does not
+// accept.
+type BaselineOption func(*baseline) error
 
 type baseline struct {
 	hostPaths []string
@@ -46,18 +52,36 @@ type baseline struct {
 
 // AllowHostPaths has Baseline admit bind mounts of the host paths at or under prefixes,
 // as DisallowHostPaths(prefixes...) does; without it, Baseline refuses every bind mount,
-// as the Kubernetes standard refuses host path volumes. An entry that is not an absolute
-// path allows nothing (DisallowHostPaths refuses it with an error). It adds to the
+// as the Kubernetes standard refuses host path volumes: the default is none. An entry that
+// is not an absolute path is refused with an error wrapping ErrInvalidPolicy. It adds to the
 // prefixes of earlier AllowHostPaths options.
 func AllowHostPaths(prefixes ...string) BaselineOption {
-	return func(b *baseline) { b.hostPaths = append(b.hostPaths, prefixes...) }
+	return func(b *baseline) error {
+		for _, p := range prefixes {
+			if !path.IsAbs(p) {
+				return fmt.Errorf("policy: AllowHostPaths(%s): %w: must be an absolute path", dao.Quote(p), ErrInvalidPolicy)
+			}
+		}
+		b.hostPaths = append(b.hostPaths, prefixes...)
+		return nil
+	}
 }
 
 // AllowHostPorts has Baseline admit containers that publish these host ports, as
 // DisallowHostPorts(ports...) does; without it, Baseline refuses every host port, as the
-// Kubernetes standard recommends. It adds to the ports of earlier AllowHostPorts options.
+// Kubernetes standard recommends: the default is none. A port outside 1-65535 is refused
+// with an error wrapping ErrInvalidPolicy. It adds to the ports of earlier AllowHostPorts
+// options.
 func AllowHostPorts(ports ...int) BaselineOption {
-	return func(b *baseline) { b.hostPorts = append(b.hostPorts, ports...) }
+	return func(b *baseline) error {
+		for _, p := range ports {
+			if p < 1 || p > 65535 {
+				return fmt.Errorf("policy: AllowHostPorts(%d): %w: must be a port from 1 to 65535", p, ErrInvalidPolicy)
+			}
+		}
+		b.hostPorts = append(b.hostPorts, ports...)
+		return nil
+	}
 }
 
 // DisallowHostPaths returns the rule "disallow-host-path": every bind mount's source is

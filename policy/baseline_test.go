@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containerd/errdefs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/opendao/dao"
 )
@@ -35,7 +36,7 @@ func TestAdmitReportsAViolationOnce(t *testing.T) {
 		s.Placement.Constraints = []string{"node.labels.zone = a"}
 	})
 	// The orchestrator puts ValidPlacement before its rules; Baseline holds it too.
-	rules := append([]AdmissionRule{ValidPlacement()}, append(Baseline(), DisallowPrivileged())...)
+	rules := append([]AdmissionRule{ValidPlacement()}, append(mustBaseline(t), DisallowPrivileged())...)
 	got := refusals(t, s, rules...)
 	want := []string{"valid-placement placement.constraints[0]", "disallow-privileged container.privileged"}
 	if d := cmp.Diff(want, got); d != "" {
@@ -97,7 +98,7 @@ func TestBaselineRefusesHostPaths(t *testing.T) {
 		},
 		{
 			name: "allowed prefixes, cleaned",
-			opts: []BaselineOption{AllowHostPaths("/srv/app/", "relative/ignored"), AllowHostPaths("/var/lib/x")},
+			opts: []BaselineOption{AllowHostPaths("/srv/app/"), AllowHostPaths("/var/lib/x")},
 			mounts: []dao.Mount{
 				bind("/srv/app", "/a", false),
 				bind("/srv/app/data/", "/b", false),
@@ -137,7 +138,7 @@ func TestBaselineRefusesHostPaths(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := svc("registry.example.com/web:1", func(s *dao.ServiceSpec) { s.Container.Mounts = tc.mounts })
-			if d := cmp.Diff(tc.want, refusals(t, s, Baseline(tc.opts...)...)); d != "" {
+			if d := cmp.Diff(tc.want, refusals(t, s, mustBaseline(t, tc.opts...)...)); d != "" {
 				t.Errorf("violations (-want +got):\n%s", d)
 			}
 		})
@@ -166,11 +167,11 @@ func TestBaselineHostPortsAndSeccomp(t *testing.T) {
 		s.Container.Seccomp = dao.SeccompUnconfined
 	})
 	want := []string{"disallow-host-ports container.ports[1].hostPort", "disallow-host-ports container.ports[2].hostPort", "restrict-seccomp container.seccomp"}
-	if d := cmp.Diff(want, refusals(t, s, Baseline()...)); d != "" {
+	if d := cmp.Diff(want, refusals(t, s, mustBaseline(t)...)); d != "" {
 		t.Errorf("baseline (-want +got):\n%s", d)
 	}
 	want = []string{"disallow-host-ports container.ports[2].hostPort", "restrict-seccomp container.seccomp"}
-	if d := cmp.Diff(want, refusals(t, s, Baseline(AllowHostPorts(443), AllowHostPorts(80))...)); d != "" {
+	if d := cmp.Diff(want, refusals(t, s, mustBaseline(t, AllowHostPorts(443), AllowHostPorts(80))...)); d != "" {
 		t.Errorf("baseline allowing port 80 (-want +got):\n%s", d)
 	}
 	if d := cmp.Diff([]string{"container.ports[2].hostPort: host port 8081 is not allowed (allowed: 80, 443)"}, check(DisallowHostPorts(443, 80, 80), s)); d != "" {
@@ -193,12 +194,12 @@ func TestBaselineAdmitsAnOrdinaryService(t *testing.T) {
 		s.Container.ReadOnlyRootfs = true
 		s.Placement.Spread = []string{"node.labels.zone"}
 	})
-	if got := refusals(t, s, Baseline()...); got != nil {
+	if got := refusals(t, s, mustBaseline(t)...); got != nil {
 		t.Errorf("refused: %v", got)
 	}
 	// ALL is every capability: beyond the baseline's.
 	s.Container.CapAdd = []string{"all"}
-	if d := cmp.Diff([]string{"allowed-capabilities container.capAdd[0]"}, refusals(t, s, Baseline()...)); d != "" {
+	if d := cmp.Diff([]string{"allowed-capabilities container.capAdd[0]"}, refusals(t, s, mustBaseline(t)...)); d != "" {
 		t.Errorf("capAdd ALL (-want +got):\n%s", d)
 	}
 }
@@ -211,7 +212,7 @@ func TestAdmissionErrorsQuoteAtMostMaxQuoted(t *testing.T) {
 		s.Placement.Constraints = []string{"node.labels." + huge + " == a b"}
 		s.Container.Mounts = []dao.Mount{bind("/"+huge, "/t", false)}
 	})
-	_, err := Admit(s, Baseline()...)
+	_, err := Admit(s, mustBaseline(t)...)
 	_, err2 := Admit(s, DisallowLatestTag())
 	for _, err := range []error{err, err2} {
 		if err == nil || len(err.Error()) > 2048 || !strings.Contains(err.Error(), "... (") {
@@ -226,5 +227,50 @@ func TestAdmissionErrorsQuoteAtMostMaxQuoted(t *testing.T) {
 	}
 	if _, err := ParseConstraint("node.labels.a == b " + huge); err == nil || len(err.Error()) > 400 {
 		t.Errorf("ParseConstraint(huge) = %.400v, want a short error", err)
+	}
+}
+
+func mustBaseline(t *testing.T, opts ...BaselineOption) []AdmissionRule {
+	t.Helper()
+	rules, err := Baseline(opts...)
+	if err != nil {
+		t.Fatalf("Baseline: %v", err)
+	}
+	return rules
+}
+
+// TestBaselineOptionsRejectBadValues: a relative host path or a port out of range is an
+// error naming the option, of class dao.ErrInvalid, and no rules.
+func TestBaselineOptionsRejectBadValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		opt  BaselineOption
+		want string
+	}{
+		{AllowHostPaths("/ok", "relative/path"), `policy: AllowHostPaths("relative/path"): policy: invalid policy: must be an absolute path`},
+		{AllowHostPaths(""), `policy: AllowHostPaths(""): policy: invalid policy: must be an absolute path`},
+		{AllowHostPorts(80, 0), "policy: AllowHostPorts(0): policy: invalid policy: must be a port from 1 to 65535"},
+		{AllowHostPorts(65536), "policy: AllowHostPorts(65536): policy: invalid policy: must be a port from 1 to 65535"},
+	} {
+		rules, err := Baseline(AllowHostPorts(443), tc.opt)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("Baseline: got %v, want %s", err, tc.want)
+		}
+		if !errors.Is(err, ErrInvalidPolicy) || !errors.Is(err, dao.ErrInvalid) || !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%v: not ErrInvalidPolicy, dao.ErrInvalid and errdefs.ErrInvalidArgument", err)
+		}
+		if rules != nil {
+			t.Errorf("Baseline with a bad option returned %d rules", len(rules))
+		}
+	}
+}
+
+// TestBaselineCapabilitiesIsACopy: a caller that changes the list changes nothing else.
+func TestBaselineCapabilitiesIsACopy(t *testing.T) {
+	t.Parallel()
+	caps := BaselineCapabilities()
+	caps[0] = "SYS_ADMIN"
+	if got := BaselineCapabilities()[0]; got != "AUDIT_WRITE" {
+		t.Errorf("BaselineCapabilities()[0] = %q after a caller changed its copy", got)
 	}
 }

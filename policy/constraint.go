@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -78,8 +79,8 @@ func (e *SyntaxError) Error() string {
 	return "policy: " + dao.Quote(e.Text) + ": column " + strconv.Itoa(e.Column) + ": " + e.Msg
 }
 
-// Is reports whether target is ErrSyntax.
-func (e *SyntaxError) Is(target error) bool { return target == ErrSyntax }
+// Is reports whether target is ErrSyntax or one of its classes.
+func (e *SyntaxError) Is(target error) bool { return errors.Is(ErrSyntax, target) }
 
 // ParseConstraint parses the text form of a constraint:
 //
@@ -249,8 +250,8 @@ type UnmetConstraint struct {
 
 func (e *UnmetConstraint) Error() string { return e.reason }
 
-// Is reports whether target is ErrConstraint.
-func (e *UnmetConstraint) Is(target error) bool { return target == ErrConstraint }
+// Is reports whether target is ErrConstraint or one of its classes.
+func (e *UnmetConstraint) Is(target error) bool { return errors.Is(ErrConstraint, target) }
 
 // negation says, in a few words, why a node fails c: "zone != a", "no label gpu".
 func (c Constraint) negation() string {

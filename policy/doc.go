@@ -76,7 +76,11 @@
 //	if err != nil {
 //		return err
 //	}
-//	warnings, err := policy.Admit(&spec, append(policy.Baseline(), registries,
+//	baseline, err := policy.Baseline(policy.AllowHostPaths("/srv/data"))
+//	if err != nil {
+//		return err // an option's bad value: errors.Is(err, dao.ErrInvalid)
+//	}
+//	warnings, err := policy.Admit(&spec, append(baseline, registries,
 //		policy.DisallowLatestTag().WithMode(policy.Audit))...)
 //	if err != nil {
 //		return err // errors.Is(err, policy.ErrNotAdmitted); errors.As gives the violations
@@ -169,6 +173,18 @@
 //		return err
 //	}
 //	fmt.Println(plan.Reason, "frees", dao.FormatBytes(plan.FreedBytes))
+//
+// # Errors
+//
+// Every sentinel of the package is of one of containerd's error classes
+// (github.com/containerd/errdefs): a node's refusals are errdefs.ErrFailedPrecondition (not
+// ready, paused, draining, another platform, recent failures, an unmet constraint) or
+// errdefs.ErrResourceExhausted (cpu, memory, pids, a host port, replicas per node); a
+// [PlacementError] is [ErrUnschedulable], a failed precondition; an [AdmissionError] is
+// [ErrNotAdmitted], errdefs.ErrPermissionDenied; a [SyntaxError] ([ErrSyntax]) and a policy
+// that cannot work ([ErrInvalidPolicy]) are dao.ErrInvalid, so
+// errdefs.ErrInvalidArgument. The package keeps no mutable state: [BaselineCapabilities]
+// returns a new list at each call.
 //
 // # Where policies plug in
 //

@@ -125,7 +125,11 @@ func ExampleAdmit() {
 	if err != nil {
 		panic(err)
 	}
-	rules := append(policy.Baseline(),
+	baseline, err := policy.Baseline()
+	if err != nil {
+		panic(err)
+	}
+	rules := append(baseline,
 		registries,
 		policy.RequireResourceLimits(),
 		policy.DisallowLatestTag().WithMode(policy.Audit),

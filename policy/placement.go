@@ -2,6 +2,7 @@ package policy
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -209,8 +210,8 @@ func (e *PlacementError) Error() string {
 	return s + " (" + strconv.Itoa(e.Nodes) + " considered): " + summarize(e.Refusals)
 }
 
-// Is reports whether target is ErrUnschedulable.
-func (e *PlacementError) Is(target error) bool { return target == ErrUnschedulable }
+// Is reports whether target is ErrUnschedulable or one of its classes.
+func (e *PlacementError) Is(target error) bool { return errors.Is(ErrUnschedulable, target) }
 
 // Default weights of the scorers of DefaultPipeline.
 const (

@@ -183,9 +183,12 @@ func AllowedCapabilities(caps ...string) AdmissionRule {
 	}}
 }
 
-// BaselineCapabilities are the capabilities that Kubernetes' baseline Pod Security Standard
-// lets a container add: the ones runtimes grant by default.
-var BaselineCapabilities = []string{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID",
+// BaselineCapabilities returns the capabilities that Kubernetes' baseline Pod Security
+// Standard lets a container add: the ones runtimes grant by default. Each call returns a new
+// slice, which the caller may change.
+func BaselineCapabilities() []string { return slices.Clone(baselineCapabilities[:]) }
+
+var baselineCapabilities = [...]string{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID",
 	"KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
 
 // MaxReplicas returns the rule "max-replicas": a replicated service asks for at most limit
