@@ -30,7 +30,7 @@ type Scheduler struct {
 	order     []*policy.NodeInfo // nodes in a stable order, for scanning
 	index     map[string]int     // node ID -> position in order
 	taskNode  map[string]string  // task ID -> node ID, for tasks counted on a node
-	pipelines map[pipelineKey]*policy.Pipeline
+	pipelines map[pipelineKey]*policy.Placer
 	sample    int
 	now       func() time.Time
 	rnd       *rand.Rand
@@ -88,7 +88,7 @@ func NewScheduler(opts ...SchedulerOption) (*Scheduler, error) {
 		nodes:     map[string]*policy.NodeInfo{},
 		index:     map[string]int{},
 		taskNode:  map[string]string{},
-		pipelines: map[pipelineKey]*policy.Pipeline{},
+		pipelines: map[pipelineKey]*policy.Placer{},
 		sample:    DefaultSampleSize,
 		now:       time.Now,
 		rnd:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -185,12 +185,12 @@ func (s *Scheduler) RecordFailure(nodeID, serviceID string, at time.Time) {
 
 // Pipeline returns the placement pipeline of a service version, building it from placement
 // the first time. A placement whose constraints do not parse gives a *policy.SyntaxError.
-func (s *Scheduler) Pipeline(serviceID string, version uint64, placement dao.Placement) (*policy.Pipeline, error) {
+func (s *Scheduler) Pipeline(serviceID string, version uint64, placement dao.Placement) (*policy.Placer, error) {
 	k := pipelineKey{serviceID, version}
 	if p, ok := s.pipelines[k]; ok {
 		return p, nil
 	}
-	p, err := policy.DefaultPipeline(placement)
+	p, err := policy.DefaultPlacer(placement)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +234,7 @@ type Decision struct {
 // node when the service's largest count on one node grows (the node-spreading scorer is
 // relative to it). Scorers of a user's own are assumed to change only for the node that gets
 // a task.
-func (s *Scheduler) Place(p *policy.Pipeline, tasks []*dao.Task) []Decision {
+func (s *Scheduler) Place(p *policy.Placer, tasks []*dao.Task) []Decision {
 	out := make([]Decision, len(tasks))
 	if len(tasks) == 0 {
 		return out
@@ -271,10 +271,10 @@ func (s *Scheduler) Place(p *policy.Pipeline, tasks []*dao.Task) []Decision {
 // batch is the state of one Place call.
 type batch struct {
 	s        *Scheduler
-	local    policy.Pipeline // the pipeline without its label-spread scorers
-	keys     []string        // label keys spread over, most important first
-	task     *dao.Task       // the first task: the one the scan filters for
-	groups   []*group        // feasible nodes by label values
+	local    policy.Placer // the pipeline without its label-spread scorers
+	keys     []string      // label keys spread over, most important first
+	task     *dao.Task     // the first task: the one the scan filters for
+	groups   []*group      // feasible nodes by label values
 	byValue  map[string]*group
 	refusals policy.Refusals
 	want     int
@@ -290,7 +290,7 @@ type group struct {
 	heap    candidates
 }
 
-func newBatch(s *Scheduler, p *policy.Pipeline, first *dao.Task) *batch {
+func newBatch(s *Scheduler, p *policy.Placer, first *dao.Task) *batch {
 	b := &batch{s: s, task: first, byValue: map[string]*group{}}
 	b.local.Filters = p.Filters
 	for _, sc := range p.Scorers {

@@ -58,11 +58,11 @@ func benchPlacement() dao.Placement {
 	}
 }
 
-// BenchmarkDefaultPipeline runs the whole default pipeline (filters and scorers) for one
+// BenchmarkDefaultPlacer runs the whole default placer (filters and scorers) for one
 // (task, node) pair.
-func BenchmarkDefaultPipeline(b *testing.B) {
+func BenchmarkDefaultPlacer(b *testing.B) {
 	_, nodes := benchCluster(b)
-	p, err := DefaultPipeline(benchPlacement())
+	p, err := DefaultPlacer(benchPlacement())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,11 +81,11 @@ func BenchmarkDefaultPipeline(b *testing.B) {
 	_ = sink
 }
 
-// BenchmarkDefaultPipelineRefusal checks one node that a constraint refuses: the summary's
+// BenchmarkDefaultPlacerRefusal checks one node that a constraint refuses: the summary's
 // reason is a preallocated error.
-func BenchmarkDefaultPipelineRefusal(b *testing.B) {
+func BenchmarkDefaultPlacerRefusal(b *testing.B) {
 	c, _ := benchCluster(b)
-	p, err := DefaultPipeline(benchPlacement())
+	p, err := DefaultPlacer(benchPlacement())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func BenchmarkSelect1000(b *testing.B) {
 	for i := range 3000 {
 		nodes[i%len(nodes)].AddTask(task(fmt.Sprint("t", i), fmt.Sprint("svc", i%50), dao.Resources{MilliCPU: 100, Memory: dao.GiB}))
 	}
-	p, err := DefaultPipeline(benchPlacement())
+	p, err := DefaultPlacer(benchPlacement())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,7 +10,7 @@
 //
 // # Placement
 //
-// The scheduler places a task with a [Pipeline]: [Filter]s say whether a node may run the
+// The scheduler places a task with a [Placer]: [Filter]s say whether a node may run the
 // task (nil, or an error that explains the refusal), and weighted [Scorer]s rate the nodes
 // that passed from 0 to 100. Both are pure functions of the task and a [NodeInfo], the
 // scheduler's view of one node: the node, the resources and host ports its tasks use, and
@@ -20,7 +20,7 @@
 // [NodeInfo.RemoveTask] as it places and removes tasks, and calls [ClusterInfo.SetNow] at
 // each pass.
 //
-// [DefaultPipeline] builds the built-in pipeline for a service's dao.Placement: node ready
+// [DefaultPlacer] builds the built-in placer for a service's dao.Placement: node ready
 // and schedulable, resources fit (CPU, memory, pids, host ports), platforms, label
 // constraints (parsed once, see [ParseConstraint]), max replicas per node; then spread over
 // label values and over nodes, fewest recent failures and least allocated. For one (task,
@@ -29,11 +29,11 @@
 //
 //	cluster := policy.NewClusterInfo()
 //	nodes := []*policy.NodeInfo{policy.NewNodeInfo(cluster, node1), policy.NewNodeInfo(cluster, node2)}
-//	pipeline, err := policy.DefaultPipeline(spec.Placement) // once per service version
+//	placer, err := policy.DefaultPlacer(spec.Placement) // once per service version
 //	if err != nil {
 //		return err // a *SyntaxError: a constraint that does not parse
 //	}
-//	n, err := pipeline.Select(task, nodes)
+//	n, err := placer.Select(task, nodes)
 //	if err != nil {
 //		return err // a *PlacementError: "3 nodes: insufficient memory; 2 nodes: zone != a"
 //	}
@@ -42,14 +42,14 @@
 // A vendor's own rule is a function beside the built-in ones:
 //
 //	var errNoGPU = errors.New("acme: no free gpu")
-//	pipeline.Filters = append(pipeline.Filters, policy.Filter{Name: "gpu",
+//	placer.Filters = append(placer.Filters, policy.Filter{Name: "gpu",
 //		Func: func(t *dao.Task, n *policy.NodeInfo) error {
 //			if n.Node().Labels["gpu"] == "" {
 //				return errNoGPU
 //			}
 //			return nil
 //		}})
-//	pipeline.Scorers = append(pipeline.Scorers, policy.BinPack().WithWeight(3))
+//	placer.Scorers = append(placer.Scorers, policy.BinPack().WithWeight(3))
 //
 // [Refusals] counts refusals by reason for a scheduler that walks the nodes itself.
 //
@@ -189,7 +189,7 @@
 // # Where policies plug in
 //
 // The orchestrator runs admission rules when a service is submitted, keeps a placement
-// Pipeline per service version and a NodeInfo per node for its scheduler, asks a Rollout
+// Placer per service version and a NodeInfo per node for its scheduler, asks a Rollout
 // during rolling updates and runs an Autoscaler per autoscaled service. The edge agent
 // keeps a RestartTracker per task and a Breaker per service, and runs the garbage
 // collector's CleanPolicy when its disk fills. The `dao clean` command builds an Inventory

@@ -19,8 +19,8 @@ func node(id, zone string, memory int64) *dao.Node {
 }
 
 // The scheduler's side of placement: one ClusterInfo, a NodeInfo per node kept up to date,
-// and a pipeline per service.
-func ExampleDefaultPipeline() {
+// and a placer per service.
+func ExampleDefaultPlacer() {
 	cluster := policy.NewClusterInfo()
 	cluster.SetNow(now)
 	nodes := []*policy.NodeInfo{
@@ -29,14 +29,14 @@ func ExampleDefaultPipeline() {
 		policy.NewNodeInfo(cluster, node("n3", "b", 8*dao.GiB)),
 		policy.NewNodeInfo(cluster, node("n4", "c", 1*dao.GiB)),
 	}
-	pipeline, err := policy.DefaultPipeline(dao.Placement{Spread: []string{"node.labels.zone"}})
+	placer, err := policy.DefaultPlacer(dao.Placement{Spread: []string{"node.labels.zone"}})
 	if err != nil {
 		panic(err)
 	}
 	for slot := 1; slot <= 4; slot++ {
 		t := &dao.Task{ID: fmt.Sprint("web.", slot), ServiceID: "web",
 			Spec: dao.ContainerSpec{Image: "registry.example.com/web:1.0", Resources: dao.Resources{Memory: 2 * dao.GiB}}}
-		n, err := pipeline.Select(t, nodes)
+		n, err := placer.Select(t, nodes)
 		if err != nil {
 			fmt.Println(err)
 			continue
@@ -58,9 +58,9 @@ func ExamplePlacementError() {
 		policy.NewNodeInfo(nil, node("n2", "b", 8*dao.GiB)),
 		policy.NewNodeInfo(nil, node("n3", "a", 1*dao.GiB)),
 	}
-	pipeline, _ := policy.DefaultPipeline(dao.Placement{Constraints: []string{"node.labels.zone == a"}})
+	placer, _ := policy.DefaultPlacer(dao.Placement{Constraints: []string{"node.labels.zone == a"}})
 	t := &dao.Task{ID: "db.1", ServiceID: "db", Spec: dao.ContainerSpec{Image: "postgres:16", Resources: dao.Resources{Memory: 4 * dao.GiB}}}
-	_, err := pipeline.Select(t, nodes)
+	_, err := placer.Select(t, nodes)
 	fmt.Println(errors.Is(err, policy.ErrUnschedulable))
 	fmt.Println(err)
 	// Output:
@@ -69,7 +69,7 @@ func ExamplePlacementError() {
 }
 
 // Vendors compose their own filters and scorers with the built-in ones.
-func ExamplePipeline() {
+func ExamplePlacer() {
 	errNoGPU := errors.New("policy: no free gpu") // preallocated: refusing must not allocate
 	gpus := policy.Filter{Name: "gpu", Func: func(t *dao.Task, n *policy.NodeInfo) error {
 		if t.Spec.Labels["gpu"] == "yes" && n.Node().Labels["gpu"] == "" {
@@ -83,7 +83,7 @@ func ExamplePipeline() {
 		}
 		return 0
 	}}
-	pipeline := &policy.Pipeline{
+	placer := &policy.Placer{
 		Filters: []policy.Filter{policy.NodeReady(), policy.ResourcesFit(), gpus},
 		Scorers: []policy.Scorer{cheap, policy.BinPack()},
 	}
@@ -92,11 +92,11 @@ func ExamplePipeline() {
 	nodes := []*policy.NodeInfo{policy.NewNodeInfo(nil, node("n1", "a", 8*dao.GiB)), policy.NewNodeInfo(nil, spot)}
 
 	batch := &dao.Task{ID: "batch.1", Spec: dao.ContainerSpec{Image: "batch:1", Labels: map[string]string{"gpu": "yes"}}}
-	_, err := pipeline.Select(batch, nodes)
+	_, err := placer.Select(batch, nodes)
 	fmt.Println(err)
 	batch.Spec.Labels = nil
-	n, _ := pipeline.Select(batch, nodes)
-	fmt.Println(n.Node().ID, pipeline.Score(batch, n), "of", pipeline.MaxScore())
+	n, _ := placer.Select(batch, nodes)
+	fmt.Println(n.Node().ID, placer.Score(batch, n), "of", placer.MaxScore())
 	// Output:
 	// policy: no suitable node for task "batch.1" (2 considered): 2 nodes: no free gpu
 	// spot-1 300 of 400

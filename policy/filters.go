@@ -106,7 +106,7 @@ func MaxReplicasPerNode(limit int) Filter {
 // a service, so a limit above 8 never refuses. It refuses with ErrRecentFailures.
 //
 // As a filter it can leave a service with no node at all; FewestRecentFailures, a scorer,
-// only prefers other nodes, and is what DefaultPipeline uses.
+// only prefers other nodes, and is what DefaultPlacer uses.
 func AvoidRecentFailures(limit int, window time.Duration) Filter {
 	return Filter{Name: "avoid-recent-failures", Func: func(t *dao.Task, n *NodeInfo) error {
 		if limit <= 0 {

@@ -31,7 +31,7 @@ type Filter struct {
 type Scorer struct {
 	// Name identifies the scorer, such as "least-allocated".
 	Name string
-	// Weight multiplies the score in the pipeline's sum; 0 turns the scorer off.
+	// Weight multiplies the score in the placer's sum; 0 turns the scorer off.
 	Weight int64
 	Func   ScoreFunc
 
@@ -49,14 +49,14 @@ func (s Scorer) WithWeight(w int64) Scorer {
 	return s
 }
 
-// Pipeline places tasks: a node may run a task when every filter accepts it, and among
-// those nodes the one with the highest weighted sum of scores is best. The zero Pipeline
+// Placer places tasks: a node may run a task when every filter accepts it, and among
+// those nodes the one with the highest weighted sum of scores is best. The zero Placer
 // accepts every node and scores them all 0.
 //
-// A Pipeline does not change once built, so it is safe for concurrent use as long as the
+// A Placer does not change once built, so it is safe for concurrent use as long as the
 // NodeInfos are not changed meanwhile. Its methods do not allocate when its filters and
 // scorers do not.
-type Pipeline struct {
+type Placer struct {
 	// Filters run in order; the first refusal ends the check of a node, so cheap and
 	// selective filters go first.
 	Filters []Filter
@@ -64,7 +64,7 @@ type Pipeline struct {
 }
 
 // Filter returns nil when every filter accepts node n for task t, or the first refusal.
-func (p *Pipeline) Filter(t *dao.Task, n *NodeInfo) error {
+func (p *Placer) Filter(t *dao.Task, n *NodeInfo) error {
 	for i := range p.Filters {
 		if err := p.Filters[i].Func(t, n); err != nil {
 			return err
@@ -75,7 +75,7 @@ func (p *Pipeline) Filter(t *dao.Task, n *NodeInfo) error {
 
 // Score returns the weighted sum of the scores of node n for task t; each score is
 // clamped to 0-100 first.
-func (p *Pipeline) Score(t *dao.Task, n *NodeInfo) int64 {
+func (p *Placer) Score(t *dao.Task, n *NodeInfo) int64 {
 	var sum int64
 	for i := range p.Scorers {
 		s := &p.Scorers[i]
@@ -87,9 +87,9 @@ func (p *Pipeline) Score(t *dao.Task, n *NodeInfo) int64 {
 	return sum
 }
 
-// MaxScore returns the greatest score the pipeline can give: 100 times the sum of the
+// MaxScore returns the greatest score the placer can give: 100 times the sum of the
 // weights.
-func (p *Pipeline) MaxScore() int64 {
+func (p *Placer) MaxScore() int64 {
 	var sum int64
 	for _, s := range p.Scorers {
 		sum += 100 * s.Weight
@@ -100,7 +100,7 @@ func (p *Pipeline) MaxScore() int64 {
 // Select returns the node among nodes that the filters accept for task t with the highest
 // score; of equal scores, the first. When no node is accepted it returns a *PlacementError
 // that counts the refusals by reason.
-func (p *Pipeline) Select(t *dao.Task, nodes []*NodeInfo) (*NodeInfo, error) {
+func (p *Placer) Select(t *dao.Task, nodes []*NodeInfo) (*NodeInfo, error) {
 	var best *NodeInfo
 	var bestScore int64
 	var refusals Refusals
@@ -213,7 +213,7 @@ func (e *PlacementError) Error() string {
 // Is reports whether target is ErrUnschedulable or one of its classes.
 func (e *PlacementError) Is(target error) bool { return errors.Is(ErrUnschedulable, target) }
 
-// Default weights of the scorers of DefaultPipeline.
+// Default weights of the scorers of DefaultPlacer.
 const (
 	// WeightLabelSpread is the weight of the spread over the last key of
 	// dao.Placement.Spread; each earlier key weighs 1 more.
@@ -226,11 +226,11 @@ const (
 	WeightLeastAllocated = 1
 )
 
-// DefaultFailureWindow is how far back DefaultPipeline looks for failures of a service
+// DefaultFailureWindow is how far back DefaultPlacer looks for failures of a service
 // on a node.
 const DefaultFailureWindow = 5 * time.Minute
 
-// DefaultPipeline returns the built-in pipeline for the tasks of a service with
+// DefaultPlacer returns the built-in placer for the tasks of a service with
 // placement p. Its filters, in order:
 //
 //   - NodeReady: the node is ready and active;
@@ -244,9 +244,9 @@ const DefaultFailureWindow = 5 * time.Minute
 // Weight constants). Swap LeastAllocated for BinPack to pack nodes instead.
 //
 // A malformed constraint or spread key returns a *SyntaxError naming it. The scheduler
-// builds the pipeline once per version of a service and keeps it.
-func DefaultPipeline(p dao.Placement) (*Pipeline, error) {
-	pl := &Pipeline{Filters: []Filter{NodeReady(), ResourcesFit()}}
+// builds the placer once per version of a service and keeps it.
+func DefaultPlacer(p dao.Placement) (*Placer, error) {
+	pl := &Placer{Filters: []Filter{NodeReady(), ResourcesFit()}}
 	if len(p.Platforms) > 0 {
 		pl.Filters = append(pl.Filters, Platforms(p.Platforms...))
 	}

@@ -10,10 +10,10 @@ import (
 	"github.com/opendao/dao"
 )
 
-func TestPipelineFilterAndScore(t *testing.T) {
+func TestPlacerFilterAndScore(t *testing.T) {
 	calls := []string{}
 	refuse := errors.New("policy: nope")
-	p := &Pipeline{
+	p := &Placer{
 		Filters: []Filter{
 			{Name: "first", Func: func(*dao.Task, *NodeInfo) error { calls = append(calls, "first"); return nil }},
 			{Name: "second", Func: func(*dao.Task, *NodeInfo) error { calls = append(calls, "second"); return refuse }},
@@ -39,9 +39,9 @@ func TestPipelineFilterAndScore(t *testing.T) {
 	if got, want := p.MaxScore(), int64(800); got != want {
 		t.Errorf("MaxScore = %d, want %d", got, want)
 	}
-	var zero Pipeline
+	var zero Placer
 	if err := zero.Filter(&dao.Task{}, n); err != nil || zero.Score(&dao.Task{}, n) != 0 {
-		t.Error("the zero Pipeline should accept every node with score 0")
+		t.Error("the zero Placer should accept every node with score 0")
 	}
 }
 
@@ -61,7 +61,7 @@ func TestSelect(t *testing.T) {
 		mk("n5", "b", 8, dao.NodeReady),
 		mk("n6", "a", 8, dao.NodeDown),
 	}
-	p, err := DefaultPipeline(dao.Placement{Constraints: []string{"node.labels.zone == a"}})
+	p, err := DefaultPlacer(dao.Placement{Constraints: []string{"node.labels.zone == a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestSelect(t *testing.T) {
 	}
 
 	// Without the constraint, the large zone b nodes fit; they tie, and the first wins.
-	p, _ = DefaultPipeline(dao.Placement{})
+	p, _ = DefaultPlacer(dao.Placement{})
 	best, err = p.Select(tk, nodes)
 	if err != nil || best.Node().ID != "n4" {
 		t.Fatalf("Select: got %v, %v; want n4", best, err)
@@ -120,8 +120,8 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-func TestDefaultPipeline(t *testing.T) {
-	p, err := DefaultPipeline(dao.Placement{
+func TestDefaultPlacer(t *testing.T) {
+	p, err := DefaultPlacer(dao.Placement{
 		Constraints:        []string{"node.labels.disk == ssd"},
 		Spread:             []string{"node.labels.zone", "node.labels.rack"},
 		MaxReplicasPerNode: 2,
@@ -144,7 +144,7 @@ func TestDefaultPipeline(t *testing.T) {
 		t.Errorf("scorers (-want +got):\n%s", d)
 	}
 
-	p, _ = DefaultPipeline(dao.Placement{})
+	p, _ = DefaultPlacer(dao.Placement{})
 	if len(p.Filters) != 2 {
 		t.Errorf("an empty placement has %d filters, want 2", len(p.Filters))
 	}
@@ -153,9 +153,9 @@ func TestDefaultPipeline(t *testing.T) {
 		{Constraints: []string{"node.labels.disk == ssd", "node.labels.zone = a"}},
 		{Spread: []string{"zone"}},
 	} {
-		_, err := DefaultPipeline(pl)
+		_, err := DefaultPlacer(pl)
 		if !errors.Is(err, ErrSyntax) {
-			t.Errorf("DefaultPipeline(%+v): got %v, want a syntax error", pl, err)
+			t.Errorf("DefaultPlacer(%+v): got %v, want a syntax error", pl, err)
 		}
 	}
 }
@@ -184,11 +184,11 @@ func TestParseSpread(t *testing.T) {
 	}
 }
 
-// TestDefaultPipelineAllocs holds the pipeline to its promise of no allocations for one
+// TestDefaultPlacerAllocs holds the placer to its promise of no allocations for one
 // (task, node) pair, refusals included.
-func TestDefaultPipelineAllocs(t *testing.T) {
+func TestDefaultPlacerAllocs(t *testing.T) {
 	_, nodes := benchCluster(t)
-	p, err := DefaultPipeline(benchPlacement())
+	p, err := DefaultPlacer(benchPlacement())
 	if err != nil {
 		t.Fatal(err)
 	}
