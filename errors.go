@@ -27,8 +27,14 @@ type FieldError struct {
 
 func (e FieldError) Error() string { return e.Field + ": " + e.Reason }
 
+// Is reports whether target is ErrInvalid or its class, errdefs.ErrInvalidArgument: each
+// problem is an invalid value, as the ValidationError that lists it.
+func (e FieldError) Is(target error) bool { return errors.Is(ErrInvalid, target) }
+
 // ValidationError lists every problem Validate found in one value, in field order, up to
-// MaxProblems of them. errors.Is(err, ErrInvalid) is true for it.
+// MaxProblems of them. errors.Is(err, ErrInvalid) is true for it, and errors.Is and
+// errors.As see each of its FieldErrors (Unwrap): errors.As(err, &fe) with a FieldError fe
+// gives the first, and errors.Is(err, dao.FieldError{Field: f, Reason: r}) finds any.
 type ValidationError struct {
 	// What names the kind of value, such as "service spec".
 	What   string
@@ -56,6 +62,15 @@ func (e *ValidationError) Error() string {
 
 // Is reports whether target is ErrInvalid or its class, errdefs.ErrInvalidArgument.
 func (e *ValidationError) Is(target error) bool { return errors.Is(ErrInvalid, target) }
+
+// Unwrap returns the FieldErrors, in order, for errors.Is and errors.As.
+func (e *ValidationError) Unwrap() []error {
+	errs := make([]error, len(e.Errors))
+	for i, fe := range e.Errors {
+		errs[i] = fe
+	}
+	return errs
+}
 
 // Has reports whether the error names field (exactly) among the problems it lists.
 func (e *ValidationError) Has(field string) bool {

@@ -50,6 +50,7 @@ func checkUTC(t *testing.T, name string, tm time.Time) {
 }
 
 func TestJSONRoundTrip(t *testing.T) {
+	t.Parallel()
 	t.Run("ServiceSpec", func(t *testing.T) {
 		roundTrip(t, fullService())
 	})
@@ -70,6 +71,7 @@ func TestJSONRoundTrip(t *testing.T) {
 // `go test -run GoldenJSON -update .` to rewrite testdata/service_spec.golden.json after a
 // deliberate change.
 func TestServiceSpecGoldenJSON(t *testing.T) {
+	t.Parallel()
 	spec := dao.ServiceSpec{
 		Name:   "web",
 		Labels: map[string]string{"tier": "frontend"},
@@ -127,6 +129,7 @@ func TestServiceSpecGoldenJSON(t *testing.T) {
 // RestartPolicy, UpdatePolicy, Placement, Platform, NodeStatus) or a time.Time as empty, so
 // these fields are written as {} and "0001-01-01T00:00:00Z" today; the tags need omitzero.
 func TestJSONOmitsUnsetFields(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		v    any
@@ -161,6 +164,7 @@ func TestJSONOmitsUnsetFields(t *testing.T) {
 }
 
 func TestDurationUnmarshalJSON(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want time.Duration
@@ -195,6 +199,7 @@ func TestDurationUnmarshalJSON(t *testing.T) {
 }
 
 func TestDurationMarshalJSON(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		d    time.Duration
 		want string
@@ -238,6 +243,7 @@ func TestDurationMarshalJSON(t *testing.T) {
 }
 
 func TestTaskStateJSON(t *testing.T) {
+	t.Parallel()
 	for s := dao.TaskPending; s <= dao.TaskOrphaned; s++ {
 		b, err := json.Marshal(s)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 // validated and then broke the orchestrator, the kernel or the store.
 
 func TestReplicasLimit(t *testing.T) {
+	t.Parallel()
 	runValidateCases(t, minimalService, serviceValidators, []validateCase[dao.ServiceSpec]{
 		{name: "MaxReplicas", mod: func(s *dao.ServiceSpec) { s.Replicas = dao.MaxReplicas }},
 		{
@@ -48,6 +49,7 @@ var serviceValidators = []validator[dao.ServiceSpec]{
 }
 
 func TestResourceLimits(t *testing.T) {
+	t.Parallel()
 	res := func(r dao.Resources) func(*dao.ContainerSpec) {
 		return func(c *dao.ContainerSpec) { c.Resources = r }
 	}
@@ -94,6 +96,7 @@ func TestResourceLimits(t *testing.T) {
 }
 
 func TestResourcesArithmeticSaturates(t *testing.T) {
+	t.Parallel()
 	big := dao.Resources{MilliCPU: math.MaxInt64, Memory: math.MaxInt64 - 1, Pids: 1}
 	if got, want := big.Add(dao.Resources{MilliCPU: 1, Memory: 5, Pids: 1}), (dao.Resources{MilliCPU: math.MaxInt64, Memory: math.MaxInt64, Pids: 2}); got != want {
 		t.Errorf("Add = %+v, want %+v", got, want)
@@ -110,6 +113,7 @@ func TestResourcesArithmeticSaturates(t *testing.T) {
 // TestNonFiniteFloats: NaN and infinities validated, and the store then failed to write
 // the spec as JSON with an error that named no field.
 func TestNonFiniteFloats(t *testing.T) {
+	t.Parallel()
 	var cases []validateCase[dao.ServiceSpec]
 	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 		cases = append(cases,
@@ -153,6 +157,7 @@ func TestNonFiniteFloats(t *testing.T) {
 }
 
 func TestDurationLimits(t *testing.T) {
+	t.Parallel()
 	tooLong := dao.MaxDuration + 1
 	runValidateCases(t, fullService, serviceValidators, []validateCase[dao.ServiceSpec]{
 		{name: "every duration at the limit", mod: func(s *dao.ServiceSpec) {
@@ -191,6 +196,7 @@ func TestDurationLimits(t *testing.T) {
 }
 
 func TestCapabilityNames(t *testing.T) {
+	t.Parallel()
 	caps := dao.Capabilities()
 	if len(caps) != 41 || caps[0] != "CHOWN" || caps[21] != "SYS_ADMIN" || caps[40] != "CHECKPOINT_RESTORE" {
 		t.Fatalf("Capabilities() = %v, want the kernel's 41 in their order", caps)
@@ -230,6 +236,7 @@ func TestCapabilityNames(t *testing.T) {
 }
 
 func TestSeccompValidate(t *testing.T) {
+	t.Parallel()
 	runValidateCases(t, minimalContainer, containerValidators, []validateCase[dao.ContainerSpec]{
 		{name: "default", mod: func(c *dao.ContainerSpec) { c.Seccomp = dao.SeccompDefault }},
 		{name: "unconfined", mod: func(c *dao.ContainerSpec) { c.Seccomp = dao.SeccompUnconfined }},
@@ -244,6 +251,7 @@ func TestSeccompValidate(t *testing.T) {
 // TestStopSignalsMatchTheRuntime: a stop signal that validated but that the runtime's
 // Stop could not parse (RTMIN+16, SIGFOO) made every stop of the container fail.
 func TestStopSignalsMatchTheRuntime(t *testing.T) {
+	t.Parallel()
 	valid := func(sig string) bool {
 		c := dao.ContainerSpec{Image: "busybox", StopSignal: sig}
 		return c.Validate() == nil
@@ -266,6 +274,7 @@ func TestStopSignalsMatchTheRuntime(t *testing.T) {
 }
 
 func TestHostNetworkPorts(t *testing.T) {
+	t.Parallel()
 	runValidateCases(t, minimalContainer, containerValidators, []validateCase[dao.ContainerSpec]{
 		{name: "same port", mod: func(c *dao.ContainerSpec) {
 			c.HostNetwork = true
@@ -291,6 +300,7 @@ func TestHostNetworkPorts(t *testing.T) {
 }
 
 func TestLengthLimits(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("a", dao.MaxArgBytes+1)
 	runValidateCases(t, minimalContainer, containerValidators, []validateCase[dao.ContainerSpec]{
 		{name: "longest argument", mod: func(c *dao.ContainerSpec) {
@@ -381,6 +391,7 @@ func TestLengthLimits(t *testing.T) {
 // TestErrorsQuoteAtMostMaxQuoted: a 100 KB service name was echoed whole in the error, and
 // so was every other field that validation quotes.
 func TestErrorsQuoteAtMostMaxQuoted(t *testing.T) {
+	t.Parallel()
 	huge := strings.Repeat("X", 100<<10)
 	for _, tc := range []struct {
 		name  string
@@ -437,6 +448,7 @@ func TestErrorsQuoteAtMostMaxQuoted(t *testing.T) {
 }
 
 func TestQuote(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"", `""`},
 		{"web", `"web"`},
@@ -454,6 +466,7 @@ func TestQuote(t *testing.T) {
 }
 
 func TestValidationErrorListsAtMostMaxProblems(t *testing.T) {
+	t.Parallel()
 	c := dao.ContainerSpec{Image: "busybox", Env: make([]string, 10_000)}
 	for i := range c.Env {
 		c.Env[i] = "NOVALUE"

@@ -11,6 +11,7 @@ import (
 )
 
 func TestResourcesAddSub(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		r, o     dao.Resources
@@ -56,6 +57,7 @@ func TestResourcesAddSub(t *testing.T) {
 }
 
 func TestResourcesFits(t *testing.T) {
+	t.Parallel()
 	node := dao.Resources{MilliCPU: 4000, Memory: 8 * dao.GiB, Pids: 1000}
 	for _, tc := range []struct {
 		name     string
@@ -91,6 +93,7 @@ func TestResourcesFits(t *testing.T) {
 }
 
 func TestResourcesIsZero(t *testing.T) {
+	t.Parallel()
 	if !(dao.Resources{}).IsZero() {
 		t.Errorf("Resources{}.IsZero() = false, want true")
 	}
@@ -102,6 +105,7 @@ func TestResourcesIsZero(t *testing.T) {
 }
 
 func TestFormatBytes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		n    int64
 		want string
@@ -135,6 +139,7 @@ func TestFormatBytes(t *testing.T) {
 // below TiB the figure is less than 1024 of its unit. BUG (resources.go:62-73): the unit is
 // chosen before rounding to one decimal, so 1MiB-1 is written "1024.0KiB" today.
 func TestFormatBytesCarriesRoundedValues(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int64{dao.MiB - 1, dao.GiB - 1, dao.GiB - 100} {
 		got := dao.FormatBytes(n)
 		num := strings.TrimRight(got, "BKMGiT")

@@ -14,6 +14,7 @@ var allStates = []dao.TaskState{
 }
 
 func TestTaskStateCanTransition(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		from, to dao.TaskState
 		want     bool
@@ -68,6 +69,7 @@ func TestTaskStateCanTransition(t *testing.T) {
 // TestTaskStateCanTransitionAllPairs checks every pair of defined states against the rule:
 // forward or stay from a live state, stay from a terminal one.
 func TestTaskStateCanTransitionAllPairs(t *testing.T) {
+	t.Parallel()
 	for _, from := range allStates {
 		for _, to := range allStates {
 			want := to >= from
@@ -82,6 +84,7 @@ func TestTaskStateCanTransitionAllPairs(t *testing.T) {
 }
 
 func TestTaskStateTerminal(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		s    dao.TaskState
 		want bool
@@ -106,6 +109,7 @@ func TestTaskStateTerminal(t *testing.T) {
 }
 
 func TestTaskStateValid(t *testing.T) {
+	t.Parallel()
 	for _, s := range allStates {
 		if !s.Valid() {
 			t.Errorf("%v.Valid() = false, want true", s)
@@ -119,6 +123,7 @@ func TestTaskStateValid(t *testing.T) {
 }
 
 func TestTaskStateString(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		s    dao.TaskState
 		want string
@@ -143,6 +148,7 @@ func TestTaskStateString(t *testing.T) {
 }
 
 func TestParseTaskState(t *testing.T) {
+	t.Parallel()
 	for _, s := range allStates {
 		got, err := dao.ParseTaskState(s.String())
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/opendao/dao"
@@ -275,6 +276,7 @@ func fullTask() dao.Task {
 }
 
 func TestValidateValid(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		validate func() error
@@ -317,6 +319,7 @@ var containerValidators = []validator[dao.ContainerSpec]{
 }
 
 func TestContainerSpecValidate(t *testing.T) {
+	t.Parallel()
 	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	cases := []validateCase[dao.ContainerSpec]{
 		// image
@@ -729,6 +732,7 @@ func TestContainerSpecValidate(t *testing.T) {
 // text that starts with a digit and is not exactly the decimal form of 1-64 falls through to
 // the name check, which accepts any [A-Z0-9+-]*, so these pass today.
 func TestContainerSpecValidateStopSignalNumbers(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []string{"0100", "065", "9x", "1-2", "15SIG"} {
 		t.Run(sig, func(t *testing.T) {
 			c := dao.ContainerSpec{Image: "busybox", StopSignal: sig}
@@ -740,6 +744,7 @@ func TestContainerSpecValidateStopSignalNumbers(t *testing.T) {
 }
 
 func TestServiceSpecValidate(t *testing.T) {
+	t.Parallel()
 	cases := []validateCase[dao.ServiceSpec]{
 		// name
 		{name: "name one letter", mod: func(s *dao.ServiceSpec) { s.Name = "a" }},
@@ -884,6 +889,7 @@ func TestServiceSpecValidate(t *testing.T) {
 }
 
 func TestRestartPolicyValidate(t *testing.T) {
+	t.Parallel()
 	cases := []validateCase[dao.RestartPolicy]{
 		{name: "condition always", mod: func(r *dao.RestartPolicy) { r.Condition = dao.RestartAlways }},
 		{name: "condition never", mod: func(r *dao.RestartPolicy) { r.Condition = dao.RestartNever }},
@@ -967,6 +973,7 @@ func TestRestartPolicyValidate(t *testing.T) {
 }
 
 func TestUpdatePolicyValidate(t *testing.T) {
+	t.Parallel()
 	cases := []validateCase[dao.UpdatePolicy]{
 		{name: "stop-first pause", mod: func(u *dao.UpdatePolicy) { u.Order, u.FailureAction = dao.StopFirst, dao.ActionPause }},
 		{name: "continue", mod: func(u *dao.UpdatePolicy) { u.FailureAction = dao.ActionContinue }},
@@ -1036,6 +1043,7 @@ func TestUpdatePolicyValidate(t *testing.T) {
 }
 
 func TestNodeValidate(t *testing.T) {
+	t.Parallel()
 	cases := []validateCase[dao.Node]{
 		{name: "no capacity, any allocatable", mod: func(n *dao.Node) {
 			n.Capacity = dao.Resources{}
@@ -1133,6 +1141,7 @@ func TestNodeValidate(t *testing.T) {
 }
 
 func TestTaskValidate(t *testing.T) {
+	t.Parallel()
 	cases := []validateCase[dao.Task]{
 		{name: "standalone task", mod: func(tk *dao.Task) { tk.ServiceID, tk.ServiceVersion, tk.Slot = "", 0, 0 }},
 		{name: "terminal states", mod: func(tk *dao.Task) { tk.DesiredState, tk.Status.State = dao.TaskShutdown, dao.TaskOrphaned }},
@@ -1201,6 +1210,7 @@ func TestTaskValidate(t *testing.T) {
 }
 
 func TestValidationError(t *testing.T) {
+	t.Parallel()
 	s := dao.ServiceSpec{Name: "web", Replicas: -1}
 	err := s.Validate()
 	if err == nil {
@@ -1248,10 +1258,48 @@ func TestValidationError(t *testing.T) {
 	}
 }
 
+// TestValidationErrorUnwrapsEachFieldError: errors.Is and errors.As see every problem a
+// ValidationError lists, through any wrapping, and its text stays as it was.
+func TestValidationErrorUnwrapsEachFieldError(t *testing.T) {
+	t.Parallel()
+	s := dao.ServiceSpec{Name: "web", Replicas: -1}
+	err := fmt.Errorf("submit web: %w", s.Validate())
+	for _, fe := range []dao.FieldError{
+		{Field: "container.image", Reason: "must not be empty"},
+		{Field: "replicas", Reason: "must be >= 0, got -1"},
+	} {
+		if !errors.Is(err, fe) {
+			t.Errorf("errors.Is(err, %v) = false, want true", fe)
+		}
+	}
+	if errors.Is(err, dao.FieldError{Field: "replicas", Reason: "other"}) {
+		t.Error("errors.Is found a field error the ValidationError does not list")
+	}
+	var fe dao.FieldError
+	if !errors.As(err, &fe) || fe.Field != "container.image" {
+		t.Errorf("errors.As(err, *FieldError) = %v, want the first problem", fe)
+	}
+	if !errdefs.IsInvalidArgument(err) || !errdefs.IsInvalidArgument(fe) || !errors.Is(fe, dao.ErrInvalid) {
+		t.Error("the error or one of its field errors is not of class dao.ErrInvalid")
+	}
+	var verr *dao.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatal("errors.As(err, *ValidationError) = false")
+	}
+	if got := len(verr.Unwrap()); got != 2 {
+		t.Errorf("Unwrap() has %d errors, want 2", got)
+	}
+	want := "submit web: invalid service spec: container.image: must not be empty; replicas: must be >= 0, got -1"
+	if got := err.Error(); got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
 // TestValidateReportsInFieldOrder pins "ValidationError lists every problem Validate found in
 // one value, in field order" (errors.go). BUG: several validate functions check fields out of
 // the order of their struct, so the cases marked below fail today.
 func TestValidateReportsInFieldOrder(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		validate func() error

@@ -18,6 +18,7 @@ func svc(image string, edit ...func(*dao.ServiceSpec)) *dao.ServiceSpec {
 }
 
 func TestAdmit(t *testing.T) {
+	t.Parallel()
 	s := svc("docker.io/library/nginx:latest", func(s *dao.ServiceSpec) {
 		s.Container.Privileged = true
 		s.Container.HostNetwork = true
@@ -77,6 +78,7 @@ func check(r AdmissionRule, s *dao.ServiceSpec) []string {
 }
 
 func TestAllowedRegistries(t *testing.T) {
+	t.Parallel()
 	rule, err := AllowedRegistries("registry.example.com", "ghcr.io/acme", "localhost:5000", "docker.io/library")
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +136,7 @@ func TestAllowedRegistries(t *testing.T) {
 }
 
 func TestImageRules(t *testing.T) {
+	t.Parallel()
 	digest := "@sha256:" + strings.Repeat("b", 64)
 	tests := []struct {
 		image           string
@@ -166,6 +169,7 @@ func TestImageRules(t *testing.T) {
 }
 
 func TestContainerRules(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		rule AdmissionRule
@@ -229,6 +233,7 @@ func TestContainerRules(t *testing.T) {
 }
 
 func TestBaseline(t *testing.T) {
+	t.Parallel()
 	s := svc("registry.example.com/web:1", func(s *dao.ServiceSpec) {
 		s.Container.CapAdd = []string{"NET_BIND_SERVICE", "NET_ADMIN"}
 		s.Container.HostPID = true

@@ -10,6 +10,7 @@ import (
 )
 
 func TestAutoscaleDecide(t *testing.T) {
+	t.Parallel()
 	now := t0.Add(time.Hour)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	hpa := DefaultAutoscalePolicy(1, 10)
@@ -85,6 +86,7 @@ func TestAutoscaleDecide(t *testing.T) {
 }
 
 func TestAutoscalePolicyValidate(t *testing.T) {
+	t.Parallel()
 	bad := []AutoscalePolicy{
 		{MinReplicas: -1, MaxReplicas: 1},
 		{MinReplicas: 0, MaxReplicas: 0},
@@ -112,6 +114,7 @@ func TestAutoscalePolicyValidate(t *testing.T) {
 // TestAutoscalerOverTime drives an Autoscaler through a load spike and its end: it scales
 // up at once, and down only when the load has stayed low for the 5m window.
 func TestAutoscalerOverTime(t *testing.T) {
+	t.Parallel()
 	a, err := NewAutoscaler(DefaultAutoscalePolicy(2, 20))
 	if err != nil {
 		t.Fatal(err)

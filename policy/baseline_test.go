@@ -31,6 +31,7 @@ func refusals(t *testing.T, s *dao.ServiceSpec, rules ...AdmissionRule) []string
 // TestAdmitReportsAViolationOnce: Baseline with DisallowPrivileged, as the README combines
 // them, reported the privileged container twice.
 func TestAdmitReportsAViolationOnce(t *testing.T) {
+	t.Parallel()
 	s := svc("registry.example.com/web:1", func(s *dao.ServiceSpec) {
 		s.Container.Privileged = true
 		s.Placement.Constraints = []string{"node.labels.zone = a"}
@@ -74,6 +75,7 @@ func bind(source, target string, readOnly bool) dao.Mount {
 // TestBaselineRefusesHostPaths: Baseline admitted a read-write bind of /, of containerd's
 // socket, and of the host's /proc over /proc.
 func TestBaselineRefusesHostPaths(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		mounts []dao.Mount
@@ -162,6 +164,7 @@ func TestBaselineRefusesHostPaths(t *testing.T) {
 }
 
 func TestBaselineHostPortsAndSeccomp(t *testing.T) {
+	t.Parallel()
 	s := svc("registry.example.com/web:1", func(s *dao.ServiceSpec) {
 		s.Container.Ports = []dao.PortMapping{{ContainerPort: 80}, {ContainerPort: 80, HostPort: 80}, {ContainerPort: 81, HostPort: 8081}}
 		s.Container.Seccomp = dao.SeccompUnconfined
@@ -186,6 +189,7 @@ func TestBaselineHostPortsAndSeccomp(t *testing.T) {
 // TestBaselineAdmitsAnOrdinaryService: what a service needs without any of the host's
 // power passes.
 func TestBaselineAdmitsAnOrdinaryService(t *testing.T) {
+	t.Parallel()
 	s := svc("registry.example.com/web:1", func(s *dao.ServiceSpec) {
 		s.Container.Mounts = []dao.Mount{{Type: dao.MountTmpfs, Target: "/tmp"}}
 		s.Container.Ports = []dao.PortMapping{{ContainerPort: 8080}}
@@ -206,6 +210,7 @@ func TestBaselineAdmitsAnOrdinaryService(t *testing.T) {
 
 // TestAdmissionErrorsQuoteAtMostMaxQuoted: a 100 KB name or image was echoed whole.
 func TestAdmissionErrorsQuoteAtMostMaxQuoted(t *testing.T) {
+	t.Parallel()
 	huge := strings.Repeat("X", 100<<10)
 	s := svc(huge, func(s *dao.ServiceSpec) {
 		s.Name = huge

@@ -10,6 +10,7 @@ import (
 )
 
 func TestBreaker(t *testing.T) {
+	t.Parallel()
 	b := NewBreaker(BreakerPolicy{Failures: 3, Window: time.Minute, OpenFor: 10 * time.Second,
 		MaxOpenFor: 25 * time.Second, HealthyAfter: 5 * time.Second})
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
@@ -62,6 +63,7 @@ func TestBreaker(t *testing.T) {
 }
 
 func TestBreakerReason(t *testing.T) {
+	t.Parallel()
 	b := NewBreaker(BreakerPolicy{})
 	if got := b.Reason(t0); got != "circuit breaker closed" {
 		t.Errorf("closed: %q", got)
@@ -88,6 +90,7 @@ func TestBreakerReason(t *testing.T) {
 }
 
 func TestBreakerPolicy(t *testing.T) {
+	t.Parallel()
 	got := BreakerPolicy{}.WithDefaults()
 	want := BreakerPolicy{Failures: 5, Window: time.Minute, OpenFor: 30 * time.Second, MaxOpenFor: 5 * time.Minute, HealthyAfter: 10 * time.Second}
 	if d := cmp.Diff(want, got); d != "" {
@@ -107,6 +110,7 @@ func TestBreakerPolicy(t *testing.T) {
 }
 
 func TestBreakers(t *testing.T) {
+	t.Parallel()
 	s := NewBreakers(BreakerPolicy{Failures: 1})
 	var wg sync.WaitGroup
 	for range 8 {

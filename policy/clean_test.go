@@ -67,6 +67,7 @@ func view(p CleanPlan) planView {
 }
 
 func TestCleanPlan(t *testing.T) {
+	t.Parallel()
 	gc := DefaultCleanPolicy()
 	floor := gc
 	floor.MinFree = 600 * mib
@@ -166,6 +167,7 @@ func TestCleanPlan(t *testing.T) {
 }
 
 func TestCleanPlanReasons(t *testing.T) {
+	t.Parallel()
 	inv := inventory(Disk{1000 * mib, 990 * mib})
 	inv.Containers = inv.Containers[:2] // without c3 and c4, web:1.0 and web:3.0 are unused
 	plan, err := DefaultCleanPolicy().Plan(inv, t0)
@@ -206,6 +208,7 @@ func TestCleanPlanReasons(t *testing.T) {
 }
 
 func TestCleanSnapshotOrder(t *testing.T) {
+	t.Parallel()
 	inv := Inventory{Snapshots: []Snapshot{
 		{Key: "a", Size: 1}, {Key: "b", Parent: "a", Size: 1}, {Key: "c", Parent: "b", Size: 1},
 		{Key: "loop1", Parent: "loop2"}, {Key: "loop2", Parent: "loop1"}, // malformed: must not hang
@@ -225,6 +228,7 @@ func TestCleanSnapshotOrder(t *testing.T) {
 }
 
 func TestCleanPolicyErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		p      CleanPolicy
 		column int

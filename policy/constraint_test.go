@@ -10,6 +10,7 @@ import (
 )
 
 func TestParseConstraint(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		text string
 		want Constraint
@@ -48,6 +49,7 @@ func TestParseConstraint(t *testing.T) {
 }
 
 func TestParseConstraintErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		text   string
 		column int
@@ -95,6 +97,7 @@ func TestParseConstraintErrors(t *testing.T) {
 }
 
 func TestSyntaxErrorText(t *testing.T) {
+	t.Parallel()
 	_, err := ParseConstraint("node.labels.zone = a")
 	got := err.Error()
 	want := `policy: "node.labels.zone = a": column 18: unknown operator "=": want ==, !=, in or exists (did you mean ==?)`
@@ -104,6 +107,7 @@ func TestSyntaxErrorText(t *testing.T) {
 }
 
 func TestConstraintString(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ text, want string }{
 		{"node.labels.zone==a", "node.labels.zone == a"},
 		{"node.labels.zone in(a,b)", "node.labels.zone in (a, b)"},
@@ -128,6 +132,7 @@ func TestConstraintString(t *testing.T) {
 }
 
 func TestMustParseConstraintPanics(t *testing.T) {
+	t.Parallel()
 	defer func() {
 		if recover() == nil {
 			t.Error("MustParseConstraint of a malformed text did not panic")
@@ -137,6 +142,7 @@ func TestMustParseConstraintPanics(t *testing.T) {
 }
 
 func TestConstraintMatch(t *testing.T) {
+	t.Parallel()
 	node := &dao.Node{ID: "n1", Hostname: "host-1",
 		Labels:   map[string]string{"zone": "a", "disk": "ssd", "empty": ""},
 		Platform: dao.Platform{OS: "linux", Architecture: "x86_64"}}
@@ -191,6 +197,7 @@ func TestConstraintMatch(t *testing.T) {
 }
 
 func TestUnmetConstraint(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ text, want string }{
 		{"node.labels.zone == a", "policy: zone != a"},
 		{"node.labels.zone != a", "policy: zone == a"},
@@ -226,6 +233,7 @@ func TestUnmetConstraint(t *testing.T) {
 }
 
 func TestOpString(t *testing.T) {
+	t.Parallel()
 	for op, want := range map[Op]string{OpEqual: "==", OpNotEqual: "!=", OpIn: "in", OpExists: "exists", 0: "Op(0)"} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", int(op), got, want)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestNodeReady(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		state dao.NodeState
 		avail dao.Availability
@@ -35,6 +36,7 @@ func TestNodeReady(t *testing.T) {
 }
 
 func TestResourcesFit(t *testing.T) {
+	t.Parallel()
 	alloc := dao.Resources{MilliCPU: 2000, Memory: 4 * dao.GiB, Pids: 100}
 	tests := []struct {
 		name        string
@@ -83,6 +85,7 @@ func TestResourcesFit(t *testing.T) {
 }
 
 func TestPlatforms(t *testing.T) {
+	t.Parallel()
 	linuxAMD := dao.Platform{OS: "linux", Architecture: "amd64"}
 	tests := []struct {
 		name string
@@ -112,6 +115,7 @@ func TestPlatforms(t *testing.T) {
 }
 
 func TestMaxReplicasPerNode(t *testing.T) {
+	t.Parallel()
 	n := NewNodeInfo(nil, readyNode("n", nil))
 	n.AddTask(task("1", "web", dao.Resources{}))
 	n.AddTask(task("2", "web", dao.Resources{}))
@@ -137,6 +141,7 @@ func TestMaxReplicasPerNode(t *testing.T) {
 }
 
 func TestAvoidRecentFailures(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	c := NewClusterInfo()
 	n := NewNodeInfo(c, readyNode("n", nil))
@@ -167,6 +172,7 @@ func TestAvoidRecentFailures(t *testing.T) {
 }
 
 func TestRefusalsAreSentinels(t *testing.T) {
+	t.Parallel()
 	for _, err := range []error{ErrNodeNotReady, ErrInsufficientMemory, ErrHostPortInUse, ErrPlatform, ErrMaxReplicasPerNode} {
 		if !errors.Is(err, err) || err.Error()[:8] != "policy: " {
 			t.Errorf("%v: not a policy sentinel", err)

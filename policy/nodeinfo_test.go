@@ -23,6 +23,7 @@ func readyNode(id string, labels map[string]string) *dao.Node {
 }
 
 func TestNodeInfoTasks(t *testing.T) {
+	t.Parallel()
 	c := NewClusterInfo()
 	n := NewNodeInfo(c, readyNode("n1", map[string]string{"zone": "a"}))
 	r := dao.Resources{MilliCPU: 500, Memory: dao.GiB, Pids: 10}
@@ -72,6 +73,7 @@ func TestNodeInfoTasks(t *testing.T) {
 }
 
 func TestNodeInfoUnreportedResources(t *testing.T) {
+	t.Parallel()
 	n := NewNodeInfo(nil, &dao.Node{ID: "n"})
 	if got, want := n.Available(), (dao.Resources{MilliCPU: 1<<63 - 1, Memory: 1<<63 - 1, Pids: 1<<63 - 1}); got != want {
 		t.Errorf("Available of a node that reports nothing: got %+v, want %+v", got, want)
@@ -79,6 +81,7 @@ func TestNodeInfoUnreportedResources(t *testing.T) {
 }
 
 func TestClusterInfoSpreadCounts(t *testing.T) {
+	t.Parallel()
 	c := NewClusterInfo()
 	a1 := NewNodeInfo(c, readyNode("a1", map[string]string{"zone": "a"}))
 	a2 := NewNodeInfo(c, readyNode("a2", map[string]string{"zone": "a"}))
@@ -133,6 +136,7 @@ func TestClusterInfoSpreadCounts(t *testing.T) {
 }
 
 func TestHistogramMax(t *testing.T) {
+	t.Parallel()
 	var h histogram
 	// Three things at counts 0 -> 3, 2, 1, then back down.
 	steps := []struct{ from, to, max int }{
@@ -151,6 +155,7 @@ func TestHistogramMax(t *testing.T) {
 }
 
 func TestRecentFailures(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	n := NewNodeInfo(nil, readyNode("n", nil))
 	for i := range 10 {

@@ -13,6 +13,7 @@ import (
 // converted to math.MinInt on amd64, so a huge metric recommended the minimum, and a huge
 // pods rate limit overflowed to a limit below the current replicas.
 func TestAutoscaleHugeMetricsScaleUp(t *testing.T) {
+	t.Parallel()
 	now := t0.Add(time.Hour)
 	for _, tc := range []struct {
 		name string
@@ -43,6 +44,7 @@ func TestAutoscaleHugeMetricsScaleUp(t *testing.T) {
 }
 
 func TestAutoscalePolicyBounds(t *testing.T) {
+	t.Parallel()
 	for _, p := range []AutoscalePolicy{
 		{MaxReplicas: 10, Tolerance: math.Inf(1)},
 		{MaxReplicas: 10, Tolerance: math.NaN()},
@@ -60,6 +62,7 @@ func TestAutoscalePolicyBounds(t *testing.T) {
 // TestBreakerHugeOpenForDoesNotOverflow: a failed trial doubled OpenFor; past half of
 // time.Duration's range that was negative, and the breaker opened for no time at all.
 func TestBreakerHugeOpenForDoesNotOverflow(t *testing.T) {
+	t.Parallel()
 	long := time.Duration(math.MaxInt64/2 + 1)
 	b := NewBreaker(BreakerPolicy{Failures: 1, OpenFor: long, HealthyAfter: time.Second})
 	b.Failure(t0)

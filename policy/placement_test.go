@@ -11,6 +11,7 @@ import (
 )
 
 func TestPlacerFilterAndScore(t *testing.T) {
+	t.Parallel()
 	calls := []string{}
 	refuse := errors.New("policy: nope")
 	p := &Placer{
@@ -46,6 +47,7 @@ func TestPlacerFilterAndScore(t *testing.T) {
 }
 
 func TestSelect(t *testing.T) {
+	t.Parallel()
 	c := NewClusterInfo()
 	mk := func(id, zone string, memGiB int64, state dao.NodeState) *NodeInfo {
 		node := readyNode(id, map[string]string{"zone": zone})
@@ -99,6 +101,7 @@ func TestSelect(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
+	t.Parallel()
 	var r Refusals
 	if r.String() != "" || r.Nodes() != 0 {
 		t.Error("zero Refusals not empty")
@@ -121,6 +124,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestDefaultPlacer(t *testing.T) {
+	t.Parallel()
 	p, err := DefaultPlacer(dao.Placement{
 		Constraints:        []string{"node.labels.disk == ssd"},
 		Spread:             []string{"node.labels.zone", "node.labels.rack"},
@@ -161,6 +165,7 @@ func TestDefaultPlacer(t *testing.T) {
 }
 
 func TestParseSpread(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		attr, key string
 		column    int

@@ -45,6 +45,7 @@ func delays(ds []RestartDecision) []time.Duration {
 }
 
 func TestRestartBackoff(t *testing.T) {
+	t.Parallel()
 	ms := time.Millisecond
 	tests := []struct {
 		name   string
@@ -79,6 +80,7 @@ func TestRestartBackoff(t *testing.T) {
 }
 
 func TestRestartJitterIsDeterministicAndBounded(t *testing.T) {
+	t.Parallel()
 	p := dao.RestartPolicy{Jitter: 0.3}
 	a := delays(crashLoop(NewRestartTracker(p, rand.New(rand.NewPCG(1, 2))), 12, time.Millisecond, 1))
 	b := delays(crashLoop(NewRestartTracker(p, rand.New(rand.NewPCG(1, 2))), 12, time.Millisecond, 1))
@@ -100,6 +102,7 @@ func TestRestartJitterIsDeterministicAndBounded(t *testing.T) {
 }
 
 func TestRestartResetAfterHealthyRun(t *testing.T) {
+	t.Parallel()
 	tr := NewRestartTracker(dao.RestartPolicy{}, noJitter)
 	crashLoop(tr, 4, time.Second, 1) // four quick crashes: next delay would be 1.6s
 	tr.Started(t0.Add(time.Minute))
@@ -113,6 +116,7 @@ func TestRestartResetAfterHealthyRun(t *testing.T) {
 }
 
 func TestRestartExitWithoutStartIsNotHealthy(t *testing.T) {
+	t.Parallel()
 	tr := NewRestartTracker(dao.RestartPolicy{}, noJitter)
 	tr.Started(t0)
 	tr.Exited(t0.Add(time.Second), 1) // restart 1: immediate
@@ -125,6 +129,7 @@ func TestRestartExitWithoutStartIsNotHealthy(t *testing.T) {
 }
 
 func TestRestartConditions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		cond    dao.RestartCondition
 		code    int
@@ -149,6 +154,7 @@ func TestRestartConditions(t *testing.T) {
 }
 
 func TestRestartMaxAttempts(t *testing.T) {
+	t.Parallel()
 	p := dao.RestartPolicy{MaxAttempts: 3, Window: dao.Duration(time.Minute)}
 	tr := NewRestartTracker(p, noJitter)
 	got := crashLoop(tr, 4, time.Second, 1)
@@ -172,6 +178,7 @@ func TestRestartMaxAttempts(t *testing.T) {
 }
 
 func TestRestartUnlimitedKeepsNoHistory(t *testing.T) {
+	t.Parallel()
 	tr := NewRestartTracker(dao.RestartPolicy{Window: dao.Duration(time.Hour)}, noJitter)
 	crashLoop(tr, 1000, time.Millisecond, 1)
 	if len(tr.restarts) != 0 || tr.Restarts() != 1000 {

@@ -10,6 +10,7 @@ import (
 )
 
 func TestMonitorWindow(t *testing.T) {
+	t.Parallel()
 	sec := func(n int) dao.Duration { return dao.Duration(time.Duration(n) * time.Second) }
 	tests := []struct {
 		name string
@@ -37,6 +38,7 @@ func TestMonitorWindow(t *testing.T) {
 }
 
 func TestRolloutDecide(t *testing.T) {
+	t.Parallel()
 	now := t0.Add(time.Hour)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	running := func(d time.Duration) UpdatedTask { return UpdatedTask{Started: ago(d)} }
@@ -132,6 +134,7 @@ func TestRolloutDecide(t *testing.T) {
 // the default health check finds unhealthy after 2 minutes still counts as a failure of
 // the update, though the policy asked for a 5s monitor.
 func TestRolloutHealthCheckWindow(t *testing.T) {
+	t.Parallel()
 	r := NewRollout(dao.UpdatePolicy{}, &dao.HealthCheck{Command: []string{"check"}})
 	s := RolloutStatus{Total: 2, Updated: []UpdatedTask{{Started: t0, Failed: t0.Add(2 * time.Minute)}}}
 	if d := r.Decide(s, t0.Add(2*time.Minute)); d.Action != RolloutPause {
@@ -143,6 +146,7 @@ func TestRolloutHealthCheckWindow(t *testing.T) {
 // hold one) gives sane decisions, and no panic: parallelism 0 or negative is 1, a
 // negative monitor or delay is the default or none, a NaN ratio tolerates nothing.
 func TestRolloutDegeneratePolicies(t *testing.T) {
+	t.Parallel()
 	now := t0.Add(time.Hour)
 	for _, u := range []dao.UpdatePolicy{
 		{Parallelism: -5, Delay: -1, Monitor: -1, MaxFailureRatio: math.NaN()},

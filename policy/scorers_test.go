@@ -8,6 +8,7 @@ import (
 )
 
 func TestAllocationScorers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name           string
 		allocatable    dao.Resources
@@ -37,6 +38,7 @@ func TestAllocationScorers(t *testing.T) {
 }
 
 func TestSpreadScorers(t *testing.T) {
+	t.Parallel()
 	c := NewClusterInfo()
 	nodes := map[string]*NodeInfo{}
 	for id, zone := range map[string]string{"a1": "a", "a2": "a", "b1": "b", "c1": "c", "x1": ""} {
@@ -81,6 +83,7 @@ func TestSpreadScorers(t *testing.T) {
 }
 
 func TestFewestRecentFailures(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	c := NewClusterInfo()
 	c.SetNow(now)
