@@ -52,7 +52,7 @@
 //		{Name: "bye", Image: "busybox", Needs: []string{"hello"}, Commands: []string{"echo bye"}},
 //	}})
 //	if err != nil {
-//		return err // errors.Is(err, pipeline.ErrFailed) when a step failed; rec says which
+//		return err // a *pipeline.RunError (errors.Is(err, pipeline.ErrFailed)) when a step failed
 //	}
 //	fmt.Println(rec.Step("bye").Status) // success
 //
@@ -99,4 +99,20 @@
 //	    if: failure()
 //	    image: busybox
 //	    commands: [echo "the delivery failed"]
+//
+// # Errors
+//
+// Every error the package returns can be inspected with errors.Is and errors.As, and its
+// sentinels are of containerd's error classes (github.com/containerd/errdefs). An invalid
+// pipeline is a *dao.ValidationError whose dao.FieldErrors errors.As sees one by one. An
+// option given a bad value is an error naming it that wraps [ErrInvalidOption] (of class
+// dao.ErrInvalid). A run with failed steps returns a *[RunError] ([ErrFailed], of class
+// errdefs.ErrAborted) listing a *[StepError] per failed step, each wrapping what failed it:
+// context.DeadlineExceeded for a timeout, [ErrServiceNotReady] (errdefs.ErrUnavailable) or
+// [ErrNoNetwork] (errdefs.ErrFailedPrecondition) for its services, a Pusher's or
+// Deployer's error. A cancelled run's error wraps the context's.
+//
+// Run starts goroutines (one per step, one log follower per running container) and
+// containers (steps' and services'); it returns only once all of them have ended and every
+// container it made is removed, so nothing of a run outlives Run.
 package pipeline

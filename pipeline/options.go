@@ -1,13 +1,13 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
 	"regexp"
 	"time"
 
+	"github.com/opendao/dao"
 	"github.com/opendao/dao/clock"
 )
 
@@ -24,7 +24,8 @@ const (
 	DefaultLogLimit = 10_000
 )
 
-// Option configures a Runner.
+// Option configures a Runner. An Option given a value it does not accept makes NewRunner
+// return an error that names it and wraps ErrInvalidOption (so dao.ErrInvalid).
 type Option func(*options) error
 
 type options struct {
@@ -53,7 +54,7 @@ func defaultOptions() options {
 func WithParallelism(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
-			return fmt.Errorf("pipeline: parallelism %d: must be at least 1", n)
+			return fmt.Errorf("%w: WithParallelism(%d): must be at least 1", ErrInvalidOption, n)
 		}
 		o.parallelism = n
 		return nil
@@ -65,7 +66,7 @@ func WithParallelism(n int) Option {
 func WithCacheDir(dir string) Option {
 	return func(o *options) error {
 		if !filepath.IsAbs(dir) {
-			return fmt.Errorf("pipeline: cache dir %q: must be an absolute path", dir)
+			return fmt.Errorf("%w: WithCacheDir(%s): must be an absolute path", ErrInvalidOption, dao.Quote(dir))
 		}
 		o.cacheDir = filepath.Clean(dir)
 		return nil
@@ -78,7 +79,7 @@ func WithCacheDir(dir string) Option {
 func WithPusher(p Pusher) Option {
 	return func(o *options) error {
 		if p == nil {
-			return errors.New("pipeline: pusher: must not be nil")
+			return fmt.Errorf("%w: WithPusher(nil): must not be nil", ErrInvalidOption)
 		}
 		o.pusher = p
 		return nil
@@ -90,7 +91,7 @@ func WithPusher(p Pusher) Option {
 func WithDeployer(d Deployer) Option {
 	return func(o *options) error {
 		if d == nil {
-			return errors.New("pipeline: deployer: must not be nil")
+			return fmt.Errorf("%w: WithDeployer(nil): must not be nil", ErrInvalidOption)
 		}
 		o.deployer = d
 		return nil
@@ -103,7 +104,7 @@ func WithDeployer(d Deployer) Option {
 func WithStopGrace(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 {
-			return fmt.Errorf("pipeline: stop grace %s: must be >= 0", d)
+			return fmt.Errorf("%w: WithStopGrace(%s): must be >= 0", ErrInvalidOption, d)
 		}
 		o.stopGrace = d
 		return nil
@@ -115,7 +116,7 @@ func WithStopGrace(d time.Duration) Option {
 func WithLogLimit(lines int) Option {
 	return func(o *options) error {
 		if lines < 1 {
-			return fmt.Errorf("pipeline: log limit %d: must be at least 1", lines)
+			return fmt.Errorf("%w: WithLogLimit(%d): must be at least 1", ErrInvalidOption, lines)
 		}
 		o.logLimit = lines
 		return nil
@@ -128,7 +129,7 @@ func WithLogLimit(lines int) Option {
 func WithScratchDir(dir string) Option {
 	return func(o *options) error {
 		if !filepath.IsAbs(dir) {
-			return fmt.Errorf("pipeline: scratch dir %q: must be an absolute path", dir)
+			return fmt.Errorf("%w: WithScratchDir(%s): must be an absolute path", ErrInvalidOption, dao.Quote(dir))
 		}
 		o.scratchDir = filepath.Clean(dir)
 		return nil
@@ -140,14 +141,15 @@ func WithScratchDir(dir string) Option {
 func WithClock(c clock.Clock) Option {
 	return func(o *options) error {
 		if c == nil {
-			return errors.New("pipeline: clock: must not be nil")
+			return fmt.Errorf("%w: WithClock(nil): must not be nil", ErrInvalidOption)
 		}
 		o.now = c.Now
 		return nil
 	}
 }
 
-// RunOption configures one run.
+// RunOption configures one run. A RunOption given a value it does not accept makes Run
+// return an error that names it and wraps ErrInvalidOption (so dao.ErrInvalid), and no record.
 type RunOption func(*runOptions) error
 
 type runOptions struct {
@@ -163,7 +165,7 @@ type runOptions struct {
 func WithWorkspace(dir string) RunOption {
 	return func(o *runOptions) error {
 		if !filepath.IsAbs(dir) {
-			return fmt.Errorf("pipeline: workspace %q: must be an absolute path", dir)
+			return fmt.Errorf("%w: WithWorkspace(%s): must be an absolute path", ErrInvalidOption, dao.Quote(dir))
 		}
 		o.workspace = filepath.Clean(dir)
 		return nil
@@ -178,7 +180,7 @@ func WithSecrets(secrets map[string]string) RunOption {
 	return func(o *runOptions) error {
 		for k := range secrets {
 			if !envNamePattern.MatchString(k) {
-				return fmt.Errorf("pipeline: secret name %q: must be a variable name", k)
+				return fmt.Errorf("%w: WithSecrets: secret name %s: must be a variable name", ErrInvalidOption, dao.Quote(k))
 			}
 		}
 		o.secrets = maps.Clone(secrets)
@@ -188,7 +190,7 @@ func WithSecrets(secrets map[string]string) RunOption {
 
 // WithLogFunc sets a function that receives every log line of every step as it is read, for
 // live display. Calls are never concurrent, and come in order for each step; f must not
-// block for long, since it holds up the logs of every step. The default is none.
+// block for long, since it holds up the logs of every step. The default, or a nil f, is none.
 func WithLogFunc(f func(LogLine)) RunOption {
 	return func(o *runOptions) error {
 		o.logf = f
@@ -204,7 +206,7 @@ var runIDPattern = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
 func WithRunID(id string) RunOption {
 	return func(o *runOptions) error {
 		if !runIDPattern.MatchString(id) {
-			return fmt.Errorf("pipeline: run ID %q: must be 1-16 lowercase letters and digits", id)
+			return fmt.Errorf("%w: WithRunID(%s): must be 1-16 lowercase letters and digits", ErrInvalidOption, dao.Quote(id))
 		}
 		o.runID = id
 		return nil

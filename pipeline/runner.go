@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +32,7 @@ type Runner struct {
 // rt after the last run has returned.
 func NewRunner(rt *edge.Runtime, opts ...Option) (*Runner, error) {
 	if rt == nil {
-		return nil, errors.New("pipeline: runtime must not be nil")
+		return nil, fmt.Errorf("%w: NewRunner: the Runtime must not be nil", ErrInvalidOption)
 	}
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -65,8 +63,10 @@ func NewRunner(rt *edge.Runtime, opts ...Option) (*Runner, error) {
 //
 // The error is nil when the run succeeded. An invalid pipeline, or one that needs a secret or
 // a Deployer the run was not given, returns a *dao.ValidationError and no record: nothing
-// ran. A run with failed steps returns its record and an error that wraps ErrFailed; a
-// cancelled run returns its record and an error that wraps ctx's error.
+// ran. A run with failed steps returns its record and a *RunError (errors.Is(err,
+// ErrFailed)) that lists a *StepError per failed step, through which errors.Is and errors.As
+// reach what failed each; a cancelled run returns its record and an error that wraps ctx's
+// error.
 func (r *Runner) Run(ctx context.Context, p *Pipeline, opts ...RunOption) (*Record, error) {
 	var o runOptions
 	for _, opt := range opts {
@@ -75,7 +75,7 @@ func (r *Runner) Run(ctx context.Context, p *Pipeline, opts ...RunOption) (*Reco
 		}
 	}
 	if p == nil {
-		return nil, errors.New("pipeline: nil pipeline")
+		return nil, fmt.Errorf("%w: Run: the Pipeline must not be nil", ErrInvalidOption)
 	}
 	if err := r.check(p, &o); err != nil {
 		return nil, err
@@ -149,6 +149,7 @@ type node struct {
 	// "<run>-<key>.svc.<service>" for its services.
 	key  string
 	rec  StepRecord
+	err  error // what failed the node, if an error did (see StepError.Err)
 	done chan struct{}
 	logs []string // guarded by run.logMu
 }
@@ -293,6 +294,7 @@ func (ru *run) runNode(ctx context.Context, n *node) {
 	defer func() { n.rec.FinishedAt = ru.now() }()
 	step, err := n.def.render(sc)
 	if err != nil {
+		n.err = ru.maskErr("", err)
 		ru.finish(n, StatusFailure, err.Error())
 		return
 	}
@@ -525,11 +527,12 @@ func (ru *run) result(ctx context.Context, rec *Record) error {
 		}
 		return fmt.Errorf("pipeline: run %s cancelled: %w", ru.id, cause)
 	}
-	var failed []string
-	for _, s := range rec.Steps {
+	re := &RunError{RunID: ru.id}
+	for i, s := range rec.Steps {
 		if s.Status.failed() && !s.ContinueOnError {
-			failed = append(failed, fmt.Sprintf("%s (%s)", s.Name, s.Reason))
+			re.Steps = append(re.Steps, &StepError{Step: s.Name, Status: s.Status, Reason: s.Reason,
+				ExitCode: s.ExitCode, Err: ru.nodes[i].err})
 		}
 	}
-	return fmt.Errorf("%w: %s", ErrFailed, strings.Join(failed, "; "))
+	return re
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/edge"
 )
@@ -145,12 +146,19 @@ func (ru *run) serviceLogs(ctx context.Context, n *node, id, name string) {
 	}
 }
 
-// stopServices stops and removes the step's services.
+// stopServices stops and removes the step's services, every one of them even when some
+// cannot be removed, and logs what failed.
 func (ru *run) stopServices(ctx context.Context, n *node, svcs *services) {
 	if svcs == nil {
 		return
 	}
+	var errs *multierror.Error
 	for _, id := range svcs.ids {
-		ru.remove(ctx, n, id)
+		if err := ru.removeContainer(ctx, id); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	if err := oneLine(errs.ErrorOrNil()); err != nil {
+		ru.log(n, "services: %v", err)
 	}
 }

@@ -48,6 +48,7 @@ type result struct {
 	exitCode    *int
 	outputs     map[string]string
 	containerID string
+	err         error // what failed the attempt, if an error did (see StepError.Err)
 }
 
 // attempts runs do once, and again while it fails or times out and the step has retries
@@ -69,6 +70,7 @@ func (ru *run) attempts(ctx context.Context, n *node, step *Step, do func(ctx, a
 		a.Status, a.Reason, a.ExitCode, a.ContainerID = res.status, res.reason, res.exitCode, res.containerID
 		n.rec.Attempts = append(n.rec.Attempts, a)
 		n.rec.Status, n.rec.Reason, n.rec.ExitCode = res.status, res.reason, res.exitCode
+		n.err = res.err
 		n.rec.Outputs = mergeOutputs(base, res.outputs)
 		if res.status == StatusSuccess {
 			ru.log(n, "attempt %d: success", number)
@@ -99,9 +101,19 @@ func (ru *run) failedResult(ctx, actx context.Context, step *Step, what string, 
 	case ctx.Err() != nil:
 		return result{status: StatusCancelled, reason: "run cancelled"}
 	case actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded):
-		return result{status: StatusTimedOut, reason: fmt.Sprintf("timed out after %s", step.Timeout)}
+		return result{status: StatusTimedOut, reason: fmt.Sprintf("timed out after %s", step.Timeout), err: context.DeadlineExceeded}
 	}
-	return result{status: StatusFailure, reason: ru.masks.mask(what + ": " + err.Error())}
+	masked := ru.maskErr(what, err)
+	return result{status: StatusFailure, reason: masked.Error(), err: masked}
+}
+
+// maskErr returns err, its text prefixed with what and with the run's secrets masked.
+func (ru *run) maskErr(what string, err error) error {
+	text := err.Error()
+	if what != "" {
+		text = what + ": " + text
+	}
+	return &maskedError{text: ru.masks.mask(text), err: err}
 }
 
 // runContainerStep runs a container step: its cache, its services and its attempts.
@@ -131,11 +143,12 @@ func (ru *run) runContainerStep(ctx context.Context, n *node, step *Step) {
 	svcs, err := ru.startServices(ctx, n, step)
 	defer ru.stopServices(ctx, n, svcs)
 	if err != nil {
-		res := result{status: StatusFailure, reason: ru.masks.mask(err.Error())}
+		masked := ru.maskErr("", err)
+		res := result{status: StatusFailure, reason: masked.Error(), err: masked}
 		if ctx.Err() != nil {
 			res = result{status: StatusCancelled, reason: "run cancelled"}
 		}
-		n.rec.Status, n.rec.Reason = res.status, res.reason
+		n.rec.Status, n.rec.Reason, n.err = res.status, res.reason, res.err
 		ru.log(n, "%s: %s", res.status, res.reason)
 		return
 	}
@@ -182,7 +195,8 @@ func (ru *run) containerAttempt(ctx, actx context.Context, n *node, step *Step, 
 	id := fmt.Sprintf("%s-%s.a%d", ru.id, n.key, number)
 	outDir := filepath.Join(ru.scratch, n.key, fmt.Sprintf("a%d", number))
 	if err := makeOutputDir(outDir); err != nil {
-		return result{status: StatusFailure, reason: "outputs file: " + err.Error()}
+		masked := ru.maskErr("outputs file", err)
+		return result{status: StatusFailure, reason: masked.Error(), err: masked}
 	}
 	spec := ru.containerSpec(n, step, number, outDir, svcs)
 	labels := map[string]string{LabelRun: ru.id, LabelStep: n.def.Name}
@@ -217,8 +231,10 @@ func (ru *run) containerAttempt(ctx, actx context.Context, n *node, step *Step, 
 			res.status, res.reason = StatusCancelled, "run cancelled"
 		case actx.Err() != nil:
 			res.status, res.reason = StatusTimedOut, fmt.Sprintf("timed out after %s", step.Timeout)
+			res.err = context.DeadlineExceeded
 		default:
 			res.status, res.reason = StatusFailure, "wait: "+waitErr.Error()
+			res.err = waitErr
 		}
 		if err != nil {
 			res.reason += "; stop: " + err.Error()
@@ -244,11 +260,14 @@ func (ru *run) containerAttempt(ctx, actx context.Context, n *node, step *Step, 
 		ru.log(n, "outputs: %s", w)
 	}
 	if err != nil && res.status == StatusSuccess {
-		res.status, res.reason = StatusFailure, "outputs: "+err.Error()
+		res.status, res.reason, res.err = StatusFailure, "outputs: "+err.Error(), err
 	}
 	res.outputs = outputs
 	ru.remove(ctx, n, id)
 	res.reason = ru.masks.mask(res.reason)
+	if res.err != nil && res.err != context.DeadlineExceeded {
+		res.err = &maskedError{text: res.reason, err: res.err}
+	}
 	return res
 }
 
@@ -285,8 +304,17 @@ func makeOutputDir(dir string) error {
 	return os.Chmod(f, 0o666)
 }
 
-// remove stops (if needed) and removes a container of the run, even when ctx is cancelled.
+// remove stops (if needed) and removes a container of the run, even when ctx is cancelled,
+// and logs an error.
 func (ru *run) remove(ctx context.Context, n *node, id string) {
+	if err := ru.removeContainer(ctx, id); err != nil {
+		ru.log(n, "%v", err)
+	}
+}
+
+// removeContainer stops (if needed) and removes a container of the run, even when ctx is
+// cancelled. A container that is not there is no error.
+func (ru *run) removeContainer(ctx context.Context, id string) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	err := ru.r.rt.Remove(rctx, id)
@@ -296,8 +324,9 @@ func (ru *run) remove(ctx context.Context, n *node, id string) {
 		}
 	}
 	if err != nil && !errors.Is(err, edge.ErrNotFound) {
-		ru.log(n, "remove container %s: %v", id, err)
+		return fmt.Errorf("remove container %s: %w", id, err)
 	}
+	return nil
 }
 
 // containerSpec is the container of a step's attempt.
@@ -546,8 +575,8 @@ func (ru *run) buildAttempt(ctx, actx context.Context, n *node, step *Step) resu
 		return ru.failedResult(ctx, actx, step, "build", err)
 	}
 	defer func() {
-		for _, l := range img.Layers() {
-			l.Close()
+		if err := closeAll(img.Layers()); err != nil {
+			ru.log(n, "close layers: %v", err)
 		}
 	}()
 	ru.log(n, "built %s: manifest %s, %d bytes of layers", b.Ref, img.Descriptor().Digest, img.Manifest().Layers[0].Size)
