@@ -32,6 +32,7 @@ func openRoot(t *testing.T, dir string) *os.Root {
 }
 
 func TestCacheKey(t *testing.T) {
+	t.Parallel()
 	ws := t.TempDir()
 	writeFiles(t, ws, map[string]string{"go.sum": "a", "mod/x.lock": "1", "mod/y.lock": "2"})
 	root := openRoot(t, ws)
@@ -77,6 +78,7 @@ func TestCacheKey(t *testing.T) {
 }
 
 func TestCacheSaveRestore(t *testing.T) {
+	t.Parallel()
 	ws := t.TempDir()
 	writeFiles(t, ws, map[string]string{".cache/a/b.txt": "bee", ".cache/c.txt": "sea", "bin/tool": "#!/bin/sh\n"})
 	if err := os.Chmod(filepath.Join(ws, "bin/tool"), 0o755); err != nil {

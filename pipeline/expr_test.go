@@ -22,6 +22,7 @@ func (s *fakeScope) failure() bool                  { return s.bad }
 func (s *fakeScope) cancelled() bool                { return s.cancel }
 
 func TestExprEval(t *testing.T) {
+	t.Parallel()
 	sc := &fakeScope{
 		outputs: map[string]map[string]string{
 			"build": {"version": "1.2", "flag": "false", "n": "3", "quote": "it's"},
@@ -82,6 +83,7 @@ func TestExprEval(t *testing.T) {
 }
 
 func TestExprPrecedence(t *testing.T) {
+	t.Parallel()
 	for src, want := range map[string]string{
 		"success() || failure() && always()": "(success() || (failure() && always()))",
 		"!success() && failure()":            "(!success() && failure())",
@@ -98,6 +100,7 @@ func TestExprPrecedence(t *testing.T) {
 }
 
 func TestExprErrorsHaveColumns(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		src  string
 		want string
@@ -135,6 +138,7 @@ func TestExprErrorsHaveColumns(t *testing.T) {
 }
 
 func TestTemplate(t *testing.T) {
+	t.Parallel()
 	sc := &fakeScope{
 		outputs: map[string]map[string]string{"v": {"tag": "1.2"}},
 		matrix:  map[string]string{"os": "linux"},
@@ -172,6 +176,7 @@ func TestTemplate(t *testing.T) {
 }
 
 func TestParseCondition(t *testing.T) {
+	t.Parallel()
 	for _, src := range []string{"always()", "${{ always() }}", "  ${{ always() }}  "} {
 		x, err := parseCondition(src)
 		if err != nil || x.String() != "always()" {

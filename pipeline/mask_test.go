@@ -9,6 +9,7 @@ import (
 )
 
 func TestMaskerSplitsAcrossWrites(t *testing.T) {
+	t.Parallel()
 	secrets := newSecretSet([]string{"hunter2", "hunter2-long", "s3cr3t"})
 	input := "a hunter2 b hunter2-long c hunter2-lon d s3cr3ts3cr3t e hunte"
 	want := "a *** b *** c ***-lon d ****** e hunte"
@@ -35,6 +36,7 @@ func TestMaskerSplitsAcrossWrites(t *testing.T) {
 }
 
 func TestMaskerHoldsBackOnlyPrefixes(t *testing.T) {
+	t.Parallel()
 	var b strings.Builder
 	m := newMasker(&b, newSecretSet([]string{"topsecret"}))
 	m.Write([]byte("line one\nand top"))
@@ -48,6 +50,7 @@ func TestMaskerHoldsBackOnlyPrefixes(t *testing.T) {
 }
 
 func TestSecretSetMultiline(t *testing.T) {
+	t.Parallel()
 	s := newSecretSet([]string{"-----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY-----", "", "x"})
 	got := s.mask("key: -----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY----- then AAAA alone, x")
 	want := "key: *** then *** alone, ***"
@@ -60,6 +63,7 @@ func TestSecretSetMultiline(t *testing.T) {
 }
 
 func TestLineWriter(t *testing.T) {
+	t.Parallel()
 	type line struct {
 		Text string
 		Cut  bool
@@ -84,6 +88,7 @@ func TestLineWriter(t *testing.T) {
 // TestLineWriterLongLines: output without a newline is cut into pieces of at most
 // MaxLineBytes, at UTF-8 boundaries, with nothing lost, and the writer's memory stays bounded.
 func TestLineWriterLongLines(t *testing.T) {
+	t.Parallel()
 	var (
 		got    strings.Builder
 		pieces int
@@ -121,6 +126,7 @@ func TestLineWriterLongLines(t *testing.T) {
 }
 
 func TestParseOutputs(t *testing.T) {
+	t.Parallel()
 	got, warnings, err := parseOutputs([]byte("version=1.2\nempty=\n\nurl=http://x/?a=b\nnotes<<EOF\nline 1\nline=2\nEOF\nbad line\n=novalue\nversion=1.3\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ func finishedRun(p *Pipeline, statuses map[string]Status) *run {
 }
 
 func TestUpstream(t *testing.T) {
+	t.Parallel()
 	p := &Pipeline{Steps: []Step{
 		{Name: "a", ContinueOnError: true},
 		{Name: "b", Needs: []string{"a"}},
@@ -57,6 +58,7 @@ func TestUpstream(t *testing.T) {
 // TestUpstreamOfALongChain: what the last step of a chain of 100,000 sees is worked out from
 // its need's, without walking the chain for every step.
 func TestUpstreamOfALongChain(t *testing.T) {
+	t.Parallel()
 	const n = 100_000
 	p := &Pipeline{Steps: make([]Step, n)}
 	for i := range p.Steps {

@@ -48,12 +48,14 @@ func validPipeline() *Pipeline {
 }
 
 func TestValidPipeline(t *testing.T) {
+	t.Parallel()
 	if err := validPipeline().Validate(); err != nil {
 		t.Fatalf("Validate() = %v, want nil", err)
 	}
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	type problem struct{ field, reason string }
 	for _, tc := range []struct {
 		name   string
@@ -187,6 +189,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestExpandMatrix(t *testing.T) {
+	t.Parallel()
 	got := expand(map[string][]string{"os": {"linux", "darwin"}, "go": {"1.25", "1.26"}})
 	var labels []string
 	for _, in := range got {

@@ -2,11 +2,13 @@ package pipeline
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/containerd/errdefs"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/opendao/dao"
@@ -65,6 +67,7 @@ steps:
 `
 
 func TestParseFull(t *testing.T) {
+	t.Parallel()
 	p, err := Parse([]byte(fullYAML))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
@@ -114,6 +117,7 @@ func TestParseFull(t *testing.T) {
 }
 
 func TestParseListForms(t *testing.T) {
+	t.Parallel()
 	p, err := Parse([]byte(`
 steps:
   - name: a
@@ -134,6 +138,7 @@ steps:
 }
 
 func TestParseErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		yaml string
@@ -239,6 +244,7 @@ steps:
 }
 
 func TestParseAliases(t *testing.T) {
+	t.Parallel()
 	// Aliases are followed; a document of aliases nested many times over is refused rather
 	// than expanded.
 	p, err := Parse([]byte(`
@@ -275,6 +281,7 @@ steps:
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "pipeline.yaml")
 	if err := os.WriteFile(path, []byte(fullYAML), 0o644); err != nil {
 		t.Fatal(err)
@@ -302,6 +309,7 @@ func fieldErrors(t *testing.T, err error) []dao.FieldError {
 // where the parser found it (yaml.v3 said where the enclosing mapping began, counted from 0),
 // and an unclosed string where it starts.
 func TestParseSyntaxErrorsAtTheirPlace(t *testing.T) {
+	t.Parallel()
 	const head = "steps:\n  a:\n    image: busybox\n" // lines 1-3
 	for _, tc := range []struct {
 		name, yaml, want string
@@ -346,6 +354,7 @@ func TestParseSyntaxErrorsAtTheirPlace(t *testing.T) {
 // come at once, in the order of their lines; a field that could not be decoded is not also
 // blamed for the value it lacks.
 func TestParseReportsEveryProblem(t *testing.T) {
+	t.Parallel()
 	_, err := Parse([]byte(`
 steps:
   build:
@@ -377,11 +386,26 @@ steps:
 	if diff := cmp.Diff(want, fieldErrors(t, err)); diff != "" {
 		t.Errorf("Parse problems (-want +got):\n%s", diff)
 	}
+	// errors.Is and errors.As see every problem, through any wrapping.
+	wrapped := fmt.Errorf("load: %w", err)
+	for _, fe := range want {
+		if !errors.Is(wrapped, fe) {
+			t.Errorf("errors.Is(err, %v) = false", fe)
+		}
+	}
+	var first dao.FieldError
+	if !errors.As(wrapped, &first) || first != want[0] {
+		t.Errorf("errors.As(err, *dao.FieldError) = %v, want %v", first, want[0])
+	}
+	if !errdefs.IsInvalidArgument(wrapped) || !errors.Is(wrapped, dao.ErrInvalid) {
+		t.Errorf("%v: not dao.ErrInvalid", wrapped)
+	}
 }
 
 // TestParseLines: problems are at the line of what they are about: an item of a list, a
 // step of a list with the name of an earlier one, an expression's column in the file.
 func TestParseLines(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		yaml string
@@ -455,6 +479,7 @@ steps:
 
 // TestParseOneDocument: a second YAML document is refused, not ignored.
 func TestParseOneDocument(t *testing.T) {
+	t.Parallel()
 	for _, doc := range []string{
 		"steps:\n  a: {image: busybox}\n---\nsteps:\n  b: {image: busybox}\n",
 		"steps:\n  a: {image: busybox}\n---\n",
@@ -471,6 +496,7 @@ func TestParseOneDocument(t *testing.T) {
 
 // TestParseTooManyNodes: a document past the node limit is one problem, not one per node.
 func TestParseTooManyNodes(t *testing.T) {
+	t.Parallel()
 	doc := "steps:\n  a:\n    image: busybox\n    commands: [" + strings.Repeat("x, ", maxYAMLNodes) + "x]\n"
 	_, err := Parse([]byte(doc))
 	if err == nil {
