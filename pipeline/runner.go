@@ -54,7 +54,9 @@ func NewRunner(rt *edge.Runtime, opts ...Option) (*Runner, error) {
 }
 
 // Run runs the pipeline and returns its record once every step has finished and every
-// container of the run is removed.
+// container of the run is removed: no goroutine of the run (its steps, the followers of its
+// containers' logs) and none of its containers (steps' and services') outlives Run. A Runner
+// starts nothing of its own, so it has no Close.
 //
 // Steps start as soon as the steps they need have finished and their condition holds, at
 // most the Runner's parallelism at once. When ctx is cancelled, the run starts nothing more,
