@@ -8,8 +8,8 @@
 //     to the full set of tasks assigned to it and restarts exited containers locally.
 //   - [github.com/opendao/dao/registry] builds OCI images, talks to OCI registries and pulls
 //     images into containerd.
-//   - [github.com/opendao/dao/policy] holds placement, admission, restart and cleaning rules as
-//     plain Go functions that compose.
+//   - [github.com/opendao/dao/policy] holds placement ([policy.Placer]: filters and scorers),
+//     admission, restart and cleaning rules as plain Go functions that compose.
 //   - github.com/opendao/dao/orchestrator turns services into tasks, places them on nodes and
 //     heals the cluster; github.com/opendao/dao/pipeline runs build-and-deliver pipelines in
 //     containers.
@@ -33,8 +33,19 @@
 //		},
 //	}
 //	if err := spec.Validate(); err != nil {
-//		// err is a *dao.ValidationError; errors.Is(err, dao.ErrInvalid) holds.
+//		// err is a *dao.ValidationError; errors.Is(err, dao.ErrInvalid) holds, and
+//		// errors.As(err, &fe) with a dao.FieldError fe gives its first problem.
 //	}
+//
+// # Errors
+//
+// Every Dao package speaks one vocabulary of errors: each sentinel is of one of containerd's
+// error classes (github.com/containerd/errdefs), so errdefs.IsNotFound(err),
+// errdefs.IsInvalidArgument(err) and the rest answer for any Dao error as for containerd's,
+// while errors.Is still tells one package's sentinel from another's. [ErrInvalid], of class
+// errdefs.ErrInvalidArgument, is matched by every error of validation and by every option
+// given a value it does not accept. Where several errors are collected (a ValidationError's
+// problems, a pipeline run's failed steps), errors.Is and errors.As see each of them.
 //
 // Task states only move forward (see [TaskState.CanTransition]); a container that the node
 // restarts locally stays the same task, counted in [TaskStatus.Restarts].
