@@ -188,8 +188,8 @@
 //
 // # Where policies plug in
 //
-// The orchestrator runs admission rules when a service is submitted, keeps a placement
-// Placer per service version and a NodeInfo per node for its scheduler, asks a Rollout
+// The orchestrator runs admission rules when a service is submitted, keeps a Placer per
+// service version and a NodeInfo per node for its scheduler, asks a Rollout
 // during rolling updates and runs an Autoscaler per autoscaled service. The edge agent
 // keeps a RestartTracker per task and a Breaker per service, and runs the garbage
 // collector's CleanPolicy when its disk fills. The `dao clean` command builds an Inventory

@@ -49,9 +49,10 @@ func (s Scorer) WithWeight(w int64) Scorer {
 	return s
 }
 
-// Placer places tasks: a node may run a task when every filter accepts it, and among
-// those nodes the one with the highest weighted sum of scores is best. The zero Placer
-// accepts every node and scores them all 0.
+// Placer places tasks, with a pipeline of placement policies: a node may run a task when
+// every filter accepts it, and among those nodes the one with the highest weighted sum of
+// scores is best. The zero Placer accepts every node and scores them all 0. (It was called
+// Pipeline, a name now left to package pipeline's CI/CD pipelines.)
 //
 // A Placer does not change once built, so it is safe for concurrent use as long as the
 // NodeInfos are not changed meanwhile. Its methods do not allocate when its filters and
