@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/edge"
 )
