@@ -163,3 +163,33 @@ func ExampleDeployerFunc() {
 	}
 	fmt.Println(rec.Status)
 }
+
+func ExampleRunError() {
+	ctx := context.Background()
+	rt, err := edge.New("/run/containerd/containerd.sock", edge.WithNamespace("ci"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rt.Close()
+	r, err := pipeline.NewRunner(rt)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = r.Run(ctx, &pipeline.Pipeline{Steps: []pipeline.Step{
+		{Name: "test", Image: "busybox", Commands: []string{"exit 3"}},
+		{Name: "lint", Image: "busybox", Commands: []string{"sleep 60"}, Timeout: dao.Duration(10e9)},
+	}})
+	var re *pipeline.RunError
+	if errors.As(err, &re) { // errors.Is(err, pipeline.ErrFailed) holds too
+		for _, s := range re.Steps {
+			switch {
+			case errors.Is(s, context.DeadlineExceeded):
+				fmt.Println(s.Step, "timed out")
+			case s.ExitCode != nil:
+				fmt.Println(s.Step, "exited with", *s.ExitCode)
+			default:
+				fmt.Println(s.Step, "failed:", s.Err)
+			}
+		}
+	}
+}
