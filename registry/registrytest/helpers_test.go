@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/opendao/dao/registry/registrytest"
@@ -160,3 +161,5 @@ func descriptorOf(mt string, data []byte) ocispec.Descriptor {
 }
 
 var _ = fmt.Sprintf
+
+func specsVersioned() specs.Versioned { return specs.Versioned{SchemaVersion: 2} }
