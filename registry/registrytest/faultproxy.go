@@ -145,6 +145,8 @@ type FaultProxy struct {
 	mu     sync.Mutex
 	faults []*Fault
 	log    []Request
+	// gen counts Resets, so that an answer after one does not write into the new log.
+	gen int
 }
 
 var _ http.Handler = (*FaultProxy)(nil)
@@ -227,6 +229,7 @@ func (p *FaultProxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults, p.log = nil, nil
+	p.gen++
 }
 
 // Requests returns the requests the proxy saw, in the order they came.
@@ -271,8 +274,9 @@ func (p *FaultProxy) Close() {
 	}
 }
 
-// take records r and returns the fault to apply to it, if any, and the index of its record.
-func (p *FaultProxy) take(r *http.Request) (Fault, int) {
+// take records r and returns the fault to apply to it, if any, and the index and generation
+// of its record.
+func (p *FaultProxy) take(r *http.Request) (Fault, int, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rec := newRequest(r)
@@ -288,7 +292,7 @@ func (p *FaultProxy) take(r *http.Request) (Fault, int) {
 		}
 	}
 	p.log = append(p.log, rec)
-	return out, len(p.log) - 1
+	return out, len(p.log) - 1, p.gen
 }
 
 // wait waits d, or until ctx ends or the proxy is closed; d == 0 waits for ever. It reports
@@ -311,15 +315,14 @@ func (p *FaultProxy) wait(ctx context.Context, d time.Duration) bool {
 
 // ServeHTTP sends r upstream, or not, as the faults say.
 func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f, i := p.take(r)
-	sw := &statusWriter{ResponseWriter: w}
-	defer func() {
+	f, i, gen := p.take(r)
+	sw := &statusWriter{ResponseWriter: w, onStatus: func(status int) {
 		p.mu.Lock()
-		if i < len(p.log) { // Reset may have come in between
-			p.log[i].Status = sw.status
+		defer p.mu.Unlock()
+		if gen == p.gen {
+			p.log[i].Status = status
 		}
-		p.mu.Unlock()
-	}()
+	}}
 	switch f.Kind {
 	case Respond:
 		status := f.StatusCode

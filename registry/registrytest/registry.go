@@ -97,9 +97,10 @@ func WithBasicAuth(user, password string) Option {
 	}
 }
 
-// WithRequestHook calls f after each request the registry served, with what it answered,
-// for a test to log or count requests. f is called on the request's goroutine, so it must be
-// safe for simultaneous use. It may be given several times. The default is no hook.
+// WithRequestHook calls f for each request the registry serves, with the status it answers,
+// for a test to log or count requests. f is called when the status is written, before the
+// client can have the answer, on the request's goroutine, so it must be safe for
+// simultaneous use. It may be given several times. The default is no hook.
 func WithRequestHook(f func(Request)) Option {
 	return func(o *options) error {
 		if f == nil {
@@ -233,16 +234,22 @@ func parseRoute(path string) (route, bool) {
 // ServeHTTP serves the distribution API.
 func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
-	defer func() {
-		if len(reg.o.hooks) == 0 {
-			return
+	if len(reg.o.hooks) > 0 {
+		called := false
+		sw.onStatus = func(status int) {
+			called = true
+			rec := newRequest(r)
+			rec.Status = status
+			for _, h := range reg.o.hooks {
+				h(rec)
+			}
 		}
-		rec := newRequest(r)
-		rec.Status = sw.status
-		for _, h := range reg.o.hooks {
-			h(rec)
-		}
-	}()
+		defer func() {
+			if !called { // no answer at all
+				sw.onStatus(0)
+			}
+		}()
+	}
 	if err := reg.serve(sw, r); err != nil {
 		writeError(sw, r, err)
 	}
