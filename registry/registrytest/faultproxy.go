@@ -38,7 +38,10 @@ const (
 	Respond
 	// Delay waits Duration (300ms if 0) before the request goes upstream.
 	Delay
-	// Drop takes the connection over and closes it without an answer.
+	// Drop takes the connection over and closes it without an answer. Go's http.Transport
+	// sends an idempotent request (GET, HEAD) again by itself, on a new connection, when a
+	// connection it reused is closed before any answer: give such a fault Times 2, or the
+	// client a new connection, for it to see the drop.
 	Drop
 	// Cut sends At bytes of the body, then closes the connection: the client sees an
 	// unexpected EOF.
