@@ -18,10 +18,10 @@
 // and _catalog with n/last pagination and Link headers; the referrers API with its
 // artifactType filter. Errors have the spec's codes and bodies
 // ({"errors":[{"code":"MANIFEST_UNKNOWN","message":...}]}). Names are checked against the
-// spec's regular expression, and bodies are bounded (manifests to 4 MiB, blobs to 1 GiB,
-// WithMaxManifestSize and WithMaxBlobSize change that), so that a test cannot exhaust
-// memory by mistake. Options make it read-only, require basic or bearer authentication,
-// and call a hook after each request.
+// spec's regular expression, and sizes are bounded (manifests to 4 MiB, blobs to 1 GiB,
+// which WithMaxManifestSize and WithMaxBlobSize change, and 1024 open upload sessions), so
+// that a test cannot exhaust memory by mistake. Options make it read-only, require basic or
+// bearer authentication, and call a hook for each request.
 //
 //	reg := registrytest.New()
 //	srv := httptest.NewServer(reg)

@@ -11,10 +11,15 @@ import (
 	"github.com/opendao/dao/internal/errclass"
 )
 
-// ErrInvalidOption is matched (with errors.Is) by the error of every option that New,
-// NewTokenServer or NewFaultProxyURL refuse; it is of class dao.ErrInvalid. New and
-// NewTokenServer panic with that error, since their options are a test's constants.
-var ErrInvalidOption = errclass.New(dao.ErrInvalid, "registrytest: invalid option")
+var (
+	// ErrInvalidOption is matched (with errors.Is) by the error of every option that New,
+	// NewTokenServer or NewFaultProxyURL refuse; it is of class dao.ErrInvalid. New and
+	// NewTokenServer panic with that error, since their options are a test's constants.
+	ErrInvalidOption = errclass.New(dao.ErrInvalid, "registrytest: invalid option")
+	// ErrInvalidFault is matched by the error FaultProxy.Add panics with when it is given a
+	// fault it cannot apply; it is of class dao.ErrInvalid.
+	ErrInvalidFault = errclass.New(dao.ErrInvalid, "registrytest: invalid fault")
+)
 
 // optionError names the option and why it was refused.
 func optionError(option, format string, args ...any) error {

@@ -14,14 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/opendao/dao"
-	"github.com/opendao/dao/internal/errclass"
 )
-
-// ErrInvalidFault is matched (with errors.Is) by the error a FaultProxy panics with when
-// Add is given a fault it cannot apply; it is of class dao.ErrInvalid.
-var ErrInvalidFault = errclass.New(dao.ErrInvalid, "registrytest: invalid fault")
 
 // FaultKind is a way a FaultProxy spoils an answer.
 type FaultKind int
@@ -133,7 +126,8 @@ func (f *Fault) matches(r *http.Request) bool {
 
 // FaultProxy is an http.Handler in front of a registry (or any server) that spoils the
 // answers to the requests its faults match, and records every request it sees. Serve it with
-// httptest.NewServer(proxy), and Close it after that server.
+// httptest.NewServer(proxy), and Close it before that server (defer srv.Close() first,
+// then defer proxy.Close()): Server.Close waits for the stalls that proxy.Close ends.
 //
 // Faults apply in the order they were added: a request gets the first one that matches it
 // and has times left. It is safe for simultaneous use; faults may be added while requests
@@ -267,9 +261,9 @@ func (p *FaultProxy) Counts() map[string]int {
 	return out
 }
 
-// Close ends every stall and slow body now (their connections are closed) and closes the
-// idle connections to upstream. Requests that come later go through unspoiled by waits. It
-// starts nothing and may be called more than once.
+// Close ends every stall and slow body now, closing their connections, cuts every delay
+// short, and closes the idle connections to upstream; after it, stalls and slow bodies end
+// their answers at once and delays do not wait. It may be called more than once.
 func (p *FaultProxy) Close() {
 	p.closeOnce.Do(func() { close(p.closed) })
 	if p.transport != nil {
@@ -359,8 +353,8 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if d == 0 {
 			d = 300 * time.Millisecond
 		}
-		if !p.wait(r.Context(), d) {
-			return
+		if !p.wait(r.Context(), d) && r.Context().Err() != nil {
+			return // the client is gone; after Close, the request goes on at once
 		}
 	}
 	if f.Kind == None || f.Kind == Delay {

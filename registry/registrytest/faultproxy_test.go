@@ -252,6 +252,13 @@ func TestStallUntilTheEnd(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("Close did not end the stall")
 			}
+			// After Close, a delay does not wait, and the request goes through.
+			e.proxy.Reset()
+			e.proxy.Add(registrytest.Fault{Kind: registrytest.Delay, Duration: time.Hour})
+			resp, body, err := e.get(context.Background(), e.path)
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, e.blob) {
+				t.Errorf("a delay after Close: %v, %d bytes", err, len(body))
+			}
 		})
 	}
 }

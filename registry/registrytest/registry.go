@@ -66,7 +66,8 @@ const (
 	// DefaultMaxBlobSize is the largest blob a Registry accepts unless WithMaxBlobSize says
 	// otherwise: 1 GiB.
 	DefaultMaxBlobSize = 1 << 30
-	// maxUploads is how many upload sessions may be open at once.
+	// defaultMaxUploads is how many upload sessions may be open at once; one more is
+	// refused with 429 TOOMANYREQUESTS.
 	defaultMaxUploads = 1024
 )
 
