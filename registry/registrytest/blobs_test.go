@@ -292,3 +292,28 @@ func TestConcurrentPushes(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadSessionLimit opens upload sessions until the registry refuses one with 429, and
+// finds room again once one is closed.
+func TestUploadSessionLimit(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.New()
+	var last string
+	for i := range 1024 {
+		rec := call(reg, "POST", "/v2/app/blobs/uploads/", "", "", nil)
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("session %d: %d", i, rec.Code)
+		}
+		last = rec.Header().Get("Location")
+	}
+	rec := call(reg, "POST", "/v2/app/blobs/uploads/", "", "", nil)
+	if rec.Code != http.StatusTooManyRequests || errorCode(rec.Body.Bytes()) != "TOOMANYREQUESTS" || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("session 1025: %d %s, Retry-After %q", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
+	}
+	if rec := call(reg, "DELETE", last, "", "", nil); rec.Code != http.StatusNoContent {
+		t.Fatalf("DELETE %s: %d", last, rec.Code)
+	}
+	if rec := call(reg, "POST", "/v2/app/blobs/uploads/", "", "", nil); rec.Code != http.StatusAccepted {
+		t.Fatalf("after closing one: %d", rec.Code)
+	}
+}
