@@ -417,3 +417,32 @@ func panicOf(f func()) (err error) {
 	f()
 	return nil
 }
+
+// TestTokenServiceAndIssuer names the service and the issuer: the registry challenges with
+// the service, and the tokens carry both.
+func TestTokenServiceAndIssuer(t *testing.T) {
+	t.Parallel()
+	e := newTokenEnv(t, nil, registrytest.WithUser("u", "p"), registrytest.WithService("my-registry"), registrytest.WithIssuer("my-issuer"))
+	if e.ts.Service() != "my-registry" || e.ts.Issuer() != "my-issuer" {
+		t.Fatalf("Service %q, Issuer %q", e.ts.Service(), e.ts.Issuer())
+	}
+	a := e.reg.do("GET", "/v2/", nil).want(t, http.StatusUnauthorized, "")
+	if got := challenge(t, a.Header.Get("WWW-Authenticate"))["service"]; got != "my-registry" {
+		t.Errorf("challenge service %q", got)
+	}
+	e.reg.auth = e.token(t, "u", "p")
+	e.reg.do("GET", "/v2/", nil).want(t, http.StatusOK, "")
+	// The claims, decoded as Distribution would.
+	parts := strings.Split(strings.TrimPrefix(e.reg.auth, "Bearer "), ".")
+	cj, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ Iss, Aud, Sub string }
+	if err := json.Unmarshal(cj, &c); err != nil || c.Iss != "my-issuer" || c.Aud != "my-registry" || c.Sub != "u" {
+		t.Errorf("claims %s (%v)", cj, err)
+	}
+	if pem := string(e.ts.CertificatePEM()); !strings.HasPrefix(pem, "-----BEGIN CERTIFICATE-----") {
+		t.Errorf("CertificatePEM %.40q", pem)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -37,10 +36,6 @@ func readBody(r *http.Request, limit int64, code string) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge
-		}
 		return nil, newError(http.StatusBadRequest, codeBlobUploadInvalid, "reading the body: %v", err)
 	}
 	if int64(len(data)) > limit {
