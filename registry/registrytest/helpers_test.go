@@ -3,7 +3,6 @@ package registrytest_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -160,6 +159,5 @@ func descriptorOf(mt string, data []byte) ocispec.Descriptor {
 	return ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(data), Size: int64(len(data))}
 }
 
-var _ = fmt.Sprintf
 
 func specsVersioned() specs.Versioned { return specs.Versioned{SchemaVersion: 2} }
