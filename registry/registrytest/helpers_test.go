@@ -159,5 +159,4 @@ func descriptorOf(mt string, data []byte) ocispec.Descriptor {
 	return ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(data), Size: int64(len(data))}
 }
 
-
 func specsVersioned() specs.Versioned { return specs.Versioned{SchemaVersion: 2} }
