@@ -49,7 +49,7 @@ func newTokenEnv(t *testing.T, clk clock.Clock, topts ...registrytest.TokenOptio
 	if clk == nil {
 		clk = clock.System()
 	}
-	ts := registrytest.NewTokenServer(append([]registrytest.TokenOption{registrytest.WithTokenClock(clk)}, topts...)...)
+	ts := mustTokenServer(t, append([]registrytest.TokenOption{registrytest.WithTokenClock(clk)}, topts...)...)
 	tokens := serve(t, ts)
 	_, reg := newRegistry(t, registrytest.WithTokenAuth(tokens.URL+"/token", ts), registrytest.WithClock(clk))
 	return &tokenEnv{ts: ts, tokens: tokens, reg: reg}
@@ -142,7 +142,7 @@ func TestTokenAuthFlow(t *testing.T) {
 	e.reg.do("GET", "/v2/_catalog", nil).want(t, http.StatusOK, "")
 
 	// Tokens that are not tokens, or not of this server.
-	other := registrytest.NewTokenServer(registrytest.WithUser("alice", "secret"))
+	other := mustTokenServer(t, registrytest.WithUser("alice", "secret"))
 	otherSrv := serve(t, other)
 	forged := (&tokenEnv{ts: other, tokens: otherSrv}).token(t, "alice", "secret", "repository:app:pull")
 	for _, bad := range []string{"Bearer nonsense", "Bearer a.b.c", forged, e.reg.auth[:len(e.reg.auth)-4] + "AAAA"} {
@@ -360,62 +360,59 @@ func TestRequestHook(t *testing.T) {
 	}
 }
 
-// TestBadOptions gives each option a value it refuses: New panics with an error that names
-// the option and matches ErrInvalidOption, dao.ErrInvalid and errdefs' class.
+// TestBadOptions gives each option a value it refuses: New or NewTokenServer returns no
+// value and an error that names the option and matches ErrInvalidOption, dao.ErrInvalid and
+// errdefs' class.
 func TestBadOptions(t *testing.T) {
 	t.Parallel()
-	ts := registrytest.NewTokenServer()
+	check := func(name string, made bool, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), name) || !errors.Is(err, registrytest.ErrInvalidOption) ||
+			!errors.Is(err, dao.ErrInvalid) || !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%s: error %v, want an ErrInvalidOption naming it", name, err)
+		}
+		if made {
+			t.Errorf("%s: a value as well as the error", name)
+		}
+	}
+	ts := mustTokenServer(t)
 	for _, tc := range []struct {
 		name string
-		new  func()
+		opts []registrytest.Option
 	}{
-		{"WithBasicAuth", func() { registrytest.New(registrytest.WithBasicAuth("", "x")) }},
-		{"WithBasicAuth", func() { registrytest.New(registrytest.WithBasicAuth("a:b", "x")) }},
-		{"WithBasicAuth", func() {
-			registrytest.New(registrytest.WithBasicAuth("a", "x"), registrytest.WithTokenAuth("http://t/token", ts))
-		}},
-		{"WithTokenAuth", func() { registrytest.New(registrytest.WithTokenAuth("ftp://t", ts)) }},
-		{"WithTokenAuth", func() { registrytest.New(registrytest.WithTokenAuth("http://t/token", nil)) }},
-		{"WithRequestHook", func() { registrytest.New(registrytest.WithRequestHook(nil)) }},
-		{"WithMaxManifestSize", func() { registrytest.New(registrytest.WithMaxManifestSize(0)) }},
-		{"WithMaxBlobSize", func() { registrytest.New(registrytest.WithMaxBlobSize(-1)) }},
-		{"WithClock", func() { registrytest.New(registrytest.WithClock(nil)) }},
-		{"WithUser", func() { registrytest.NewTokenServer(registrytest.WithUser("", "x")) }},
-		{"WithRefreshToken", func() { registrytest.NewTokenServer(registrytest.WithRefreshToken("nobody", "t")) }},
-		{"WithRefreshToken", func() {
-			registrytest.NewTokenServer(registrytest.WithUser("a", "b"), registrytest.WithRefreshToken("a", ""))
-		}},
-		{"WithGrant", func() { registrytest.NewTokenServer(registrytest.WithGrant("a", "Bad", "pull")) }},
-		{"WithGrant", func() { registrytest.NewTokenServer(registrytest.WithGrant("a", "x", "fly")) }},
-		{"WithGrant", func() { registrytest.NewTokenServer(registrytest.WithGrant("a", "x")) }},
-		{"WithService", func() { registrytest.NewTokenServer(registrytest.WithService("")) }},
-		{"WithIssuer", func() { registrytest.NewTokenServer(registrytest.WithIssuer("")) }},
-		{"WithTokenLifetime", func() { registrytest.NewTokenServer(registrytest.WithTokenLifetime(time.Millisecond)) }},
-		{"WithTokenClock", func() { registrytest.NewTokenServer(registrytest.WithTokenClock(nil)) }},
+		{"WithBasicAuth", []registrytest.Option{registrytest.WithBasicAuth("", "x")}},
+		{"WithBasicAuth", []registrytest.Option{registrytest.WithBasicAuth("a:b", "x")}},
+		{"WithBasicAuth", []registrytest.Option{registrytest.WithBasicAuth("a", "x"), registrytest.WithTokenAuth("http://t/token", ts)}},
+		{"WithTokenAuth", []registrytest.Option{registrytest.WithTokenAuth("ftp://t", ts)}},
+		{"WithTokenAuth", []registrytest.Option{registrytest.WithTokenAuth("http://t/token", nil)}},
+		{"WithRequestHook", []registrytest.Option{registrytest.WithRequestHook(nil)}},
+		{"WithMaxManifestSize", []registrytest.Option{registrytest.WithMaxManifestSize(0)}},
+		{"WithMaxBlobSize", []registrytest.Option{registrytest.WithMaxBlobSize(-1)}},
+		{"WithClock", []registrytest.Option{registrytest.WithClock(nil)}},
 	} {
-		err := panicOf(tc.new)
-		if err == nil || !strings.Contains(err.Error(), tc.name) || !errors.Is(err, registrytest.ErrInvalidOption) ||
-			!errors.Is(err, dao.ErrInvalid) || !errdefs.IsInvalidArgument(err) {
-			t.Errorf("%s: panic %v, want an ErrInvalidOption naming it", tc.name, err)
-		}
+		reg, err := registrytest.New(tc.opts...)
+		check(tc.name, reg != nil, err)
 	}
-	if _, err := registrytest.NewFaultProxyURL("ftp://x"); !errors.Is(err, registrytest.ErrInvalidOption) {
-		t.Errorf("NewFaultProxyURL(ftp://x): %v", err)
+	for _, tc := range []struct {
+		name string
+		opts []registrytest.TokenOption
+	}{
+		{"WithUser", []registrytest.TokenOption{registrytest.WithUser("", "x")}},
+		{"WithRefreshToken", []registrytest.TokenOption{registrytest.WithRefreshToken("nobody", "t")}},
+		{"WithRefreshToken", []registrytest.TokenOption{registrytest.WithUser("a", "b"), registrytest.WithRefreshToken("a", "")}},
+		{"WithGrant", []registrytest.TokenOption{registrytest.WithGrant("a", "Bad", "pull")}},
+		{"WithGrant", []registrytest.TokenOption{registrytest.WithGrant("a", "x", "fly")}},
+		{"WithGrant", []registrytest.TokenOption{registrytest.WithGrant("a", "x")}},
+		{"WithService", []registrytest.TokenOption{registrytest.WithService("")}},
+		{"WithIssuer", []registrytest.TokenOption{registrytest.WithIssuer("")}},
+		{"WithTokenLifetime", []registrytest.TokenOption{registrytest.WithTokenLifetime(time.Millisecond)}},
+		{"WithTokenClock", []registrytest.TokenOption{registrytest.WithTokenClock(nil)}},
+	} {
+		ts, err := registrytest.NewTokenServer(tc.opts...)
+		check(tc.name, ts != nil, err)
 	}
-}
-
-// panicOf runs f and returns the error it panicked with, if any.
-func panicOf(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err, _ = r.(error)
-			if err == nil {
-				err = errors.New("panic with a non-error")
-			}
-		}
-	}()
-	f()
-	return nil
+	p, err := registrytest.NewFaultProxyURL("ftp://x")
+	check("NewFaultProxyURL", p != nil, err)
 }
 
 // TestTokenServiceAndIssuer names the service and the issuer: the registry challenges with

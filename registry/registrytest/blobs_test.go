@@ -297,7 +297,7 @@ func TestConcurrentPushes(t *testing.T) {
 // finds room again once one is closed.
 func TestUploadSessionLimit(t *testing.T) {
 	t.Parallel()
-	reg := registrytest.New()
+	reg := mustNew(t)
 	var last string
 	for i := range 1024 {
 		rec := call(reg, "POST", "/v2/app/blobs/uploads/", "", "", nil)

@@ -24,7 +24,7 @@ import (
 // cut blob is resumed with a Range.
 func TestWithDistribution(t *testing.T) {
 	t.Parallel()
-	ts := registrytest.NewTokenServer(registrytest.WithUser("alice", "secret"), registrytest.WithGrant("alice", "app", "pull", "push"))
+	ts := mustTokenServer(t, registrytest.WithUser("alice", "secret"), registrytest.WithGrant("alice", "app", "pull", "push"))
 	tokens := serve(t, ts)
 	reg := testutil.StartRegistry(t, daemon.WithTokenAuth(daemon.TokenAuth{
 		Realm: tokens.URL + "/token", Service: ts.Service(), Issuer: ts.Issuer(), RootCertPEM: ts.CertificatePEM(),
@@ -62,7 +62,7 @@ func TestWithDistribution(t *testing.T) {
 
 	// A blob cut at 300000 bytes, then resumed from there.
 	s.auth = env.token(t, "alice", "secret", "repository:app:pull")
-	proxy.Add(registrytest.Fault{Kind: registrytest.Cut, Method: "GET", Path: d.String(), At: 300_000})
+	addFaults(t, proxy, registrytest.Fault{Kind: registrytest.Cut, Method: "GET", Path: d.String(), At: 300_000})
 	e := &proxyEnv{proxy: proxy, URL: s.URL}
 	_, got, err := e.get(context.Background(), "/v2/app/blobs/"+d.String(), "Authorization", s.auth)
 	if !errors.Is(err, io.ErrUnexpectedEOF) || len(got) != 300_000 {

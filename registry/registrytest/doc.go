@@ -23,7 +23,10 @@
 // that a test cannot exhaust memory by mistake. Options make it read-only, require basic or
 // bearer authentication, and call a hook for each request.
 //
-//	reg := registrytest.New()
+//	reg, err := registrytest.New()
+//	if err != nil {
+//		t.Fatal(err)
+//	}
 //	srv := httptest.NewServer(reg)
 //	defer srv.Close()
 //	// srv.Listener.Addr().String() + "/app:1" is a reference to push to and pull from.
@@ -37,13 +40,17 @@
 // refuses missing, expired, foreign or insufficient tokens with 401; CertificatePEM lets
 // Distribution's registry trust it as well.
 //
-//	ts := registrytest.NewTokenServer(
+//	ts, err := registrytest.NewTokenServer(
 //		registrytest.WithUser("alice", "secret"),
 //		registrytest.WithGrant("alice", "team/*", "pull", "push"),
 //		registrytest.WithGrant("", "public/*", "pull"), // anonymous pulls
 //	)
+//	if err != nil {
+//		t.Fatal(err)
+//	}
 //	tokens := httptest.NewServer(ts)
-//	reg := registrytest.New(registrytest.WithTokenAuth(tokens.URL+"/token", ts))
+//	defer tokens.Close()
+//	reg, err := registrytest.New(registrytest.WithTokenAuth(tokens.URL+"/token", ts))
 //
 // # Fault proxy
 //
@@ -54,10 +61,19 @@
 // Forever, and the proxy records every request for the test to count.
 //
 //	proxy := registrytest.NewFaultProxy(reg)
-//	proxy.Add(registrytest.Fault{Kind: registrytest.Cut, Method: "GET", Path: "/blobs/", At: 1000})
+//	if err := proxy.Add(registrytest.Fault{Kind: registrytest.Cut, Method: "GET", Path: "/blobs/", At: 1000}); err != nil {
+//		t.Fatal(err)
+//	}
 //	srv := httptest.NewServer(proxy)
 //	defer srv.Close()
 //	defer proxy.Close() // runs first: it ends the stalls that srv.Close would wait for
+//
+// # Errors
+//
+// New and NewTokenServer return an error for an option they refuse, and Add for a fault it
+// cannot apply: the error names the option or the fault and why, and matches
+// ErrInvalidOption or ErrInvalidFault, of class dao.ErrInvalid (errdefs.IsInvalidArgument
+// is true of it), as Dao's options do everywhere.
 //
 // # Goroutines
 //

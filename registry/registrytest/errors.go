@@ -12,11 +12,10 @@ import (
 )
 
 var (
-	// ErrInvalidOption is matched (with errors.Is) by the error of every option that New,
-	// NewTokenServer or NewFaultProxyURL refuse; it is of class dao.ErrInvalid. New and
-	// NewTokenServer panic with that error, since their options are a test's constants.
+	// ErrInvalidOption is matched (with errors.Is) by the error New, NewTokenServer and
+	// NewFaultProxyURL return for an option they refuse; it is of class dao.ErrInvalid.
 	ErrInvalidOption = errclass.New(dao.ErrInvalid, "registrytest: invalid option")
-	// ErrInvalidFault is matched by the error FaultProxy.Add panics with when it is given a
+	// ErrInvalidFault is matched by the error FaultProxy.Add returns when it is given a
 	// fault it cannot apply; it is of class dao.ErrInvalid.
 	ErrInvalidFault = errclass.New(dao.ErrInvalid, "registrytest: invalid fault")
 )

@@ -2,21 +2,28 @@ package registrytest_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/opendao/dao"
 	"github.com/opendao/dao/registry/registrytest"
 )
 
 // Push a blob and a manifest that refers to it with plain net/http, and read them back.
 func Example() {
-	srv := httptest.NewServer(registrytest.New())
+	reg, err := registrytest.New()
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewServer(reg)
 	defer srv.Close()
 
 	put := func(method, path, ct string, body []byte) *http.Response {
@@ -63,7 +70,10 @@ func Example() {
 // A FaultProxy in front of a Registry answers the first request for a blob with a 503; the
 // second gets the blob.
 func ExampleFaultProxy() {
-	reg := registrytest.New()
+	reg, err := registrytest.New()
+	if err != nil {
+		panic(err)
+	}
 	proxy := registrytest.NewFaultProxy(reg)
 	srv := httptest.NewServer(proxy)
 	defer srv.Close()
@@ -77,7 +87,10 @@ func ExampleFaultProxy() {
 	}
 	resp.Body.Close()
 
-	proxy.Add(registrytest.Fault{Kind: registrytest.Respond, StatusCode: http.StatusServiceUnavailable, Method: "GET", Path: d.String()})
+	err = proxy.Add(registrytest.Fault{Kind: registrytest.Respond, StatusCode: http.StatusServiceUnavailable, Method: "GET", Path: d.String()})
+	if err != nil {
+		panic(err)
+	}
 	for range 2 {
 		resp, err := http.Get(srv.URL + "/v2/app/blobs/" + d.String())
 		if err != nil {
@@ -97,10 +110,17 @@ func ExampleFaultProxy() {
 // A registry that wants tokens, and the token server that gives them: an anonymous request
 // is challenged, and a token of the server for alice lets her pull.
 func ExampleNewTokenServer() {
-	ts := registrytest.NewTokenServer(registrytest.WithUser("alice", "secret"))
+	ts, err := registrytest.NewTokenServer(registrytest.WithUser("alice", "secret"))
+	if err != nil {
+		panic(err)
+	}
 	tokens := httptest.NewServer(ts)
 	defer tokens.Close()
-	srv := httptest.NewServer(registrytest.New(registrytest.WithTokenAuth(tokens.URL+"/token", ts)))
+	reg, err := registrytest.New(registrytest.WithTokenAuth(tokens.URL+"/token", ts))
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewServer(reg)
 	defer srv.Close()
 
 	resp, err := http.Get(srv.URL + "/v2/app/tags/list")
@@ -133,4 +153,23 @@ func ExampleNewTokenServer() {
 	// 401 Unauthorized
 	// Bearer realm="<tokens>/token",service="registrytest",scope="repository:app:pull"
 	// 404 Not Found (with a token: the repository does not exist)
+}
+
+// New refuses a bad option with an error that names it and is of class dao.ErrInvalid (and
+// so errdefs' InvalidArgument); so does NewTokenServer, and FaultProxy.Add a bad fault.
+func ExampleNew_invalidOption() {
+	_, err := registrytest.New(registrytest.WithMaxBlobSize(0))
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, registrytest.ErrInvalidOption), errors.Is(err, dao.ErrInvalid), errdefs.IsInvalidArgument(err))
+
+	proxy := registrytest.NewFaultProxy(http.NotFoundHandler())
+	defer proxy.Close()
+	err = proxy.Add(registrytest.Fault{Kind: registrytest.Slow}, registrytest.Fault{Kind: registrytest.Cut, At: -1})
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, registrytest.ErrInvalidFault))
+	// Output:
+	// registrytest: invalid option: WithMaxBlobSize: 0 is not positive
+	// true true true
+	// fault 0: registrytest: invalid fault: slow: BytesPerSecond 0 is not positive; fault 1: registrytest: invalid fault: cut: negative At -1
+	// true
 }

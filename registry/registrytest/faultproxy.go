@@ -192,14 +192,20 @@ func NewFaultProxyURL(upstream string) (*FaultProxy, error) {
 	return p, nil
 }
 
-// Add adds faults, after those the proxy has. It panics with an error matching
-// ErrInvalidFault for a fault it cannot apply (an unknown Kind, a negative At other than
-// Truncate's, Slow without BytesPerSecond): faults are a test's constants.
-func (p *FaultProxy) Add(faults ...Fault) {
-	for _, f := range faults {
+// Add adds faults, after those the proxy has. If it cannot apply one of them (an unknown
+// Kind, a negative At other than Truncate's, Slow without BytesPerSecond), it adds none and
+// returns an error that names every such fault by its index and says why: it matches
+// ErrInvalidFault (and so dao.ErrInvalid), and its Unwrap() []error gives one error per
+// refused fault.
+func (p *FaultProxy) Add(faults ...Fault) error {
+	var errs faultErrors
+	for i, f := range faults {
 		if err := f.check(); err != nil {
-			panic(err)
+			errs = append(errs, fmt.Errorf("fault %d: %w", i, err))
 		}
+	}
+	if errs != nil {
+		return errs
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -212,7 +218,24 @@ func (p *FaultProxy) Add(faults ...Fault) {
 		f.Body = slices.Clone(f.Body)
 		p.faults = append(p.faults, &f)
 	}
+	return nil
 }
+
+// faultErrors are the errors of the faults Add refused, one per fault; errors.Is and
+// errors.As see each (through Unwrap() []error, as with go-multierror, which this package
+// does without to stay light for its users).
+type faultErrors []error
+
+// Error returns the errors on one line, "a; b", for a test's log.
+func (e faultErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e faultErrors) Unwrap() []error { return e }
 
 // Clear removes every fault; the record of requests stays.
 func (p *FaultProxy) Clear() {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/opendao/dao"
@@ -198,7 +199,7 @@ func TestFaultKinds(t *testing.T) {
 				e.proxy.Reset()
 				f := tc.fault
 				f.Method, f.Path = "GET", "/blobs/"
-				e.proxy.Add(f)
+				addFaults(t, e.proxy, f)
 				start := time.Now()
 				resp, body, err := e.get(context.Background(), e.path)
 				tc.check(t, resp, body, err, time.Since(start))
@@ -224,7 +225,7 @@ func TestStallUntilTheEnd(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			e := newProxyEnv(t, mode, 10000)
-			e.proxy.Add(registrytest.Fault{Kind: registrytest.Stall, At: 100, Times: registrytest.Forever})
+			addFaults(t, e.proxy, registrytest.Fault{Kind: registrytest.Stall, At: 100, Times: registrytest.Forever})
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			defer cancel()
 			_, body, err := e.get(ctx, e.path)
@@ -254,7 +255,7 @@ func TestStallUntilTheEnd(t *testing.T) {
 			}
 			// After Close, a delay does not wait, and the request goes through.
 			e.proxy.Reset()
-			e.proxy.Add(registrytest.Fault{Kind: registrytest.Delay, Duration: time.Hour})
+			addFaults(t, e.proxy, registrytest.Fault{Kind: registrytest.Delay, Duration: time.Hour})
 			resp, body, err := e.get(context.Background(), e.path)
 			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, e.blob) {
 				t.Errorf("a delay after Close: %v, %d bytes", err, len(body))
@@ -266,7 +267,7 @@ func TestStallUntilTheEnd(t *testing.T) {
 func TestFaultMatching(t *testing.T) {
 	t.Parallel()
 	e := newProxyEnv(t, "handler", 100)
-	e.proxy.Add(
+	addFaults(t, e.proxy,
 		registrytest.Fault{Kind: registrytest.Respond, StatusCode: 503, Method: "HEAD", Times: 2},
 		registrytest.Fault{Kind: registrytest.Respond, StatusCode: 502, Path: "/tags/list", Times: registrytest.Forever},
 		registrytest.Fault{Kind: registrytest.Respond, StatusCode: 504, Match: func(r *http.Request) bool { return r.Header.Get("Range") != "" }},
@@ -367,10 +368,27 @@ func TestBadFaults(t *testing.T) {
 		{Kind: registrytest.Respond, StatusCode: 42},
 		{Kind: registrytest.Respond, Times: -2},
 	} {
-		err := panicOf(func() { p.Add(f) })
-		if !errors.Is(err, registrytest.ErrInvalidFault) || !errors.Is(err, dao.ErrInvalid) {
-			t.Errorf("Add(%+v): panic %v, want ErrInvalidFault", f, err)
+		err := p.Add(f)
+		if !errors.Is(err, registrytest.ErrInvalidFault) || !errors.Is(err, dao.ErrInvalid) || !errdefs.IsInvalidArgument(err) {
+			t.Errorf("Add(%+v): %v, want ErrInvalidFault", f, err)
 		}
+	}
+	// Several faults, two of them bad: the error names both, and none is added, not even
+	// the good one.
+	err := p.Add(
+		registrytest.Fault{Kind: registrytest.Respond, StatusCode: 503, Times: registrytest.Forever},
+		registrytest.Fault{Kind: registrytest.Slow},
+		registrytest.Fault{Kind: registrytest.Cut, At: -1},
+	)
+	var me interface{ Unwrap() []error }
+	if !errors.Is(err, registrytest.ErrInvalidFault) || !errors.As(err, &me) || len(me.Unwrap()) != 2 ||
+		!strings.Contains(err.Error(), "fault 1: ") || !strings.Contains(err.Error(), "fault 2: ") {
+		t.Errorf("Add of two bad faults among three: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest("GET", "/v2/", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("after a refused Add, a request got %d, want the upstream's 404", rec.Code)
 	}
 	if got := registrytest.FaultKind(42).String(); got != "FaultKind(42)" {
 		t.Errorf("String of an unknown kind: %q", got)

@@ -61,7 +61,7 @@ func FuzzPutManifest(f *testing.F) {
 	f.Add("app", "sha256:zz", ocispec.MediaTypeImageManifest, []byte(image))
 	f.Add("a/b", "-x", "", []byte(`{"mediaType":"a"}`))
 	f.Fuzz(func(t *testing.T, repo, ref, ct string, body []byte) {
-		reg := registrytest.New(registrytest.WithMaxManifestSize(1 << 16))
+		reg := mustNew(t, registrytest.WithMaxManifestSize(1<<16))
 		if rec := call(reg, "POST", "/v2/app/blobs/uploads/", "digest="+cd.String(), "", config); rec.Code != 201 {
 			t.Fatalf("pushing the config: %d", rec.Code)
 		}
@@ -131,7 +131,7 @@ func FuzzRequest(f *testing.F) {
 		if !validMethod(method) {
 			return
 		}
-		reg := registrytest.New(registrytest.WithMaxBlobSize(1<<16), registrytest.WithMaxManifestSize(1<<16))
+		reg := mustNew(t, registrytest.WithMaxBlobSize(1<<16), registrytest.WithMaxManifestSize(1<<16))
 		config := []byte(`{}`)
 		call(reg, "POST", "/v2/app/blobs/uploads/", "digest="+digest.FromBytes(config).String(), "", config)
 		rec := call(reg, method, path, query, "application/octet-stream", body)

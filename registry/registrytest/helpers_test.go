@@ -36,8 +36,36 @@ func serve(t testing.TB, h http.Handler) *server {
 // newRegistry serves a new Registry with opts.
 func newRegistry(t testing.TB, opts ...registrytest.Option) (*registrytest.Registry, *server) {
 	t.Helper()
-	reg := registrytest.New(opts...)
+	reg := mustNew(t, opts...)
 	return reg, serve(t, reg)
+}
+
+// mustNew returns a new Registry with opts, failing the test if New refuses them.
+func mustNew(t testing.TB, opts ...registrytest.Option) *registrytest.Registry {
+	t.Helper()
+	reg, err := registrytest.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// mustTokenServer returns a new TokenServer with opts, failing the test if it refuses them.
+func mustTokenServer(t testing.TB, opts ...registrytest.TokenOption) *registrytest.TokenServer {
+	t.Helper()
+	ts, err := registrytest.NewTokenServer(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// addFaults adds faults to p, failing the test if Add refuses one.
+func addFaults(t testing.TB, p *registrytest.FaultProxy, faults ...registrytest.Fault) {
+	t.Helper()
+	if err := p.Add(faults...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // answer is a response with its body read.

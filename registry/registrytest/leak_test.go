@@ -34,10 +34,10 @@ func TestNothingLeftRunning(t *testing.T) {
 
 func cycle(t *testing.T, overNetwork bool) {
 	t.Helper()
-	ts := registrytest.NewTokenServer(registrytest.WithUser("u", "p"))
+	ts := mustTokenServer(t, registrytest.WithUser("u", "p"))
 	tokens := httptest.NewServer(ts)
 	defer tokens.Close()
-	regSrv := httptest.NewServer(registrytest.New(registrytest.WithTokenAuth(tokens.URL+"/token", ts)))
+	regSrv := httptest.NewServer(mustNew(t, registrytest.WithTokenAuth(tokens.URL+"/token", ts)))
 	defer regSrv.Close()
 	var proxy *registrytest.FaultProxy
 	if overNetwork {
@@ -86,7 +86,7 @@ func cycle(t *testing.T, overNetwork bool) {
 	if st, err := do(ctx, "POST", "/v2/app/blobs/uploads/?digest="+d.String(), auth, blob); st != 201 || err != nil {
 		t.Fatalf("push: %d %v", st, err)
 	}
-	proxy.Add(
+	addFaults(t, proxy,
 		registrytest.Fault{Kind: registrytest.Slow, Method: "GET", At: 4000, BytesPerSecond: 2000},
 		// A POST, which the transport does not retry on a new connection by itself.
 		registrytest.Fault{Kind: registrytest.Drop, Method: "POST"},

@@ -151,25 +151,25 @@ func WithClock(c clock.Clock) Option {
 	}
 }
 
-// New returns an empty registry with the options applied. It panics with an error that
-// matches ErrInvalidOption if an option is refused: options are a test's constants, so a bad
-// one is a bug in the test, as with regexp.MustCompile.
-func New(opts ...Option) *Registry {
+// New returns an empty registry with the options applied. It returns an error that names
+// the option and matches ErrInvalidOption (and so dao.ErrInvalid) if an option is refused,
+// and then no registry.
+func New(opts ...Option) (*Registry, error) {
 	o := options{maxManifest: DefaultMaxManifestSize, maxBlob: DefaultMaxBlobSize, maxUploads: defaultMaxUploads, clock: clock.System()}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
-			panic(err)
+			return nil, err
 		}
 	}
 	if o.basic != nil && o.token != nil {
-		panic(optionError("WithBasicAuth", "cannot be combined with WithTokenAuth"))
+		return nil, optionError("WithBasicAuth", "cannot be combined with WithTokenAuth")
 	}
 	return &Registry{
 		o:       o,
 		blobs:   map[digest.Digest][]byte{},
 		repos:   map[string]*repository{},
 		uploads: map[string]*upload{},
-	}
+	}, nil
 }
 
 var (

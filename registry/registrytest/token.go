@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"slices"
@@ -210,20 +211,22 @@ func WithTokenClock(c clock.Clock) TokenOption {
 }
 
 // NewTokenServer returns a token server with a new signing key and the options applied. It
-// panics with an error that matches ErrInvalidOption if an option is refused, as New does.
-func NewTokenServer(opts ...TokenOption) *TokenServer {
+// returns an error that names the option and matches ErrInvalidOption (and so
+// dao.ErrInvalid) if an option is refused, as New does, or the error of making the key or
+// its certificate.
+func NewTokenServer(opts ...TokenOption) (*TokenServer, error) {
 	o := tokenOptions{
 		users: map[string]string{}, refresh: map[string]string{},
 		service: DefaultTokenService, issuer: DefaultTokenIssuer, life: DefaultTokenLifetime, clock: clock.System(),
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
-			panic(err)
+			return nil, err
 		}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		panic(err)
+		return nil, fmt.Errorf("registrytest: token server: signing key: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -237,9 +240,9 @@ func NewTokenServer(opts ...TokenOption) *TokenServer {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		panic(err)
+		return nil, fmt.Errorf("registrytest: token server: certificate: %w", err)
 	}
-	return &TokenServer{o: o, key: key, certDER: der}
+	return &TokenServer{o: o, key: key, certDER: der}, nil
 }
 
 // Service returns the service the server issues tokens for.
