@@ -21,6 +21,7 @@ import (
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/testutil"
+	"github.com/opendao/dao/internal/testutil/edgetest"
 )
 
 // env is one test's containerd, runtime and images.
@@ -48,13 +49,7 @@ func newEnv(t *testing.T, opts ...edge.Option) *env {
 // runtime opens a Runtime over the test's containerd, in the test namespace.
 func (e *env) runtime(opts ...edge.Option) *edge.Runtime {
 	e.t.Helper()
-	opts = append([]edge.Option{edge.WithNamespace(testutil.Namespace), edge.WithLogDir(filepath.Join(e.ctrd.Dir, "logs"))}, opts...)
-	rt, err := edge.New(e.ctrd.Address, opts...)
-	if err != nil {
-		e.t.Fatalf("edge.New: %v", err)
-	}
-	e.t.Cleanup(func() { rt.Close() })
-	return rt
+	return edgetest.NewRuntime(e.t, e.ctrd, opts...)
 }
 
 func (e *env) run(id string, spec dao.ContainerSpec) edge.ContainerStatus {
