@@ -45,7 +45,12 @@ func (e *env) startAgent(rt *edge.Runtime, stateDir string, opts ...edge.AgentOp
 	ctx, cancel := context.WithCancel(e.ctx)
 	ar.cancel = cancel
 	go func() { ar.done <- a.Run(ctx) }()
-	e.t.Cleanup(ar.stop)
+	e.t.Cleanup(func() {
+		ar.stop()
+		if err := a.Close(); err != nil {
+			e.t.Errorf("Agent.Close: %v", err)
+		}
+	})
 	return ar
 }
 
