@@ -289,14 +289,17 @@ func (p *punchCache) canPunch(dir string) bool {
 	return ok
 }
 
-// LogOptions says what Logs reads.
+// LogOptions says what Logs reads. The zero value reads everything there is, once. It is a
+// plain request, as dao.ContainerSpec is, and checked as one: a bad field makes Logs fail with
+// an ErrInvalidOption naming it.
 type LogOptions struct {
 	// Follow keeps reading as the container writes, until the container has stopped and
 	// everything it wrote was read, or until ctx is done: then the reader still returns what
 	// was written up to that moment, and io.EOF at its end.
 	Follow bool
 	// Tail, when above zero, starts at the last Tail bytes instead of the beginning. Reading
-	// starts at a line boundary.
+	// starts at a line boundary. The default, 0, reads from the beginning; a negative Tail
+	// is refused.
 	Tail int64
 }
 
@@ -306,6 +309,9 @@ type LogOptions struct {
 func (r *Runtime) Logs(ctx context.Context, id string, opts LogOptions) (io.ReadCloser, error) {
 	if err := validID(id); err != nil {
 		return nil, err
+	}
+	if opts.Tail < 0 {
+		return nil, fmt.Errorf("edge: logs of %s: %w", id, optionError(fmt.Sprintf("LogOptions.Tail %d", opts.Tail), "must not be negative"))
 	}
 	if _, err := r.load(r.ctx(ctx), id); err != nil {
 		return nil, err

@@ -118,6 +118,8 @@ func TestCreateAndStopOptionsRejectBadValues(t *testing.T) {
 			t.Errorf("%s: the container was stopped: %v %s", name, err, st.State)
 		}
 	}
+	_, err := e.rt.Logs(e.ctx, id, edge.LogOptions{Tail: -1})
+	checkOptionError(t, "LogOptions.Tail", err)
 	if st, err := e.rt.Stop(e.ctx, id, edge.WithStopSignal("SIGKILL"), edge.WithGracePeriod(0)); err != nil || st.ExitCode != 137 {
 		t.Errorf("Stop with good options: %v, exit code %d, want 137", err, st.ExitCode)
 	}
