@@ -117,7 +117,8 @@ func (s *subscriber) end(err error) {
 // and subscribe again. When the Runtime is closed the channel gets a last EventError with
 // ErrClosed and is closed. When ctx is done the channel is closed with no such event.
 //
-// Subscribe starts no goroutine; a subscription costs its buffer until it ends.
+// No goroutine waits on a subscription: when ctx is done, a short one ends it (Close waits
+// for that one). A subscription costs its buffer until it ends.
 func (r *Runtime) Subscribe(ctx context.Context) <-chan Event {
 	s := &subscriber{ch: make(chan Event, r.opts.subBuffer+1), limit: r.opts.subBuffer}
 	r.mu.Lock()
