@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"go.uber.org/goleak"
 
 	"github.com/opendao/dao"
@@ -137,6 +139,13 @@ func lifeCycle(t *testing.T, ctx context.Context, c *testutil.Containerd, app, n
 	}
 	if err := rt.Close(); err != nil {
 		t.Errorf("Runtime.Close: %v", err)
+	}
+	if err := rt.Close(); err != nil {
+		t.Errorf("a second Runtime.Close: %v", err)
+	}
+	err = rt.Create(ctx, "after-close", dao.ContainerSpec{Image: app})
+	if !errors.Is(err, edge.ErrClosed) || !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("Create after Close: %v, want ErrClosed, of class FailedPrecondition", err)
 	}
 }
 
@@ -286,6 +295,55 @@ func TestAgentCloseCutsOffARemovalTheNextAgentFinishes(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s still there 30s after the next agent started: %v", stubborn.ID, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAgentCarriesOnWhenDroppedAsSlow: an Agent whose loop lags (its heartbeat function
+// takes a second) on a Runtime with a one-event subscriber buffer is dropped as a slow
+// subscriber; it subscribes again, and still converges.
+func TestAgentCarriesOnWhenDroppedAsSlow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rt := e.runtime(edge.WithSubscribeBuffer(1))
+	logs := newRecordHandler()
+	ar := e.startAgent(rt, t.TempDir(), edge.WithAgentLogger(slog.New(logs)),
+		edge.WithHeartbeat(10*time.Millisecond, func() { time.Sleep(time.Second) }))
+	tasks := ar.assignApps(t, e, uniqueID("lag", 0), 6)
+	for _, task := range tasks {
+		ar.waitTask(t, task.ID, 30*time.Second, "running", running)
+	}
+	resubscribed := func() bool {
+		logs.mu.Lock()
+		defer logs.mu.Unlock()
+		for _, r := range *logs.recs {
+			if r.Message == "agent fell behind containerd's events: subscribing again" {
+				return true
+			}
+		}
+		return false
+	}
+	// The loop reads the end of its subscription after a beat or two.
+	for wait := time.Now().Add(10 * time.Second); !resubscribed(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatal("the agent was never dropped as a slow subscriber; the test did not test it")
+		}
+	}
+	if err := ar.agent.Assign(edge.Assignment{Revision: 2}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := rt.List(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d containers left 30s after they were unassigned", len(list))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
