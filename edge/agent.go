@@ -55,10 +55,10 @@ type agentOptions struct {
 func WithHeartbeat(interval time.Duration, beat func()) AgentOption {
 	return func(o *agentOptions) error {
 		if interval < 10*time.Millisecond {
-			return fmt.Errorf("edge: heartbeat interval %s: must be at least 10ms", interval)
+			return optionError(fmt.Sprintf("WithHeartbeat(%s)", interval), "interval must be at least 10ms")
 		}
 		if beat == nil {
-			return errors.New("edge: heartbeat func: must not be nil")
+			return optionError("WithHeartbeat", "func must not be nil")
 		}
 		o.heartbeat, o.beat = interval, beat
 		return nil
@@ -71,7 +71,7 @@ func WithHeartbeat(interval time.Duration, beat func()) AgentOption {
 func WithStateDir(dir string) AgentOption {
 	return func(o *agentOptions) error {
 		if !filepath.IsAbs(dir) {
-			return fmt.Errorf("edge: state dir %q: must be an absolute path", dir)
+			return optionError(fmt.Sprintf("WithStateDir(%q)", dir), "must be an absolute path")
 		}
 		o.stateDir = dir
 		return nil
@@ -83,7 +83,7 @@ func WithStateDir(dir string) AgentOption {
 func WithStatusFunc(f func(TaskUpdate)) AgentOption {
 	return func(o *agentOptions) error {
 		if f == nil {
-			return errors.New("edge: status func: must not be nil")
+			return optionError("WithStatusFunc(nil)", "must not be nil")
 		}
 		o.onStatus = f
 		return nil
@@ -95,7 +95,7 @@ func WithStatusFunc(f func(TaskUpdate)) AgentOption {
 func WithResyncInterval(d time.Duration) AgentOption {
 	return func(o *agentOptions) error {
 		if d < 100*time.Millisecond {
-			return fmt.Errorf("edge: resync interval %s: must be at least 100ms", d)
+			return optionError(fmt.Sprintf("WithResyncInterval(%s)", d), "must be at least 100ms")
 		}
 		o.resync = d
 		return nil
@@ -106,7 +106,7 @@ func WithResyncInterval(d time.Duration) AgentOption {
 func WithAgentLogger(l *slog.Logger) AgentOption {
 	return func(o *agentOptions) error {
 		if l == nil {
-			return errors.New("edge: logger: must not be nil")
+			return optionError("WithAgentLogger(nil)", "must not be nil")
 		}
 		o.logger = l
 		return nil
@@ -119,7 +119,7 @@ func WithAgentLogger(l *slog.Logger) AgentOption {
 // change. Container IDs are task IDs, so a container is never duplicated, whoever restarts.
 //
 // Call Run to make it work; Assign may be called before or while it runs, from any
-// goroutine.
+// goroutine. Close stops it for good and waits for every goroutine it started.
 type Agent struct {
 	rt   *Runtime
 	opts agentOptions
@@ -132,6 +132,12 @@ type Agent struct {
 	removals map[string]bool // containers being stopped and removed
 	wake     chan struct{}
 	running  bool
+	runDone  chan struct{} // closed when the active Run has returned
+	closed   bool
+
+	// life is ended by Close: it ends Run and cuts off the removals under way.
+	life    context.Context
+	endLife context.CancelFunc
 
 	removalsWG sync.WaitGroup
 
@@ -141,19 +147,27 @@ type Agent struct {
 }
 
 // NewAgent returns an agent over rt. It loads the assignment kept in the state directory, if
-// any.
+// any. It starts no goroutine: Run does.
 func NewAgent(rt *Runtime, opts ...AgentOption) (*Agent, error) {
 	o := agentOptions{
 		onStatus: func(TaskUpdate) {},
 		resync:   10 * time.Second,
-		logger:   rt.log,
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
+	if rt == nil {
+		return nil, fmt.Errorf("edge: NewAgent: nil Runtime: %w", dao.ErrInvalid)
+	}
+	if o.logger == nil {
+		o.logger = rt.log
+	}
+	life, endLife := context.WithCancel(context.Background())
 	a := &Agent{
+		life:      life,
+		endLife:   endLife,
 		rt:        rt,
 		opts:      o,
 		log:       o.logger,
@@ -169,6 +183,7 @@ func NewAgent(rt *Runtime, opts ...AgentOption) (*Agent, error) {
 		}
 		as, err := a.loadAssignment()
 		if err != nil {
+			endLife()
 			return nil, err
 		}
 		a.assigned = as
@@ -182,6 +197,9 @@ func NewAgent(rt *Runtime, opts ...AgentOption) (*Agent, error) {
 // is taken whatever its revision.
 // Every task is validated first; an invalid one refuses the whole assignment.
 func (a *Agent) Assign(set Assignment) error {
+	if a.isClosed() {
+		return ErrClosed
+	}
 	seen := map[string]bool{}
 	for i := range set.Tasks {
 		t := &set.Tasks[i]
@@ -260,28 +278,39 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-// Run converges the node until ctx is done. It returns ctx's error, leaving every container
-// running: a restart of the program is not a reason to restart containers. Removals of
-// containers no longer assigned that are under way are finished first (a container is not
-// left half-removed; one that cannot be removed now is removed by the next Run), and their
-// status reported: once Run has returned, none of its goroutines acts on a container or
-// calls the status function. Only one Run may be active at a time.
+// Run converges the node until ctx is done, or the Agent is closed. It returns ctx's error
+// (ErrClosed after Close), leaving every container running: a restart of the program is not
+// a reason to restart containers. Removals of containers no longer assigned that are under
+// way are finished first, unless Close cuts them off (one not finished is finished by the
+// next Run, of this Agent or of a new one over the same namespace, as its container belongs
+// to no assigned task), and their status reported: once Run has returned, none of its
+// goroutines acts on a container or calls the status function. Only one Run may be active at
+// a time.
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return ErrClosed
+	}
 	if a.running {
 		a.mu.Unlock()
-		return errors.New("edge: agent is already running")
+		return errAgentRunning
 	}
 	a.running = true
+	runDone := make(chan struct{})
+	a.runDone = runDone
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
 		a.running = false
+		a.runDone = nil
 		a.mu.Unlock()
+		close(runDone)
 	}()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer context.AfterFunc(a.life, cancel)() // Close ends Run
 	events := a.rt.Subscribe(ctx)
 	// The status function is told of everything until the end, the last removals too: the
 	// report loop ends after them.
@@ -324,6 +353,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if a.life.Err() != nil {
+				return ErrClosed
+			}
 			return ctx.Err()
 		case <-beats:
 			a.opts.beat()
@@ -333,11 +365,23 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.converge(ctx)
 			a.broadcast(Event{Type: EventResync, Time: time.Now()})
 		case e, ok := <-events:
-			if !ok {
+			if !ok || e.Type == EventError && !errors.Is(e.Err, ErrSlowSubscriber) {
+				if a.life.Err() != nil {
+					return ErrClosed
+				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return ErrClosed
+				return ErrClosed // the Runtime was closed
+			}
+			if e.Type == EventError {
+				// Dropped as too slow (a status function that blocks, say): events were
+				// missed. Subscribe again, and look at everything.
+				a.log.Warn("agent fell behind containerd's events: subscribing again", "err", e.Err)
+				events = a.rt.Subscribe(ctx)
+				a.converge(ctx)
+				a.broadcast(Event{Type: EventResync, Time: time.Now()})
+				continue
 			}
 			if e.Type == EventResync {
 				a.converge(ctx)
@@ -352,6 +396,30 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// Close stops the Agent for good: it ends Run (which then returns ErrClosed), cutting off
+// the removals under way, and waits until Run has returned and every goroutine it started has
+// ended; no status is reported after Close returns. Containers keep running, and a removal
+// cut off is finished by the next Agent over the same namespace (its container belongs to no
+// assigned task). The Runtime is left open. Later calls of Run and Assign return ErrClosed.
+// Close may be called more than once, and from any goroutine.
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	done := a.runDone
+	a.mu.Unlock()
+	a.endLife()
+	if done != nil {
+		<-done
+	}
+	return nil
+}
+
+func (a *Agent) isClosed() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closed
 }
 
 func (a *Agent) poke() {
@@ -473,17 +541,18 @@ func (a *Agent) launchRemoval(ctx context.Context, id string, w *taskWorker, aft
 }
 
 // stopAndRemove stops and removes the container, and reports the task shut down. A removal
-// is not cut off when ctx (Run's) ends, as a container half-removed would be; a failed one
-// is tried again, until ctx has ended or the Runtime is closed. known says the container is a
-// worker's: its task is reported shut down even when it had no container; one of no worker
-// that is already gone is not reported.
+// is not cut off when ctx (Run's) ends, but Close cuts it off (the Stop: Remove, once begun,
+// finishes), leaving the container to the next Agent; a failed one is tried again, until ctx
+// has ended, the Agent or the Runtime is closed. known says the container is a worker's: its
+// task is reported shut down even when it had no container; one of no worker that is
+// already gone is not reported.
 func (a *Agent) stopAndRemove(ctx context.Context, id string, last dao.TaskStatus, known bool) {
 	begin := time.Now()
 	for attempt := 0; ; attempt++ {
-		st, err := a.rt.Stop(context.WithoutCancel(ctx), id)
+		st, err := a.rt.Stop(a.life, id)
 		if err == nil {
 			a.log.Debug("container stopped", "task", id, "exitCode", st.ExitCode, "took", time.Since(begin))
-			err = a.rt.Remove(context.WithoutCancel(ctx), id)
+			err = a.rt.Remove(a.life, id)
 		}
 		if err == nil || errors.Is(err, ErrNotFound) {
 			if err == nil {
@@ -510,13 +579,19 @@ func (a *Agent) stopAndRemove(ctx context.Context, id string, last dao.TaskStatu
 			a.log.Warn("remove container: the runtime is closed", "id", id)
 			return
 		}
+		if a.life.Err() != nil {
+			a.log.Warn("remove container: cut off as the agent is closed; the next agent removes it", "id", id, "err", err)
+			return
+		}
 		a.log.Warn("remove container", "id", id, "err", err, "attempt", attempt)
 		if attempt >= 20 {
 			return
 		}
+		retry := time.NewTimer(min(time.Duration(attempt+1)*200*time.Millisecond, 3*time.Second))
 		select {
-		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 3*time.Second)):
+		case <-retry.C:
 		case <-ctx.Done():
+			retry.Stop()
 			a.log.Warn("remove container: given up as the agent stops; the next run removes it", "id", id, "err", err)
 			return
 		}

@@ -72,6 +72,7 @@ func (h recordHandler) find(msg string, ok func(map[string]slog.Value) bool) boo
 // attempt, and no longer so once started again. The rollback removes them whole. The
 // agent's logger has a Debug record of every decision on the way.
 func TestAgentCrashLoopUnderOrchestrator(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
 	defer cancel()
@@ -314,6 +315,7 @@ func TestAgentCrashLoopUnderOrchestrator(t *testing.T) {
 // TestAgentLogsDecisionsAtDebug runs an agent with a Debug logger through a healthy task, a
 // crash-looping one and their removal: every decision is a Debug record.
 func TestAgentLogsDecisionsAtDebug(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	logs := newRecordHandler()
 	ar := e.startAgent(e.rt, t.TempDir(), edge.WithAgentLogger(slog.New(logs)))
@@ -365,6 +367,7 @@ func TestAgentLogsDecisionsAtDebug(t *testing.T) {
 // stopped: Run returns once it is removed and its end reported, so that no goroutine of the
 // agent acts on it afterwards (on a closed Runtime, say).
 func TestAgentRunEndsAfterItsRemovals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ar := e.startAgent(e.rt, t.TempDir())
 	slow := appTask(e, uniqueID("slow", 0))

@@ -45,7 +45,12 @@ func (e *env) startAgent(rt *edge.Runtime, stateDir string, opts ...edge.AgentOp
 	ctx, cancel := context.WithCancel(e.ctx)
 	ar.cancel = cancel
 	go func() { ar.done <- a.Run(ctx) }()
-	e.t.Cleanup(ar.stop)
+	e.t.Cleanup(func() {
+		ar.stop()
+		if err := a.Close(); err != nil {
+			e.t.Errorf("Agent.Close: %v", err)
+		}
+	})
 	return ar
 }
 
@@ -131,6 +136,7 @@ func (e *env) containerdRunning() map[string]uint32 {
 }
 
 func TestAgentConvergesAndRestarts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	state := t.TempDir()
 	ar := e.startAgent(e.rt, state)
@@ -199,6 +205,7 @@ func TestAgentConvergesAndRestarts(t *testing.T) {
 }
 
 func TestAgentRestartKeepsContainers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	state := t.TempDir()
 	ar := e.startAgent(e.rt, state)
@@ -238,6 +245,7 @@ func TestAgentRestartKeepsContainers(t *testing.T) {
 // restarts the container that died (after the restart, a kill of it is seen through the new
 // event stream), leaves the others as they were, and duplicates nothing.
 func TestAgentSurvivesContainerd(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		// outage takes containerd away and back, and kills the process of pid on the way.
@@ -296,6 +304,7 @@ func (e *env) kill(pid uint32) {
 }
 
 func TestAgentRestartPolicyAndRejection(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ar := e.startAgent(e.rt, t.TempDir())
 	done := appTask(e, "done")
@@ -324,6 +333,7 @@ func TestAgentRestartPolicyAndRejection(t *testing.T) {
 }
 
 func TestAgentHealthChecks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ar := e.startAgent(e.rt, t.TempDir())
 	check := &dao.HealthCheck{
@@ -353,6 +363,7 @@ func TestAgentHealthChecks(t *testing.T) {
 // within seconds. A check cut off half-way used to leave containerd 1.6's shim answering
 // nothing for 30 s, and the container with it.
 func TestAgentRemovesWhileHealthChecksRun(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ar := e.startAgent(e.rt, t.TempDir())
 	check := &dao.HealthCheck{
@@ -414,6 +425,7 @@ func indexOf(s, sub string) int {
 var _ = filepath.Join
 
 func TestAgentConvergesThroughContainerdRestartMidCreate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ar := e.startAgent(e.rt, t.TempDir())
 	tasks := ar.assignApps(t, e, "mid", 5)

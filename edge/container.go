@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
+	"github.com/hashicorp/go-multierror"
 	"github.com/moby/sys/signal"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -79,23 +80,39 @@ func (s ContainerStatus) Reason() string {
 	return fmt.Sprintf("exited with code %d", s.ExitCode)
 }
 
-// CreateOption adds to what Create does.
-type CreateOption func(*createOptions)
+// CreateOption adds to what Create (and Run) does. An option given a bad value makes Create
+// fail with an ErrInvalidOption naming it, before anything is created.
+type CreateOption func(*createOptions) error
 
 type createOptions struct {
 	labels map[string]string
 }
 
-// WithLabels adds labels to the container, beyond those of the spec. Keys may use
-// dao.LabelPrefix: this is how Dao's own packages mark what a container is for.
+// maxLabelSize is containerd's limit on a label's key and value together.
+const maxLabelSize = 4096
+
+// WithLabels adds labels to the container, beyond those of the spec; given more than once,
+// the labels add up. Keys may use dao.LabelPrefix: this is how Dao's own packages mark what
+// a container is for; the labels Create sets itself (LabelManaged, LabelSpecHash and the
+// like) win over these. An empty key, or a key and value longer than containerd allows
+// (4096 bytes together), is refused. The default adds none.
 func WithLabels(labels map[string]string) CreateOption {
-	return func(o *createOptions) {
+	return func(o *createOptions) error {
+		for k, v := range labels {
+			if k == "" {
+				return optionError("WithLabels", "empty key")
+			}
+			if len(k)+len(v) > maxLabelSize {
+				return optionError("WithLabels", "label %.40q: key and value longer than %d bytes", k, maxLabelSize)
+			}
+		}
 		if o.labels == nil {
 			o.labels = map[string]string{}
 		}
 		for k, v := range labels {
 			o.labels[k] = v
 		}
+		return nil
 	}
 }
 
@@ -122,7 +139,9 @@ func (r *Runtime) Create(ctx context.Context, id string, spec dao.ContainerSpec,
 	}
 	var o createOptions
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return fmt.Errorf("edge: create %s: %w", id, err)
+		}
 	}
 	if len(portMappings(spec.Ports)) > 0 && r.cni == nil && !spec.HostNetwork {
 		return fmt.Errorf("create %s: %w", id, ErrNoNetwork)
@@ -178,10 +197,13 @@ func (r *Runtime) Create(ctx context.Context, id string, spec dao.ContainerSpec,
 		if errdefs.IsAlreadyExists(err) {
 			// Made by another program meanwhile (this one's creations of id take turns):
 			// the snapshot and the network are that one's. The namespace is this one's.
+			var undo error
 			if net != nil {
-				_ = net.netns.Remove()
+				if nerr := net.netns.Remove(); nerr != nil {
+					undo = fmt.Errorf("edge: create %s: undo: remove its network namespace: %w", id, nerr)
+				}
 			}
-			return wrap(err, "edge: create %s", id)
+			return withCleanup(wrap(err, "edge: create %s", id), undo)
 		}
 		// containerd may have made it and gone away before it answered (it restarted):
 		// then the container is there, with this snapshot and network, and is kept.
@@ -190,13 +212,34 @@ func (r *Runtime) Create(ctx context.Context, id string, spec dao.ContainerSpec,
 			return nil
 		}
 		// Undo what was done for it: the snapshot and the network.
-		_ = r.client.SnapshotService(r.opts.snapshotter).Remove(dctx, id)
-		if net != nil {
-			_ = r.detach(dctx, id, net.labels())
+		var undo []error
+		if serr := r.client.SnapshotService(r.opts.snapshotter).Remove(dctx, id); serr != nil && !errdefs.IsNotFound(serr) {
+			undo = append(undo, wrap(serr, "edge: create %s: undo: remove its snapshot", id))
 		}
-		return wrap(err, "edge: create %s", id)
+		if net != nil {
+			if derr := r.detach(dctx, id, net.labels()); derr != nil {
+				undo = append(undo, fmt.Errorf("edge: create %s: undo: %w", id, derr))
+			}
+		}
+		return withCleanup(wrap(err, "edge: create %s", id), undo...)
 	}
 	return nil
+}
+
+// withCleanup returns err, the error of a step that failed, together with the errors of the
+// cleanups after it that failed too, if any: errors.Is and errors.As see each of them (a
+// *multierror.Error). With no failed cleanup it returns err as it is.
+func withCleanup(err error, cleanups ...error) error {
+	var errs *multierror.Error
+	for _, c := range cleanups {
+		if c != nil {
+			errs = multierror.Append(errs, c)
+		}
+	}
+	if errs == nil {
+		return err
+	}
+	return multierror.Append(err, errs.Errors...)
 }
 
 // imageCache remembers images found unpacked, so that starting many containers of one image
@@ -402,22 +445,39 @@ func (r *Runtime) startTask(ctx context.Context, c client.Container, task client
 	return st, nil
 }
 
-// StopOption changes how Stop stops a container.
-type StopOption func(*stopOptions)
+// StopOption changes how Stop stops a container. An option given a bad value makes Stop fail
+// with an ErrInvalidOption naming it, before the container is signalled.
+type StopOption func(*stopOptions) error
 
 type stopOptions struct {
 	grace  time.Duration
 	signal string
 }
 
-// WithGracePeriod overrides the spec's stop grace period.
+// WithGracePeriod sets how long Stop waits after the stop signal before it kills the
+// container with SIGKILL; 0 kills it at once. A negative period is refused. The default is
+// the spec's (dao.ContainerSpec.StopGracePeriod, or dao.DefaultStopGracePeriod).
 func WithGracePeriod(d time.Duration) StopOption {
-	return func(o *stopOptions) { o.grace = max(d, 0) }
+	return func(o *stopOptions) error {
+		if d < 0 {
+			return optionError(fmt.Sprintf("WithGracePeriod(%s)", d), "must not be negative")
+		}
+		o.grace = d
+		return nil
+	}
 }
 
-// WithStopSignal overrides the spec's stop signal.
+// WithStopSignal sets the signal Stop sends first, by name ("SIGTERM", "TERM", "SIGINT") or
+// number ("15"). An empty or unknown signal is refused. The default is the spec's
+// (dao.ContainerSpec.StopSignal), or SIGTERM.
 func WithStopSignal(sig string) StopOption {
-	return func(o *stopOptions) { o.signal = sig }
+	return func(o *stopOptions) error {
+		if _, err := signal.ParseSignal(sig); err != nil || sig == "" {
+			return optionError(fmt.Sprintf("WithStopSignal(%q)", sig), "not a signal")
+		}
+		o.signal = sig
+		return nil
+	}
 }
 
 // Stop asks the container to stop with its stop signal (SIGTERM unless the spec said
@@ -447,7 +507,9 @@ func (r *Runtime) Stop(ctx context.Context, id string, opts ...StopOption) (Cont
 	var o stopOptions
 	o.signal, o.grace = stopSettings(labels)
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return ContainerStatus{}, fmt.Errorf("edge: stop %s: %w", id, err)
+		}
 	}
 	sig, err := signal.ParseSignal(o.signal)
 	if err != nil {
@@ -486,7 +548,7 @@ func (r *Runtime) Stop(ctx context.Context, id string, opts ...StopOption) (Cont
 			return ContainerStatus{}, wrap(err, "edge: stop %s: SIGKILL", id)
 		}
 		if !r.waitExit(ctx, task, exited, 30*time.Second) {
-			return ContainerStatus{}, fmt.Errorf("edge: stop %s: still running 30s after SIGKILL", id)
+			return ContainerStatus{}, fmt.Errorf("edge: stop %s: still running 30s after SIGKILL: %w", id, context.DeadlineExceeded)
 		}
 	}
 	return r.Status(ctx, id)
@@ -594,7 +656,7 @@ func (r *Runtime) deleteTask(ctx context.Context, c client.Container) error {
 		r.log.Warn("delete task; asking the task service", "id", id, "status", st.Status, "err", err)
 		_, err = r.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerID: id})
 		if err != nil && status.Code(err) != codes.NotFound {
-			return fmt.Errorf("edge: remove %s: delete its task: %w", id, err)
+			return fmt.Errorf("edge: remove %s: delete its task: %w", id, native(err))
 		}
 	}
 	// The container goes only once it has no task: containerd could not reach one after.

@@ -70,5 +70,62 @@
 //		edge.WithStateDir("/var/lib/dao/agent"),
 //		edge.WithStatusFunc(func(u edge.TaskUpdate) { log.Println(u.TaskID, u.Status.State) }))
 //	go agent.Run(ctx)
+//	defer agent.Close() // before rt.Close: deferred calls run last first
 //	err = agent.Assign(edge.Assignment{Revision: 1, Tasks: tasks})
+//
+// # Events
+//
+// [Runtime.Subscribe] returns a channel of what containerd says of the Runtime's containers:
+// starts, exits (with exit code and OOM kill), OOM kills, and resyncs when events may have
+// been missed. The Runtime never waits for a subscriber: each subscription buffers up to
+// [WithSubscribeBuffer] events ([DefaultSubscribeBuffer]) its reader has not received, and a
+// reader that falls further behind is dropped: it gets a last [Event] of type [EventError]
+// whose Err is [ErrSlowSubscriber], and its channel is closed, so it re-reads what it needs
+// (List, Status) and subscribes again, as a watcher of orchestrator's store does after
+// ErrSlowWatcher. A slow reader never holds up the others, containerd's event stream, or
+// Close.
+//
+// # Nothing left running
+//
+// Every goroutine edge starts belongs to a Runtime or an Agent and ends in its Close, which
+// waits for it. [Runtime.Close] ends the event stream, log rotation and every subscription
+// (each with a last EventError of [ErrClosed]), and closes the connection to containerd if
+// [New] opened it. [Agent.Close] ends Run (which returns ErrClosed) and waits for its task
+// workers, health checks, removals and report loop; no status is reported after it. Neither
+// stops a container: they run on under containerd. A removal that Agent.Close cuts off (a
+// container waiting out its stop grace period, say) leaves the container as it was, and the
+// next Agent over the namespace, which finds a container of no assigned task, stops and
+// removes it. NewAgent starts nothing; New starts the event and log loops.
+//
+// Package edge has no package-level mutable state: two Runtimes in one program share nothing
+// but containerd (give each its own log directory: rotation knows only its own Runtime's
+// readers).
+//
+// # Errors
+//
+// Each error of edge is of one of containerd's error classes (package
+// github.com/containerd/errdefs), so a caller may ask errdefs.IsNotFound(err) of it as of
+// containerd's own, or errors.Is(err, edge.ErrNotFound) for edge's sentinel:
+//
+//	ErrNotFound, ErrImageNotFound   NotFound
+//	ErrAlreadyExists                AlreadyExists
+//	ErrRunning, ErrNoNetwork        FailedPrecondition
+//	ErrClosed                       FailedPrecondition (for good: not Unavailable, which says "retry")
+//	ErrNotOwned                     PermissionDenied
+//	ErrStaleRevision                Conflict
+//	ErrSlowSubscriber               ResourceExhausted
+//	ErrInvalidOption                InvalidArgument (it is dao.ErrInvalid)
+//
+// An invalid spec is a *dao.ValidationError, of dao.ErrInvalid. An error of containerd's that
+// a Runtime passes on keeps its class (errdefs.IsUnavailable while containerd restarts, see
+// [IsUnavailable]). Where several things failed (a failed create and the cleanups after it,
+// several bad fields of a Network), the error is a *multierror.Error
+// (github.com/hashicorp/go-multierror) and errors.Is and errors.As see each.
+//
+// # Options
+//
+// Every option family (Option for New, AgentOption, CreateOption, StopOption) is a function
+// that may fail; each WithX says its default, and a bad value (an empty name, a negative
+// period, a nil function) makes the call fail with an [ErrInvalidOption] naming the option,
+// before anything is done.
 package edge

@@ -26,6 +26,9 @@ const (
 	// EventResync: events may have been missed (containerd restarted, or the event stream
 	// broke); re-read the status of every container. ContainerID is empty.
 	EventResync EventType = "resync"
+	// EventError: the subscription ends, for the reason in Event.Err (ErrSlowSubscriber or
+	// ErrClosed); the channel is closed after it. ContainerID is empty.
+	EventError EventType = "error"
 )
 
 // Event is something that happened to one of the Runtime's containers, as containerd's event
@@ -36,7 +39,9 @@ type Event struct {
 	// ExitCode and OOMKilled are set for EventExit.
 	ExitCode  int
 	OOMKilled bool
-	Time      time.Time
+	// Err is set for EventError: why the subscription ended.
+	Err  error
+	Time time.Time
 }
 
 func (e Event) String() string {
@@ -45,70 +50,112 @@ func (e Event) String() string {
 		return fmt.Sprintf("%s exit code %d oom=%v", e.ContainerID, e.ExitCode, e.OOMKilled)
 	case EventResync:
 		return "resync"
+	case EventError:
+		return fmt.Sprintf("error: %v", e.Err)
 	}
 	return fmt.Sprintf("%s %s", e.ContainerID, e.Type)
 }
 
 type subscriber struct {
-	ch   chan Event
-	done <-chan struct{}
+	// ch holds up to limit events, and one more slot for the last event (EventError).
+	ch    chan Event
+	limit int
+	// stop stops the call that unsubscribes when the subscriber's context is done; it
+	// reports whether it stopped it (see Runtime.stopWatching).
+	stop func() bool
 
 	mu     sync.Mutex // held while sending, so that the channel is not closed meanwhile
 	closed bool
 }
 
-// send delivers e unless the subscriber is gone; it waits for a slow subscriber until its
-// context is done.
-func (s *subscriber) send(e Event) {
+// send delivers e unless the subscriber is gone, without waiting: a subscriber that has limit
+// events waiting already is ended instead, with a last EventError of ErrSlowSubscriber. It
+// reports whether it ended it.
+func (s *subscriber) send(e Event) (dropped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if len(s.ch) >= s.limit {
+		// Only senders add, under s.mu, and never past limit: the last slot is free.
+		s.ch <- Event{Type: EventError, Err: ErrSlowSubscriber, Time: time.Now()}
+		s.closed = true
+		close(s.ch)
+		return true
+	}
+	s.ch <- e
+	return false
+}
+
+// end closes the channel, after a last EventError of err when err is not nil and there is
+// room for it.
+func (s *subscriber) end(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	select {
-	case s.ch <- e:
-	case <-s.done:
+	if err != nil {
+		select {
+		case s.ch <- Event{Type: EventError, Err: err, Time: time.Now()}:
+		default:
+		}
 	}
-}
-
-func (s *subscriber) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		close(s.ch)
-	}
+	s.closed = true
+	close(s.ch)
 }
 
 // Subscribe returns a channel of the events of the Runtime's containers, from now until ctx
-// is done or the Runtime is closed, when the channel is closed. The subscriber must receive
-// promptly: the Runtime waits for it (up to its ctx) before delivering the next event, so that
-// no exit is lost.
+// is done or the Runtime is closed.
+//
+// The Runtime never waits for a subscriber: each subscription holds up to the Runtime's
+// subscriber buffer (WithSubscribeBuffer; DefaultSubscribeBuffer) events that its reader has
+// not received yet. A reader that lets more than that wait is dropped: it receives a last
+// Event of type EventError with Err set to ErrSlowSubscriber, and the channel is closed; it
+// may have missed events, so it should re-read the status of the containers it cares about
+// and subscribe again. When the Runtime is closed the channel gets a last EventError with
+// ErrClosed and is closed. When ctx is done the channel is closed with no such event.
+//
+// No goroutine waits on a subscription: when ctx is done, a short one ends it (Close waits
+// for that one). A subscription costs its buffer until it ends.
 func (r *Runtime) Subscribe(ctx context.Context) <-chan Event {
-	s := &subscriber{ch: make(chan Event, 64), done: ctx.Done()}
+	s := &subscriber{ch: make(chan Event, r.opts.subBuffer+1), limit: r.opts.subBuffer}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		s.close()
+		s.end(ErrClosed)
 		return s.ch
 	}
 	r.subs[s] = struct{}{}
-	r.mu.Unlock()
-	go func() {
-		<-ctx.Done()
+	// The unsubscription runs in a goroutine of its own when ctx is done: Close waits for
+	// it, or stops it (stopWatching).
+	r.wg.Add(1)
+	s.stop = context.AfterFunc(ctx, func() {
+		defer r.wg.Done()
 		r.unsubscribe(s)
-	}()
+	})
+	r.mu.Unlock()
 	return s.ch
+}
+
+// stopWatching stops watching the subscriber's context, once the subscriber was taken off
+// r.subs: the unsubscription that was to run when it is done is not needed any more.
+func (r *Runtime) stopWatching(s *subscriber) {
+	if s.stop != nil && s.stop() {
+		r.wg.Done() // the call that stop stopped would have
+	}
 }
 
 func (r *Runtime) unsubscribe(s *subscriber) {
 	r.mu.Lock()
 	delete(r.subs, s)
 	r.mu.Unlock()
-	s.close()
+	s.end(nil)
 }
 
-// publish delivers e to every subscriber and wakes those waiting on the container.
+// publish delivers e to every subscriber and wakes those waiting on the container. It never
+// waits for a subscriber: one too far behind is dropped (see Subscribe).
 func (r *Runtime) publish(e Event) {
 	r.mu.Lock()
 	subs := make([]*subscriber, 0, len(r.subs))
@@ -132,7 +179,16 @@ func (r *Runtime) publish(e Event) {
 		close(w)
 	}
 	for _, s := range subs {
-		s.send(e)
+		if s.send(e) {
+			r.log.Warn("event subscriber fell too far behind: dropped", "buffer", s.limit)
+			r.mu.Lock()
+			_, had := r.subs[s]
+			delete(r.subs, s)
+			r.mu.Unlock()
+			if had { // else Close took it off, and stops watching it
+				r.stopWatching(s)
+			}
+		}
 	}
 }
 
@@ -148,16 +204,6 @@ func (r *Runtime) exitSignal(id string) <-chan struct{} {
 // eventLoop follows containerd's task events and re-subscribes when the stream breaks, as it
 // does when containerd restarts. ready is closed after the first attempt to subscribe.
 func (r *Runtime) eventLoop(ctx context.Context, ready chan struct{}) {
-	defer close(r.loopDone)
-	defer func() {
-		r.mu.Lock()
-		subs := r.subs
-		r.subs = map[*subscriber]struct{}{}
-		r.mu.Unlock()
-		for s := range subs {
-			s.close()
-		}
-	}()
 	filters := []string{
 		fmt.Sprintf(`namespace==%s,topic=="/tasks/exit"`, r.opts.namespace),
 		fmt.Sprintf(`namespace==%s,topic=="/tasks/oom"`, r.opts.namespace),

@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -69,7 +70,12 @@ func ExampleAgent() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	go agent.Run(ctx)
+	defer agent.Close() // stops Run and waits for all it started; containers keep running
+	go func() {
+		if err := agent.Run(ctx); !errors.Is(err, edge.ErrClosed) && !errors.Is(err, context.Canceled) {
+			log.Print(err)
+		}
+	}()
 
 	err = agent.Assign(edge.Assignment{Revision: 1, Tasks: []dao.Task{{
 		ID:           "web-1",
@@ -79,5 +85,46 @@ func ExampleAgent() {
 	}}})
 	if err != nil {
 		log.Fatal(err)
+	}
+}
+
+func ExampleRuntime_Subscribe() {
+	ctx := context.Background()
+	rt, err := edge.New("/run/containerd/containerd.sock")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rt.Close()
+	for {
+		for ev := range rt.Subscribe(ctx) {
+			switch ev.Type {
+			case edge.EventExit:
+				fmt.Println(ev.ContainerID, "exited with code", ev.ExitCode)
+			case edge.EventError:
+				if errors.Is(ev.Err, edge.ErrClosed) {
+					return
+				}
+				// ErrSlowSubscriber: events were missed. Re-read, then subscribe again.
+				list, _ := rt.List(ctx)
+				fmt.Println(len(list), "containers")
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func ExampleRuntime_Status() {
+	ctx := context.Background()
+	rt, err := edge.New("/run/containerd/containerd.sock")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rt.Close()
+	_, err = rt.Status(ctx, "web-1")
+	// The same class as containerd's own errors: errdefs.IsNotFound(err) holds too.
+	if errors.Is(err, edge.ErrNotFound) {
+		fmt.Println("no such container")
 	}
 }

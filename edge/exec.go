@@ -3,13 +3,15 @@ package edge
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/cio"
+
+	"github.com/opendao/dao"
 )
 
 // ExecResult is the outcome of a command run in a container.
@@ -21,14 +23,15 @@ type ExecResult struct {
 	TimedOut bool
 }
 
-var execSeq atomic.Uint64
-
 // Exec runs args in the running container, with the container's environment, user and
 // working directory, and waits up to timeout for it to exit (then kills it). Health checks
 // use it.
 func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout time.Duration) (ExecResult, error) {
 	if len(args) == 0 {
-		return ExecResult{}, fmt.Errorf("edge: exec in %s: no command", id)
+		return ExecResult{}, fmt.Errorf("edge: exec in %s: no command: %w", id, dao.ErrInvalid)
+	}
+	if timeout <= 0 {
+		return ExecResult{}, fmt.Errorf("edge: exec in %s: timeout %s: must be positive: %w", id, timeout, dao.ErrInvalid)
 	}
 	ctx = r.ctx(ctx)
 	c, err := r.load(ctx, id)
@@ -47,7 +50,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout ti
 	pspec.Args = args
 	pspec.Terminal = false
 	out := &tailBuffer{max: 4 << 10}
-	execID := fmt.Sprintf("exec-%d-%d", time.Now().UnixNano()%1e9, execSeq.Add(1))
+	// Random, so that no two Runtimes (of this program or another) pick the same one for a
+	// container: 26 base-32 characters, which containerd's identifiers allow.
+	execID := "exec-" + rand.Text()
 	// Once the process is asked for, it is seen through to its deletion even when ctx ends
 	// meanwhile (a health check stopped as its container is being stopped): a start or a
 	// delete cut off half-way leaves a process in the shim that the container's own stop

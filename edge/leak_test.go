@@ -167,6 +167,7 @@ func (e *env) reapLeak(id, cgroupsPath string) {
 // no mount, no cgroup, no log file. A local restart racing the removal used to re-create
 // the task after, or while, Remove deleted the container, leaving its shim running.
 func TestAgentRemovesCrashLoopingContainersCompletely(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ar := e.startAgent(e.rt, t.TempDir())
 	rounds := 30
@@ -235,6 +236,7 @@ func TestAgentRemovesCrashLoopingContainersCompletely(t *testing.T) {
 // context at a random moment, go on: a start cut off half-way used to leave a shim that
 // containerd could no longer reach once the container was deleted.
 func TestRemoveRacingStart(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	n := 16
@@ -301,6 +303,7 @@ func TestRemoveRacingStart(t *testing.T) {
 // TestRemoveKillsCreatedTask removes a container whose task was created and never started
 // (its process waits in runc init), and one whose process exited: both go whole.
 func TestRemoveKillsCreatedTask(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	created, exited := uniqueID("created", 0), uniqueID("exited", 1)
 	for _, id := range []string{created, exited} {

@@ -29,12 +29,12 @@ import (
 // <id>.log.start, and frees the disk space of what it copied by punching a hole over it
 // (fallocate(2) with FALLOC_FL_PUNCH_HOLE): the file keeps its length, and only its data past
 // the start takes disk space. Output written meanwhile stays in the log, past the start, and a
-// reader keeps its place. The Runtime does not rotate past what a reader of this process
+// reader keeps its place. The Runtime does not rotate past what a reader of this Runtime
 // (Logs) has still to read: a follower that falls behind holds on to disk space, not memory,
 // until it has read on, and loses nothing.
 //
 // On a file system that cannot punch holes, the Runtime copies the log to <id>.log.1 and
-// truncates it instead, and only while no reader of this process has it open: output written
+// truncates it instead, and only while no reader of this Runtime has it open: output written
 // between the copy and the truncation is then lost, as with logrotate's copytruncate.
 
 // logBlock is what rotation cuts logs at a multiple of, so that it frees whole blocks.
@@ -49,21 +49,47 @@ func (r *Runtime) removeLogs(id string) {
 	}
 }
 
-// openLogs holds the open readers of this process by log path, so that rotation leaves what
-// they have still to read. Holding its lock, a reader opens its files and a rotation moves a
-// log's start: a reader never sees half a rotation.
-var openLogs = struct {
-	sync.Mutex
+// logReaders holds a Runtime's open readers by log path, so that rotation leaves what they
+// have still to read. Holding its lock, a reader opens its files and a rotation moves a log's
+// start: a reader never sees half a rotation. The zero value is ready for use.
+//
+// Readers of other Runtimes (or programs) of the same log directory are not known: rotation
+// does not wait for them.
+type logReaders struct {
+	mu      sync.Mutex
 	readers map[string]map[*logReader]struct{}
-}{readers: map[string]map[*logReader]struct{}{}}
+}
 
-// lowestUnread returns the lowest offset of the log at path that a reader of this process
-// has still to read, or limit when none has less. The caller holds openLogs.
-func lowestUnread(path string, limit int64) int64 {
-	for l := range openLogs.readers[path] {
-		limit = min(limit, l.off.Load())
+// lowestUnread returns the lowest offset of the log at path that a reader has still to
+// read, or limit when none has less. The caller holds l.mu.
+func (l *logReaders) lowestUnread(path string, limit int64) int64 {
+	for r := range l.readers[path] {
+		limit = min(limit, r.off.Load())
 	}
 	return limit
+}
+
+// add registers r as a reader of its path. The caller holds l.mu.
+func (l *logReaders) add(r *logReader) {
+	if l.readers == nil {
+		l.readers = map[string]map[*logReader]struct{}{}
+	}
+	if l.readers[r.path] == nil {
+		l.readers[r.path] = map[*logReader]struct{}{}
+	}
+	l.readers[r.path][r] = struct{}{}
+}
+
+// remove forgets the reader r.
+func (l *logReaders) remove(r *logReader) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m := l.readers[r.path]; m != nil {
+		delete(m, r)
+		if len(m) == 0 {
+			delete(l.readers, r.path)
+		}
+	}
 }
 
 // logStart returns the offset where the data of the log at path starts: 0 until it is first
@@ -119,15 +145,15 @@ func (r *Runtime) rotateLogs() {
 		if info.Size()-logStart(path) < r.opts.logMaxSize {
 			continue
 		}
-		if err := rotate(path, r.opts.logMaxSize); err != nil {
+		if err := r.rotate(path, r.opts.logMaxSize); err != nil {
 			r.log.Warn("rotate log", "file", e.Name(), "err", err)
 		}
 	}
 }
 
-// rotate moves the data of the log at path, up to what readers of this process have still to
+// rotate moves the data of the log at path, up to what the Runtime's readers have still to
 // read, to path.1 (its last keep bytes), and frees its disk space (see the top of this file).
-func rotate(path string, keep int64) error {
+func (r *Runtime) rotate(path string, keep int64) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -138,16 +164,16 @@ func rotate(path string, keep int64) error {
 		return err
 	}
 	size := info.Size()
-	if !canPunch(filepath.Dir(path)) {
-		return copyTruncate(f, path, size)
+	if !r.punch.canPunch(filepath.Dir(path)) {
+		return r.copyTruncate(f, path, size)
 	}
 	start := logStart(path)
 	if start > size { // truncated by someone else: its data starts at 0
 		start = 0
 	}
-	openLogs.Lock()
-	cut := lowestUnread(path, size) / logBlock * logBlock
-	openLogs.Unlock()
+	r.readers.mu.Lock()
+	cut := r.readers.lowestUnread(path, size) / logBlock * logBlock
+	r.readers.mu.Unlock()
 	if cut <= start {
 		return nil
 	}
@@ -156,9 +182,9 @@ func rotate(path string, keep int64) error {
 	if err := copyFile(tmp, io.NewSectionReader(f, from, cut-from)); err != nil {
 		return err
 	}
-	openLogs.Lock()
-	defer openLogs.Unlock()
-	if lowestUnread(path, cut) < cut { // a reader opened the log meanwhile: next time
+	r.readers.mu.Lock()
+	defer r.readers.mu.Unlock()
+	if r.readers.lowestUnread(path, cut) < cut { // a reader opened the log meanwhile: next time
 		return os.Remove(tmp)
 	}
 	if err := os.Rename(tmp, path+".1"); err != nil {
@@ -192,12 +218,12 @@ func lineAfter(f *os.File, from, end int64) int64 {
 	return from
 }
 
-// copyTruncate copies the data of the log to path.1 and truncates it, when no reader of this
-// process has it open. Output written between the copy and the truncation is lost.
-func copyTruncate(f *os.File, path string, size int64) error {
-	openLogs.Lock()
-	defer openLogs.Unlock()
-	if len(openLogs.readers[path]) > 0 {
+// copyTruncate copies the data of the log to path.1 and truncates it, when no reader of the
+// Runtime has it open. Output written between the copy and the truncation is lost.
+func (r *Runtime) copyTruncate(f *os.File, path string, size int64) error {
+	r.readers.mu.Lock()
+	defer r.readers.mu.Unlock()
+	if len(r.readers.readers[path]) > 0 {
 		return nil
 	}
 	start := logStart(path)
@@ -235,12 +261,18 @@ func copyFile(path string, src io.Reader) error {
 	return nil
 }
 
-// punchable caches, by directory, whether its file system can punch holes into files.
-var punchable sync.Map // string -> bool
+// punchCache remembers, by directory, whether its file system can punch holes into files.
+// The zero value is ready for use.
+type punchCache struct {
+	mu  sync.Mutex
+	dir map[string]bool
+}
 
-func canPunch(dir string) bool {
-	if v, ok := punchable.Load(dir); ok {
-		return v.(bool)
+func (p *punchCache) canPunch(dir string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.dir[dir]; ok {
+		return v
 	}
 	ok := false
 	if f, err := os.CreateTemp(dir, ".punch-probe-*"); err == nil {
@@ -250,18 +282,24 @@ func canPunch(dir string) bool {
 		f.Close()
 		os.Remove(f.Name())
 	}
-	punchable.Store(dir, ok)
+	if p.dir == nil {
+		p.dir = map[string]bool{}
+	}
+	p.dir[dir] = ok
 	return ok
 }
 
-// LogOptions says what Logs reads.
+// LogOptions says what Logs reads. The zero value reads everything there is, once. It is a
+// plain request, as dao.ContainerSpec is, and checked as one: a bad field makes Logs fail with
+// an ErrInvalidOption naming it.
 type LogOptions struct {
 	// Follow keeps reading as the container writes, until the container has stopped and
 	// everything it wrote was read, or until ctx is done: then the reader still returns what
 	// was written up to that moment, and io.EOF at its end.
 	Follow bool
 	// Tail, when above zero, starts at the last Tail bytes instead of the beginning. Reading
-	// starts at a line boundary.
+	// starts at a line boundary. The default, 0, reads from the beginning; a negative Tail
+	// is refused.
 	Tail int64
 }
 
@@ -272,12 +310,15 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts LogOptions) (io.Read
 	if err := validID(id); err != nil {
 		return nil, err
 	}
+	if opts.Tail < 0 {
+		return nil, fmt.Errorf("edge: logs of %s: %w", id, optionError(fmt.Sprintf("LogOptions.Tail %d", opts.Tail), "must not be negative"))
+	}
 	if _, err := r.load(r.ctx(ctx), id); err != nil {
 		return nil, err
 	}
 	lr := &logReader{r: r, id: id, path: r.logPath(id), follow: opts.Follow, ctx: ctx}
-	openLogs.Lock()
-	defer openLogs.Unlock()
+	r.readers.mu.Lock()
+	defer r.readers.mu.Unlock()
 	start := logStart(lr.path)
 	f, err := os.Open(lr.path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -314,10 +355,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts LogOptions) (io.Read
 			}
 		}
 	}
-	if openLogs.readers[lr.path] == nil {
-		openLogs.readers[lr.path] = map[*logReader]struct{}{}
-	}
-	openLogs.readers[lr.path][lr] = struct{}{}
+	r.readers.add(lr)
 	return lr, nil
 }
 
@@ -438,14 +476,7 @@ func (l *logReader) running() bool {
 }
 
 func (l *logReader) Close() error {
-	openLogs.Lock()
-	if m := openLogs.readers[l.path]; m != nil {
-		delete(m, l)
-		if len(m) == 0 {
-			delete(openLogs.readers, l.path)
-		}
-	}
-	openLogs.Unlock()
+	l.r.readers.remove(l)
 	if l.closed {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 // writes many times the rotation size reads every line once, in order; the log is rotated
 // meanwhile, and once the reader is closed, rotation frees the disk space it held.
 func TestLogsFollowerFallingBehindLosesNothing(t *testing.T) {
+	t.Parallel()
 	const maxSize = 16 << 10
 	e := newEnv(t, edge.WithLogMaxSize(maxSize), edge.WithLogCheckInterval(10*time.Millisecond))
 	const lines = 200_000 // about 1.3 MB: 80 times the rotation size

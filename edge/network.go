@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/netns"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	gocni "github.com/containerd/go-cni"
+	"github.com/hashicorp/go-multierror"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/opendao/dao"
@@ -70,20 +71,25 @@ func (n Network) withDefaults() Network {
 
 // WithNetwork puts the Runtime's containers (other than those with HostNetwork) on a CNI
 // bridge network. Without it each container has a network namespace of its own with only a
-// loopback interface, and specs that publish ports are refused.
+// loopback interface, and specs that publish ports are refused. Every bad field of n is
+// reported, each an ErrInvalidOption.
 func WithNetwork(n Network) Option {
 	return func(o *options) error {
 		n = n.withDefaults()
+		var errs *multierror.Error // every bad field, each an ErrInvalidOption
 		if _, _, err := net.ParseCIDR(n.Subnet); err != nil {
-			return fmt.Errorf("edge: network subnet %q: must be CIDR such as 10.88.0.0/16", n.Subnet)
+			errs = multierror.Append(errs, optionError("WithNetwork", "subnet %q: must be CIDR such as 10.88.0.0/16", n.Subnet))
 		}
 		if len(n.Bridge) > 15 || strings.ContainsAny(n.Bridge, " /") {
-			return fmt.Errorf("edge: network bridge %q: must be a device name of at most 15 bytes", n.Bridge)
+			errs = multierror.Append(errs, optionError("WithNetwork", "bridge %q: must be a device name of at most 15 bytes", n.Bridge))
 		}
 		for _, d := range []string{n.StateDir, n.NetNSDir} {
 			if !filepath.IsAbs(d) {
-				return fmt.Errorf("edge: network directory %q: must be an absolute path", d)
+				errs = multierror.Append(errs, optionError("WithNetwork", "directory %q: must be an absolute path", d))
 			}
+		}
+		if err := errs.ErrorOrNil(); err != nil {
+			return err
 		}
 		o.network = &n
 		return nil
@@ -130,9 +136,6 @@ func newCNI(n *Network) (gocni.CNI, error) {
 	return c, nil
 }
 
-// ErrNoNetwork: the spec publishes ports but the Runtime has no network to publish them on.
-var ErrNoNetwork = errors.New("edge: publishing ports needs a Runtime with a network (edge.WithNetwork)")
-
 // attachment is a container's place on the network.
 type attachment struct {
 	netns     *netns.NetNS
@@ -166,9 +169,14 @@ func (r *Runtime) attach(ctx context.Context, id string, spec *dao.ContainerSpec
 	if err != nil {
 		// The plugins that did their part (an address, iptables rules) undo it on a DEL,
 		// as CNI asks of a failed ADD; the namespace alone would leave them behind.
-		_ = r.cni.Remove(ctx, id, ns.GetPath(), gocni.WithCapabilityPortMap(a.ports))
-		_ = ns.Remove()
-		return nil, fmt.Errorf("edge: connect %s to network %s: %w", id, r.opts.network.Name, err)
+		var undo []error
+		if rerr := r.cni.Remove(ctx, id, ns.GetPath(), gocni.WithCapabilityPortMap(a.ports)); rerr != nil {
+			undo = append(undo, fmt.Errorf("edge: connect %s: undo: disconnect: %w", id, rerr))
+		}
+		if nerr := ns.Remove(); nerr != nil {
+			undo = append(undo, fmt.Errorf("edge: connect %s: undo: remove its network namespace: %w", id, nerr))
+		}
+		return nil, withCleanup(fmt.Errorf("edge: connect %s to network %s: %w", id, r.opts.network.Name, err), undo...)
 	}
 	for name, cfg := range res.Interfaces {
 		if name == "lo" {

@@ -37,20 +37,22 @@ func (r *Runtime) announceInferredOOM(id string) bool {
 	return true
 }
 
-// markOOM records an OOM kill in memory and on the container, so that a new Runtime still
-// knows it.
+// markOOM records an OOM kill in memory and, in the background, on the container, so that a
+// new Runtime still knows it. A Close meanwhile may cut the label off: a new Runtime then
+// reads the kill from the cgroup again, while the container's exited task is there (see
+// cgroupOOMKilled).
 func (r *Runtime) markOOM(id string, inferred bool) {
 	now := time.Now()
 	r.mu.Lock()
 	r.oom[id] = oomMark{at: now, inferred: inferred}
 	r.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(r.ctx(context.Background()), 10*time.Second)
+	r.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(r.ctx(ctx), 10*time.Second)
 		defer cancel()
 		if c, err := r.client.LoadContainer(ctx, id); err == nil {
 			_, _ = c.SetLabels(ctx, map[string]string{LabelOOMKilled: now.UTC().Format(time.RFC3339Nano)})
 		}
-	}()
+	})
 }
 
 // clearOOM forgets an OOM kill before the container starts again.
@@ -68,7 +70,7 @@ func (r *Runtime) clearOOM(ctx context.Context, c client.Container) {
 // oomAtExit asks the cgroup of a container whose task just exited whether the kernel
 // OOM-killed it.
 func (r *Runtime) oomAtExit(id string) bool {
-	ctx, cancel := context.WithTimeout(r.ctx(context.Background()), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.ctx(r.bg), 2*time.Second)
 	defer cancel()
 	c, err := r.load(ctx, id)
 	if err != nil {

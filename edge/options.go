@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +27,9 @@ const (
 	DefaultLogMaxSize = 10 << 20
 	// DefaultRuntimeName is the containerd runtime (shim) that runs containers.
 	DefaultRuntimeName = "io.containerd.runc.v2"
+	// DefaultSubscribeBuffer is the number of events a subscriber may leave unreceived
+	// before it is dropped (see Runtime.Subscribe).
+	DefaultSubscribeBuffer = 1024
 )
 
 // Option configures a Runtime.
@@ -43,6 +45,7 @@ type options struct {
 	runtime     string
 	network     *Network
 	puller      ImagePuller
+	subBuffer   int
 }
 
 func defaultOptions() options {
@@ -54,6 +57,7 @@ func defaultOptions() options {
 		logCheck:    time.Second,
 		logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		runtime:     DefaultRuntimeName,
+		subBuffer:   DefaultSubscribeBuffer,
 	}
 }
 
@@ -62,7 +66,7 @@ func defaultOptions() options {
 func WithNamespace(ns string) Option {
 	return func(o *options) error {
 		if ns == "" || strings.ContainsAny(ns, "/ \t\n") {
-			return fmt.Errorf("edge: namespace %q: must be a non-empty name without '/' or spaces", ns)
+			return optionError(fmt.Sprintf("WithNamespace(%q)", ns), "must be a non-empty name without '/' or spaces")
 		}
 		o.namespace = ns
 		return nil
@@ -74,7 +78,7 @@ func WithNamespace(ns string) Option {
 func WithSnapshotter(name string) Option {
 	return func(o *options) error {
 		if name == "" {
-			return errors.New("edge: snapshotter: must not be empty")
+			return optionError(`WithSnapshotter("")`, "must not be empty")
 		}
 		o.snapshotter = name
 		return nil
@@ -86,7 +90,7 @@ func WithSnapshotter(name string) Option {
 func WithLogDir(dir string) Option {
 	return func(o *options) error {
 		if !filepath.IsAbs(dir) {
-			return fmt.Errorf("edge: log dir %q: must be an absolute path", dir)
+			return optionError(fmt.Sprintf("WithLogDir(%q)", dir), "must be an absolute path")
 		}
 		o.logDir = filepath.Clean(dir)
 		return nil
@@ -95,12 +99,12 @@ func WithLogDir(dir string) Option {
 
 // WithLogMaxSize sets the size in bytes at which a container's log is rotated; one rotated
 // file is kept, so a container's logs take about twice this on disk, and more only while a
-// reader of this process (Logs) is behind: rotation never discards what a reader has still
+// reader of this Runtime (Logs) is behind: rotation never discards what a reader has still
 // to read. The default is DefaultLogMaxSize (10 MiB); the least is 4 KiB.
 func WithLogMaxSize(bytes int64) Option {
 	return func(o *options) error {
 		if bytes < 4<<10 {
-			return fmt.Errorf("edge: log max size %d: must be at least 4096 bytes", bytes)
+			return optionError(fmt.Sprintf("WithLogMaxSize(%d)", bytes), "must be at least 4096 bytes")
 		}
 		o.logMaxSize = bytes
 		return nil
@@ -112,7 +116,7 @@ func WithLogMaxSize(bytes int64) Option {
 func WithLogCheckInterval(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 10*time.Millisecond {
-			return fmt.Errorf("edge: log check interval %s: must be at least 10ms", d)
+			return optionError(fmt.Sprintf("WithLogCheckInterval(%s)", d), "must be at least 10ms")
 		}
 		o.logCheck = d
 		return nil
@@ -123,7 +127,7 @@ func WithLogCheckInterval(d time.Duration) Option {
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
 		if l == nil {
-			return errors.New("edge: logger: must not be nil")
+			return optionError("WithLogger(nil)", "must not be nil")
 		}
 		o.logger = l
 		return nil
@@ -135,9 +139,23 @@ func WithLogger(l *slog.Logger) Option {
 func WithRuntimeName(name string) Option {
 	return func(o *options) error {
 		if name == "" {
-			return errors.New("edge: runtime name: must not be empty")
+			return optionError(`WithRuntimeName("")`, "must not be empty")
 		}
 		o.runtime = name
+		return nil
+	}
+}
+
+// WithSubscribeBuffer sets how many events each subscriber of the Runtime (Subscribe) may
+// leave unreceived: one that lets more wait is dropped with ErrSlowSubscriber, so that the
+// Runtime never waits for a reader. The default is DefaultSubscribeBuffer (1024); the least
+// is 1.
+func WithSubscribeBuffer(events int) Option {
+	return func(o *options) error {
+		if events < 1 {
+			return optionError(fmt.Sprintf("WithSubscribeBuffer(%d)", events), "must be at least 1")
+		}
+		o.subBuffer = events
 		return nil
 	}
 }
@@ -155,7 +173,7 @@ type ImagePuller interface {
 func WithPuller(p ImagePuller) Option {
 	return func(o *options) error {
 		if p == nil {
-			return errors.New("edge: nil image puller")
+			return optionError("WithPuller(nil)", "must not be nil")
 		}
 		o.puller = p
 		return nil

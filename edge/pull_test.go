@@ -18,6 +18,7 @@ import (
 // TestPullerFetchesMissingImages runs containers of an image only a registry has: the
 // Runtime pulls it once, for several containers created at once.
 func TestPullerFetchesMissingImages(t *testing.T) {
+	t.Parallel()
 	reg := testutil.StartRegistry(t)
 	c, err := registry.NewClient(registry.WithHosts(map[string]registry.HostConfig{reg.Addr: {PlainHTTP: true}}))
 	if err != nil {

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,7 +21,7 @@ import (
 //
 // Containers outlive the Runtime: they run under containerd's shims, write their logs
 // themselves and are found again by a new Runtime on the same namespace (see List). Closing a
-// Runtime stops none of them.
+// Runtime stops none of them; Close waits for every goroutine the Runtime started.
 //
 // A Runtime is safe for simultaneous use.
 type Runtime struct {
@@ -31,22 +30,28 @@ type Runtime struct {
 	opts      options
 	log       *slog.Logger
 
-	images imageCache
-	cni    gocni.CNI // nil without a network
-	logger string    // path of the logger script (see logger.go)
+	images  imageCache
+	cni     gocni.CNI // nil without a network
+	logger  string    // path of the logger script (see logger.go)
+	readers logReaders
+	punch   punchCache
 
 	// busy serialises what changes one container (Create, Start, Stop, Remove), so that a
 	// start under way when a removal begins has finished, its task visible to the removal,
 	// before the removal looks.
 	busy idLocks
 
-	mu       sync.Mutex
-	subs     map[*subscriber]struct{}
-	waiters  map[string][]chan struct{}
-	oom      map[string]oomMark // containers the kernel OOM-killed, by ID, until restarted
-	closed   bool
-	stop     context.CancelFunc
-	loopDone chan struct{}
+	mu      sync.Mutex
+	subs    map[*subscriber]struct{}
+	waiters map[string][]chan struct{}
+	oom     map[string]oomMark // containers the kernel OOM-killed, by ID, until restarted
+	closed  bool
+
+	// bg is the context of the Runtime's background work, ended by Close (stop); wg counts
+	// every goroutine the Runtime started (see background), which Close waits for.
+	bg   context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 // New connects to the containerd at address (a unix socket path) and returns a Runtime over
@@ -92,22 +97,22 @@ func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
 			return nil, err
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	bg, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
-		logger:   logger,
-		cni:      cni,
-		client:   c,
-		opts:     o,
-		log:      o.logger,
-		subs:     map[*subscriber]struct{}{},
-		waiters:  map[string][]chan struct{}{},
-		oom:      map[string]oomMark{},
-		stop:     cancel,
-		loopDone: make(chan struct{}),
+		logger:  logger,
+		cni:     cni,
+		client:  c,
+		opts:    o,
+		log:     o.logger,
+		subs:    map[*subscriber]struct{}{},
+		waiters: map[string][]chan struct{}{},
+		oom:     map[string]oomMark{},
+		bg:      bg,
+		stop:    cancel,
 	}
 	ready := make(chan struct{})
-	go r.eventLoop(ctx, ready)
-	go r.logLoop(ctx)
+	r.background(func(ctx context.Context) { r.eventLoop(ctx, ready) })
+	r.background(r.logLoop)
 	// Wait until the first subscription is in place (or failed), so that no exit of a container
 	// started right after New is missed.
 	select {
@@ -126,8 +131,12 @@ func (r *Runtime) Namespace() string { return r.opts.namespace }
 // LogDir returns the directory of the containers' log files.
 func (r *Runtime) LogDir() string { return r.opts.logDir }
 
-// Close stops the Runtime's background work, ends its subscriptions and, if New opened the
-// connection, closes it. Containers keep running.
+// Close stops the Runtime's background work (the event stream, log rotation, the recording
+// of OOM kills) and waits for every goroutine the Runtime started to end; it ends every
+// subscription, each with a last EventError of ErrClosed (see Subscribe), and, if New opened
+// the connection to containerd, closes it. Calls that change containers fail with ErrClosed
+// afterwards; those under way are not waited for. Containers keep running. Close may be
+// called more than once: later calls do nothing and return nil.
 func (r *Runtime) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -135,13 +144,39 @@ func (r *Runtime) Close() error {
 		return nil
 	}
 	r.closed = true
+	subs := r.subs
+	r.subs = map[*subscriber]struct{}{}
 	r.mu.Unlock()
 	r.stop()
-	<-r.loopDone
+	for s := range subs {
+		r.stopWatching(s)
+	}
+	r.wg.Wait()
+	for s := range subs {
+		s.end(ErrClosed)
+	}
 	if r.ownClient {
-		return r.client.Close()
+		if err := r.client.Close(); err != nil {
+			return fmt.Errorf("edge: close the connection to containerd: %w", err)
+		}
 	}
 	return nil
+}
+
+// background runs f in a goroutine of the Runtime's, which Close waits for, with a context
+// that Close ends. It reports false, and runs nothing, once the Runtime is closed.
+func (r *Runtime) background(f func(ctx context.Context)) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f(r.bg)
+	}()
+	return true
 }
 
 // ctx adds the Runtime's namespace to ctx.
@@ -157,9 +192,6 @@ func (r *Runtime) isClosed() error {
 	}
 	return nil
 }
-
-// errInvalidID is returned for container IDs containerd would refuse.
-var errInvalidID = errors.New("edge: invalid container id")
 
 // idPattern is containerd's rule for identifiers.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$`)

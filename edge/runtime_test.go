@@ -21,6 +21,7 @@ import (
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/testutil"
+	"github.com/opendao/dao/internal/testutil/edgetest"
 )
 
 // env is one test's containerd, runtime and images.
@@ -48,13 +49,7 @@ func newEnv(t *testing.T, opts ...edge.Option) *env {
 // runtime opens a Runtime over the test's containerd, in the test namespace.
 func (e *env) runtime(opts ...edge.Option) *edge.Runtime {
 	e.t.Helper()
-	opts = append([]edge.Option{edge.WithNamespace(testutil.Namespace), edge.WithLogDir(filepath.Join(e.ctrd.Dir, "logs"))}, opts...)
-	rt, err := edge.New(e.ctrd.Address, opts...)
-	if err != nil {
-		e.t.Fatalf("edge.New: %v", err)
-	}
-	e.t.Cleanup(func() { rt.Close() })
-	return rt
+	return edgetest.NewRuntime(e.t, e.ctrd, opts...)
 }
 
 func (e *env) run(id string, spec dao.ContainerSpec) edge.ContainerStatus {
@@ -111,6 +106,7 @@ func (e *env) task(id string) (client.Task, client.Status) {
 }
 
 func TestRunCapturesOutputAndExitCode(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.run("hello", dao.ContainerSpec{
 		Image:   e.busybox,
@@ -136,6 +132,7 @@ func TestRunCapturesOutputAndExitCode(t *testing.T) {
 }
 
 func TestSpecReachesTheContainer(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	hostDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(hostDir, "from-host"), []byte("bound"), 0o644); err != nil {
@@ -201,6 +198,7 @@ func TestSpecReachesTheContainer(t *testing.T) {
 }
 
 func TestPrivilegedOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.run("priv", dao.ContainerSpec{Image: e.busybox, Command: []string{"true"}, Privileged: true})
 	e.wait("priv", 30*time.Second)
@@ -220,6 +218,7 @@ func TestPrivilegedOnlyWhenAsked(t *testing.T) {
 }
 
 func TestInvalidSpecCreatesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	err := e.rt.Create(e.ctx, "bad", dao.ContainerSpec{
 		Image:     e.busybox,
@@ -259,6 +258,7 @@ func TestInvalidSpecCreatesNothing(t *testing.T) {
 }
 
 func TestOOMKillIsReported(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	events := e.rt.Subscribe(e.ctx)
 	e.run("oom", dao.ContainerSpec{
@@ -309,6 +309,7 @@ func TestOOMKillIsReported(t *testing.T) {
 }
 
 func TestMemoryLimitIsEnforced(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.run("capped", dao.ContainerSpec{Image: e.app, Args: []string{"-alloc", "8"}, Resources: dao.Resources{Memory: 24 * dao.MiB}})
 	deadline := time.Now().Add(10 * time.Second)
@@ -334,6 +335,7 @@ func TestMemoryLimitIsEnforced(t *testing.T) {
 }
 
 func TestStopHonoursGracePeriod(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.run("polite", dao.ContainerSpec{Image: e.app, StopGracePeriod: dao.Duration(10 * time.Second)})
 	e.run("stubborn", dao.ContainerSpec{Image: e.app, Args: []string{"-ignore-term"}, StopGracePeriod: dao.Duration(time.Second)})
@@ -374,6 +376,7 @@ func TestStopHonoursGracePeriod(t *testing.T) {
 }
 
 func TestRemoveDeletesContainerSnapshotAndLogs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.run("gone", dao.ContainerSpec{Image: e.busybox, Command: []string{"sleep", "60"}})
 	if err := e.rt.Remove(e.ctx, "gone"); !errors.Is(err, edge.ErrRunning) {
@@ -401,6 +404,7 @@ func TestRemoveDeletesContainerSnapshotAndLogs(t *testing.T) {
 }
 
 func TestExitEventsComeFromContainerd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	events := e.rt.Subscribe(e.ctx)
 	e.run("quick", dao.ContainerSpec{Image: e.busybox, Command: []string{"sh", "-c", "exit 7"}})
@@ -421,6 +425,7 @@ func TestExitEventsComeFromContainerd(t *testing.T) {
 }
 
 func TestNewRuntimeAdoptsRunningContainers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	first := e.run("long", dao.ContainerSpec{Image: e.app})
 	if err := e.rt.Close(); err != nil {
@@ -442,6 +447,7 @@ func TestNewRuntimeAdoptsRunningContainers(t *testing.T) {
 }
 
 func TestExec(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.run("execd", dao.ContainerSpec{Image: e.busybox, Command: []string{"sleep", "60"}, Env: []string{"WHO=world"}})
 	res, err := e.rt.Exec(e.ctx, "execd", []string{"sh", "-c", "echo hello $WHO; exit 4"}, 10*time.Second)
@@ -458,6 +464,7 @@ func TestExec(t *testing.T) {
 }
 
 func TestLogsAreCappedAndFollowed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, edge.WithLogMaxSize(16<<10), edge.WithLogCheckInterval(20*time.Millisecond))
 	e.run("chatty", dao.ContainerSpec{
 		Image:   e.busybox,
@@ -592,6 +599,7 @@ func TestBridgeNetworkAndPublishedPorts(t *testing.T) {
 }
 
 func TestPortsNeedANetwork(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	err := e.rt.Create(e.ctx, "ported", dao.ContainerSpec{Image: e.app, Ports: []dao.PortMapping{{ContainerPort: 80, HostPort: 8080}}})
 	if !errors.Is(err, edge.ErrNoNetwork) {
@@ -602,6 +610,7 @@ func TestPortsNeedANetwork(t *testing.T) {
 // TestStderrIsNotLostAtExit runs many short containers that write to stderr just before they
 // exit: every line must reach the log (the shim's own file logging lost some).
 func TestStderrIsNotLostAtExit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const n = 30
 	for i := range n {
@@ -628,6 +637,7 @@ func TestStderrIsNotLostAtExit(t *testing.T) {
 // come back, and NewFromClient over a plain client, whose calls fail while it is down. Wait
 // returns the exit code in both, once containerd is back.
 func TestWaitRidesOutAContainerdCrash(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	plain, err := client.New(e.ctrd.Address)
 	if err != nil {
@@ -681,6 +691,7 @@ func TestWaitRidesOutAContainerdCrash(t *testing.T) {
 // left behind: containerd 1.6 then fails every new task of it with "mkdir BUNDLE: file
 // exists", and does not clean it up when restarted.
 func TestStartRemovesAStaleTaskBundle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if err := e.rt.Create(e.ctx, "stale", dao.ContainerSpec{Image: e.busybox, Args: []string{"sleep", "60"}}); err != nil {
 		t.Fatal(err)

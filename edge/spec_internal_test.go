@@ -15,6 +15,7 @@ import (
 // 9.2e13 millicores, to a negative quota that runc takes as "no limit". Without the spec's
 // validation in front, the conversion itself refuses what the kernel cannot honour.
 func TestResourceConversionsNeverWrap(t *testing.T) {
+	t.Parallel()
 	apply := func(r dao.Resources) (*specs.Spec, error) {
 		s := &specs.Spec{Linux: &specs.Linux{}}
 		for _, o := range resourceOpts(r) {
@@ -51,6 +52,7 @@ func TestResourceConversionsNeverWrap(t *testing.T) {
 // TestCapabilityNamesAreNeverDropped: a name runc does not know it drops without a word;
 // the spec option refuses it, and one the node's kernel lacks.
 func TestCapabilityNamesAreNeverDropped(t *testing.T) {
+	t.Parallel()
 	apply := func(add, drop []string) error {
 		s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_CHOWN"}}}}
 		return withCapabilities(add, drop)(context.Background(), nil, nil, s)

@@ -42,6 +42,7 @@ func (e *env) output(id string, spec dao.ContainerSpec) (string, int) {
 // around to a negative CFS quota, and the container ran without a CPU limit. The largest
 // valid limit reaches the container's cgroup exactly.
 func TestLargeCPULimitsReachTheKernel(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for i, milli := range []int64{1_000_000, 100_000_000_000, dao.MaxMilliCPU} {
 		id := fmt.Sprintf("cpu-%d", i)
@@ -80,6 +81,7 @@ func TestLargeCPULimitsReachTheKernel(t *testing.T) {
 // TestSeccompDefaultProfile: containers ran with no seccomp filter (Seccomp: 0 in
 // /proc/self/status), where docker and containerd's CRI apply their default profile.
 func TestSeccompDefaultProfile(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	// unshare(CLONE_NEWUSER) needs no capability, but the default profile allows unshare
 	// only with CAP_SYS_ADMIN.
@@ -117,6 +119,7 @@ func TestSeccompDefaultProfile(t *testing.T) {
 // TestCapabilitiesAsDocker: an unknown capability validated and was dropped without a word,
 // and "ALL" beside another name in CapDrop dropped nothing.
 func TestCapabilitiesAsDocker(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	err := e.rt.Create(e.ctx, "bad-cap", dao.ContainerSpec{Image: e.busybox, CapAdd: []string{"NOT_A_CAP"}})
 	var verr *dao.ValidationError

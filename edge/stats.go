@@ -8,6 +8,7 @@ import (
 	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 )
 
@@ -69,7 +70,7 @@ func (r *Runtime) Stats(ctx context.Context, id string) (Stats, error) {
 			s.Pids = m.Pids.Current
 		}
 	default:
-		return Stats{}, fmt.Errorf("edge: stats of %s: unknown metrics type %T", id, v)
+		return Stats{}, fmt.Errorf("edge: stats of %s: unknown metrics type %T: %w", id, v, errdefs.ErrNotImplemented)
 	}
 	return s, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/testutil"
+	"github.com/opendao/dao/internal/testutil/edgetest"
 	"github.com/opendao/dao/pipeline"
 )
 
@@ -37,13 +38,7 @@ func newEnv(t *testing.T, opts ...edge.Option) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	e := &env{t: t, ctrd: c, ctx: ctx, busybox: testutil.BusyboxImage(t, c)}
-	opts = append([]edge.Option{edge.WithNamespace(testutil.Namespace), edge.WithLogDir(filepath.Join(c.Dir, "logs"))}, opts...)
-	rt, err := edge.New(c.Address, opts...)
-	if err != nil {
-		t.Fatalf("edge.New: %v", err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	e.rt = rt
+	e.rt = edgetest.NewRuntime(t, c, opts...)
 	return e
 }
 

@@ -9,5 +9,9 @@
 // environment variable DAO_REQUIRE_INTEGRATION is set, as `make test` and CI set it, a missing
 // dependency fails the test; otherwise it skips with the reason.
 //
+// Package edgetest, beside it, opens edge Runtimes over StartContainerd's daemon for the tests
+// of edge and pipeline; testutil itself does not import edge, so that the tests of packages
+// edge imports may use it.
+//
 // Nothing here installs anything: `make test` installs the Debian packages.
 package testutil
