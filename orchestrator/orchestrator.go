@@ -111,12 +111,12 @@ func New(store Store, opts ...Option) (*Orchestrator, error) {
 // Run runs the control loops until ctx is done, and returns ctx's error then, or an error
 // of the store (ErrClosed) that ends them. Every goroutine it starts has ended when it
 // returns; nodes keep running what they were given. Only one Run may be active at a time
-// (ErrRunning).
+// (ErrAlreadyRunning).
 func (o *Orchestrator) Run(ctx context.Context) error {
 	o.mu.Lock()
 	if o.running {
 		o.mu.Unlock()
-		return ErrRunning
+		return ErrAlreadyRunning
 	}
 	o.running = true
 	o.mu.Unlock()
