@@ -101,6 +101,9 @@ func New(store Store, opts ...Option) (*Orchestrator, error) {
 		refused:    map[string]refusal{},
 	}
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, invalid("Option", "nil option")
+		}
 		if err := opt(&o.opts); err != nil {
 			return nil, err
 		}
@@ -190,14 +193,12 @@ func (o *Orchestrator) tickLiveness(ctx context.Context) {
 // follow lists the store, rebuilds the scheduler's account, then reacts to the store's
 // events until the watch ends.
 func (o *Orchestrator) follow(ctx context.Context) error {
-	sopts := append([]SchedulerOption{WithSchedulerClock(o.opts.clock)}, o.opts.sched...)
-	sched, err := NewScheduler(sopts...)
-	if err != nil {
-		return err
-	}
+	sopts := o.opts.sched
+	sopts.now = o.opts.clock.Now
+	sched := newScheduler(sopts)
 	var rev uint64
 	now := o.opts.clock.Now()
-	err = o.store.View(ctx, func(tx ReadTx) error {
+	err := o.store.View(ctx, func(tx ReadTx) error {
 		rev = tx.Revision()
 		o.mu.Lock()
 		defer o.mu.Unlock()
