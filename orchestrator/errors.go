@@ -1,7 +1,10 @@
 package orchestrator
 
 import (
+	"strings"
+
 	"github.com/containerd/errdefs"
+	"github.com/hashicorp/go-multierror"
 
 	"github.com/opendao/dao/internal/errclass"
 )
@@ -60,3 +63,29 @@ var (
 	// ErrUpdateFailed, in an *UpdateError.
 	ErrUpdatePaused = errclass.New(errdefs.ErrFailedPrecondition, "orchestrator: rolling update paused")
 )
+
+// joinErrors collects the errors that are not nil into one that errors.Is and errors.As
+// see each of (a *multierror.Error), whose text is theirs joined with "; ". It returns
+// nil when every one is nil, and the error itself when only one is not.
+func joinErrors(errs ...error) error {
+	var m multierror.Error
+	for _, err := range errs {
+		if err != nil {
+			m.Errors = append(m.Errors, err)
+		}
+	}
+	switch len(m.Errors) {
+	case 0:
+		return nil
+	case 1:
+		return m.Errors[0]
+	}
+	m.ErrorFormat = func(errs []error) string {
+		words := make([]string, len(errs))
+		for i, err := range errs {
+			words[i] = err.Error()
+		}
+		return strings.Join(words, "; ")
+	}
+	return &m
+}
