@@ -160,11 +160,15 @@ func (o *Orchestrator) poke() {
 }
 
 // after arranges for f and a wake of the loop after d, with the orchestrator's clock, and
-// forgets the timer when Run returns. f runs on the clock's goroutine and must be quick.
+// stops the timer when Run returns (and arranges nothing once it has). f runs on the
+// clock's goroutine and must be quick.
 func (o *Orchestrator) after(d time.Duration, f func()) {
 	var t clock.Timer
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if !o.running {
+		return
+	}
 	t = o.opts.clock.AfterFunc(d, func() {
 		o.mu.Lock()
 		delete(o.timers, t)
@@ -231,10 +235,19 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 		return err
 	}
 	o.sched = sched
-	events, err := o.store.Watch(ctx, rev+1)
+	// The watch ends with follow: its goroutine has ended when follow returns, so that
+	// Run leaves nothing running.
+	wctx, stopWatch := context.WithCancel(ctx)
+	events, err := o.store.Watch(wctx, rev+1)
 	if err != nil {
+		stopWatch()
 		return err
 	}
+	defer func() {
+		stopWatch()
+		for range events {
+		}
+	}()
 	for {
 		o.pass(ctx)
 		select {
