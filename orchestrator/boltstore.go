@@ -756,7 +756,7 @@ func (s *BoltStore) Update(ctx context.Context, cause string, fn func(tx Tx) err
 }
 
 // Watch implements Store.
-func (s *BoltStore) Watch(ctx context.Context, fromRevision uint64, filters ...Filter) (<-chan Event, error) {
+func (s *BoltStore) Watch(ctx context.Context, fromRevision uint64, filters ...WatchFilter) (<-chan Event, error) {
 	return s.c.hub.watch(ctx, fromRevision, filters)
 }
 

@@ -244,7 +244,7 @@ func taskIDs(t *testing.T, s orchestrator.Store, list func(tx orchestrator.ReadT
 	return ids
 }
 
-func watch(t *testing.T, s orchestrator.Store, from uint64, filters ...orchestrator.Filter) <-chan orchestrator.Event {
+func watch(t *testing.T, s orchestrator.Store, from uint64, filters ...orchestrator.WatchFilter) <-chan orchestrator.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
