@@ -53,14 +53,13 @@ type Orchestrator struct {
 	statusKick chan struct{}
 
 	// Owned by the loop goroutine of Run.
-	sched    *Scheduler
-	rollouts map[string]*rollout
-	recheck  map[string]time.Time
-	// invalid holds, by service ID, the message of the invalid stored service last
-	// warned of, so that each is logged once.
-	invalid map[string]string
+	sched *Scheduler
+	// rec plans each service's tasks (the reconciler and its updater).
+	rec *reconciler
+	// recheck holds when each service asks to be reconciled again (plan.wake).
+	recheck map[string]time.Time
 	// refused holds, by ID, the stored revision of tasks a node refused as invalid: the
-	// dispatcher leaves them out (see assignValid).
+	// dispatcher leaves them out (see assignValid), and the reconciler ends them.
 	refused map[string]refusal
 }
 
@@ -95,9 +94,7 @@ func New(store Store, opts ...Option) (*Orchestrator, error) {
 		timers:     map[clock.Timer]struct{}{},
 		kick:       make(chan struct{}, 1),
 		statusKick: make(chan struct{}, 1),
-		rollouts:   map[string]*rollout{},
 		recheck:    map[string]time.Time{},
-		invalid:    map[string]string{},
 		refused:    map[string]refusal{},
 	}
 	for _, opt := range opts {
@@ -108,6 +105,7 @@ func New(store Store, opts ...Option) (*Orchestrator, error) {
 			return nil, err
 		}
 	}
+	o.rec = newReconciler(&o.opts, nil, o.refused)
 	return o, nil
 }
 
@@ -235,6 +233,7 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 		return err
 	}
 	o.sched = sched
+	o.rec.sched = sched
 	// The watch ends with follow: its goroutine has ended when follow returns, so that
 	// Run leaves nothing running.
 	wctx, stopWatch := context.WithCancel(ctx)
