@@ -45,12 +45,13 @@
 //     takes its failure action; a healthy rollout takes about one window per batch.
 //     [Orchestrator.Deploy] waits for the update, and for its rollback, to finish.
 //
-// Each loop is a part of its own, which a newcomer finds by file: the reconciler
-// (reconcile.go) plans one service at a time from a read transaction, and writes
-// nothing itself; its updater (update.go) owns the rolling updates in progress; the
-// scheduling loop (schedloop.go) drives the [Scheduler] (scheduler.go); the dispatcher
-// (dispatcher.go), the status writer (status.go) and liveness (liveness.go), which judges
-// nodes by their silence alone. One pass of Run's loop drives them all, in that order,
+// Each loop is a part of its own, which a newcomer finds by file, and decides from a read
+// transaction what its caller then writes: the reconciler (reconcile.go) plans one
+// service at a time; its updater (update.go) owns the rolling updates in progress; the
+// scheduling loop (schedloop.go) reads the pending tasks and has the [Scheduler]
+// (scheduler.go) place them; the dispatcher (dispatcher.go) reads each node's
+// assignment; the status writer (status.go) keeps states moving forward; liveness
+// (liveness.go) judges nodes by their silence alone. One pass of Run's loop drives them all, in that order,
 // over what the store's events marked (orchestrator.go): one goroutine, so the loops
 // share no locks, and what one writes the next reads in the same pass.
 //
