@@ -265,7 +265,7 @@ func (o *Orchestrator) Nodes(ctx context.Context) ([]Node, error) {
 
 // Watch follows the store's changes: see Store.Watch. Each event's Cause names the API
 // call, loop or policy that made the change, and why.
-func (o *Orchestrator) Watch(ctx context.Context, fromRevision uint64, filters ...Filter) (<-chan Event, error) {
+func (o *Orchestrator) Watch(ctx context.Context, fromRevision uint64, filters ...WatchFilter) (<-chan Event, error) {
 	return o.store.Watch(ctx, fromRevision, filters...)
 }
 

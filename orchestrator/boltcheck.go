@@ -107,8 +107,8 @@ func checkBoltMetas(r io.ReaderAt, size int64) (boltMeta, error) {
 	if ps == 0 {
 		// Say what is at page 1 for the usual page size.
 		_, err1 := readBoltMeta(r, int64(os.Getpagesize()))
-		return corrupt("not a bbolt file, or both its meta pages are damaged: page 0: %v; page 1 (at %d, or any other page size): %v",
-			err0, os.Getpagesize(), err1)
+		return boltMeta{}, fmt.Errorf("%w: not a bbolt file, or both its meta pages are damaged: %w", ErrCorrupt,
+			joinErrors(fmt.Errorf("page 0: %w", err0), fmt.Errorf("page 1 (at %d, or any other page size): %w", os.Getpagesize(), err1)))
 	}
 	if ps < 512 || ps > 1<<24 || ps&(ps-1) != 0 {
 		return corrupt("page size %d is not a power of two from 512 to 16 MiB", ps)
@@ -120,7 +120,8 @@ func checkBoltMetas(r io.ReaderAt, size int64) (boltMeta, error) {
 	var m boltMeta
 	switch {
 	case err0 != nil && err1 != nil:
-		return corrupt("both meta pages are damaged: page 0: %v; page 1: %v", err0, err1)
+		return boltMeta{}, fmt.Errorf("%w: both meta pages are damaged: %w", ErrCorrupt,
+			joinErrors(fmt.Errorf("page 0: %w", err0), fmt.Errorf("page 1: %w", err1)))
 	case err0 == nil && err1 == nil && m0.pageSize != m1.pageSize:
 		return corrupt("the meta pages disagree on the page size: %d and %d", m0.pageSize, m1.pageSize)
 	case err1 != nil || (err0 == nil && m0.txid >= m1.txid):

@@ -78,6 +78,9 @@ type BoltStore struct {
 	// txid is bbolt's ID of the last transaction the store wrote or read at opening, to
 	// tell whether a write that failed reached the file.
 	txid uint64
+	// afterCommit, when set (by tests), is called after each bbolt commit of persist, and
+	// its error taken for the commit's: a commit that failed after it reached the file.
+	afterCommit func() error
 	// broken, once set, fails every write: the file and memory may disagree.
 	broken error
 	// quarantined lists the records set aside, at this opening or an earlier one.
@@ -198,8 +201,7 @@ func (s *BoltStore) open(o storeOptions) error {
 		return err
 	}
 	if err := s.load(o); err != nil {
-		s.closeBolt()
-		return err
+		return joinErrors(err, s.closeBolt())
 	}
 	return nil
 }
@@ -271,11 +273,7 @@ func createBoltFile(path string) error {
 	if err != nil {
 		return err
 	}
-	err = db.Update(initLayout)
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := joinErrors(db.Update(initLayout), db.Close()); err != nil {
 		return err
 	}
 	if err := os.Link(tmp, path); err != nil {
@@ -663,8 +661,8 @@ func (s *BoltStore) persist(_ context.Context, rev uint64, changes []change) err
 			return btx.Bucket(bucketMeta).Put(keyRevision, revBytes[:])
 		})
 	})
-	if err == nil && boltAfterCommit != nil {
-		err = boltAfterCommit()
+	if err == nil && s.afterCommit != nil {
+		err = s.afterCommit()
 	}
 	if err != nil {
 		err = fmt.Errorf("orchestrator: write revision %d to %s: %w", rev, s.path, err)
@@ -681,14 +679,11 @@ func (s *BoltStore) checkMetas() error {
 	_, err0 := readBoltMeta(s.file, 0)
 	_, err1 := readBoltMeta(s.file, s.pageSize)
 	if err0 != nil && err1 != nil {
-		return fmt.Errorf("%w: both meta pages were damaged while the store had the file open: page 0: %v; page 1: %v", ErrCorrupt, err0, err1)
+		return fmt.Errorf("%w: both meta pages were damaged while the store had the file open: %w", ErrCorrupt,
+			joinErrors(fmt.Errorf("page 0: %w", err0), fmt.Errorf("page 1: %w", err1)))
 	}
 	return nil
 }
-
-// boltAfterCommit, when set (by tests), is called after each bbolt commit of persist, and
-// its error taken for the commit's: a commit that failed after it reached the file.
-var boltAfterCommit func() error
 
 // checkFailedWrite decides, after a write failed with err, whether the store may take
 // more: it may if bbolt rolled the write back; it may not if bbolt panicked, or if its
@@ -707,7 +702,7 @@ func (s *BoltStore) checkFailedWrite(err error) {
 	})
 	switch {
 	case verr != nil:
-		s.broken = fmt.Errorf("orchestrator: %s takes no more writes: after a failed write (%v), bbolt cannot read it: %w", s.path, err, verr)
+		s.broken = fmt.Errorf("orchestrator: %s takes no more writes: after a failed write (%w), bbolt cannot read it: %w", s.path, err, verr)
 	case txid != s.txid:
 		s.broken = fmt.Errorf("orchestrator: %s takes no more writes: a write failed after it reached the file (bbolt's transaction %d, the store's %d), so the file may hold it or not; close and reopen the store to read what it holds: %w",
 			s.path, txid, s.txid, err)
@@ -728,7 +723,7 @@ func (s *BoltStore) closeBolt() error {
 		return err
 	case <-time.After(boltCloseTimeout):
 		err := s.file.Close()
-		return fmt.Errorf("orchestrator: close %s: bbolt did not let go of it after it failed; its lock on the file may stay until the process ends: %w", s.path, cmp.Or(err, s.broken))
+		return fmt.Errorf("orchestrator: close %s: bbolt did not let go of it after it failed; its lock on the file may stay until the process ends: %w", s.path, joinErrors(err, s.broken))
 	}
 }
 
@@ -761,7 +756,7 @@ func (s *BoltStore) Update(ctx context.Context, cause string, fn func(tx Tx) err
 }
 
 // Watch implements Store.
-func (s *BoltStore) Watch(ctx context.Context, fromRevision uint64, filters ...Filter) (<-chan Event, error) {
+func (s *BoltStore) Watch(ctx context.Context, fromRevision uint64, filters ...WatchFilter) (<-chan Event, error) {
 	return s.c.hub.watch(ctx, fromRevision, filters)
 }
 

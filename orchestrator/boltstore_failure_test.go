@@ -208,7 +208,7 @@ func TestBoltStoreWriteFailsAfterReachingTheFile(t *testing.T) {
 	}
 	// The commit reaches the file, then bbolt reports a failure (a sync that failed).
 	errSync := errors.New("simulated: fdatasync: input/output error")
-	restore := orchestrator.SetBoltAfterCommit(func() error { return errSync })
+	restore := orchestrator.SetBoltAfterCommit(s, func() error { return errSync })
 	err = boltCreateTasks(s, "b", 1)
 	restore()
 	if !errors.Is(err, errSync) {

@@ -48,21 +48,35 @@ func (o *Orchestrator) Deploy(ctx context.Context, service, image string) error 
 		if done, err := deployDone(svc, image); done {
 			return err
 		}
-		// Watch from the revision read: a change made since is delivered, none is missed.
-		events, err := o.store.Watch(ctx, svc.Revision+1, WatchTypes(ServiceObject), WatchService(service))
-		if errors.Is(err, ErrCompacted) {
-			if svc, err = o.Service(ctx, service); err != nil {
-				return fmt.Errorf("deploy %s: %w", service, err)
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("deploy %s: %w", service, err)
-		}
-		if svc, err = o.followDeploy(ctx, events, service, image); err != nil || svc == nil {
+		if svc, err = o.watchDeploy(ctx, svc, service, image); err != nil || svc == nil {
 			return err
 		}
 	}
+}
+
+// watchDeploy watches the service from the revision of svc until the deploy is decided,
+// as followDeploy does, and ends its watch before it returns: Deploy leaves no goroutine
+// running.
+func (o *Orchestrator) watchDeploy(ctx context.Context, svc *Service, service, image string) (*Service, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Watch from the revision read: a change made since is delivered, none is missed.
+	events, err := o.store.Watch(ctx, svc.Revision+1, WatchTypes(ServiceObject), WatchService(service))
+	if errors.Is(err, ErrCompacted) {
+		if svc, err = o.Service(ctx, service); err != nil {
+			return nil, fmt.Errorf("deploy %s: %w", service, err)
+		}
+		return svc, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deploy %s: %w", service, err)
+	}
+	defer func() {
+		cancel()
+		for range events {
+		}
+	}()
+	return o.followDeploy(ctx, events, service, image)
 }
 
 // followDeploy reads service events until the deploy is decided. It returns the service

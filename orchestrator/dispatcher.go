@@ -47,23 +47,13 @@ func (o *Orchestrator) dispatch(ctx context.Context) {
 	o.mu.Unlock()
 	slices.SortFunc(targets, func(a, b target) int { return strings.Compare(a.id, b.id) })
 	for _, tg := range targets {
-		a := Assignment{Epoch: o.store.ID(), Tasks: make([]dao.Task, 0, tg.size+tg.size/8)}
+		var a Assignment
 		err := o.store.View(ctx, func(tx ReadTx) error {
-			a.Revision = tx.Revision()
-			for t := range tx.TasksByNode(tg.id) {
-				if t.Status.State.Terminal() {
-					continue
-				}
-				if badTask(&t.Task) != "" || (len(o.refused) > 0 && o.refused[t.ID].revision == t.Revision) {
-					// A node refuses a whole assignment for one task it cannot take: leave
-					// such a task out (the reconciler ends those in undefined states).
-					continue
-				}
-				a.Tasks = append(a.Tasks, t.Task)
-			}
+			a = assignmentOf(tx, tg.id, o.store.ID(), o.refused, tg.size)
 			return nil
 		})
 		if err == nil {
+			// Sorted once the read is over, so that writers do not wait for it.
 			slices.SortFunc(a.Tasks, func(x, y dao.Task) int { return strings.Compare(x.ID, y.ID) })
 			err = tg.agent.Assign(a)
 			if errors.Is(err, dao.ErrInvalid) {
@@ -84,6 +74,26 @@ func (o *Orchestrator) dispatch(ctx context.Context) {
 			o.opts.log.Warn("orchestrator: assign", "node", tg.id, "revision", a.Revision, "err", err)
 		}
 	}
+}
+
+// assignmentOf returns the assignment of a node as the read transaction has it: every
+// task on the node that has not ended, in the order the store yields them (the
+// dispatcher sorts them by ID), at the transaction's revision, in the store's epoch. It leaves out the tasks no node would take: those in undefined
+// states (which the reconciler ends) and those refused names at the revision a node
+// refused them, since a node refuses a whole assignment for one task it cannot take.
+// size is about how many tasks the node had last time, to size the list.
+func assignmentOf(tx ReadTx, nodeID, epoch string, refused map[string]refusal, size int) Assignment {
+	a := Assignment{Epoch: epoch, Revision: tx.Revision(), Tasks: make([]dao.Task, 0, size+size/8)}
+	for t := range tx.TasksByNode(nodeID) {
+		if t.Status.State.Terminal() {
+			continue
+		}
+		if badTask(&t.Task) != "" || (len(refused) > 0 && refused[t.ID].revision == t.Revision) {
+			continue
+		}
+		a.Tasks = append(a.Tasks, t.Task)
+	}
+	return a
 }
 
 // refusal is a stored task that a node would refuse: its revision, and why.

@@ -45,6 +45,16 @@
 //     takes its failure action; a healthy rollout takes about one window per batch.
 //     [Orchestrator.Deploy] waits for the update, and for its rollback, to finish.
 //
+// Each loop is a part of its own, which a newcomer finds by file, and decides from a read
+// transaction what its caller then writes: the reconciler (reconcile.go) plans one
+// service at a time; its updater (update.go) owns the rolling updates in progress; the
+// scheduling loop (schedloop.go) reads the pending tasks and has the [Scheduler]
+// (scheduler.go) place them; the dispatcher (dispatcher.go) reads each node's
+// assignment; the status writer (status.go) keeps states moving forward; liveness
+// (liveness.go) judges nodes by their silence alone. One pass of Run's loop drives them all, in that order,
+// over what the store's events marked (orchestrator.go): one goroutine, so the loops
+// share no locks, and what one writes the next reads in the same pass.
+//
 // The loops survive whatever a store holds: a stored service that fails its Validate (or
 // whose replica count is beyond dao.MaxReplicas) is skipped, its tasks left as they are,
 // with a warning and its update state set to paused with the reason (an event); a stored
@@ -58,6 +68,11 @@
 // Every write names its writer and reason in the event's cause ("api: scale web to 5",
 // "reconciler: web slot 3 replaced: task web.3.1a2b orphaned: node n4 down: ...",
 // "updater: rollback web: 2 of 4 tasks failed within 5s, ...").
+//
+// Run returns when its context is done (or its store is closed, ErrClosed), once every
+// goroutine it started has ended; Deploy ends its watch before it returns; a store's Close
+// ends its watches and waits for their goroutines. Nothing is left running
+// (TestNothingLeftRunning checks it with goleak).
 //
 // The smallest complete program: a store, an orchestrator, and one edge node in the same
 // process.
@@ -112,7 +127,14 @@
 //
 // [NewMemoryStore] is the default; [OpenBoltStore] keeps the same data in a bbolt file, so
 // that it survives a restart of the program. Both pass the conformance tests of package
-// storetest, which any other store (etcd, next) must pass too.
+// storetest, which any other store (etcd, next) must pass too. A watch delivers the events
+// that pass its [WatchFilter]s (WatchTypes, WatchService, ...).
+//
+// The store (store.go, core.go, memstore.go, boltstore.go, watch.go, event.go) imports
+// nothing of the loops, and the Scheduler only packages dao and policy: each could be a
+// package of its own. They stay here because their types are this package's vocabulary
+// (a program that calls CreateService reads back an orchestrator.Service), and the
+// loops read the stores' transactions through an unexported fast path.
 //
 // The smallest complete use:
 //
@@ -153,6 +175,19 @@
 // [TaskUpdate], from a function the node was given. Package simnode simulates such nodes in memory, thousands
 // of them in one process, for tests and benchmarks; edge.Agent is the real one (see
 // NodeAgent for how the two meet).
+//
+// # Errors and options
+//
+// The package's sentinel errors (ErrNotFound, ErrExists, ErrConflict, ErrClosed, ...) are
+// each of one of containerd's error classes (github.com/containerd/errdefs), named in
+// their docs, so errdefs.IsNotFound(err) is true of a missing service, task or node as of
+// a missing container. Where several things fail at once, the error is a
+// *multierror.Error (github.com/hashicorp/go-multierror) that errors.Is and errors.As see
+// through to each.
+//
+// Options of every family ([Option], [SchedulerOption], [StoreOption]) are functions that
+// may fail; each WithX says its default, and a bad value is an error that names the
+// option and wraps dao.ErrInvalid (errdefs.ErrInvalidArgument).
 //
 // # Time
 //

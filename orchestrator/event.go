@@ -87,10 +87,10 @@ func (e *Event) ID() string {
 	return ""
 }
 
-// Filter selects the events a watch delivers. Build filters with WatchTypes, WatchKinds,
+// WatchFilter selects the events a watch delivers. Build filters with WatchTypes, WatchKinds,
 // WatchService, WatchNode and WatchFunc; a watch given several delivers the events that
-// pass every one. The zero Filter passes every event.
-type Filter struct {
+// pass every one. The zero WatchFilter passes every event.
+type WatchFilter struct {
 	// raw runs on the store's own event, before it is copied for the watcher. Only the
 	// package's filters set it, and they do not modify the event.
 	raw func(*logEvent) bool
@@ -99,21 +99,21 @@ type Filter struct {
 }
 
 // WatchTypes passes the events of objects of the given types.
-func WatchTypes(types ...ObjectType) Filter {
+func WatchTypes(types ...ObjectType) WatchFilter {
 	types = slices.Clone(types)
-	return Filter{raw: func(e *logEvent) bool { return slices.Contains(types, e.typ) }}
+	return WatchFilter{raw: func(e *logEvent) bool { return slices.Contains(types, e.typ) }}
 }
 
 // WatchKinds passes the events of the given kinds.
-func WatchKinds(kinds ...EventKind) Filter {
+func WatchKinds(kinds ...EventKind) WatchFilter {
 	kinds = slices.Clone(kinds)
-	return Filter{raw: func(e *logEvent) bool { return slices.Contains(kinds, e.kind) }}
+	return WatchFilter{raw: func(e *logEvent) bool { return slices.Contains(kinds, e.kind) }}
 }
 
 // WatchService passes the events of the service with this ID and of its tasks: tasks whose
 // ServiceID is id after the change or was before it.
-func WatchService(id string) Filter {
-	return Filter{raw: func(e *logEvent) bool {
+func WatchService(id string) WatchFilter {
+	return WatchFilter{raw: func(e *logEvent) bool {
 		switch e.typ {
 		case ServiceObject:
 			return e.obj.(*Service).ID == id
@@ -132,8 +132,8 @@ func WatchService(id string) Filter {
 // NodeID is id after the change or was before it, so that a task moved off the node is
 // seen. WatchNode("") passes the events of tasks that are on no node, or were, such as
 // tasks waiting to be scheduled.
-func WatchNode(id string) Filter {
-	return Filter{raw: func(e *logEvent) bool {
+func WatchNode(id string) WatchFilter {
+	return WatchFilter{raw: func(e *logEvent) bool {
 		switch e.typ {
 		case NodeObject:
 			return e.obj.(*Node).ID == id
@@ -151,6 +151,6 @@ func WatchNode(id string) Filter {
 // WatchFunc passes the events for which f returns true. f runs on the watch's goroutine,
 // with the watcher's own copy of the event; it must not block for long, as the watch waits
 // for it. A nil f passes every event.
-func WatchFunc(f func(Event) bool) Filter {
-	return Filter{user: f}
+func WatchFunc(f func(Event) bool) WatchFilter {
+	return WatchFilter{user: f}
 }

@@ -143,35 +143,16 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 		lastSeen time.Time
 	}
 	var changes []change
+	l := liveness{timeout: o.opts.hbTimeout, grace: o.opts.grace}
 	o.mu.Lock()
 	for id, c := range o.nodes {
-		since := now.Sub(c.lastSeen)
-		want := dao.NodeReady
-		switch {
-		case since > o.opts.hbTimeout+o.opts.grace:
-			want = dao.NodeDown
-		case since > o.opts.hbTimeout:
-			want = dao.NodeDisconnected
-		}
-		if c.state == dao.NodeDown && want == dao.NodeDisconnected {
-			want = dao.NodeDown // coming back takes a heartbeat
-		}
-		if want != c.state {
+		if want := l.judge(now.Sub(c.lastSeen), c.state); want != c.state {
 			changes = append(changes, change{id, want, c.lastSeen})
 		}
 	}
 	o.mu.Unlock()
 	for _, ch := range changes {
-		since := now.Sub(ch.lastSeen).Round(time.Millisecond)
-		var msg string
-		switch ch.state {
-		case dao.NodeReady:
-			msg = "heartbeat received"
-		case dao.NodeDisconnected:
-			msg = fmt.Sprintf("no heartbeat for %s (timeout %s)", since, o.opts.hbTimeout)
-		case dao.NodeDown:
-			msg = fmt.Sprintf("no heartbeat for %s (timeout %s + grace %s)", since, o.opts.hbTimeout, o.opts.grace)
-		}
+		msg := l.message(ch.state, now.Sub(ch.lastSeen))
 		err := o.store.Update(ctx, fmt.Sprintf("liveness: node %s %s: %s", ch.id, ch.state, msg), func(tx Tx) error {
 			n, err := tx.Node(ch.id)
 			if err != nil {
@@ -215,6 +196,44 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 			o.opts.log.Warn("orchestrator: liveness", "node", ch.id, "err", err)
 		}
 	}
+}
+
+// liveness judges a node by how long it has been silent: ready while it beats within the
+// heartbeat timeout, disconnected after it, down after the grace too. It is the pure part
+// of checkLiveness, which writes what it decides.
+type liveness struct {
+	timeout, grace time.Duration
+}
+
+// judge returns the state a node silent for since should be in, when the store says it is
+// in cur. A node that is down stays down until it beats again: being silent a little less
+// long (a clock step) does not make it disconnected.
+func (l liveness) judge(since time.Duration, cur dao.NodeState) dao.NodeState {
+	want := dao.NodeReady
+	switch {
+	case since > l.timeout+l.grace:
+		want = dao.NodeDown
+	case since > l.timeout:
+		want = dao.NodeDisconnected
+	}
+	if cur == dao.NodeDown && want == dao.NodeDisconnected {
+		want = dao.NodeDown // coming back takes a heartbeat
+	}
+	return want
+}
+
+// message says why a node silent for since is now in state, for the cause of the write.
+func (l liveness) message(state dao.NodeState, since time.Duration) string {
+	since = since.Round(time.Millisecond)
+	switch state {
+	case dao.NodeReady:
+		return "heartbeat received"
+	case dao.NodeDisconnected:
+		return fmt.Sprintf("no heartbeat for %s (timeout %s)", since, l.timeout)
+	case dao.NodeDown:
+		return fmt.Sprintf("no heartbeat for %s (timeout %s + grace %s)", since, l.timeout, l.grace)
+	}
+	return ""
 }
 
 // orphanTasks ends the tasks of a lost node that had not ended (those that pass only, when

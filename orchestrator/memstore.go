@@ -44,7 +44,7 @@ func (s *MemoryStore) Update(ctx context.Context, cause string, fn func(tx Tx) e
 }
 
 // Watch implements Store.
-func (s *MemoryStore) Watch(ctx context.Context, fromRevision uint64, filters ...Filter) (<-chan Event, error) {
+func (s *MemoryStore) Watch(ctx context.Context, fromRevision uint64, filters ...WatchFilter) (<-chan Event, error) {
 	return s.c.hub.watch(ctx, fromRevision, filters)
 }
 

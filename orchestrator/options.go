@@ -35,7 +35,7 @@ type options struct {
 	replaceDelay time.Duration
 	history      int
 	log          *slog.Logger
-	sched        []SchedulerOption
+	sched        schedulerOptions
 }
 
 func defaultOptions() options {
@@ -46,7 +46,14 @@ func defaultOptions() options {
 		replaceDelay: DefaultReplaceDelay,
 		history:      DefaultTaskHistory,
 		log:          slog.New(slog.DiscardHandler),
+		sched:        defaultSchedulerOptions(),
 	}
+}
+
+// invalid returns the error of an option given a bad value: it names the option and the
+// reason, and wraps dao.ErrInvalid.
+func invalid(option, format string, args ...any) error {
+	return fmt.Errorf("orchestrator: %s: %s: %w", option, fmt.Sprintf(format, args...), dao.ErrInvalid)
 }
 
 // WithAdmission adds admission rules, which every created or updated service must pass
@@ -57,7 +64,7 @@ func WithAdmission(rules ...policy.AdmissionRule) Option {
 	return func(o *options) error {
 		for i, r := range rules {
 			if r.Check == nil {
-				return fmt.Errorf("%w: admission rule %d (%q) has no Check", dao.ErrInvalid, i, r.Name)
+				return invalid("WithAdmission", "rule %d (%q) has no Check", i, r.Name)
 			}
 		}
 		o.admission = append(o.admission, rules...)
@@ -70,7 +77,7 @@ func WithAdmission(rules ...policy.AdmissionRule) Option {
 func WithClock(c clock.Clock) Option {
 	return func(o *options) error {
 		if c == nil {
-			return fmt.Errorf("%w: nil clock", dao.ErrInvalid)
+			return invalid("WithClock", "nil clock")
 		}
 		o.clock = c
 		return nil
@@ -83,7 +90,7 @@ func WithClock(c clock.Clock) Option {
 func WithHeartbeatTimeout(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: heartbeat timeout %s must be positive", dao.ErrInvalid, d)
+			return invalid("WithHeartbeatTimeout", "%s: must be positive", d)
 		}
 		o.hbTimeout = d
 		return nil
@@ -96,7 +103,7 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 func WithGrace(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 {
-			return fmt.Errorf("%w: grace %s must not be negative", dao.ErrInvalid, d)
+			return invalid("WithGrace", "%s: must not be negative", d)
 		}
 		o.grace = d
 		return nil
@@ -109,7 +116,7 @@ func WithGrace(d time.Duration) Option {
 func WithReplaceDelay(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 {
-			return fmt.Errorf("%w: replace delay %s must not be negative", dao.ErrInvalid, d)
+			return invalid("WithReplaceDelay", "%s: must not be negative", d)
 		}
 		o.replaceDelay = d
 		return nil
@@ -122,7 +129,7 @@ func WithReplaceDelay(d time.Duration) Option {
 func WithTaskHistory(n int) Option {
 	return func(o *options) error {
 		if n < 0 {
-			return fmt.Errorf("%w: task history %d must not be negative", dao.ErrInvalid, n)
+			return invalid("WithTaskHistory", "%d: must not be negative", n)
 		}
 		o.history = n
 		return nil
@@ -138,7 +145,7 @@ func WithTaskHistory(n int) Option {
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
 		if l == nil {
-			return fmt.Errorf("%w: nil logger", dao.ErrInvalid)
+			return invalid("WithLogger", "nil logger")
 		}
 		o.log = l
 		return nil
@@ -146,10 +153,19 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithScheduling passes options to the orchestrator's Scheduler (WithSampleSize,
-// WithSchedulerRand). Its clock is always the orchestrator's. The default is none.
+// WithSchedulerRand), which New checks. Its clock is always the orchestrator's
+// (WithClock): a WithSchedulerClock here is overridden. The default is none: the
+// Scheduler's defaults.
 func WithScheduling(opts ...SchedulerOption) Option {
 	return func(o *options) error {
-		o.sched = append(o.sched, opts...)
+		for _, opt := range opts {
+			if opt == nil {
+				return invalid("WithScheduling", "nil SchedulerOption")
+			}
+			if err := opt(&o.sched); err != nil {
+				return fmt.Errorf("orchestrator: WithScheduling: %w", err)
+			}
+		}
 		return nil
 	}
 }

@@ -53,14 +53,13 @@ type Orchestrator struct {
 	statusKick chan struct{}
 
 	// Owned by the loop goroutine of Run.
-	sched    *Scheduler
-	rollouts map[string]*rollout
-	recheck  map[string]time.Time
-	// invalid holds, by service ID, the message of the invalid stored service last
-	// warned of, so that each is logged once.
-	invalid map[string]string
+	sched *Scheduler
+	// rec plans each service's tasks (the reconciler and its updater).
+	rec *reconciler
+	// recheck holds when each service asks to be reconciled again (plan.wake).
+	recheck map[string]time.Time
 	// refused holds, by ID, the stored revision of tasks a node refused as invalid: the
-	// dispatcher leaves them out (see assignValid).
+	// dispatcher leaves them out (see assignValid), and the reconciler ends them.
 	refused map[string]refusal
 }
 
@@ -95,28 +94,30 @@ func New(store Store, opts ...Option) (*Orchestrator, error) {
 		timers:     map[clock.Timer]struct{}{},
 		kick:       make(chan struct{}, 1),
 		statusKick: make(chan struct{}, 1),
-		rollouts:   map[string]*rollout{},
 		recheck:    map[string]time.Time{},
-		invalid:    map[string]string{},
 		refused:    map[string]refusal{},
 	}
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, invalid("Option", "nil option")
+		}
 		if err := opt(&o.opts); err != nil {
 			return nil, err
 		}
 	}
+	o.rec = newReconciler(&o.opts, nil, o.refused)
 	return o, nil
 }
 
 // Run runs the control loops until ctx is done, and returns ctx's error then, or an error
 // of the store (ErrClosed) that ends them. Every goroutine it starts has ended when it
 // returns; nodes keep running what they were given. Only one Run may be active at a time
-// (ErrRunning).
+// (ErrAlreadyRunning).
 func (o *Orchestrator) Run(ctx context.Context) error {
 	o.mu.Lock()
 	if o.running {
 		o.mu.Unlock()
-		return ErrRunning
+		return ErrAlreadyRunning
 	}
 	o.running = true
 	o.mu.Unlock()
@@ -157,11 +158,15 @@ func (o *Orchestrator) poke() {
 }
 
 // after arranges for f and a wake of the loop after d, with the orchestrator's clock, and
-// forgets the timer when Run returns. f runs on the clock's goroutine and must be quick.
+// stops the timer when Run returns (and arranges nothing once it has). f runs on the
+// clock's goroutine and must be quick.
 func (o *Orchestrator) after(d time.Duration, f func()) {
 	var t clock.Timer
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if !o.running {
+		return
+	}
 	t = o.opts.clock.AfterFunc(d, func() {
 		o.mu.Lock()
 		delete(o.timers, t)
@@ -190,14 +195,12 @@ func (o *Orchestrator) tickLiveness(ctx context.Context) {
 // follow lists the store, rebuilds the scheduler's account, then reacts to the store's
 // events until the watch ends.
 func (o *Orchestrator) follow(ctx context.Context) error {
-	sopts := append([]SchedulerOption{WithSchedulerClock(o.opts.clock)}, o.opts.sched...)
-	sched, err := NewScheduler(sopts...)
-	if err != nil {
-		return err
-	}
+	sopts := o.opts.sched
+	sopts.now = o.opts.clock.Now
+	sched := newScheduler(sopts)
 	var rev uint64
 	now := o.opts.clock.Now()
-	err = o.store.View(ctx, func(tx ReadTx) error {
+	err := o.store.View(ctx, func(tx ReadTx) error {
 		rev = tx.Revision()
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -230,10 +233,20 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 		return err
 	}
 	o.sched = sched
-	events, err := o.store.Watch(ctx, rev+1)
+	o.rec.sched = sched
+	// The watch ends with follow: its goroutine has ended when follow returns, so that
+	// Run leaves nothing running.
+	wctx, stopWatch := context.WithCancel(ctx)
+	events, err := o.store.Watch(wctx, rev+1)
 	if err != nil {
+		stopWatch()
 		return err
 	}
+	defer func() {
+		stopWatch()
+		for range events {
+		}
+	}()
 	for {
 		o.pass(ctx)
 		select {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -24,6 +25,16 @@ type plan struct {
 	updates []*Task
 	deletes []*Task
 	reasons []string
+	// wake, when set, is when the service should be planned again: a failed task's
+	// replace delay ends, or a rolling update's wait.
+	wake time.Time
+}
+
+// wakeAt asks for the service to be planned again at t (the earliest of those asked).
+func (p *plan) wakeAt(t time.Time) {
+	if p.wake.IsZero() || t.Before(p.wake) {
+		p.wake = t
+	}
 }
 
 func (p *plan) empty() bool {
@@ -57,21 +68,26 @@ func (p *plan) cause(serviceID string) string {
 	return s
 }
 
-// reconcile brings one service's tasks in line with its spec: one task per slot (or per
-// eligible node, for a global service), replacing those that ended, shutting down those
-// beyond the replica count or on drained nodes, rolling out a new spec (see planUpdate),
-// and, for a removed service, shutting every task down and deleting it once it ended.
-// It reads in a View and writes in one transaction that names the revisions it read, so a
-// concurrent change makes it fail with ErrConflict and the pass runs again.
+// reconcile brings one service's tasks in line with its spec, as the reconciler plans it
+// (see reconciler.plan), and writes the plan in one transaction that names the revisions
+// it read, so a concurrent change makes it fail with ErrConflict and the pass runs again.
+// A plan that asks to be looked at again later (a replace delay, an update's wait) arms a
+// timer for it, written or not.
 func (o *Orchestrator) reconcile(ctx context.Context, id string) error {
 	var p plan
 	now := o.opts.clock.Now()
 	err := o.store.View(ctx, func(tx ReadTx) error {
-		p = o.plan(tx, id, now)
+		p = o.rec.plan(tx, id, now)
 		return nil
 	})
-	if err != nil || p.empty() {
+	if err != nil {
 		return err
+	}
+	if !p.wake.IsZero() {
+		o.wakeAt(id, p.wake)
+	}
+	if p.empty() {
+		return nil
 	}
 	err = o.store.Update(ctx, p.cause(id), func(tx Tx) error {
 		if p.svc != nil {
@@ -105,6 +121,46 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// reconciler is the loop that turns services into tasks: for one service at a time, it
+// reads the store in a read transaction and plans what should change (plan), without
+// writing anything; Orchestrator.reconcile writes the plan. It owns what it remembers
+// between passes: the updater (the rolling updates in progress) and which invalid stored
+// services it has warned of. It runs on the loop goroutine of Run only, and needs no
+// Orchestrator: a test gives it a store's read transaction and reads its plan.
+type reconciler struct {
+	log          *slog.Logger
+	replaceDelay time.Duration
+	history      int
+	// sched is the scheduler's account of the nodes, which says which nodes a global
+	// service's task may go to. Orchestrator.follow sets it with each new account.
+	sched *Scheduler
+	upd   *updater
+	// refused is shared with the dispatcher, which learns the tasks nodes refused as
+	// invalid (see assignValid); the reconciler ends them.
+	refused map[string]refusal
+	// invalid holds, by service ID, the message of the invalid stored service last
+	// warned of, so that each is logged once.
+	invalid map[string]string
+}
+
+// newReconciler returns a reconciler that plans with the orchestrator's options.
+func newReconciler(o *options, sched *Scheduler, refused map[string]refusal) *reconciler {
+	return &reconciler{
+		log:          o.log,
+		replaceDelay: o.replaceDelay,
+		history:      o.history,
+		sched:        sched,
+		upd:          newUpdater(o.log),
+		refused:      refused,
+		invalid:      map[string]string{},
+	}
+}
+
+// debugEnabled reports whether the reconciler's logger takes Debug messages.
+func (r *reconciler) debugEnabled() bool {
+	return r.log.Enabled(context.Background(), slog.LevelDebug)
 }
 
 // slotID names what a task fills: its slot in a replicated service, its node in a global
@@ -156,7 +212,7 @@ func current(t *dao.Task, s *Service) bool {
 	return reflect.DeepEqual(t.Spec, s.Spec.Container) && reflect.DeepEqual(t.Restart, s.Spec.Restart)
 }
 
-func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
+func (r *reconciler) plan(tx ReadTx, id string, now time.Time) plan {
 	p := plan{now: now}
 	var tasks []*Task
 	for t := range tx.TasksByService(id) {
@@ -164,20 +220,20 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 	}
 	svc, err := tx.Service(id)
 	if err != nil {
-		delete(o.rollouts, id)
-		o.planRemoved(tx, id, tasks, &p)
+		r.upd.forget(id)
+		r.planRemoved(tx, id, tasks, &p)
 		return p
 	}
 	if err := checkStored(&svc); err != nil {
-		delete(o.rollouts, id)
-		o.planInvalid(&svc, err, &p)
+		r.upd.forget(id)
+		r.planInvalid(&svc, err, &p)
 		return p
 	}
 	if !svc.UpdateStatus.State.Valid() {
 		// Only the update state is unknown: the update is paused, for a person to look at
 		// (UpdateService or RollbackService starts another), and the service runs.
 		msg := fmt.Sprintf("paused: invalid stored update state %q", svc.UpdateStatus.State)
-		o.opts.log.Warn("orchestrator: invalid stored update state paused", "service", id, "state", svc.UpdateStatus.State)
+		r.log.Warn("orchestrator: invalid stored update state paused", "service", id, "state", svc.UpdateStatus.State)
 		n := svc
 		n.UpdateStatus = UpdateStatus{State: UpdatePaused, Message: msg, StartedAt: svc.UpdateStatus.StartedAt}
 		n.UpdatedAt = now
@@ -185,7 +241,7 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 		p.why("reconciler: %s: update %s", id, msg)
 		return p
 	}
-	delete(o.invalid, id)
+	delete(r.invalid, id)
 	global := svc.Spec.Mode == dao.ModeGlobal
 	liveBy := make(map[slotID][]*Task, len(tasks))
 	deadBy := map[slotID][]*Task{}
@@ -195,18 +251,18 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 	for _, t := range tasks {
 		k := slotKey(global, &t.Task)
 		why := badTask(&t.Task)
-		if why == "" && len(o.refused) > 0 { // no lookup per task in the common case
-			if r, ok := o.refused[t.ID]; ok {
-				if r.revision == t.Revision && !t.Status.State.Terminal() {
-					why = "refused by node " + t.NodeID + ": " + r.why
+		if why == "" && len(r.refused) > 0 { // no lookup per task in the common case
+			if ref, ok := r.refused[t.ID]; ok {
+				if ref.revision == t.Revision && !t.Status.State.Terminal() {
+					why = "refused by node " + t.NodeID + ": " + ref.why
 				}
-				delete(o.refused, t.ID)
+				delete(r.refused, t.ID)
 			}
 		}
 		if why != "" {
 			// Nothing can be decided of it: end it, so that its node stops it (the
 			// dispatcher sends no task in an undefined state) and its slot is filled.
-			o.opts.log.Warn("orchestrator: invalid stored task ended", "service", id, "task", t.ID, "reason", why)
+			r.log.Warn("orchestrator: invalid stored task ended", "service", id, "task", t.ID, "reason", why)
 			t.DesiredState = dao.TaskShutdown
 			t.Status = dao.TaskStatus{State: dao.TaskOrphaned, Message: "invalid stored task: " + why, Timestamp: now}
 			p.updates = append(p.updates, t)
@@ -261,14 +317,14 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 	var wants []slotID
 	if global {
 		probe := &dao.Task{ServiceID: svc.ID, ServiceVersion: svc.Version, Spec: svc.Spec.Container, DesiredState: dao.TaskRunning}
-		pipe, perr := o.sched.Pipeline(svc.ID, svc.Version, svc.Spec.Placement)
+		pipe, perr := r.sched.Pipeline(svc.ID, svc.Version, svc.Spec.Placement)
 		for n := range tx.Nodes() {
 			k := slotID{global: true, node: n.ID}
 			if n.Availability == dao.Drain {
 				continue
 			}
 			if len(liveBy[k])+len(stoppingBy[k]) == 0 {
-				ni := o.sched.Node(n.ID)
+				ni := r.sched.Node(n.ID)
 				if perr != nil || ni == nil || pipe.Filter(probe, ni) != nil {
 					continue
 				}
@@ -288,7 +344,7 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 	// waits for it to end (its node reports it shut down, or is lost): stop-first, so that
 	// the slot never runs two tasks at once (host ports, memory, singletons), whether its
 	// task was stopped by a rolling update, a drain or a scale. Only a start-first update
-	// runs two (see planUpdate and planHandover).
+	// runs two (see updater.plan and planHandover).
 	updating := svc.UpdateStatus.State == UpdateInProgress || svc.UpdateStatus.State == UpdateRollingBack
 	var created []slotID
 	for _, w := range wants {
@@ -296,8 +352,8 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 			continue
 		}
 		if st := stoppingBy[w]; len(st) > 0 {
-			if o.debugEnabled() {
-				o.opts.log.Debug(fmt.Sprintf("reconciler: %s %s: waits for task %s to stop on node %s before its next task starts",
+			if r.debugEnabled() {
+				r.log.Debug(fmt.Sprintf("reconciler: %s %s: waits for task %s to stop on node %s before its next task starts",
 					id, w, st[0].ID, st[0].NodeID), "service", id)
 			}
 			continue
@@ -307,8 +363,8 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 		if dead != nil {
 			st := dead.Status
 			if st.State == dao.TaskFailed || st.State == dao.TaskRejected {
-				if at := st.Timestamp.Add(o.opts.replaceDelay); now.Before(at) {
-					o.wakeAt(id, at)
+				if at := st.Timestamp.Add(r.replaceDelay); now.Before(at) {
+					p.wakeAt(at)
 					continue
 				}
 			}
@@ -353,16 +409,16 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 		}
 	}
 
-	o.planUpdate(&svc, wants, liveBy, tasks, &p, now)
-	o.planHandover(&svc, liveBy, &p)
+	r.upd.plan(&svc, wants, liveBy, tasks, &p, now)
+	planHandover(&svc, liveBy, &p)
 
 	// Keep a bounded history of ended tasks per slot.
 	for _, dead := range deadBy {
-		if len(dead) <= o.opts.history {
+		if len(dead) <= r.history {
 			continue
 		}
 		slices.SortFunc(dead, func(a, b *Task) int { return b.CreatedAt.Compare(a.CreatedAt) })
-		for _, t := range dead[o.opts.history:] {
+		for _, t := range dead[r.history:] {
 			if !slices.Contains(p.updates, t) {
 				p.deletes = append(p.deletes, t)
 			}
@@ -374,7 +430,7 @@ func (o *Orchestrator) plan(tx ReadTx, id string, now time.Time) plan {
 // checkStored checks a service as the loops read it from the store, which may hold what
 // no API call would have admitted (a file of an older version, or written by other code):
 // the bounds the loops' allocations depend on, whatever Validate checks, then Validate,
-// but for PreviousSpec, which only a rollback reads (and checks; see planUpdate), and the
+// but for PreviousSpec, which only a rollback reads (and checks; see updater.plan), and the
 // update state, which plan sets right.
 func checkStored(s *Service) error {
 	switch {
@@ -393,11 +449,11 @@ func checkStored(s *Service) error {
 // tasks is created, replaced or stopped until a valid spec is written (UpdateService,
 // ScaleService). Its update state becomes paused, with the reason in its message (an
 // event on the watch), and a warning is logged once per reason.
-func (o *Orchestrator) planInvalid(svc *Service, err error, p *plan) {
+func (r *reconciler) planInvalid(svc *Service, err error, p *plan) {
 	msg := "service skipped: invalid stored service: " + err.Error()
-	if o.invalid[svc.ID] != msg {
-		o.opts.log.Warn("orchestrator: invalid stored service skipped", "service", svc.ID, "revision", svc.Revision, "err", err)
-		o.invalid[svc.ID] = msg
+	if r.invalid[svc.ID] != msg {
+		r.log.Warn("orchestrator: invalid stored service skipped", "service", svc.ID, "revision", svc.Revision, "err", err)
+		r.invalid[svc.ID] = msg
 	}
 	if svc.UpdateStatus.State == UpdatePaused && svc.UpdateStatus.Message == msg {
 		return
@@ -429,10 +485,10 @@ func badTask(t *dao.Task) string {
 // way: its record was set aside as undecodable (BoltStore.Quarantined), or the store was
 // changed behind the API. Such tasks are left running, and reported once, rather than
 // stopped: a damaged record must not take a service's containers down with it.
-func (o *Orchestrator) planRemoved(tx ReadTx, id string, tasks []*Task, p *plan) {
+func (r *reconciler) planRemoved(tx ReadTx, id string, tasks []*Task, p *plan) {
 	var kept, deleted int
 	for _, t := range tasks {
-		gone := t.NodeID == "" || badTask(&t.Task) != "" || (len(o.refused) > 0 && o.refused[t.ID].revision == t.Revision)
+		gone := t.NodeID == "" || badTask(&t.Task) != "" || (len(r.refused) > 0 && r.refused[t.ID].revision == t.Revision)
 		if !gone {
 			n, err := tx.Node(t.NodeID)
 			gone = err != nil || n.Status.State == dao.NodeDown
@@ -449,14 +505,14 @@ func (o *Orchestrator) planRemoved(tx ReadTx, id string, tasks []*Task, p *plan)
 		p.why("reconciler: service %s removed: %d ended tasks deleted", id, deleted)
 	}
 	if kept == 0 {
-		delete(o.invalid, id)
+		delete(r.invalid, id)
 		return
 	}
 	msg := fmt.Sprintf("service %s is not in the store, but %d of its tasks are meant to run: left running", id, kept)
-	if o.invalid[id] != msg {
-		o.opts.log.Warn("orchestrator: tasks of a service the store does not have are left running (was its record set aside? see BoltStore.Quarantined)",
+	if r.invalid[id] != msg {
+		r.log.Warn("orchestrator: tasks of a service the store does not have are left running (was its record set aside? see BoltStore.Quarantined)",
 			"service", id, "tasks", kept)
-		o.invalid[id] = msg
+		r.invalid[id] = msg
 	}
 }
 

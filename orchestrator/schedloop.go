@@ -10,6 +10,49 @@ import (
 	"github.com/opendao/dao"
 )
 
+// groupKey names a group of identical pending tasks: one service version.
+type groupKey struct {
+	svc string
+	ver uint64
+}
+
+// pending is what the scheduling loop has to place, as pendingTasks reads it.
+type pending struct {
+	// groups holds the tasks to place, by service version; specs the services they are
+	// of (those the store has).
+	groups map[groupKey][]*Task
+	specs  map[string]*Service
+	// deferred is set when some tasks wait for the pass after (see pendingTasks).
+	deferred bool
+}
+
+// pendingTasks reads the tasks to place from a read transaction: those on no node that
+// are wanted running and in a defined state. While the scheduler's view of the nodes is
+// behind the store's (nodesBehind: a node write it has not taken in yet), tasks written
+// after the last revision it took in (observed) wait for the pass after: placed now, they
+// could miss a node added before them.
+func pendingTasks(tx ReadTx, observed uint64, nodesBehind bool) pending {
+	p := pending{groups: map[groupKey][]*Task{}, specs: map[string]*Service{}}
+	for t := range tx.TasksByNode("") {
+		if !live(&t.Task) || badTask(&t.Task) != "" {
+			continue // ended, or for the reconciler to end
+		}
+		if nodesBehind && t.Revision > observed {
+			// Its event is on its way; place it in the pass after.
+			p.deferred = true
+			continue
+		}
+		k := groupKey{t.ServiceID, t.ServiceVersion}
+		p.groups[k] = append(p.groups[k], &t)
+		if _, ok := p.specs[t.ServiceID]; !ok && t.ServiceID != "" {
+			if s, err := tx.Service(t.ServiceID); err == nil {
+				p.specs[t.ServiceID] = &s
+			}
+		}
+	}
+	return p
+}
+
 // schedule places the pending tasks: those on no node that are wanted running. It groups
 // them by service version, places each group with the Scheduler, and writes the placed
 // tasks (NodeID, state assigned) in one transaction, and the refusals of the others (the
@@ -17,40 +60,17 @@ import (
 // pending, or when the cluster changed so that a refused task may fit now (a node was
 // added or changed, a task ended or was removed): never on a timer.
 func (o *Orchestrator) schedule(ctx context.Context) error {
-	type key struct {
-		svc string
-		ver uint64
-	}
-	groups := map[key][]*Task{}
-	specs := map[string]*Service{}
 	o.mu.Lock()
 	observed := o.observed
 	o.mu.Unlock()
 	// Only while a node write is not taken in yet can the scheduler's nodes be behind.
 	nodesBehind := o.nodeWritten.Load() > observed
-	deferred := false
+	var pend pending
 	err := o.store.View(ctx, func(tx ReadTx) error {
-		for t := range tx.TasksByNode("") {
-			if !live(&t.Task) || badTask(&t.Task) != "" {
-				continue // ended, or for the reconciler to end
-			}
-			if nodesBehind && t.Revision > observed {
-				// Written after the last change the scheduler took in, while a node's change
-				// is not taken in yet: placed now, it could miss a node added before it. Its
-				// event is on its way; place it in the pass after.
-				deferred = true
-				continue
-			}
-			k := key{t.ServiceID, t.ServiceVersion}
-			groups[k] = append(groups[k], &t)
-			if _, ok := specs[t.ServiceID]; !ok && t.ServiceID != "" {
-				if s, err := tx.Service(t.ServiceID); err == nil {
-					specs[t.ServiceID] = &s
-				}
-			}
-		}
+		pend = pendingTasks(tx, observed, nodesBehind)
 		return nil
 	})
+	groups, specs, deferred := pend.groups, pend.specs, pend.deferred
 	if deferred {
 		o.mu.Lock()
 		o.pendingWork = true
@@ -59,11 +79,11 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 	if err != nil || len(groups) == 0 {
 		return err
 	}
-	keys := make([]key, 0, len(groups))
+	keys := make([]groupKey, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b key) int {
+	slices.SortFunc(keys, func(a, b groupKey) int {
 		return cmp.Or(strings.Compare(a.svc, b.svc), cmp.Compare(a.ver, b.ver))
 	})
 	var placed []*Task

@@ -2,8 +2,6 @@ package orchestrator
 
 import (
 	"container/heap"
-	"errors"
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -41,64 +39,86 @@ type pipelineKey struct {
 	version uint64
 }
 
-// SchedulerOption configures a Scheduler.
-type SchedulerOption func(*Scheduler) error
+// SchedulerOption configures a Scheduler (NewScheduler, or an Orchestrator's through
+// WithScheduling).
+type SchedulerOption func(*schedulerOptions) error
+
+type schedulerOptions struct {
+	sample int
+	now    func() time.Time
+	rnd    *rand.Rand // nil: seeded randomly by each new Scheduler
+}
+
+func defaultSchedulerOptions() schedulerOptions {
+	return schedulerOptions{sample: DefaultSampleSize, now: time.Now}
+}
 
 // WithSampleSize sets how many feasible nodes are weighed for a group of tasks when the group
-// is smaller than that. The default is DefaultSampleSize; it must be at least 1. A larger
+// is smaller than that. The default is DefaultSampleSize (64); it must be at least 1. A larger
 // sample places better and costs more per group.
 func WithSampleSize(n int) SchedulerOption {
-	return func(s *Scheduler) error {
+	return func(o *schedulerOptions) error {
 		if n < 1 {
-			return fmt.Errorf("orchestrator: sample size %d: must be at least 1", n)
+			return invalid("WithSampleSize", "%d: must be at least 1", n)
 		}
-		s.sample = n
+		o.sample = n
 		return nil
 	}
 }
 
 // WithSchedulerClock sets the clock the placement policies read (recent failures). The
-// default is clock.System(); an Orchestrator passes its own (WithClock).
+// default is clock.System(); an Orchestrator gives its Scheduler its own (WithClock).
 func WithSchedulerClock(c clock.Clock) SchedulerOption {
-	return func(s *Scheduler) error {
+	return func(o *schedulerOptions) error {
 		if c == nil {
-			return errors.New("orchestrator: scheduler clock: must not be nil")
+			return invalid("WithSchedulerClock", "nil clock")
 		}
-		s.now = c.Now
+		o.now = c.Now
 		return nil
 	}
 }
 
 // WithSchedulerRand sets the random source that picks where a scan of the nodes starts. The
-// default is seeded randomly.
+// default is a source seeded randomly for each Scheduler.
 func WithSchedulerRand(r *rand.Rand) SchedulerOption {
-	return func(s *Scheduler) error {
+	return func(o *schedulerOptions) error {
 		if r == nil {
-			return errors.New("orchestrator: scheduler rand: must not be nil")
+			return invalid("WithSchedulerRand", "nil source")
 		}
-		s.rnd = r
+		o.rnd = r
 		return nil
 	}
 }
 
 // NewScheduler returns a scheduler with no nodes.
 func NewScheduler(opts ...SchedulerOption) (*Scheduler, error) {
-	s := &Scheduler{
+	o := defaultSchedulerOptions()
+	for _, opt := range opts {
+		if opt == nil {
+			return nil, invalid("SchedulerOption", "nil option")
+		}
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	return newScheduler(o), nil
+}
+
+func newScheduler(o schedulerOptions) *Scheduler {
+	rnd := o.rnd
+	if rnd == nil {
+		rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	return &Scheduler{
 		cluster:   policy.NewClusterInfo(),
 		nodes:     map[string]*policy.NodeInfo{},
 		index:     map[string]int{},
 		taskNode:  map[string]string{},
 		pipelines: map[pipelineKey]*policy.Placer{},
-		sample:    DefaultSampleSize,
-		now:       time.Now,
-		rnd:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		sample:    o.sample,
+		now:       o.now,
+		rnd:       rnd,
 	}
-	for _, opt := range opts {
-		if err := opt(s); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
 }
 
 // SetNode adds a node or updates it (labels, status, availability, resources). Its tasks

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/testutil/fixture"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/policy"
 )
@@ -22,11 +23,6 @@ func newScheduler(t testing.TB, opts ...orchestrator.SchedulerOption) *orchestra
 		t.Fatal(err)
 	}
 	return s
-}
-
-func readyNode(id string, labels map[string]string, alloc dao.Resources) *dao.Node {
-	return &dao.Node{ID: id, Labels: labels, Allocatable: alloc, Capacity: alloc,
-		Status: dao.NodeStatus{State: dao.NodeReady}}
 }
 
 func tasks(service string, n int, spec dao.ContainerSpec) []*dao.Task {
@@ -56,7 +52,7 @@ func place(t *testing.T, s *orchestrator.Scheduler, placement dao.Placement, ts 
 func TestSchedulerSpreadsOverNodes(t *testing.T) {
 	s := newScheduler(t)
 	for i := range 10 {
-		s.SetNode(readyNode(fmt.Sprintf("n%d", i), nil, dao.Resources{}))
+		s.SetNode(fixture.ReadyNode(fmt.Sprintf("n%d", i), nil, dao.Resources{}))
 	}
 	got := place(t, s, dao.Placement{}, tasks("web", 100, dao.ContainerSpec{Image: "web"}))
 	for node, n := range got {
@@ -71,10 +67,10 @@ func TestSchedulerConstraintsAndZoneSpread(t *testing.T) {
 	zones := map[string]int{"a": 2, "b": 3, "c": 5}
 	for z, n := range zones {
 		for i := range n {
-			s.SetNode(readyNode(fmt.Sprintf("%s%d", z, i), map[string]string{"zone": z, "disk": "ssd"}, dao.Resources{}))
+			s.SetNode(fixture.ReadyNode(fmt.Sprintf("%s%d", z, i), map[string]string{"zone": z, "disk": "ssd"}, dao.Resources{}))
 		}
 	}
-	s.SetNode(readyNode("hdd", map[string]string{"zone": "a", "disk": "hdd"}, dao.Resources{}))
+	s.SetNode(fixture.ReadyNode("hdd", map[string]string{"zone": "a", "disk": "hdd"}, dao.Resources{}))
 	got := place(t, s, dao.Placement{
 		Constraints: []string{"node.labels.disk == ssd"},
 		Spread:      []string{"node.labels.zone"},
@@ -94,10 +90,10 @@ func TestSchedulerConstraintsAndZoneSpread(t *testing.T) {
 func TestSchedulerResourcesAndRefusalSummary(t *testing.T) {
 	s := newScheduler(t)
 	for i := range 3 {
-		s.SetNode(readyNode(fmt.Sprintf("n%d", i), map[string]string{"zone": "a"}, dao.Resources{Memory: dao.GiB}))
+		s.SetNode(fixture.ReadyNode(fmt.Sprintf("n%d", i), map[string]string{"zone": "a"}, dao.Resources{Memory: dao.GiB}))
 	}
-	s.SetNode(readyNode("other", map[string]string{"zone": "b"}, dao.Resources{Memory: 8 * dao.GiB}))
-	down := readyNode("down", map[string]string{"zone": "a"}, dao.Resources{Memory: 8 * dao.GiB})
+	s.SetNode(fixture.ReadyNode("other", map[string]string{"zone": "b"}, dao.Resources{Memory: 8 * dao.GiB}))
+	down := fixture.ReadyNode("down", map[string]string{"zone": "a"}, dao.Resources{Memory: 8 * dao.GiB})
 	down.Status.State = dao.NodeDown
 	s.SetNode(down)
 
@@ -132,8 +128,8 @@ func TestSchedulerResourcesAndRefusalSummary(t *testing.T) {
 
 func TestSchedulerHostPorts(t *testing.T) {
 	s := newScheduler(t)
-	s.SetNode(readyNode("n0", nil, dao.Resources{}))
-	s.SetNode(readyNode("n1", nil, dao.Resources{}))
+	s.SetNode(fixture.ReadyNode("n0", nil, dao.Resources{}))
+	s.SetNode(fixture.ReadyNode("n1", nil, dao.Resources{}))
 	ts := tasks("edge", 3, dao.ContainerSpec{Image: "edge", Ports: []dao.PortMapping{{ContainerPort: 80, HostPort: 80}}})
 	p, _ := s.Pipeline("edge", 1, dao.Placement{})
 	ds := s.Place(p, ts)
@@ -147,8 +143,8 @@ func TestSchedulerHostPorts(t *testing.T) {
 
 func TestSchedulerAccounting(t *testing.T) {
 	s := newScheduler(t)
-	s.SetNode(readyNode("n0", nil, dao.Resources{Memory: dao.GiB}))
-	s.SetNode(readyNode("n1", nil, dao.Resources{Memory: dao.GiB}))
+	s.SetNode(fixture.ReadyNode("n0", nil, dao.Resources{Memory: dao.GiB}))
+	s.SetNode(fixture.ReadyNode("n1", nil, dao.Resources{Memory: dao.GiB}))
 	old := &dao.Task{ID: "old", ServiceID: "x", NodeID: "n0", Spec: dao.ContainerSpec{Image: "x", Resources: dao.Resources{Memory: 768 * dao.MiB}}}
 	if !s.Count(old) {
 		t.Fatal("Count of a task on a known node returned false")
@@ -184,7 +180,7 @@ func TestSchedulerBadConstraint(t *testing.T) {
 func BenchmarkSchedulerPlace(b *testing.B) {
 	s := newScheduler(b)
 	for i := range 5000 {
-		s.SetNode(readyNode(fmt.Sprintf("node-%d", i),
+		s.SetNode(fixture.ReadyNode(fmt.Sprintf("node-%d", i),
 			map[string]string{"zone": fmt.Sprintf("z%d", i%3), "tier": []string{"web", "db"}[i%2]},
 			dao.Resources{MilliCPU: 64000, Memory: 512 * dao.GiB, Pids: 1 << 20}))
 	}

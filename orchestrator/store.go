@@ -85,7 +85,7 @@ type Store interface {
 	// with Err set to ErrSlowWatcher, and the channel is closed; so does every watch, with
 	// ErrClosed, when the store is closed. When ctx is done the channel is closed with no
 	// such event. Each watch runs one goroutine, which ends when its channel is closed.
-	Watch(ctx context.Context, fromRevision uint64, filters ...Filter) (<-chan Event, error)
+	Watch(ctx context.Context, fromRevision uint64, filters ...WatchFilter) (<-chan Event, error)
 
 	// ID names the store's data, for dao.Assignment's Epoch: it stays the same across
 	// reopenings of a store that keeps its data (so its revisions keep going up) and differs

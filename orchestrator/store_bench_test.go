@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/testutil/fixture"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/storetest"
 )
@@ -78,7 +79,7 @@ func BenchmarkMemoryStoreMillionTasks(b *testing.B) {
 	const n, batch = 1_000_000, 10_000
 	ctx := context.Background()
 	for range b.N {
-		before := heapInUse()
+		before := fixture.HeapInUse()
 		s, err := orchestrator.NewMemoryStore()
 		if err != nil {
 			b.Fatal(err)
@@ -107,7 +108,7 @@ func BenchmarkMemoryStoreMillionTasks(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		created := heapInUse()
+		created := fixture.HeapInUse()
 		for start := 0; start < n; start += batch {
 			err := s.Update(ctx, "benchmark", func(tx orchestrator.Tx) error {
 				for i := start; i < start+batch; i++ {
@@ -127,7 +128,7 @@ func BenchmarkMemoryStoreMillionTasks(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		placed := heapInUse()
+		placed := fixture.HeapInUse()
 		b.ReportMetric(float64(created-before)/n, "B/task")
 		b.ReportMetric(float64(placed-before)/n, "placed-B/task")
 		runtime.KeepAlive(s)
@@ -136,10 +137,3 @@ func BenchmarkMemoryStoreMillionTasks(b *testing.B) {
 }
 
 // heapInUse returns the bytes of live heap objects, after a full collection.
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}

@@ -3,10 +3,7 @@ package orchestrator
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
-
-	"github.com/opendao/dao"
 )
 
 // Defaults of the stores of this package.
@@ -34,6 +31,9 @@ func defaultStoreOptions() storeOptions {
 
 func (o *storeOptions) apply(opts []StoreOption) error {
 	for _, opt := range opts {
+		if opt == nil {
+			return invalid("StoreOption", "nil option")
+		}
 		if err := opt(o); err != nil {
 			return err
 		}
@@ -50,7 +50,7 @@ func (o *storeOptions) apply(opts []StoreOption) error {
 func WithHistory(events int) StoreOption {
 	return func(o *storeOptions) error {
 		if events < 1 {
-			return fmt.Errorf("orchestrator: history %d: must be at least 1", events)
+			return invalid("WithHistory", "%d events: must be at least 1", events)
 		}
 		o.history = events
 		return nil
@@ -65,7 +65,7 @@ func WithHistory(events int) StoreOption {
 func WithWatchBuffer(events int) StoreOption {
 	return func(o *storeOptions) error {
 		if events < 1 {
-			return fmt.Errorf("orchestrator: watch buffer %d: must be at least 1", events)
+			return invalid("WithWatchBuffer", "%d events: must be at least 1", events)
 		}
 		o.buffer = events
 		return nil
@@ -80,7 +80,7 @@ func WithWatchBuffer(events int) StoreOption {
 func WithStoreLogger(l *slog.Logger) StoreOption {
 	return func(o *storeOptions) error {
 		if l == nil {
-			return fmt.Errorf("%w: nil store logger", dao.ErrInvalid)
+			return invalid("WithStoreLogger", "nil logger")
 		}
 		o.log = l
 		return nil

@@ -28,6 +28,22 @@ type rollout struct {
 	waiting string
 }
 
+// updater is the part of the reconciler that rolls out a service's new spec (plan). It
+// owns what it remembers of each rolling update between passes (a rollout), which only it
+// reads.
+type updater struct {
+	log      *slog.Logger
+	rollouts map[string]*rollout
+}
+
+func newUpdater(log *slog.Logger) *updater {
+	return &updater{log: log, rollouts: map[string]*rollout{}}
+}
+
+// forget drops what the updater remembers of a service's update: the service was removed
+// or is skipped.
+func (u *updater) forget(serviceID string) { delete(u.rollouts, serviceID) }
+
 // rolloutPolicy returns the update policy that rolls out the service's current spec: its
 // Update policy, or for a rollback the Rollback policy of the spec rolled back from (or
 // of the current one), and its Update policy when neither sets one.
@@ -73,7 +89,7 @@ func taskStarted(t *dao.Task) bool {
 	return t.Spec.HealthCheck == nil || t.Status.Health == dao.HealthHealthy
 }
 
-// planUpdate drives a rolling update of the service, when one is in progress. It reads
+// plan drives a rolling update of the service, when one is in progress. It reads
 // the update's progress slot by slot (keys, the slots the service wants; liveBy, their
 // live tasks, with those the reconciler creates in this pass): a slot whose live tasks
 // all run an older spec is still to do; one that has a new task (of the current spec,
@@ -90,10 +106,10 @@ func taskStarted(t *dao.Task) bool {
 //     between batches), or for the delay between batches; a timer wakes it at RecheckAt.
 //   - pause; roll back (the service goes back to its previous spec, whose rollout then
 //     replaces only the slots that do not run it: healthy old tasks stay); complete.
-func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID][]*Task, tasks []*Task, p *plan, now time.Time) {
+func (ud *updater) plan(svc *Service, keys []slotID, liveBy map[slotID][]*Task, tasks []*Task, p *plan, now time.Time) {
 	state := svc.UpdateStatus.State
 	if state != UpdateInProgress && state != UpdateRollingBack {
-		delete(o.rollouts, svc.ID)
+		delete(ud.rollouts, svc.ID)
 		return
 	}
 	rollingBack := state == UpdateRollingBack
@@ -101,10 +117,10 @@ func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID
 	if rollingBack {
 		verb = "rollback"
 	}
-	ro := o.rollouts[svc.ID]
+	ro := ud.rollouts[svc.ID]
 	if ro == nil || !ro.started.Equal(svc.UpdateStatus.StartedAt) || ro.rollingBack != rollingBack {
 		ro = &rollout{started: svc.UpdateStatus.StartedAt, rollingBack: rollingBack, seen: map[string]*updatedTask{}}
-		o.rollouts[svc.ID] = ro
+		ud.rollouts[svc.ID] = ro
 	}
 	pol := rolloutPolicy(svc)
 	r := policy.NewRollout(pol, svc.Spec.Container.HealthCheck)
@@ -235,11 +251,11 @@ func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID
 		}
 	case policy.RolloutWait:
 		if !d.RecheckAt.IsZero() {
-			o.wakeAt(svc.ID, d.RecheckAt)
+			p.wakeAt(d.RecheckAt)
 		}
 		if d.Reason != ro.waiting {
 			ro.waiting = d.Reason
-			o.opts.log.Debug(fmt.Sprintf("updater: %s %s to version %d waits: %s", verb, svc.ID, svc.Version, d.Reason),
+			ud.log.Debug(fmt.Sprintf("updater: %s %s to version %d waits: %s", verb, svc.ID, svc.Version, d.Reason),
 				"service", svc.ID, "until", d.RecheckAt)
 		}
 	case policy.RolloutRollback:
@@ -260,7 +276,7 @@ func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID
 		n.UpdatedAt = now
 		p.svc = &n
 		p.why("updater: rollback %s: %s", svc.ID, d.Reason)
-		delete(o.rollouts, svc.ID)
+		delete(ud.rollouts, svc.ID)
 	case policy.RolloutPause:
 		if rollingBack {
 			// Keep why the rollback began.
@@ -277,7 +293,7 @@ func (o *Orchestrator) planUpdate(svc *Service, keys []slotID, liveBy map[slotID
 			setStatus(UpdateCompleted, d.Reason, true)
 		}
 		p.why("updater: %s %s to version %d completed: %s", verb, svc.ID, svc.Version, d.Reason)
-		delete(o.rollouts, svc.ID)
+		delete(ud.rollouts, svc.ID)
 	}
 }
 
@@ -290,7 +306,7 @@ func rollbackWhy(svc *Service) string {
 // current spec has started (running, and healthy if it has a health check), the others
 // are shut down (start-first updates; a slot refilled twice). It runs whether or not an
 // update is in progress.
-func (o *Orchestrator) planHandover(svc *Service, liveBy map[slotID][]*Task, p *plan) {
+func planHandover(svc *Service, liveBy map[slotID][]*Task, p *plan) {
 	keys := make([]slotID, 0, len(liveBy))
 	for k, ts := range liveBy {
 		if len(ts) > 1 {

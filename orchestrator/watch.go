@@ -174,7 +174,7 @@ func (h *hub) close() {
 }
 
 // watch starts a watcher of the events at from and after.
-func (h *hub) watch(ctx context.Context, from uint64, filters []Filter) (<-chan Event, error) {
+func (h *hub) watch(ctx context.Context, from uint64, filters []WatchFilter) (<-chan Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

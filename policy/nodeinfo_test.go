@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/testutil/fixture"
 )
 
 func task(id, service string, r dao.Resources, hostPorts ...int) *dao.Task {
@@ -16,10 +17,9 @@ func task(id, service string, r dao.Resources, hostPorts ...int) *dao.Task {
 	return t
 }
 
+// readyNode is fixture.ReadyNode with 4 CPUs, 8 GiB and 1000 pids.
 func readyNode(id string, labels map[string]string) *dao.Node {
-	return &dao.Node{ID: id, Labels: labels, Status: dao.NodeStatus{State: dao.NodeReady},
-		Platform:    dao.Platform{OS: "linux", Architecture: "amd64"},
-		Allocatable: dao.Resources{MilliCPU: 4000, Memory: 8 * dao.GiB, Pids: 1000}}
+	return fixture.ReadyNode(id, labels, dao.Resources{MilliCPU: 4000, Memory: 8 * dao.GiB, Pids: 1000})
 }
 
 func TestNodeInfoTasks(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/clock"
+	shared "github.com/opendao/dao/internal/testutil/fixture"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/simnode"
 )
@@ -20,7 +21,7 @@ func BenchmarkClusterRunTasks(b *testing.B) {
 	const nodes, step = 5000, 10
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	running := 0
-	before := heapInUse()
+	before := shared.HeapInUse()
 	c, err := simnode.NewCluster(nodes, simnode.WithClusterSeed(1),
 		simnode.WithNodeOptions(simnode.WithClock(clk), simnode.WithValidation(false),
 			simnode.WithStartLatency(simnode.Uniform(time.Second, 3*time.Second))),
@@ -60,14 +61,6 @@ func BenchmarkClusterRunTasks(b *testing.B) {
 		b.Fatalf("%d tasks running, want %d", running, b.N)
 	}
 	clear(perNode)
-	b.ReportMetric(float64(heapInUse()-before)/float64(b.N), "B/task")
+	b.ReportMetric(float64(shared.HeapInUse()-before)/float64(b.N), "B/task")
 	runtime.KeepAlive(c)
-}
-
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }

@@ -1,7 +1,6 @@
 package simnode
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -45,7 +44,7 @@ func WithShapes(shapes ...Shape) ClusterOption {
 	return func(o *clusterOptions) error {
 		for _, s := range shapes {
 			if s == nil {
-				return errors.New("simnode: shape: must not be nil")
+				return invalid("WithShapes", "nil shape")
 			}
 		}
 		o.shapes = append(o.shapes, shapes...)
@@ -53,7 +52,8 @@ func WithShapes(shapes ...Shape) ClusterOption {
 	}
 }
 
-// WithNodeOptions gives every node these options. The default is none.
+// WithNodeOptions gives every node these options, which NewCluster checks as New does.
+// The default is none.
 func WithNodeOptions(opts ...Option) ClusterOption {
 	return func(o *clusterOptions) error {
 		o.nodeOpts = append(o.nodeOpts, opts...)
@@ -67,7 +67,7 @@ func WithNodeOptions(opts ...Option) ClusterOption {
 func WithClusterStatusFunc(f func(nodeID string, u orchestrator.TaskUpdate)) ClusterOption {
 	return func(o *clusterOptions) error {
 		if f == nil {
-			return errors.New("simnode: cluster status func: must not be nil")
+			return invalid("WithClusterStatusFunc", "nil func")
 		}
 		o.onStatus = f
 		return nil
@@ -79,10 +79,10 @@ func WithClusterStatusFunc(f func(nodeID string, u orchestrator.TaskUpdate)) Clu
 func WithClusterHeartbeat(every time.Duration, f func(nodeID string, at time.Time)) ClusterOption {
 	return func(o *clusterOptions) error {
 		if every <= 0 {
-			return fmt.Errorf("simnode: heartbeat interval %s: must be positive", every)
+			return invalid("WithClusterHeartbeat", "interval %s: must be positive", every)
 		}
 		if f == nil {
-			return errors.New("simnode: cluster heartbeat func: must not be nil")
+			return invalid("WithClusterHeartbeat", "nil func")
 		}
 		o.heartbeat, o.onHeartbeat = every, f
 		return nil
@@ -106,10 +106,13 @@ func WithClusterSeed(seed uint64) ClusterOption {
 // capacity but no allocatable resources gets its capacity as allocatable.
 func NewCluster(n int, opts ...ClusterOption) (*Cluster, error) {
 	if n < 0 {
-		return nil, fmt.Errorf("simnode: cluster of %d nodes: must be at least 0", n)
+		return nil, fmt.Errorf("simnode: cluster of %d nodes: must be at least 0: %w", n, dao.ErrInvalid)
 	}
 	var o clusterOptions
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, invalid("ClusterOption", "nil option")
+		}
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
@@ -130,7 +133,7 @@ func NewCluster(n int, opts ...ClusterOption) (*Cluster, error) {
 		}
 		if _, dup := c.byID[info.ID]; dup {
 			c.Close()
-			return nil, fmt.Errorf("simnode: cluster: two nodes have ID %q", info.ID)
+			return nil, fmt.Errorf("simnode: cluster: two nodes have ID %q: %w", info.ID, dao.ErrInvalid)
 		}
 		nodeOpts := append(slices.Clip(o.nodeOpts), WithSeed(o.seed, uint64(i)+1))
 		id := info.ID

@@ -16,6 +16,7 @@ import (
 )
 
 func TestClusterShapes(t *testing.T) {
+	t.Parallel()
 	small := dao.Resources{MilliCPU: 2000, Memory: 4 * dao.GiB}
 	large := dao.Resources{MilliCPU: 16000, Memory: 64 * dao.GiB}
 	c, err := simnode.NewCluster(10_000, simnode.WithClusterSeed(7), simnode.WithShapes(
@@ -72,6 +73,7 @@ func TestClusterShapes(t *testing.T) {
 }
 
 func TestClusterErrors(t *testing.T) {
+	t.Parallel()
 	_, err := simnode.NewCluster(3, simnode.WithShapes(func(i int, _ *rand.Rand, n *dao.Node) { n.ID = "same" }))
 	if err == nil || !strings.Contains(err.Error(), `two nodes have ID "same"`) {
 		t.Errorf("duplicate IDs: got %v", err)
@@ -85,6 +87,7 @@ func TestClusterErrors(t *testing.T) {
 }
 
 func TestClusterReports(t *testing.T) {
+	t.Parallel()
 	clk := clock.NewManual(t0)
 	var mu sync.Mutex
 	var got []string

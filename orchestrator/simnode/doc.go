@@ -51,4 +51,10 @@
 //
 // A loop of [clock.Manual.Step] runs a simulation until nothing is left to happen (which,
 // with heartbeats, is never).
+//
+// [Node.Close] (and [Cluster.Close]) stops a node: its timers are stopped, a callback
+// under way is waited for, and nothing is reported after it returns. Options reject bad
+// values with an error that names the option and wraps dao.ErrInvalid; the package's
+// errors are of containerd's error classes (errdefs), as [ErrUnreachable] is of
+// errdefs.ErrUnavailable.
 package simnode

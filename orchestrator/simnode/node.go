@@ -142,6 +142,9 @@ func New(info dao.Node, opts ...Option) (*Node, error) {
 	}
 	o := defaultOptions()
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, invalid("Option", "nil option")
+		}
 		if err := opt(&o); err != nil {
 			return nil, err
 		}

@@ -97,6 +97,7 @@ func simTask(id string, res dao.Resources) dao.Task {
 }
 
 func TestNodeRunsAndStopsTasks(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, dao.Node{}, simnode.WithStartLatency(simnode.Fixed(time.Second)),
 		simnode.WithStopLatency(simnode.Fixed(2*time.Second)))
 	a, b := simTask("a", dao.Resources{}), simTask("b", dao.Resources{})
@@ -141,6 +142,7 @@ func TestNodeRunsAndStopsTasks(t *testing.T) {
 // TestNodeTakesANewEpoch: revisions are compared within an epoch only; a control plane
 // whose store started over is listened to.
 func TestNodeTakesANewEpoch(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, dao.Node{})
 	a := simTask("a", dao.Resources{})
 	f.assign(t, 7, a)
@@ -155,6 +157,7 @@ func TestNodeTakesANewEpoch(t *testing.T) {
 }
 
 func TestNodeRefusesBadAssignments(t *testing.T) {
+	t.Parallel()
 	bad := simTask("bad", dao.Resources{})
 	bad.Spec.Image = "UPPER CASE"
 	invalidState := simTask("x", dao.Resources{})
@@ -193,6 +196,7 @@ func TestNodeRefusesBadAssignments(t *testing.T) {
 }
 
 func TestNodeCapacity(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, dao.Node{Allocatable: dao.Resources{MilliCPU: 1000}})
 	big := dao.Resources{MilliCPU: 600, Memory: 64 * dao.MiB}
 	f.assign(t, 1, simTask("a", big), simTask("b", big))
@@ -217,6 +221,7 @@ func TestNodeCapacity(t *testing.T) {
 }
 
 func TestNodeRejections(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, dao.Node{}, simnode.WithRejections(1))
 	f.assign(t, 1, simTask("a", dao.Resources{}))
 	f.expect(t, 0, "a rejected")
@@ -226,6 +231,7 @@ func TestNodeRejections(t *testing.T) {
 }
 
 func TestNodeRestartsByPolicy(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		restart dao.RestartPolicy
@@ -259,6 +265,7 @@ func TestNodeRestartsByPolicy(t *testing.T) {
 }
 
 func TestNodeCrashesUntilItGivesUp(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, dao.Node{}, simnode.WithCrashes(1, simnode.Fixed(time.Second)))
 	tk := simTask("a", dao.Resources{})
 	tk.Restart = dao.RestartPolicy{MaxAttempts: 2, InitialDelay: dao.Duration(time.Second)}
@@ -280,6 +287,7 @@ func TestNodeCrashesUntilItGivesUp(t *testing.T) {
 }
 
 func TestNodeDownAndUp(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, dao.Node{}, simnode.WithStartLatency(simnode.Fixed(time.Second)))
 	stopping := simTask("stopping", dao.Resources{})
 	f.assign(t, 1, simTask("a", dao.Resources{}), stopping)
@@ -309,6 +317,7 @@ func TestNodeDownAndUp(t *testing.T) {
 }
 
 func TestNodeDisconnectAndUp(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, dao.Node{})
 	f.assign(t, 1, simTask("a", dao.Resources{}), simTask("b", dao.Resources{}))
 	f.expect(t, 0, "a preparing", "b preparing", "a running", "b running")
@@ -330,6 +339,7 @@ func TestNodeDisconnectAndUp(t *testing.T) {
 }
 
 func TestNodeHeartbeat(t *testing.T) {
+	t.Parallel()
 	var beats []time.Duration
 	f := newFixture(t, dao.Node{}, simnode.WithHeartbeat(5*time.Second, func(at time.Time) { beats = append(beats, at.Sub(t0)) }))
 	f.clock.Advance(10 * time.Second)
@@ -348,6 +358,7 @@ func TestNodeHeartbeat(t *testing.T) {
 }
 
 func TestNodeClose(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, dao.Node{}, simnode.WithStartLatency(simnode.Fixed(time.Second)))
 	f.assign(t, 1, simTask("a", dao.Resources{}))
 	f.expect(t, 0, "a preparing")
@@ -360,6 +371,7 @@ func TestNodeClose(t *testing.T) {
 }
 
 func TestNewNodeOptions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		info dao.Node
@@ -386,6 +398,7 @@ func TestNewNodeOptions(t *testing.T) {
 // TestNodesOnTheSystemClock runs nodes on real time, from many goroutines, for the race
 // detector.
 func TestNodesOnTheSystemClock(t *testing.T) {
+	t.Parallel()
 	const nodes, perNode = 20, 20
 	var mu sync.Mutex
 	running := map[string]bool{}

@@ -1,11 +1,11 @@
 package simnode
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
+	"github.com/opendao/dao"
 	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/orchestrator"
 )
@@ -28,6 +28,12 @@ type options struct {
 	seed          *[2]uint64
 }
 
+// invalid returns the error of an option given a bad value: it names the option and the
+// reason, and wraps dao.ErrInvalid.
+func invalid(option, format string, args ...any) error {
+	return fmt.Errorf("simnode: %s: %s: %w", option, fmt.Sprintf(format, args...), dao.ErrInvalid)
+}
+
 func defaultOptions() options {
 	return options{
 		clock:         clock.System(),
@@ -44,7 +50,7 @@ func defaultOptions() options {
 func WithClock(c clock.Clock) Option {
 	return func(o *options) error {
 		if c == nil {
-			return errors.New("simnode: clock: must not be nil")
+			return invalid("WithClock", "nil clock")
 		}
 		o.clock = c
 		return nil
@@ -56,7 +62,7 @@ func WithClock(c clock.Clock) Option {
 func WithStartLatency(l Latency) Option {
 	return func(o *options) error {
 		if l == nil {
-			return errors.New("simnode: start latency: must not be nil")
+			return invalid("WithStartLatency", "nil latency")
 		}
 		o.startLatency = l
 		return nil
@@ -68,7 +74,7 @@ func WithStartLatency(l Latency) Option {
 func WithStopLatency(l Latency) Option {
 	return func(o *options) error {
 		if l == nil {
-			return errors.New("simnode: stop latency: must not be nil")
+			return invalid("WithStopLatency", "nil latency")
 		}
 		o.stopLatency = l
 		return nil
@@ -81,10 +87,10 @@ func WithStopLatency(l Latency) Option {
 func WithCrashes(probability float64, after Latency) Option {
 	return func(o *options) error {
 		if probability < 0 || probability > 1 {
-			return fmt.Errorf("simnode: crash probability %g: must be between 0 and 1", probability)
+			return invalid("WithCrashes", "probability %g: must be between 0 and 1", probability)
 		}
 		if after == nil {
-			return errors.New("simnode: crash latency: must not be nil")
+			return invalid("WithCrashes", "nil latency")
 		}
 		o.crashP, o.crashAfter = probability, after
 		return nil
@@ -97,7 +103,7 @@ func WithCrashes(probability float64, after Latency) Option {
 func WithRejections(probability float64) Option {
 	return func(o *options) error {
 		if probability < 0 || probability > 1 {
-			return fmt.Errorf("simnode: rejection probability %g: must be between 0 and 1", probability)
+			return invalid("WithRejections", "probability %g: must be between 0 and 1", probability)
 		}
 		o.rejectP = probability
 		return nil
@@ -131,7 +137,7 @@ func WithValidation(on bool) Option {
 func WithStatusFunc(f func(orchestrator.TaskUpdate)) Option {
 	return func(o *options) error {
 		if f == nil {
-			return errors.New("simnode: status func: must not be nil")
+			return invalid("WithStatusFunc", "nil func")
 		}
 		o.onStatus = f
 		return nil
@@ -144,10 +150,10 @@ func WithStatusFunc(f func(orchestrator.TaskUpdate)) Option {
 func WithHeartbeat(every time.Duration, f func(at time.Time)) Option {
 	return func(o *options) error {
 		if every <= 0 {
-			return fmt.Errorf("simnode: heartbeat interval %s: must be positive", every)
+			return invalid("WithHeartbeat", "interval %s: must be positive", every)
 		}
 		if f == nil {
-			return errors.New("simnode: heartbeat func: must not be nil")
+			return invalid("WithHeartbeat", "nil func")
 		}
 		o.heartbeat, o.onHeartbeat = every, f
 		return nil
@@ -155,7 +161,8 @@ func WithHeartbeat(every time.Duration, f func(at time.Time)) Option {
 }
 
 // WithSeed seeds the node's random source (latencies, crashes, rejections, restart
-// jitter), so that a simulation repeats exactly. The default is a random seed.
+// jitter), so that a simulation repeats exactly. The default is a random seed. Every seed
+// is valid.
 func WithSeed(seed1, seed2 uint64) Option {
 	return func(o *options) error {
 		o.seed = &[2]uint64{seed1, seed2}

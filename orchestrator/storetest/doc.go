@@ -16,6 +16,11 @@
 //		})
 //	}
 //
+// Among the rest, it holds a store to this: a watcher that falls too far behind is ended
+// with orchestrator.ErrSlowWatcher, and one that stops reading within its buffer holds up
+// no writer, no other watcher and not Close, which ends every watch with
+// orchestrator.ErrClosed.
+//
 // The suite closes the stores it opens. Run it with -race: part of it writes, reads and
 // watches from many goroutines at once.
 package storetest

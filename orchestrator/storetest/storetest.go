@@ -73,6 +73,7 @@ func Run(t *testing.T, open Opener) {
 		{"WatchFilters", testWatchFilters},
 		{"WatchCompacted", testWatchCompacted},
 		{"SlowWatcher", testSlowWatcher},
+		{"StalledWatcherBlocksNothing", testStalledWatcher},
 		{"BurstDoesNotEndReader", testBurstDoesNotEndReader},
 		{"WatchCancel", testWatchCancel},
 		{"Close", testClose},
@@ -243,7 +244,7 @@ func taskIDs(t *testing.T, s orchestrator.Store, list func(tx orchestrator.ReadT
 	return ids
 }
 
-func watch(t *testing.T, s orchestrator.Store, from uint64, filters ...orchestrator.Filter) <-chan orchestrator.Event {
+func watch(t *testing.T, s orchestrator.Store, from uint64, filters ...orchestrator.WatchFilter) <-chan orchestrator.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -1290,6 +1291,37 @@ func testSlowWatcher(t *testing.T, open Opener) {
 	writeN(t, s, "u", 1)
 	if e := next(t, events); e.Err != nil {
 		t.Errorf("new watch after a slow one: %v", e.Err)
+	}
+}
+
+// testStalledWatcher: a reader that stops taking events, and stays within its buffer so
+// that it is not ended, holds up no writer, no other watcher, and not Close, which ends
+// its watch with ErrClosed.
+func testStalledWatcher(t *testing.T, open Opener) {
+	s := open(t, Config{History: 64, WatchBuffer: 10_000})
+	stalled := watch(t, s, 0) // never read until Close
+	reader := watch(t, s, 0)
+	// Far more than any channel holds: the writers do not wait for either watcher.
+	const n = 1000
+	writeN(t, s, "t", n)
+	if got := len(nextN(t, reader, n)); got != n {
+		t.Errorf("the reading watcher got %d events, want %d", got, n)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(timeout):
+		t.Fatal("Close held up by a watcher that does not read")
+	}
+	if err := waitEnd(t, stalled); !errors.Is(err, orchestrator.ErrClosed) {
+		t.Errorf("stalled watcher's last event: error %v, want ErrClosed", err)
+	}
+	if err := waitEnd(t, reader); !errors.Is(err, orchestrator.ErrClosed) {
+		t.Errorf("reading watcher's last event: error %v, want ErrClosed", err)
 	}
 }
 
