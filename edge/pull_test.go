@@ -13,13 +13,14 @@ import (
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/remote"
 )
 
 // TestPullerFetchesMissingImages runs containers of an image only a registry has: the
 // Runtime pulls it once, for several containers created at once.
 func TestPullerFetchesMissingImages(t *testing.T) {
 	reg := testutil.StartRegistry(t)
-	c, err := registry.NewClient(registry.WithHosts(map[string]registry.HostConfig{reg.Addr: {PlainHTTP: true}}))
+	c, err := registry.NewClient(remote.WithHosts(map[string]remote.HostConfig{reg.Addr: {PlainHTTP: true}}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/remote"
 )
 
 // pullEnv is a registry holding busybox, and a containerd to pull it into.
@@ -24,7 +25,7 @@ func newPullEnv(t *testing.T) *pullEnv {
 	testutil.RequireIntegration(t, "containerd", "runc", "docker-registry")
 	e := &pullEnv{reg: testutil.StartRegistry(t), ctrd: testutil.StartContainerd(t)}
 	img := testutil.BuildBusyboxImage(t)
-	c, err := registry.NewClient(registry.WithHosts(map[string]registry.HostConfig{e.reg.Addr: {PlainHTTP: true}}))
+	c, err := registry.NewClient(remote.WithHosts(map[string]remote.HostConfig{e.reg.Addr: {PlainHTTP: true}}))
 	if err != nil {
 		t.Fatal(err)
 	}
