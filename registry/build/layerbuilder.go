@@ -97,6 +97,9 @@ func (e *entry) kind() string {
 func NewLayerBuilder(opts ...Option) (*LayerBuilder, error) {
 	o := defaultLayerOptions()
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		if err := opt(&o); err != nil {
 			return nil, err
 		}

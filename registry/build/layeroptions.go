@@ -24,7 +24,7 @@ func defaultLayerOptions() layerOptions {
 func WithCompression(c Compression) Option {
 	return func(o *layerOptions) error {
 		if c.MediaType() == "" {
-			return fmt.Errorf("%w: unknown compression %v", ErrInvalidOption, c)
+			return fmt.Errorf("%w: WithCompression: unknown compression %v", ErrInvalidOption, c)
 		}
 		o.compression = c
 		return nil
@@ -37,7 +37,7 @@ func WithCompression(c Compression) Option {
 func WithModTime(t time.Time) Option {
 	return func(o *layerOptions) error {
 		if t.Before(time.Unix(0, 0)) {
-			return fmt.Errorf("%w: modification time %v is before the Unix epoch", ErrInvalidOption, t)
+			return fmt.Errorf("%w: WithModTime: modification time %v is before the Unix epoch", ErrInvalidOption, t)
 		}
 		o.modTime = t.Truncate(time.Second).UTC()
 		return nil
@@ -50,7 +50,7 @@ func WithModTime(t time.Time) Option {
 func WithOwner(uid, gid int) Option {
 	return func(o *layerOptions) error {
 		if uid < 0 || gid < 0 {
-			return fmt.Errorf("%w: owner %d:%d is negative", ErrInvalidOption, uid, gid)
+			return fmt.Errorf("%w: WithOwner: owner %d:%d is negative", ErrInvalidOption, uid, gid)
 		}
 		o.uid, o.gid = uid, gid
 		return nil
@@ -65,10 +65,10 @@ func WithTempDir(dir string) Option {
 	return func(o *layerOptions) error {
 		fi, err := os.Stat(dir)
 		if err != nil {
-			return fmt.Errorf("%w: temporary directory: %v", ErrInvalidOption, err)
+			return fmt.Errorf("%w: WithTempDir: temporary directory: %v", ErrInvalidOption, err)
 		}
 		if !fi.IsDir() {
-			return fmt.Errorf("%w: temporary directory %s is not a directory", ErrInvalidOption, dir)
+			return fmt.Errorf("%w: WithTempDir: temporary directory %s is not a directory", ErrInvalidOption, dir)
 		}
 		o.tempDir = dir
 		return nil

@@ -35,6 +35,9 @@ type Image struct {
 func NewImage(layers []*Layer, config ocispec.ImageConfig, opts ...ImageOption) (*Image, error) {
 	o := defaultImageOptions()
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		if err := opt(&o); err != nil {
 			return nil, err
 		}

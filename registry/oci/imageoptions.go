@@ -30,7 +30,7 @@ func defaultImageOptions() imageOptions {
 func WithPlatform(p ocispec.Platform) ImageOption {
 	return func(o *imageOptions) error {
 		if p.OS == "" || p.Architecture == "" {
-			return fmt.Errorf("%w: platform %q needs an OS and an architecture", ErrInvalidOption, platforms.Format(p))
+			return fmt.Errorf("%w: WithPlatform: platform %q needs an OS and an architecture", ErrInvalidOption, platforms.Format(p))
 		}
 		o.platform = platforms.Normalize(p)
 		return nil
@@ -43,7 +43,7 @@ func WithPlatform(p ocispec.Platform) ImageOption {
 func WithCreated(t time.Time) ImageOption {
 	return func(o *imageOptions) error {
 		if t.IsZero() {
-			return fmt.Errorf("%w: zero creation time", ErrInvalidOption)
+			return fmt.Errorf("%w: WithCreated: zero creation time", ErrInvalidOption)
 		}
 		t = t.UTC()
 		o.created = &t
@@ -66,7 +66,7 @@ func WithAnnotations(a map[string]string) ImageOption {
 	return func(o *imageOptions) error {
 		for k := range a {
 			if k == "" {
-				return fmt.Errorf("%w: annotation with an empty key", ErrInvalidOption)
+				return fmt.Errorf("%w: WithAnnotations: annotation with an empty key", ErrInvalidOption)
 			}
 		}
 		o.annotations = maps.Clone(a)

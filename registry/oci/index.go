@@ -33,7 +33,7 @@ func WithIndexAnnotations(a map[string]string) IndexOption {
 	return func(o *indexOptions) error {
 		for k := range a {
 			if k == "" {
-				return fmt.Errorf("%w: annotation with an empty key", ErrInvalidOption)
+				return fmt.Errorf("%w: WithIndexAnnotations: annotation with an empty key", ErrInvalidOption)
 			}
 		}
 		o.annotations = maps.Clone(a)
@@ -46,6 +46,9 @@ func WithIndexAnnotations(a map[string]string) IndexOption {
 func NewIndex(images []*Image, opts ...IndexOption) (*Index, error) {
 	var o indexOptions
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		if err := opt(&o); err != nil {
 			return nil, err
 		}

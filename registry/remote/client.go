@@ -41,6 +41,9 @@ type hostState struct {
 func NewClient(opts ...Option) (*Client, error) {
 	o := defaultClientOptions()
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		if err := opt(&o); err != nil {
 			return nil, err
 		}

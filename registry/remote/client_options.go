@@ -55,7 +55,7 @@ func defaultClientOptions() clientOptions {
 func WithHTTPClient(hc *http.Client) Option {
 	return func(o *clientOptions) error {
 		if hc == nil {
-			return fmt.Errorf("%w: nil HTTP client", ErrInvalidOption)
+			return fmt.Errorf("%w: WithHTTPClient: nil HTTP client", ErrInvalidOption)
 		}
 		o.httpClient = hc
 		return nil
@@ -84,7 +84,7 @@ func WithHosts(hosts map[string]HostConfig) Option {
 func WithCredentials(host string, cred Credentials) Option {
 	return func(o *clientOptions) error {
 		if host == "" {
-			return fmt.Errorf("%w: credentials for an empty host", ErrInvalidOption)
+			return fmt.Errorf("%w: WithCredentials: credentials for an empty host", ErrInvalidOption)
 		}
 		if o.creds == nil {
 			o.creds = make(map[string]Credentials)
@@ -99,7 +99,7 @@ func WithCredentials(host string, cred Credentials) Option {
 func WithCredentialsFunc(f CredentialsFunc) Option {
 	return func(o *clientOptions) error {
 		if f == nil {
-			return fmt.Errorf("%w: nil credentials function", ErrInvalidOption)
+			return fmt.Errorf("%w: WithCredentialsFunc: nil credentials function", ErrInvalidOption)
 		}
 		o.credsFunc = f
 		return nil
@@ -125,7 +125,7 @@ func WithDockerConfig(path string) Option {
 func WithRetry(p RetryPolicy) Option {
 	return func(o *clientOptions) error {
 		if err := p.check(); err != nil {
-			return err
+			return fmt.Errorf("WithRetry: %w", err)
 		}
 		o.retry = p
 		return nil
@@ -137,7 +137,7 @@ func WithRetry(p RetryPolicy) Option {
 func WithRateLimit(host string, rps float64, burst int) Option {
 	return func(o *clientOptions) error {
 		if host == "" || rps <= 0 || burst < 1 {
-			return fmt.Errorf("%w: rate limit %v/s burst %d for host %q: want a host, a positive rate and a burst of at least 1", ErrInvalidOption, rps, burst, host)
+			return fmt.Errorf("%w: WithRateLimit: rate limit %v/s burst %d for host %q: want a host, a positive rate and a burst of at least 1", ErrInvalidOption, rps, burst, host)
 		}
 		if o.rateLimits == nil {
 			o.rateLimits = make(map[string]rateLimit)
@@ -152,7 +152,7 @@ func WithRateLimit(host string, rps float64, burst int) Option {
 func WithMaxConcurrency(n int) Option {
 	return func(o *clientOptions) error {
 		if n < 1 {
-			return fmt.Errorf("%w: concurrency %d, want at least 1", ErrInvalidOption, n)
+			return fmt.Errorf("%w: WithMaxConcurrency: concurrency %d, want at least 1", ErrInvalidOption, n)
 		}
 		o.maxConcurrency = n
 		return nil
@@ -166,7 +166,7 @@ func WithMaxConcurrency(n int) Option {
 func WithProgress(f func(Progress)) Option {
 	return func(o *clientOptions) error {
 		if f == nil {
-			return fmt.Errorf("%w: nil progress function", ErrInvalidOption)
+			return fmt.Errorf("%w: WithProgress: nil progress function", ErrInvalidOption)
 		}
 		o.progress = f
 		return nil
@@ -180,7 +180,7 @@ func WithProgress(f func(Progress)) Option {
 func WithClock(clk clock.Clock) Option {
 	return func(o *clientOptions) error {
 		if clk == nil {
-			return fmt.Errorf("%w: nil clock", ErrInvalidOption)
+			return fmt.Errorf("%w: WithClock: nil clock", ErrInvalidOption)
 		}
 		o.clock = clk
 		return nil
@@ -191,7 +191,7 @@ func WithClock(clk clock.Clock) Option {
 func WithUserAgent(ua string) Option {
 	return func(o *clientOptions) error {
 		if ua == "" {
-			return fmt.Errorf("%w: empty user agent", ErrInvalidOption)
+			return fmt.Errorf("%w: WithUserAgent: empty user agent", ErrInvalidOption)
 		}
 		o.userAgent = ua
 		return nil
@@ -204,7 +204,7 @@ func WithUserAgent(ua string) Option {
 func WithSpoolDir(dir string) Option {
 	return func(o *clientOptions) error {
 		if dir == "" {
-			return fmt.Errorf("%w: empty spool directory", ErrInvalidOption)
+			return fmt.Errorf("%w: WithSpoolDir: empty spool directory", ErrInvalidOption)
 		}
 		o.spoolDir = dir
 		return nil
@@ -218,7 +218,7 @@ func WithSpoolDir(dir string) Option {
 func WithRangeDownload(chunkSize int64, parallel int) Option {
 	return func(o *clientOptions) error {
 		if chunkSize < 64<<10 || parallel < 1 {
-			return fmt.Errorf("%w: range download of %d-byte chunks, %d at once: want chunks of at least 64 KiB and at least 1", ErrInvalidOption, chunkSize, parallel)
+			return fmt.Errorf("%w: WithRangeDownload: range download of %d-byte chunks, %d at once: want chunks of at least 64 KiB and at least 1", ErrInvalidOption, chunkSize, parallel)
 		}
 		o.rangeChunk, o.rangeParallel = chunkSize, parallel
 		return nil
@@ -231,7 +231,7 @@ func WithRangeDownload(chunkSize int64, parallel int) Option {
 func WithChunkedUpload(chunkSize int64) Option {
 	return func(o *clientOptions) error {
 		if chunkSize < 0 {
-			return fmt.Errorf("%w: negative upload chunk size %d", ErrInvalidOption, chunkSize)
+			return fmt.Errorf("%w: WithChunkedUpload: negative upload chunk size %d", ErrInvalidOption, chunkSize)
 		}
 		o.uploadChunk = chunkSize
 		return nil

@@ -50,6 +50,9 @@ type tree struct {
 func (c *Client) fetchTree(ctx context.Context, r name.Reference, opts []CopyOption) (*tree, error) {
 	var o copyOptions
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		if err := opt(&o); err != nil {
 			return nil, err
 		}

@@ -26,7 +26,7 @@ type listOptions struct {
 func WithPageSize(n int) ListOption {
 	return func(o *listOptions) error {
 		if n < 0 {
-			return fmt.Errorf("%w: negative page size %d", ErrInvalidOption, n)
+			return fmt.Errorf("%w: WithPageSize: negative page size %d", ErrInvalidOption, n)
 		}
 		o.pageSize = n
 		return nil
@@ -92,6 +92,9 @@ const maxListPage = 16 << 20
 func (c *Client) list(ctx context.Context, r name.Reference, path string, scopes []string, opts []ListOption, page func(io.Reader) (int, error)) error {
 	var o listOptions
 	for _, opt := range opts {
+		if opt == nil {
+			return fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		if err := opt(&o); err != nil {
 			return err
 		}

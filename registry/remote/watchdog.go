@@ -49,7 +49,7 @@ func (l SpeedLimit) least() int64 {
 func WithSpeedLimit(l SpeedLimit) Option {
 	return func(o *clientOptions) error {
 		if err := l.check(); err != nil {
-			return err
+			return fmt.Errorf("WithSpeedLimit: %w", err)
 		}
 		o.speed = l
 		return nil
