@@ -21,12 +21,10 @@ import (
 
 // forEachOpenMode runs test with openat2 and with the walk that replaces it on kernels
 // without it.
-func forEachOpenMode(t *testing.T, test func(t *testing.T)) {
-	t.Run("openat2", test)
-	t.Run("walk", func(t *testing.T) {
-		defer build.ForceOpenWalk()()
-		test(t)
-	})
+// The walk's test passes build.WithOpenWalk to the builders it makes.
+func forEachOpenMode(t *testing.T, test func(t *testing.T, mode ...build.Option)) {
+	t.Run("openat2", func(t *testing.T) { test(t) })
+	t.Run("walk", func(t *testing.T) { test(t, build.WithOpenWalk()) })
 }
 
 const secret = "host secret\n"
@@ -38,7 +36,7 @@ func TestLayerHostFilesReplacedBeforeBuild(t *testing.T) {
 	forEachOpenMode(t, testLayerHostFilesReplaced)
 }
 
-func testLayerHostFilesReplaced(t *testing.T) {
+func testLayerHostFilesReplaced(t *testing.T, mode ...build.Option) {
 	outside := t.TempDir()
 	writeFile(t, filepath.Join(outside, "secret"), secret, 0o600)
 	writeFile(t, filepath.Join(outside, "sub", "f"), secret, 0o600)
@@ -142,7 +140,7 @@ func testLayerHostFilesReplaced(t *testing.T) {
 		entry: "conf", reason: "replaced by another regular file",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBuilder(t)
+			b := newBuilder(t, mode...)
 			host := t.TempDir()
 			tc.add(t, b, host)
 			tc.swap(t, b, host)
@@ -199,17 +197,16 @@ func TestLayerHostFileChangedInPlace(t *testing.T) {
 // TestAddHostTreeDirectoryReplacedWhileRead replaces a directory of the tree by a link to a
 // directory of secrets while AddHostTree reads the tree: the walk must not follow it.
 func TestAddHostTreeDirectoryReplacedWhileRead(t *testing.T) {
-	forEachOpenMode(t, func(t *testing.T) {
+	forEachOpenMode(t, func(t *testing.T, mode ...build.Option) {
 		outside := t.TempDir()
 		writeFile(t, filepath.Join(outside, "f"), secret, 0o600)
 		host := t.TempDir()
 		writeFile(t, filepath.Join(host, "sub", "f"), "f\n", 0o644)
-		defer build.SetWalkHook(func(rel string) {
+		b := newBuilder(t, append(mode, build.WithWalkHook(func(rel string) {
 			if rel == "sub" {
 				replaceWithSymlink(t, filepath.Join(host, "sub"), outside)
 			}
-		})()
-		b := newBuilder(t)
+		}))...)
 		err := b.AddHostTree("", host)
 		var ee *build.EntryError
 		if !errors.As(err, &ee) || ee.Path != "sub" || !strings.Contains(ee.Reason, "symbolic link") {

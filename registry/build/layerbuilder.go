@@ -308,7 +308,7 @@ func (b *LayerBuilder) addHostFile(name, hostPath string) error {
 	if err != nil {
 		return fmt.Errorf("registry: layer entry %q: %w", name, err)
 	}
-	f, err := hostfs.OpenNoFollow(unix.AT_FDCWD, abs, abs, unix.O_PATH, false)
+	f, err := b.opts.open.Open(unix.AT_FDCWD, abs, abs, unix.O_PATH, false)
 	if err != nil {
 		return fmt.Errorf("registry: layer entry %q: %w", name, err)
 	}
@@ -323,10 +323,6 @@ func (b *LayerBuilder) addHostFile(name, hostPath string) error {
 	return b.put(name, &entry{typ: tar.TypeReg, mode: id.FileMode(), host: &hostFile{path: abs, id: id}}, "")
 }
 
-// walkHook, if not nil, is called before AddHostTree opens a directory below its root, with
-// the directory's path relative to the root (for tests).
-var walkHook func(rel string)
-
 func (b *LayerBuilder) addHostTree(prefix, hostDir string) error {
 	if _, err := cleanPath(prefix); err != nil && strings.Trim(prefix, "/") != "" {
 		return err
@@ -335,7 +331,7 @@ func (b *LayerBuilder) addHostTree(prefix, hostDir string) error {
 	if err != nil {
 		return fmt.Errorf("registry: layer entry %q: %w", prefix, err)
 	}
-	dir, err := hostfs.OpenNoFollow(unix.AT_FDCWD, root, root, hostfs.ReadFileFlags, false)
+	dir, err := b.opts.open.Open(unix.AT_FDCWD, root, root, hostfs.ReadFileFlags, false)
 	if err != nil {
 		return fmt.Errorf("registry: layer entry %q: %w", prefix, err)
 	}
@@ -373,10 +369,10 @@ func (b *LayerBuilder) walkHostDir(tree *hostTree, dir *os.File, prefix, rel str
 			if err := b.put(name, &entry{typ: tar.TypeDir, mode: id.FileMode()}, ""); err != nil {
 				return err
 			}
-			if walkHook != nil {
-				walkHook(hrel)
+			if b.opts.walkHook != nil {
+				b.opts.walkHook(hrel)
 			}
-			sub, err := hostfs.OpenNoFollow(fd, n, hp, hostfs.ReadFileFlags, true)
+			sub, err := b.opts.open.Open(fd, n, hp, hostfs.ReadFileFlags, true)
 			if err == nil {
 				var got hostfs.FileID
 				if got, err = hostfs.StatFile(sub); err == nil && !got.Same(id) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/opendao/dao/registry/internal/hostfs"
 )
 
 // Option configures a LayerBuilder.
@@ -14,6 +16,12 @@ type layerOptions struct {
 	modTime     time.Time
 	uid, gid    int
 	tempDir     string
+
+	// open opens host files; open.Walk is set by tests (withOpenWalk).
+	open hostfs.Opener
+	// walkHook, if not nil, is called before AddHostTree opens a directory below its root,
+	// with the directory's path relative to the root, for tests (withWalkHook).
+	walkHook func(rel string)
 }
 
 func defaultLayerOptions() layerOptions {
@@ -71,6 +79,24 @@ func WithTempDir(dir string) Option {
 			return fmt.Errorf("%w: WithTempDir: temporary directory %s is not a directory", ErrInvalidOption, dir)
 		}
 		o.tempDir = dir
+		return nil
+	}
+}
+
+// withOpenWalk makes the builder open host files without openat2, as on kernels that lack
+// it, for tests.
+func withOpenWalk() Option {
+	return func(o *layerOptions) error {
+		o.open.Walk = true
+		return nil
+	}
+}
+
+// withWalkHook makes AddHostTree call hook before it opens each directory below its root,
+// with the directory's path relative to the root, for tests.
+func withWalkHook(hook func(rel string)) Option {
+	return func(o *layerOptions) error {
+		o.walkHook = hook
 		return nil
 	}
 }

@@ -64,7 +64,7 @@ func (b *LayerBuilder) write(ctx context.Context, f *os.File) (*built, error) {
 		return nil, err
 	}
 	tw := tar.NewWriter(io.MultiWriter(zw, diffHash.Hash()))
-	hosts := hostOpener{trees: make(map[*hostTree]*os.File)}
+	hosts := hostOpener{fs: b.opts.open, trees: make(map[*hostTree]*os.File)}
 	defer hosts.close()
 	if err := b.writeEntries(ctx, tw, &hosts); err != nil {
 		return nil, err
@@ -180,6 +180,7 @@ func writeFile(ctx context.Context, tw *tar.Writer, hdr *tar.Header, e *entry, h
 // hostOpener opens the host files of one Build, each only if it is still the file that was
 // added, reached without following a link. It opens the directory of each AddHostTree once.
 type hostOpener struct {
+	fs    hostfs.Opener
 	trees map[*hostTree]*os.File
 }
 
@@ -193,7 +194,7 @@ func (o *hostOpener) open(name string, h *hostFile) (*os.File, int64, error) {
 		}
 		dirfd, beneath = int(root.Fd()), true
 	}
-	f, err := hostfs.OpenNoFollow(dirfd, h.path, h.name(), hostfs.ReadFileFlags, beneath)
+	f, err := o.fs.Open(dirfd, h.path, h.name(), hostfs.ReadFileFlags, beneath)
 	if err != nil {
 		if errors.Is(err, hostfs.ErrSymlink) {
 			return nil, 0, &EntryError{Path: name, Reason: fmt.Sprintf("host file %s: %v", h.name(), err), Err: ErrInvalidEntry}
@@ -221,7 +222,7 @@ func (o *hostOpener) tree(name string, t *hostTree) (*os.File, error) {
 	if f := o.trees[t]; f != nil {
 		return f, nil
 	}
-	f, err := hostfs.OpenNoFollow(unix.AT_FDCWD, t.root, t.root, unix.O_PATH, false)
+	f, err := o.fs.Open(unix.AT_FDCWD, t.root, t.root, unix.O_PATH, false)
 	if err != nil {
 		if errors.Is(err, hostfs.ErrSymlink) {
 			return nil, &EntryError{Path: name, Reason: fmt.Sprintf("host directory %s: %v", t.root, err), Err: ErrInvalidEntry}

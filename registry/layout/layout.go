@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opendao/dao/registry/internal/hostfs"
 	refname "github.com/opendao/dao/registry/name"
 
 	"github.com/opencontainers/image-spec/specs-go"
@@ -44,7 +45,7 @@ func Write(ctx context.Context, dir, name string, a oci.Artifact) error {
 			return err
 		}
 	}
-	index, err := readIndexJSON(dir)
+	index, err := readIndexJSON(hostfs.Opener{}, dir)
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func initLayout(dir string) error {
 	}
 	_, err := os.Stat(filepath.Join(dir, ocispec.ImageLayoutFile))
 	if err == nil {
-		return checkLayoutFile(dir)
+		return checkLayoutFile(hostfs.Opener{}, dir)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("registry: write layout: %w", err)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opendao/dao/registry/internal/hostfs"
-
 	"github.com/opendao/dao/registry/layout"
 	"github.com/opendao/dao/registry/oci"
 )
@@ -23,7 +21,7 @@ func TestReadLayoutFollowsNoLinks(t *testing.T) {
 	forEachOpenMode(t, testReadLayoutFollowsNoLinks)
 }
 
-func testReadLayoutFollowsNoLinks(t *testing.T) {
+func testReadLayoutFollowsNoLinks(t *testing.T, read func(context.Context, string) (*layout.Layout, error)) {
 	ctx := context.Background()
 	img := testImage(t, "amd64")
 	layer := img.Layers()[0].Descriptor()
@@ -50,7 +48,7 @@ func testReadLayoutFollowsNoLinks(t *testing.T) {
 				tc.spoil(t, dir)
 			}
 			err := within(t, func() error {
-				l, err := layout.Read(ctx, dir)
+				l, err := read(ctx, dir)
 				if err != nil {
 					return err
 				}
@@ -115,10 +113,8 @@ func within(t *testing.T, f func() error) error {
 
 // forEachOpenMode runs test with openat2 and with the walk that replaces it on kernels
 // without it.
-func forEachOpenMode(t *testing.T, test func(t *testing.T)) {
-	t.Run("openat2", test)
-	t.Run("walk", func(t *testing.T) {
-		defer hostfs.ForceOpenWalk()()
-		test(t)
-	})
+// The test reads the layout with the read it is given: layout.Read or layout.ReadWalk.
+func forEachOpenMode(t *testing.T, test func(t *testing.T, read func(context.Context, string) (*layout.Layout, error))) {
+	t.Run("openat2", func(t *testing.T) { test(t, layout.Read) })
+	t.Run("walk", func(t *testing.T) { test(t, layout.ReadWalk) })
 }

@@ -53,14 +53,19 @@ type Entry struct {
 // descriptor, oci.ErrDigestMismatch; anything else wrong with the layout, ErrInvalidLayout or
 // oci.ErrInvalidImage. Every such error names the blob or file.
 func Read(ctx context.Context, dir string) (*Layout, error) {
-	if err := checkLayoutFile(dir); err != nil {
+	return read(ctx, dir, hostfs.Opener{})
+}
+
+// read is Read, opening files with op.
+func read(ctx context.Context, dir string, op hostfs.Opener) (*Layout, error) {
+	if err := checkLayoutFile(op, dir); err != nil {
 		return nil, err
 	}
-	index, err := readIndexJSON(dir)
+	index, err := readIndexJSON(op, dir)
 	if err != nil {
 		return nil, err
 	}
-	r := layoutReader{dir: dir}
+	r := layoutReader{dir: dir, op: op}
 	l := &Layout{Dir: dir}
 	for _, desc := range index.Manifests {
 		if err := ctx.Err(); err != nil {
@@ -98,14 +103,14 @@ const maxLayoutFile = 64 << 10
 // openLayoutFile opens the regular file rel (slash-separated) of the layout in dir, following
 // no symbolic link below dir (one to dir itself is followed), so that a layout cannot lead
 // its reader to a file elsewhere on the host, nor make it wait on a named pipe.
-func openLayoutFile(dir, rel string) (*os.File, hostfs.FileID, error) {
+func openLayoutFile(op hostfs.Opener, dir, rel string) (*os.File, hostfs.FileID, error) {
 	file := filepath.Join(dir, filepath.FromSlash(rel))
 	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, hostfs.FileID{}, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(dfd)
-	f, err := hostfs.OpenNoFollow(dfd, rel, file, hostfs.ReadFileFlags, true)
+	f, err := op.Open(dfd, rel, file, hostfs.ReadFileFlags, true)
 	if err != nil {
 		if errors.Is(err, hostfs.ErrSymlink) {
 			return nil, hostfs.FileID{}, fmt.Errorf("%w: %v", ErrInvalidLayout, err)
@@ -124,8 +129,8 @@ func openLayoutFile(dir, rel string) (*os.File, hostfs.FileID, error) {
 }
 
 // readLayoutFile reads the file rel of the layout in dir, of at most limit bytes.
-func readLayoutFile(dir, rel string, limit int64) ([]byte, error) {
-	f, id, err := openLayoutFile(dir, rel)
+func readLayoutFile(op hostfs.Opener, dir, rel string, limit int64) ([]byte, error) {
+	f, id, err := openLayoutFile(op, dir, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -141,9 +146,9 @@ func readLayoutFile(dir, rel string, limit int64) ([]byte, error) {
 }
 
 // checkLayoutFile checks that dir's oci-layout file names a layout version 1.x.
-func checkLayoutFile(dir string) error {
+func checkLayoutFile(op hostfs.Opener, dir string) error {
 	file := filepath.Join(dir, ocispec.ImageLayoutFile)
-	data, err := readLayoutFile(dir, ocispec.ImageLayoutFile, maxLayoutFile)
+	data, err := readLayoutFile(op, dir, ocispec.ImageLayoutFile, maxLayoutFile)
 	if err != nil {
 		if errors.Is(err, ErrInvalidLayout) {
 			return err
@@ -161,10 +166,10 @@ func checkLayoutFile(dir string) error {
 }
 
 // readIndexJSON reads dir's index.json, or returns an empty index if there is none.
-func readIndexJSON(dir string) (ocispec.Index, error) {
+func readIndexJSON(op hostfs.Opener, dir string) (ocispec.Index, error) {
 	file := filepath.Join(dir, ocispec.ImageIndexFile)
 	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
-	data, err := readLayoutFile(dir, ocispec.ImageIndexFile, oci.MaxDocumentSize)
+	data, err := readLayoutFile(op, dir, ocispec.ImageIndexFile, oci.MaxDocumentSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return index, nil
 	}
@@ -186,6 +191,7 @@ func readIndexJSON(dir string) (ocispec.Index, error) {
 // layoutReader loads images and indexes from a layout's blobs.
 type layoutReader struct {
 	dir string
+	op  hostfs.Opener
 }
 
 // artifact loads the image or index desc describes.
@@ -278,7 +284,7 @@ func (r layoutReader) blob(desc ocispec.Descriptor) (oci.Blob, error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: blob %q: %v", ErrInvalidLayout, desc.Digest, err)
 	}
-	f, id, err := openLayoutFile(r.dir, blobPath(desc))
+	f, id, err := openLayoutFile(r.op, r.dir, blobPath(desc))
 	if err == nil {
 		f.Close()
 	}
@@ -290,7 +296,7 @@ func (r layoutReader) blob(desc ocispec.Descriptor) (oci.Blob, error) {
 	case id.Size != desc.Size:
 		return nil, fmt.Errorf("%w: blob %s (%s): file has %d bytes, descriptor says %d", oci.ErrDigestMismatch, desc.Digest, desc.MediaType, id.Size, desc.Size)
 	}
-	return &fileBlob{desc: desc, dir: r.dir, id: id}, nil
+	return &fileBlob{desc: desc, dir: r.dir, op: r.op, id: id}, nil
 }
 
 // decode decodes a manifest or index and checks that its mediaType field, if any, agrees
@@ -314,13 +320,14 @@ func decode(doc *oci.Bytes, v any, mediaType string) error {
 type fileBlob struct {
 	desc ocispec.Descriptor
 	dir  string
+	op   hostfs.Opener
 	id   hostfs.FileID
 }
 
 func (b *fileBlob) Descriptor() ocispec.Descriptor { return b.desc }
 
 func (b *fileBlob) Open() (io.ReadCloser, error) {
-	f, id, err := openLayoutFile(b.dir, blobPath(b.desc))
+	f, id, err := openLayoutFile(b.op, b.dir, blobPath(b.desc))
 	if err == nil && !id.Same(b.id) {
 		f.Close()
 		err = fmt.Errorf("%w: %s was replaced since the layout was read", ErrInvalidLayout, f.Name())

@@ -24,19 +24,32 @@ import (
 // or refused (an older kernel, a seccomp filter), the path is walked one component at a
 // time with openat and O_NOFOLLOW, which refuses the same links.
 
-// openat2Missing is set once openat2 turned out unavailable.
+// openat2Missing is set once openat2 turned out unavailable: a fact of the kernel, learnt
+// once for the process; tests choose the walk with Opener.Walk instead of changing it.
 var openat2Missing atomic.Bool
 
 // ErrSymlink is the error of an open that met a symbolic link.
 var ErrSymlink = errors.New("a path component is a symbolic link, which is not followed")
 
-// openNoFollow opens path, relative to the directory dirfd (or absolute with unix.AT_FDCWD),
+// Opener opens files as OpenNoFollow does. Its zero value uses openat2 where the kernel has
+// it; Walk makes it open each path by the walk that replaces openat2 on kernels without it,
+// for the tests of the packages that use this one.
+type Opener struct {
+	Walk bool
+}
+
+// OpenNoFollow opens path, relative to the directory dirfd (or absolute with unix.AT_FDCWD),
 // with flags (O_CLOEXEC and O_NOFOLLOW are added), following no symbolic link on the way,
 // and, if beneath, refusing a path that leaves dirfd's directory (".." or an absolute path).
 // Errors are *fs.PathError values naming name; an unfollowed link's wraps ErrSymlink.
 func OpenNoFollow(dirfd int, path, name string, flags int, beneath bool) (*os.File, error) {
+	return Opener{}.Open(dirfd, path, name, flags, beneath)
+}
+
+// Open is OpenNoFollow, by the walk if o.Walk.
+func (o Opener) Open(dirfd int, path, name string, flags int, beneath bool) (*os.File, error) {
 	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
-	if !openat2Missing.Load() {
+	if !o.Walk && !openat2Missing.Load() {
 		how := unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 		if beneath {
 			how.Resolve |= unix.RESOLVE_BENEATH
@@ -59,7 +72,7 @@ func OpenNoFollow(dirfd int, path, name string, flags int, beneath bool) (*os.Fi
 	return OpenWalk(dirfd, path, name, flags, beneath)
 }
 
-// openWalk is openNoFollow without openat2: it opens each directory of path in turn with
+// OpenWalk is OpenNoFollow without openat2: it opens each directory of path in turn with
 // O_NOFOLLOW, then the last component.
 func OpenWalk(dirfd int, path, name string, flags int, beneath bool) (*os.File, error) {
 	if strings.HasPrefix(path, "/") {
@@ -220,12 +233,4 @@ func AbsPath(path string) (string, error) {
 		return "", err
 	}
 	return filepath.Abs(p)
-}
-
-// ForceOpenWalk makes files open without openat2, as on kernels that lack it, for tests of
-// the packages that use this one; it returns a function that restores the default.
-func ForceOpenWalk() (restore func()) {
-	old := openat2Missing.Load()
-	openat2Missing.Store(true)
-	return func() { openat2Missing.Store(old) }
 }
