@@ -33,6 +33,7 @@ const secret = "host secret\n"
 // above them before Build: with a link to a host secret, a named pipe, another file. Build
 // must fail naming the entry, in seconds, and never put the secret in a layer.
 func TestLayerHostFilesReplacedBeforeBuild(t *testing.T) {
+	t.Parallel()
 	forEachOpenMode(t, testLayerHostFilesReplaced)
 }
 
@@ -180,6 +181,7 @@ func testLayerHostFilesReplaced(t *testing.T, mode ...build.Option) {
 // TestLayerHostFileChangedInPlace rewrites a host file in place after it was added: Build
 // reads what it holds then, as documented.
 func TestLayerHostFileChangedInPlace(t *testing.T) {
+	t.Parallel()
 	host := t.TempDir()
 	writeFile(t, filepath.Join(host, "f"), "old\n", 0o644)
 	b := newBuilder(t)
@@ -197,6 +199,7 @@ func TestLayerHostFileChangedInPlace(t *testing.T) {
 // TestAddHostTreeDirectoryReplacedWhileRead replaces a directory of the tree by a link to a
 // directory of secrets while AddHostTree reads the tree: the walk must not follow it.
 func TestAddHostTreeDirectoryReplacedWhileRead(t *testing.T) {
+	t.Parallel()
 	forEachOpenMode(t, func(t *testing.T, mode ...build.Option) {
 		outside := t.TempDir()
 		writeFile(t, filepath.Join(outside, "f"), secret, 0o600)
@@ -218,6 +221,7 @@ func TestAddHostTreeDirectoryReplacedWhileRead(t *testing.T) {
 // TestLayerRefusesWhiteoutNames adds entries whose names unpackers would take for
 // whiteouts, through every Add: each is refused naming its path.
 func TestLayerRefusesWhiteoutNames(t *testing.T) {
+	t.Parallel()
 	host := t.TempDir()
 	writeFile(t, filepath.Join(host, "f"), "f\n", 0o644)
 	tree := t.TempDir()
@@ -261,6 +265,7 @@ func TestLayerRefusesWhiteoutNames(t *testing.T) {
 // TestLayerWhiteouts writes a whiteout and an opaque directory as the OCI specification
 // names them.
 func TestLayerWhiteouts(t *testing.T) {
+	t.Parallel()
 	b := newBuilder(t)
 	mustAdd(t, b.AddWhiteout("/data/gone"))
 	mustAdd(t, b.AddOpaqueWhiteout("opq/"))

@@ -34,6 +34,7 @@ func mustBuild(t *testing.T, b *build.LayerBuilder) *oci.Layer {
 }
 
 func TestLayerContent(t *testing.T) {
+	t.Parallel()
 	host := t.TempDir()
 	writeFile(t, filepath.Join(host, "tool"), "#!/bin/sh\n", 0o750)
 	writeFile(t, filepath.Join(host, "tree", "b.txt"), "bee", 0o600)
@@ -87,6 +88,7 @@ func TestLayerContent(t *testing.T) {
 }
 
 func TestLayerIsReproducible(t *testing.T) {
+	t.Parallel()
 	host := t.TempDir()
 	writeFile(t, filepath.Join(host, "a", "data"), strings.Repeat("payload ", 10000), 0o644)
 	add := func(b *build.LayerBuilder, reverse bool) {
@@ -132,6 +134,7 @@ func TestLayerIsReproducible(t *testing.T) {
 }
 
 func TestLayerModTimeAndOwner(t *testing.T) {
+	t.Parallel()
 	when := time.Date(2024, 5, 6, 7, 8, 9, 500, time.UTC)
 	b := newBuilder(t, build.WithModTime(when), build.WithOwner(7, 8))
 	mustAdd(t, b.AddFile("a/b", 0o644, nil))
@@ -146,6 +149,7 @@ func TestLayerModTimeAndOwner(t *testing.T) {
 }
 
 func TestHardlinkTargetAfterLinkInPathOrder(t *testing.T) {
+	t.Parallel()
 	// "a" sorts before its target "z": "a" must carry the content and "z" link to it.
 	b := newBuilder(t)
 	mustAdd(t, b.AddFile("z", 0o640, []byte("shared")))
@@ -163,6 +167,7 @@ func TestHardlinkTargetAfterLinkInPathOrder(t *testing.T) {
 }
 
 func TestLayerReplacesEntries(t *testing.T) {
+	t.Parallel()
 	b := newBuilder(t)
 	mustAdd(t, b.AddFile("etc/conf", 0o644, []byte("old")))
 	mustAdd(t, b.AddFile("etc/conf", 0o600, []byte("new")))
@@ -178,6 +183,7 @@ func TestLayerReplacesEntries(t *testing.T) {
 }
 
 func TestLayerRefusesBadEntries(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		add    func(b *build.LayerBuilder) error
@@ -247,6 +253,7 @@ func TestLayerRefusesBadEntries(t *testing.T) {
 }
 
 func TestLayerHostErrors(t *testing.T) {
+	t.Parallel()
 	b := newBuilder(t)
 	err := b.AddHostFile("f", filepath.Join(t.TempDir(), "missing"))
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -263,6 +270,7 @@ func TestLayerHostErrors(t *testing.T) {
 }
 
 func TestLayerOptionsRefuseBadValues(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		opt  build.Option
@@ -282,6 +290,7 @@ func TestLayerOptionsRefuseBadValues(t *testing.T) {
 }
 
 func TestLayerLeavesNoFileAndCloses(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b, err := build.NewLayerBuilder(build.WithTempDir(dir))
 	if err != nil {
@@ -319,6 +328,7 @@ func TestLayerLeavesNoFileAndCloses(t *testing.T) {
 }
 
 func TestLayerReadersAreIndependent(t *testing.T) {
+	t.Parallel()
 	b := newBuilder(t)
 	mustAdd(t, b.AddFile("f", 0o644, []byte(strings.Repeat("0123456789", 100000))))
 	l := mustBuild(t, b)
@@ -359,6 +369,7 @@ func readAll(t *testing.T, l *oci.Layer) string {
 }
 
 func TestBuildStopsOnCancel(t *testing.T) {
+	t.Parallel()
 	b := newBuilder(t)
 	mustAdd(t, b.AddFile("f", 0o644, []byte("x")))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -14,6 +14,7 @@ import (
 // Import checks its arguments before it talks to containerd; import_integration_test.go
 // covers the rest against a real daemon.
 func TestImportRefusesBadArguments(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	img := regtest.Image(t, "amd64")
 	tests := []struct {

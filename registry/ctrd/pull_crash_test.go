@@ -39,13 +39,13 @@ func testPullContainerdCrash(t *testing.T, contentPath ctrd.Option) {
 	c := newClient(t, []string{proxy.Addr()}, remote.WithProgress(func(p remote.Progress) {
 		if p.Descriptor.Digest == big.Digest && p.Done >= big.Size/3 && !once.Swap(true) {
 			go func() {
-				e.ctrd.Containerd.Kill()
+				e.Ctrd.Containerd.Kill()
 				time.Sleep(time.Second)
-				crashed <- e.ctrd.Containerd.Start()
+				crashed <- e.Ctrd.Containerd.Start()
 			}()
 		}
 	}))
-	_, err := ctrd.Pull(e.ctx, e.ctrd.Client, c, ref, ctrd.WithConcurrency(1), contentPath)
+	_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref, ctrd.WithConcurrency(1), contentPath)
 	if !once.Load() {
 		t.Fatal("the pull ended before containerd was crashed")
 	}
@@ -61,7 +61,7 @@ func testPullContainerdCrash(t *testing.T, contentPath ctrd.Option) {
 		checkImageWhole(t, e, ref)
 	}
 
-	rec, err := ctrd.Pull(e.ctx, e.ctrd.Client, c, ref, contentPath)
+	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref, contentPath)
 	if err != nil {
 		t.Fatalf("Pull after containerd came back: %v", err)
 	}
@@ -69,7 +69,7 @@ func testPullContainerdCrash(t *testing.T, contentPath ctrd.Option) {
 		t.Errorf("record target %s, want %s", rec.Target.Digest, img.Descriptor().Digest)
 	}
 	checkImageWhole(t, e, ref)
-	if ok, err := client.NewImage(e.ctrd.Client, rec).IsUnpacked(e.ctx, "overlayfs"); !ok || err != nil {
+	if ok, err := client.NewImage(e.Ctrd.Client, rec).IsUnpacked(e.Ctx, "overlayfs"); !ok || err != nil {
 		t.Errorf("IsUnpacked = %v, %v; want true", ok, err)
 	}
 	if keys := e.activeSnapshots(t); len(keys) > 0 {
@@ -82,28 +82,28 @@ func testPullContainerdCrash(t *testing.T, contentPath ctrd.Option) {
 // refers to is in the content store with the digest it is named by.
 func checkImageWhole(t *testing.T, e *pullEnv, name string) {
 	t.Helper()
-	rec, err := e.ctrd.Client.ImageService().Get(e.ctx, name)
+	rec, err := e.Ctrd.Client.ImageService().Get(e.Ctx, name)
 	if err != nil {
 		t.Fatalf("image record %s: %v", name, err)
 	}
-	cs := e.ctrd.Client.ContentStore()
-	_, _, _, missing, err := images.Check(e.ctx, cs, rec.Target, platforms.Default())
+	cs := e.Ctrd.Client.ContentStore()
+	_, _, _, missing, err := images.Check(e.Ctx, cs, rec.Target, platforms.Default())
 	if err != nil {
 		t.Fatalf("check image %s: %v", name, err)
 	}
 	if len(missing) > 0 {
 		t.Errorf("image record %s points at missing content: %v", name, missing)
 	}
-	_, err = images.Config(e.ctx, cs, rec.Target, platforms.Default())
+	_, err = images.Config(e.Ctx, cs, rec.Target, platforms.Default())
 	if err != nil {
 		t.Errorf("config of %s: %v", name, err)
 	}
-	manifest, err := images.Manifest(e.ctx, cs, rec.Target, platforms.Default())
+	manifest, err := images.Manifest(e.Ctx, cs, rec.Target, platforms.Default())
 	if err != nil {
 		t.Fatalf("manifest of %s: %v", name, err)
 	}
 	for _, l := range manifest.Layers {
-		ra, err := cs.ReaderAt(e.ctx, l)
+		ra, err := cs.ReaderAt(e.Ctx, l)
 		if err != nil {
 			t.Errorf("layer %s: %v", l.Digest, err)
 			continue
@@ -123,8 +123,8 @@ func (e *pullEnv) slowLastLayer(t *testing.T, name string) (*oci.Image, ocispec.
 	t.Helper()
 	img := randomLayersImage(t, build.Gzip, 512<<10, 512<<10, 12<<20)
 	big := img.Layers()[2].Descriptor()
-	e.push(t, e.reg.Ref(name), img)
-	proxy := startFaultProxy(t, e.reg.Addr)
+	e.Push(t, e.Reg.Ref(name), img)
+	proxy := startFaultProxy(t, e.Reg.Addr)
 	proxy.add(fault{kind: "delay", match: big.Digest.String(), times: -1})
 	return img, big, proxy, proxy.Ref(name)
 }

@@ -43,7 +43,7 @@ func (l *directLog) get() map[digest.Digest]bool {
 // contentRoot returns the root of the containerd's local content store, as it exports it.
 func (e *pullEnv) contentRoot(t *testing.T) string {
 	t.Helper()
-	resp, err := e.ctrd.Client.IntrospectionService().Plugins(e.ctx, "type==io.containerd.content.v1,id==content")
+	resp, err := e.Ctrd.Client.IntrospectionService().Plugins(e.Ctx, "type==io.containerd.content.v1,id==content")
 	if err != nil || len(resp.Plugins) != 1 || resp.Plugins[0].Exports["root"] == "" {
 		t.Fatalf("content plugin: %v, %+v", err, resp)
 	}
@@ -72,12 +72,12 @@ func blobFiles(t *testing.T, root string) map[digest.Digest]os.FileMode {
 // lease synchronously does).
 func (e *pullEnv) collectGarbage(t *testing.T) {
 	t.Helper()
-	ls := e.ctrd.Client.LeasesService()
-	l, err := ls.Create(e.ctx, leases.WithRandomID())
+	ls := e.Ctrd.Client.LeasesService()
+	l, err := ls.Create(e.Ctx, leases.WithRandomID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ls.Delete(e.ctx, l, leases.SynchronousDelete); err != nil {
+	if err := ls.Delete(e.Ctx, l, leases.SynchronousDelete); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -115,7 +115,7 @@ func (e *pullEnv) checkNoStrayIngests(t *testing.T, root string) {
 // ingests returns the ingests containerd lists.
 func (e *pullEnv) ingests(t *testing.T) []content.Status {
 	t.Helper()
-	sts, err := e.ctrd.Client.ContentStore().ListStatuses(e.ctx)
+	sts, err := e.Ctrd.Client.ContentStore().ListStatuses(e.Ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +129,11 @@ func TestPullDirectContent(t *testing.T) {
 	e := newPullEnv(t)
 	root := e.contentRoot(t)
 	img := randomLayersImage(t, build.Gzip, 1<<20, 3<<20, 2<<20)
-	ref := e.reg.Ref("direct:1")
-	e.push(t, ref, img)
+	ref := e.Reg.Ref("direct:1")
+	e.Push(t, ref, img)
 
 	var dl directLog
-	rec, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref, ctrd.WithContent("", dl.hook))
+	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref, ctrd.WithContent("", dl.hook))
 	if err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
@@ -144,14 +144,14 @@ func TestPullDirectContent(t *testing.T) {
 	if diff := cmp.Diff(want, dl.get()); diff != "" {
 		t.Errorf("blobs written directly (digest: seen by containerd), -want +got:\n%s", diff)
 	}
-	if ok, err := client.NewImage(e.ctrd.Client, rec).IsUnpacked(e.ctx, "overlayfs"); !ok || err != nil {
+	if ok, err := client.NewImage(e.Ctrd.Client, rec).IsUnpacked(e.Ctx, "overlayfs"); !ok || err != nil {
 		t.Errorf("IsUnpacked = %v, %v; want true", ok, err)
 	}
 	files := blobFiles(t, root)
-	cs := e.ctrd.Client.ContentStore()
+	cs := e.Ctrd.Client.ContentStore()
 	for _, l := range img.Layers() {
 		d := l.Descriptor()
-		info, err := cs.Info(e.ctx, d.Digest)
+		info, err := cs.Info(e.Ctx, d.Digest)
 		if err != nil {
 			t.Errorf("Info of layer %s: %v", d.Digest, err)
 			continue
@@ -163,7 +163,7 @@ func TestPullDirectContent(t *testing.T) {
 			t.Errorf("file of layer %s: found %v, mode %v; want mode 0444, as containerd commits", d.Digest, ok, mode)
 		}
 		// containerd reads what was written directly.
-		data, err := content.ReadBlob(e.ctx, cs, d)
+		data, err := content.ReadBlob(e.Ctx, cs, d)
 		if err != nil || digest.FromBytes(data) != d.Digest {
 			t.Errorf("read layer %s from containerd: %v", d.Digest, err)
 		}
@@ -182,7 +182,7 @@ func TestPullDirectContent(t *testing.T) {
 		t.Errorf("%d blob files after a garbage collection, want the %d there were", got, len(files))
 	}
 	// ...and they go with it.
-	if err := e.ctrd.Client.ImageService().Delete(e.ctx, rec.Name, images.SynchronousDelete()); err != nil {
+	if err := e.Ctrd.Client.ImageService().Delete(e.Ctx, rec.Name, images.SynchronousDelete()); err != nil {
 		t.Fatal(err)
 	}
 	e.collectGarbage(t)
@@ -205,13 +205,13 @@ func TestPullDirectBadBlob(t *testing.T) {
 	root := e.contentRoot(t)
 	img := randomLayersImage(t, build.Uncompressed, 256<<10, 2<<20)
 	layer := img.Layers()[1].Descriptor()
-	e.push(t, e.reg.Ref("bad:1"), img)
-	proxy := startFaultProxy(t, e.reg.Addr)
+	e.Push(t, e.Reg.Ref("bad:1"), img)
+	proxy := startFaultProxy(t, e.Reg.Addr)
 	proxy.add(fault{kind: "flip", match: layer.Digest.String(), at: 1_500_000, times: -1})
 	ref := proxy.Ref("bad:1")
 
 	var dl directLog
-	_, err := ctrd.Pull(e.ctx, e.ctrd.Client, newClient(t, []string{proxy.Addr()}), ref, ctrd.WithContent(root, dl.hook))
+	_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr()}), ref, ctrd.WithContent(root, dl.hook))
 	if !errors.Is(err, oci.ErrDigestMismatch) {
 		t.Fatalf("Pull = %v, want ErrDigestMismatch", err)
 	}
@@ -234,15 +234,15 @@ func TestPullDirectBadBlob(t *testing.T) {
 func TestPullDirectFallback(t *testing.T) {
 	e := newPullEnv(t)
 	img := randomLayersImage(t, build.Gzip, 1<<20, 1<<20, 1<<20)
-	ref := e.reg.Ref("fallback:1")
-	e.push(t, ref, img)
+	ref := e.Reg.Ref("fallback:1")
+	e.Push(t, ref, img)
 	elsewhere := t.TempDir()
 	if err := os.Mkdir(filepath.Join(elsewhere, "ingest"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 
 	var dl directLog
-	rec, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref, ctrd.WithContent(elsewhere, dl.hook), ctrd.WithConcurrency(1))
+	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref, ctrd.WithContent(elsewhere, dl.hook), ctrd.WithConcurrency(1))
 	if err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
@@ -250,7 +250,7 @@ func TestPullDirectFallback(t *testing.T) {
 	if diff := cmp.Diff(map[digest.Digest]bool{first: false}, dl.get()); diff != "" {
 		t.Errorf("blobs written directly (digest: seen by containerd), -want +got:\n%s", diff)
 	}
-	if ok, err := client.NewImage(e.ctrd.Client, rec).IsUnpacked(e.ctx, "overlayfs"); !ok || err != nil {
+	if ok, err := client.NewImage(e.Ctrd.Client, rec).IsUnpacked(e.Ctx, "overlayfs"); !ok || err != nil {
 		t.Errorf("IsUnpacked = %v, %v; want true", ok, err)
 	}
 	for _, l := range img.Layers() {
@@ -262,9 +262,9 @@ func TestPullDirectFallback(t *testing.T) {
 	checkNoLeases(t, e)
 
 	// Through the API only, nothing is written directly.
-	e.ctrd.Client.ImageService().Delete(e.ctx, rec.Name, images.SynchronousDelete())
+	e.Ctrd.Client.ImageService().Delete(e.Ctx, rec.Name, images.SynchronousDelete())
 	dl = directLog{}
-	if _, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref, ctrd.WithContent("", dl.hook), ctrd.WithDirectContent(false), ctrd.WithName("example.com/api:1")); err != nil {
+	if _, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref, ctrd.WithContent("", dl.hook), ctrd.WithDirectContent(false), ctrd.WithName("example.com/api:1")); err != nil {
 		t.Fatalf("Pull through the API: %v", err)
 	}
 	if got := dl.get(); len(got) != 0 {

@@ -18,8 +18,8 @@ import (
 // errors.Is finds each mirror's error beside the registry's.
 func TestPullErrorsAreClassified(t *testing.T) {
 	e := newPullEnv(t)
-	e.push(t, e.reg.Ref("app:1"), randomLayersImage(t, build.Gzip, 1<<10))
-	_, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, e.reg.Ref("app:missing"))
+	e.Push(t, e.Reg.Ref("app:1"), randomLayersImage(t, build.Gzip, 1<<10))
+	_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, e.Reg.Ref("app:missing"))
 	if !errdefs.IsNotFound(err) || !errors.Is(err, remote.ErrManifestUnknown) {
 		t.Errorf("Pull of a missing tag: %v, want errdefs.IsNotFound and remote.ErrManifestUnknown", err)
 	}
@@ -32,11 +32,11 @@ func TestPullErrorsAreClassified(t *testing.T) {
 		t.Cleanup(s.Close)
 		return s.URL
 	}
-	c := newClient(t, nil, remote.WithHosts(map[string]remote.HostConfig{e.reg.Addr: {
+	c := newClient(t, nil, remote.WithHosts(map[string]remote.HostConfig{e.Reg.Addr: {
 		PlainHTTP: true,
 		Mirrors:   []remote.Mirror{{URL: answer(http.StatusForbidden, "DENIED")}, {URL: answer(http.StatusTooManyRequests, "TOOMANYREQUESTS")}},
 	}}))
-	_, err = ctrd.Pull(e.ctx, e.ctrd.Client, c, e.reg.Ref("app:missing"))
+	_, err = ctrd.Pull(e.Ctx, e.Ctrd.Client, c, e.Reg.Ref("app:missing"))
 	for _, want := range []error{remote.ErrDenied, remote.ErrTooManyRequests, remote.ErrManifestUnknown} {
 		if !errors.Is(err, want) {
 			t.Errorf("Pull through failing mirrors: errors.Is(%v, %v) is false", err, want)
@@ -45,7 +45,7 @@ func TestPullErrorsAreClassified(t *testing.T) {
 	if up := remote.Upstream(err); !errors.Is(up, remote.ErrManifestUnknown) || errors.Is(up, remote.ErrDenied) {
 		t.Errorf("Upstream: %v, want the registry's ErrManifestUnknown alone", up)
 	}
-	if _, err := ctrd.Pull(e.ctx, e.ctrd.Client, c, e.reg.Ref("app:1")); err != nil {
+	if _, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, c, e.Reg.Ref("app:1")); err != nil {
 		t.Errorf("Pull through failing mirrors of a tag the registry has: %v", err)
 	}
 }

@@ -44,7 +44,7 @@ func randomLayersImage(t *testing.T, c build.Compression, sizes ...int) *oci.Ima
 // hasBlob reports whether containerd's content store has the blob.
 func (e *pullEnv) hasBlob(t *testing.T, dgst digest.Digest) bool {
 	t.Helper()
-	_, err := e.ctrd.Client.ContentStore().Info(e.ctx, dgst)
+	_, err := e.Ctrd.Client.ContentStore().Info(e.Ctx, dgst)
 	if err != nil && !errdefs.IsNotFound(err) {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func (e *pullEnv) hasBlob(t *testing.T, dgst digest.Digest) bool {
 // hasImage reports whether containerd has an image record of name.
 func (e *pullEnv) hasImage(t *testing.T, name string) bool {
 	t.Helper()
-	_, err := e.ctrd.Client.ImageService().Get(e.ctx, name)
+	_, err := e.Ctrd.Client.ImageService().Get(e.Ctx, name)
 	if err != nil && !errdefs.IsNotFound(err) {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func (e *pullEnv) hasImage(t *testing.T, name string) bool {
 func (e *pullEnv) activeSnapshots(t *testing.T) []string {
 	t.Helper()
 	var keys []string
-	err := e.ctrd.Client.SnapshotService("overlayfs").Walk(e.ctx, func(_ context.Context, info snapshots.Info) error {
+	err := e.Ctrd.Client.SnapshotService("overlayfs").Walk(e.Ctx, func(_ context.Context, info snapshots.Info) error {
 		if info.Kind == snapshots.KindActive {
 			keys = append(keys, info.Name)
 		}
@@ -90,7 +90,7 @@ func (e *pullEnv) checkNothingOf(t *testing.T, name string, blob digest.Digest) 
 	if keys := e.activeSnapshots(t); len(keys) > 0 {
 		t.Errorf("active snapshots left: %q", keys)
 	}
-	sts, err := e.ctrd.Client.ContentStore().ListStatuses(e.ctx)
+	sts, err := e.Ctrd.Client.ContentStore().ListStatuses(e.Ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestPullFaults(t *testing.T) {
 
 func testPullFaults(t *testing.T, content ctrd.Option) {
 	e := newPullEnv(t)
-	proxy := startFaultProxy(t, e.reg.Addr)
+	proxy := startFaultProxy(t, e.Reg.Addr)
 	for i, tc := range []struct {
 		name  string
 		comp  build.Compression
@@ -178,14 +178,14 @@ func testPullFaults(t *testing.T, content ctrd.Option) {
 			img := randomLayersImage(t, tc.comp, 256<<10, 2<<20)
 			layer := img.Layers()[1].Descriptor()
 			repo := fmt.Sprintf("faults%d", i)
-			e.push(t, e.reg.Ref(repo+":1"), img)
+			e.Push(t, e.Reg.Ref(repo+":1"), img)
 			proxy.reset()
 			f := tc.fault
 			f.match = layer.Digest.String()
 			proxy.add(f)
 			ref := proxy.Ref(repo + ":1")
 			c := newClient(t, []string{proxy.Addr()}, remote.WithSpeedLimit(remote.SpeedLimit{Period: 300 * time.Millisecond}))
-			_, err := ctrd.Pull(e.ctx, e.ctrd.Client, c, ref, content)
+			_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref, content)
 			if tc.wantErr == nil && tc.wantMsg == "" {
 				if err != nil {
 					t.Fatalf("Pull: %v", err)
@@ -226,7 +226,7 @@ func testPullCancelThenResume(t *testing.T, content ctrd.Option) {
 	e := newPullEnv(t)
 	img, big, proxy, ref := e.slowLastLayer(t, "resume:1")
 
-	ctx, cancel := context.WithCancel(e.ctx)
+	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	var cancelled atomic.Bool
 	c := newClient(t, []string{proxy.Addr()}, remote.WithProgress(func(p remote.Progress) {
@@ -234,7 +234,7 @@ func testPullCancelThenResume(t *testing.T, content ctrd.Option) {
 			cancel()
 		}
 	}))
-	_, err := ctrd.Pull(ctx, e.ctrd.Client, c, ref, ctrd.WithConcurrency(1), content)
+	_, err := ctrd.Pull(ctx, e.Ctrd.Client, c, ref, ctrd.WithConcurrency(1), content)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Pull = %v, want context.Canceled", err)
 	}
@@ -245,7 +245,7 @@ func testPullCancelThenResume(t *testing.T, content ctrd.Option) {
 		t.Errorf("active snapshots left: %q", keys)
 	}
 	var partial int64
-	sts, _ := e.ctrd.Client.ContentStore().ListStatuses(e.ctx)
+	sts, _ := e.Ctrd.Client.ContentStore().ListStatuses(e.Ctx)
 	for _, st := range sts {
 		if strings.Contains(st.Ref, big.Digest.String()) {
 			partial = st.Offset
@@ -256,19 +256,19 @@ func testPullCancelThenResume(t *testing.T, content ctrd.Option) {
 	}
 	// What the cancelled pull committed is kept under a lease of its own: it survives a
 	// garbage collection (which deleting a lease synchronously runs).
-	ls := e.ctrd.Client.LeasesService()
-	all, err := ls.List(e.ctx)
+	ls := e.Ctrd.Client.LeasesService()
+	all, err := ls.List(e.Ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all) != 1 || all[0].Labels["dao.registry/kept-for"] != ref {
 		t.Errorf("leases after the cancelled pull: %+v, want one kept for %s", all, ref)
 	}
-	gc, err := ls.Create(e.ctx, leases.WithRandomID())
+	gc, err := ls.Create(e.Ctx, leases.WithRandomID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ls.Delete(e.ctx, gc, leases.SynchronousDelete); err != nil {
+	if err := ls.Delete(e.Ctx, gc, leases.SynchronousDelete); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range img.Layers()[:2] {
@@ -278,7 +278,7 @@ func testPullCancelThenResume(t *testing.T, content ctrd.Option) {
 	}
 
 	proxy.reset()
-	rec, err := ctrd.Pull(e.ctx, e.ctrd.Client, newClient(t, []string{proxy.Addr()}), ref, content)
+	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr()}), ref, content)
 	if err != nil {
 		t.Fatalf("second Pull: %v", err)
 	}
@@ -305,7 +305,7 @@ func TestPullBodyFaults(t *testing.T) {
 
 func testPullBodyFaults(t *testing.T, content ctrd.Option) {
 	e := newPullEnv(t)
-	proxy := startFaultProxy(t, e.reg.Addr)
+	proxy := startFaultProxy(t, e.Reg.Addr)
 	for i, tc := range []struct {
 		name string
 		// match is "manifest", "config" or "layer": what the fault spoils.
@@ -322,7 +322,7 @@ func testPullBodyFaults(t *testing.T, content ctrd.Option) {
 		t.Run(tc.name, func(t *testing.T) {
 			img := randomLayersImage(t, build.Gzip, 256<<10, 1<<20)
 			repo := fmt.Sprintf("bodyfaults%d", i)
-			e.push(t, e.reg.Ref(repo+":1"), img)
+			e.Push(t, e.Reg.Ref(repo+":1"), img)
 			proxy.reset()
 			f := tc.fault
 			switch tc.match {
@@ -337,15 +337,15 @@ func testPullBodyFaults(t *testing.T, content ctrd.Option) {
 			ref := proxy.Ref(repo + ":1")
 			c := newClient(t, []string{proxy.Addr()}, watchdog)
 			if tc.mirror {
-				ref = e.reg.Ref(repo + ":1")
+				ref = e.Reg.Ref(repo + ":1")
 				c = newClient(t, nil, watchdog, remote.WithHosts(map[string]remote.HostConfig{
-					e.reg.Addr: {PlainHTTP: true, Mirrors: []remote.Mirror{{URL: "http://" + proxy.Addr()}}},
+					e.Reg.Addr: {PlainHTTP: true, Mirrors: []remote.Mirror{{URL: "http://" + proxy.Addr()}}},
 				}))
 			}
-			ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+			ctx, cancel := context.WithTimeout(e.Ctx, time.Minute)
 			defer cancel()
 			start := time.Now()
-			_, err := ctrd.Pull(ctx, e.ctrd.Client, c, ref, content)
+			_, err := ctrd.Pull(ctx, e.Ctrd.Client, c, ref, content)
 			if took := time.Since(start); took > 15*time.Second {
 				t.Errorf("Pull took %v", took)
 			}

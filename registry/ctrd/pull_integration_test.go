@@ -1,13 +1,11 @@
 package ctrd_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
@@ -18,6 +16,7 @@ import (
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/registry/build"
 	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/internal/regtest"
 	"github.com/opendao/dao/registry/oci"
 	"github.com/opendao/dao/registry/remote"
 )
@@ -57,27 +56,12 @@ func layeredImage(t *testing.T) *oci.Image {
 }
 
 // pullEnv is a registry, a containerd and a client between them.
-type pullEnv struct {
-	reg  *testutil.Registry
-	ctrd *testutil.Containerd
-	c    *remote.Client
-	ctx  context.Context
-}
+type pullEnv struct{ *testutil.PullEnv }
 
+// newPullEnv is testutil.NewPullEnv with the quick retries of the package's other clients.
 func newPullEnv(t *testing.T, opts ...remote.Option) *pullEnv {
 	t.Helper()
-	reg := startRegistry(t)
-	ctrd := testutil.StartContainerd(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return &pullEnv{reg: reg, ctrd: ctrd, c: newClient(t, []string{reg.Addr}, opts...), ctx: ctrd.Context(ctx)}
-}
-
-func (e *pullEnv) push(t *testing.T, ref string, a oci.Artifact) {
-	t.Helper()
-	if _, err := e.c.Push(e.ctx, ref, a); err != nil {
-		t.Fatalf("Push: %v", err)
-	}
+	return &pullEnv{testutil.NewPullEnv(t, append([]remote.Option{regtest.QuickRetry()}, opts...)...)}
 }
 
 // TestPullRunsWithEdge pulls a three-layer image into containerd and runs it through
@@ -85,20 +69,20 @@ func (e *pullEnv) push(t *testing.T, ref string, a oci.Artifact) {
 func TestPullRunsWithEdge(t *testing.T) {
 	e := newPullEnv(t)
 	img := layeredImage(t)
-	ref := e.reg.Ref("layered:1")
-	e.push(t, ref, img)
+	ref := e.Reg.Ref("layered:1")
+	e.Push(t, ref, img)
 
 	var prog progressLog
-	c := newClient(t, []string{e.reg.Addr}, remote.WithProgress(prog.Add))
-	rec, err := ctrd.Pull(e.ctx, e.ctrd.Client, c, ref)
+	c := newClient(t, []string{e.Reg.Addr}, remote.WithProgress(prog.Add))
+	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref)
 	if err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
 	if rec.Name != ref || rec.Target.Digest != img.Descriptor().Digest {
 		t.Errorf("record %s -> %s, want %s -> %s", rec.Name, rec.Target.Digest, ref, img.Descriptor().Digest)
 	}
-	ci := client.NewImage(e.ctrd.Client, rec)
-	if ok, err := ci.IsUnpacked(e.ctx, "overlayfs"); err != nil || !ok {
+	ci := client.NewImage(e.Ctrd.Client, rec)
+	if ok, err := ci.IsUnpacked(e.Ctx, "overlayfs"); err != nil || !ok {
 		t.Fatalf("IsUnpacked = %v, %v; want true", ok, err)
 	}
 	complete := 0
@@ -112,22 +96,22 @@ func TestPullRunsWithEdge(t *testing.T) {
 	}
 	checkNoLeases(t, e)
 
-	rt, err := edge.NewFromClient(e.ctrd.Client, edge.WithNamespace(testutil.Namespace), edge.WithLogDir(filepath.Join(e.ctrd.Dir, "logs")))
+	rt, err := edge.NewFromClient(e.Ctrd.Client, edge.WithNamespace(testutil.Namespace), edge.WithLogDir(filepath.Join(e.Ctrd.Dir, "logs")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	if _, err := rt.Run(e.ctx, "pulled", dao.ContainerSpec{
+	if _, err := rt.Run(e.Ctx, "pulled", dao.ContainerSpec{
 		Image:   ref,
 		Command: []string{"sh", "-c", "cat /etc/greeting /etc/c; ls /data /opq"},
 	}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	st, err := rt.Wait(e.ctx, "pulled")
+	st, err := rt.Wait(e.Ctx, "pulled")
 	if err != nil || st.ExitCode != 0 {
 		t.Fatalf("Wait: %+v, %v", st, err)
 	}
-	lr, err := rt.Logs(e.ctx, "pulled", edge.LogOptions{})
+	lr, err := rt.Logs(e.Ctx, "pulled", edge.LogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +126,7 @@ func TestPullRunsWithEdge(t *testing.T) {
 // checkNoLeases fails t if a lease is left.
 func checkNoLeases(t *testing.T, e *pullEnv) {
 	t.Helper()
-	ls, err := e.ctrd.Client.LeasesService().List(e.ctx)
+	ls, err := e.Ctrd.Client.LeasesService().List(e.Ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,23 +140,23 @@ func checkNoLeases(t *testing.T, e *pullEnv) {
 func TestPullReusesContent(t *testing.T) {
 	e := newPullEnv(t)
 	img := randomLayersImage(t, build.Gzip, 1<<20, 1<<20)
-	e.push(t, e.reg.Ref("reuse:1"), img)
-	proxy := startFaultProxy(t, e.reg.Addr)
+	e.Push(t, e.Reg.Ref("reuse:1"), img)
+	proxy := startFaultProxy(t, e.Reg.Addr)
 	ref := proxy.Ref("reuse:1")
 	c := newClient(t, []string{proxy.Addr()})
 
-	rec, err := ctrd.Pull(e.ctx, e.ctrd.Client, c, ref, ctrd.WithoutUnpack())
+	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref, ctrd.WithoutUnpack())
 	if err != nil {
 		t.Fatalf("Pull without unpack: %v", err)
 	}
-	if ok, _ := client.NewImage(e.ctrd.Client, rec).IsUnpacked(e.ctx, "overlayfs"); ok {
+	if ok, _ := client.NewImage(e.Ctrd.Client, rec).IsUnpacked(e.Ctx, "overlayfs"); ok {
 		t.Errorf("image unpacked by a pull without unpack")
 	}
 	if got := len(proxy.requests("GET /v2/reuse/blobs/")); got != 3 {
 		t.Errorf("first pull fetched %d blobs, want 3", got)
 	}
 	proxy.reset()
-	rec, err = ctrd.Pull(e.ctx, e.ctrd.Client, c, ref, ctrd.WithName("example.com/reuse:again"))
+	rec, err = ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref, ctrd.WithName("example.com/reuse:again"))
 	if err != nil {
 		t.Fatalf("second Pull: %v", err)
 	}
@@ -182,7 +166,7 @@ func TestPullReusesContent(t *testing.T) {
 	if got := proxy.requests("/blobs/"); len(got) != 0 {
 		t.Errorf("second pull fetched blobs: %q", got)
 	}
-	if ok, err := client.NewImage(e.ctrd.Client, rec).IsUnpacked(e.ctx, "overlayfs"); !ok || err != nil {
+	if ok, err := client.NewImage(e.Ctrd.Client, rec).IsUnpacked(e.Ctx, "overlayfs"); !ok || err != nil {
 		t.Errorf("IsUnpacked after the second pull = %v, %v", ok, err)
 	}
 	checkNoLeases(t, e)
@@ -208,9 +192,9 @@ func TestPullIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := e.reg.Ref("multi:1")
-	e.push(t, ref, ix)
-	rec, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref, ctrd.WithPlatform(ocispec.Platform{OS: "linux", Architecture: "arm64"}))
+	ref := e.Reg.Ref("multi:1")
+	e.Push(t, ref, ix)
+	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref, ctrd.WithPlatform(ocispec.Platform{OS: "linux", Architecture: "arm64"}))
 	if err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
@@ -221,12 +205,12 @@ func TestPullIndex(t *testing.T) {
 		t.Errorf("content store: arm64 layer %v, amd64 layer %v; want only the arm64 one",
 			e.hasBlob(t, armLayer.Descriptor().Digest), e.hasBlob(t, amd.Layers()[0].Descriptor().Digest))
 	}
-	sn := e.ctrd.Client.SnapshotService("overlayfs")
-	if _, err := sn.Stat(e.ctx, armLayer.DiffID().String()); err != nil {
+	sn := e.Ctrd.Client.SnapshotService("overlayfs")
+	if _, err := sn.Stat(e.Ctx, armLayer.DiffID().String()); err != nil {
 		t.Errorf("snapshot of the arm64 layer: %v", err)
 	}
 
-	_, err = ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref, ctrd.WithPlatform(ocispec.Platform{OS: "windows", Architecture: "amd64"}))
+	_, err = ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref, ctrd.WithPlatform(ocispec.Platform{OS: "windows", Architecture: "amd64"}))
 	if !errors.Is(err, oci.ErrNoPlatform) {
 		t.Errorf("Pull of a platform the index lacks = %v, want ErrNoPlatform", err)
 	}
@@ -237,13 +221,13 @@ func TestPullIndex(t *testing.T) {
 func TestPullConcurrent(t *testing.T) {
 	e := newPullEnv(t)
 	img := randomLayersImage(t, build.Gzip, 4<<20, 4<<20, 4<<20)
-	e.push(t, e.reg.Ref("twice:1"), img)
-	proxy := startFaultProxy(t, e.reg.Addr)
+	e.Push(t, e.Reg.Ref("twice:1"), img)
+	proxy := startFaultProxy(t, e.Reg.Addr)
 	ref := proxy.Ref("twice:1")
 	errs := make(chan error, 2)
 	for range 2 {
 		go func() {
-			_, err := ctrd.Pull(e.ctx, e.ctrd.Client, newClient(t, []string{proxy.Addr()}), ref)
+			_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr()}), ref)
 			errs <- err
 		}()
 	}

@@ -32,7 +32,7 @@ func (e *pullEnv) pushRaw(t *testing.T, ref string, config *memBlob, layers ...*
 	}
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: config.desc}
 	for _, b := range append([]*memBlob{config}, layers...) {
-		if err := e.c.PushBlob(e.ctx, repo, b); err != nil {
+		if err := e.Client.PushBlob(e.Ctx, repo, b); err != nil {
 			t.Fatalf("PushBlob: %v", err)
 		}
 		if b != config {
@@ -43,7 +43,7 @@ func (e *pullEnv) pushRaw(t *testing.T, ref string, config *memBlob, layers ...*
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := e.c.PushManifest(e.ctx, ref, ocispec.MediaTypeImageManifest, data)
+	desc, err := e.Client.PushManifest(e.Ctx, ref, ocispec.MediaTypeImageManifest, data)
 	if err != nil {
 		t.Fatalf("PushManifest: %v", err)
 	}
@@ -68,14 +68,14 @@ func TestPullRefusesArtifacts(t *testing.T) {
 	data := make([]byte, 4096)
 	rand.Read(data)
 	layer := newMemBlob("application/vnd.example.chart.content.v1.tar+gzip", data)
-	ref := e.reg.Ref("chart:1")
+	ref := e.Reg.Ref("chart:1")
 	e.pushRaw(t, ref, newMemBlob(configType, []byte(`{"name":"chart"}`)), layer)
 	for _, tc := range []struct {
 		name string
 		opts []ctrd.Option
 	}{{"unpack", nil}, {"content only", []ctrd.Option{ctrd.WithoutUnpack()}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref, tc.opts...)
+			_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref, tc.opts...)
 			if !errors.Is(err, oci.ErrNotImage) || !errors.Is(err, oci.ErrInvalidImage) || !strings.Contains(err.Error(), configType) {
 				t.Fatalf("Pull of an artifact: %v, want ErrNotImage naming %s", err, configType)
 			}
@@ -88,7 +88,7 @@ func TestPullRefusesArtifacts(t *testing.T) {
 			}
 		})
 	}
-	if _, err := e.c.PullLayout(e.ctx, ref, t.TempDir()); err != nil {
+	if _, err := e.Client.PullLayout(e.Ctx, ref, t.TempDir()); err != nil {
 		t.Errorf("PullLayout of an artifact: %v", err)
 	}
 }
@@ -98,9 +98,9 @@ func TestPullRefusesArtifacts(t *testing.T) {
 func TestPullRefusesLayerMediaTypeBeforeFetching(t *testing.T) {
 	e := newPullEnv(t)
 	layer := newMemBlob("application/vnd.example.unknown.layer", []byte("not a tar"))
-	ref := e.reg.Ref("oddlayer:1")
+	ref := e.Reg.Ref("oddlayer:1")
 	e.pushRaw(t, ref, imageConfig(layer.desc.Digest), layer)
-	_, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref)
+	_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref)
 	if !errors.Is(err, oci.ErrInvalidImage) || !strings.Contains(err.Error(), layer.desc.MediaType) {
 		t.Fatalf("Pull: %v, want ErrInvalidImage naming %s", err, layer.desc.MediaType)
 	}
@@ -156,10 +156,10 @@ func TestPullUnpackLimit(t *testing.T) {
 			bomb := newMemBlob(ocispec.MediaTypeImageLayerGzip, gzipBomb(t, tc.fileSize, tc.trailing))
 			t.Logf("bomb: %d bytes of blob for %d of file and %d after the archive", bomb.desc.Size, tc.fileSize, tc.trailing)
 			// The diff ID is not the bomb's: the pull must fail before it is checked.
-			ref := e.reg.Ref(fmt.Sprintf("bomb%d:1", i))
+			ref := e.Reg.Ref(fmt.Sprintf("bomb%d:1", i))
 			e.pushRaw(t, ref, imageConfig(digest.FromString("not computed")), bomb)
 			start := time.Now()
-			_, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref, append(tc.opts, ctrd.WithKeep(0))...)
+			_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref, append(tc.opts, ctrd.WithKeep(0))...)
 			t.Logf("Pull: %v after %v", err, time.Since(start))
 			if !errors.Is(err, oci.ErrTooLarge) || !strings.Contains(err.Error(), "unpack to more than") {
 				t.Errorf("Pull of a bomb: %v, want ErrTooLarge", err)
@@ -179,9 +179,9 @@ func TestPullUnpackLimit(t *testing.T) {
 func TestPullUnpackLimitKeepsGoodImages(t *testing.T) {
 	e := newPullEnv(t)
 	img := randomLayersImage(t, build.Gzip, 256<<10, 1<<20)
-	ref := e.reg.Ref("fits:1")
-	e.push(t, ref, img)
-	if _, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref, ctrd.WithUnpackLimit(4<<20)); err != nil {
+	ref := e.Reg.Ref("fits:1")
+	e.Push(t, ref, img)
+	if _, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref, ctrd.WithUnpackLimit(4<<20)); err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
 }

@@ -69,18 +69,18 @@ func TestPullConfinesHostileLayers(t *testing.T) {
 	manifest, _ := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageManifest, Config: cb.desc, Layers: []ocispec.Descriptor{lb.desc}})
 
-	repo := e.reg.Addr + "/hostile"
+	repo := e.Reg.Addr + "/hostile"
 	for _, b := range []*memBlob{lb, cb} {
-		if err := e.c.PushBlob(e.ctx, repo, b); err != nil {
+		if err := e.Client.PushBlob(e.Ctx, repo, b); err != nil {
 			t.Fatalf("PushBlob: %v", err)
 		}
 	}
 	ref := repo + ":1"
-	if _, err := e.c.PushManifest(e.ctx, ref, ocispec.MediaTypeImageManifest, manifest); err != nil {
+	if _, err := e.Client.PushManifest(e.Ctx, ref, ocispec.MediaTypeImageManifest, manifest); err != nil {
 		t.Fatalf("PushManifest: %v", err)
 	}
 
-	_, err := ctrd.Pull(e.ctx, e.ctrd.Client, e.c, ref)
+	_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, e.Client, ref)
 	t.Logf("Pull of a hostile layer: err = %v", err)
 	entries, rerr := os.ReadDir(outside)
 	if rerr != nil {

@@ -10,6 +10,7 @@ import (
 )
 
 func TestReadahead(t *testing.T) {
+	t.Parallel()
 	data := make([]byte, 1<<20+123)
 	for i := range data {
 		data[i] = byte(rand.IntN(256))
@@ -38,6 +39,7 @@ func TestReadahead(t *testing.T) {
 }
 
 func TestReadaheadError(t *testing.T) {
+	t.Parallel()
 	bad := errors.New("bad")
 	ra := newReadahead(io.MultiReader(bytes.NewReader(make([]byte, 10000)), iotest.ErrReader(bad)), 4096, 2)
 	defer ra.Close()
@@ -48,6 +50,7 @@ func TestReadaheadError(t *testing.T) {
 }
 
 func TestReadaheadCloseEarly(t *testing.T) {
+	t.Parallel()
 	ra := newReadahead(bytes.NewReader(make([]byte, 1<<20)), 4096, 2)
 	if _, err := io.ReadFull(ra, make([]byte, 5000)); err != nil {
 		t.Fatal(err)

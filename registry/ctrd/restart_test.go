@@ -12,6 +12,7 @@ import (
 // TestWhileRestarting calls again while containerd answers unavailable, and stops at the
 // first other answer or when the context ends.
 func TestWhileRestarting(t *testing.T) {
+	t.Parallel()
 	unavailable := fmt.Errorf("connection refused: %w", errdefs.ErrUnavailable)
 	other := errors.New("not found")
 	for _, tc := range []struct {

@@ -10,6 +10,7 @@ import (
 )
 
 func TestTap(t *testing.T) {
+	t.Parallel()
 	data := bytes.Repeat([]byte("0123456789"), 150_000) // more than a memory spool holds
 	for _, inMemory := range []bool{true, false} {
 		tp := newTap(t.TempDir(), int64(len(data)), 3, inMemory)
@@ -44,6 +45,7 @@ func TestTap(t *testing.T) {
 }
 
 func TestTapFailsReaders(t *testing.T) {
+	t.Parallel()
 	tp := newTap(t.TempDir(), 100, 1, true)
 	defer tp.release()
 	tp.write([]byte("some"))

@@ -18,6 +18,7 @@ import (
 // of the right content) and named pipes: layout.Read, and opening the layers it read, refuse
 // them in seconds rather than read the host's files or wait on a pipe.
 func TestReadLayoutFollowsNoLinks(t *testing.T) {
+	t.Parallel()
 	forEachOpenMode(t, testReadLayoutFollowsNoLinks)
 }
 

@@ -64,6 +64,7 @@ func blobContents(t *testing.T, a oci.Artifact) map[string]string {
 }
 
 func TestLayoutRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	img, ix := testImage(t, "amd64"), testIndex(t)
 	dir := t.TempDir()
@@ -128,6 +129,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 }
 
 func TestLayoutTar(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ix := testIndex(t)
 	var first, second bytes.Buffer
@@ -177,6 +179,7 @@ func TestLayoutTar(t *testing.T) {
 }
 
 func TestLayoutRefusesBadName(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"", "Upper/Case", "a:b:c", "example.com/app:"} {
 		err := layout.Write(context.Background(), t.TempDir(), name, testImage(t, "amd64"))
 		if !errors.Is(err, refname.ErrInvalidName) {
@@ -186,6 +189,7 @@ func TestLayoutRefusesBadName(t *testing.T) {
 }
 
 func TestLayoutDetectsCorruption(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	img := testImage(t, "amd64")
 	layer := img.Layers()[1].Descriptor()
@@ -267,6 +271,7 @@ func TestLayoutDetectsCorruption(t *testing.T) {
 }
 
 func TestLayoutIndexJSONAnnotations(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	img := testImage(t, "amd64")
 	if err := layout.Write(context.Background(), dir, "example.com/app:1", img); err != nil {

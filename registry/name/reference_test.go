@@ -13,6 +13,7 @@ import (
 const testDigest = "sha256:4b8bbf7e3cf5c9c3b0a2b4cd0ad5ad7fdb34a5a4e42c6b5a4c6b4a9ad1f1a1c2"
 
 func TestParseReference(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want name.Reference

@@ -21,6 +21,7 @@ import (
 func testLayer(t *testing.T, content string) *oci.Layer { return regtest.Layer(t, content) }
 
 func TestNewImage(t *testing.T) {
+	t.Parallel()
 	l1, l2 := testLayer(t, "one"), testLayer(t, "two")
 	config := ocispec.ImageConfig{
 		User:         "1000:1000",
@@ -111,6 +112,7 @@ func TestNewImage(t *testing.T) {
 }
 
 func TestImageIsReproducible(t *testing.T) {
+	t.Parallel()
 	created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	newImage := func() *oci.Image {
 		img, err := oci.NewImage([]*oci.Layer{testLayer(t, "x")},
@@ -127,6 +129,7 @@ func TestImageIsReproducible(t *testing.T) {
 }
 
 func TestImageBlobsListEachLayerOnce(t *testing.T) {
+	t.Parallel()
 	l := testLayer(t, "same")
 	img, err := oci.NewImage([]*oci.Layer{l, l}, ocispec.ImageConfig{})
 	if err != nil {
@@ -141,6 +144,7 @@ func TestImageBlobsListEachLayerOnce(t *testing.T) {
 }
 
 func TestNewImageRefuses(t *testing.T) {
+	t.Parallel()
 	l := testLayer(t, "x")
 	tests := []struct {
 		name   string
@@ -168,6 +172,7 @@ func TestNewImageRefuses(t *testing.T) {
 }
 
 func TestNewIndex(t *testing.T) {
+	t.Parallel()
 	l := testLayer(t, "x")
 	var imgs []*oci.Image
 	for _, arch := range []string{"amd64", "arm64"} {

@@ -22,6 +22,7 @@ const (
 )
 
 func TestDecodeManifest(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, mediaType, data string
 		wantType              string
@@ -104,6 +105,7 @@ func FuzzDecodeManifest(f *testing.F) {
 }
 
 func TestSelectPlatform(t *testing.T) {
+	t.Parallel()
 	desc := func(d, arch, variant string) ocispec.Descriptor {
 		return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(d), Size: 1,
 			Platform: &ocispec.Platform{OS: "linux", Architecture: arch, Variant: variant}}

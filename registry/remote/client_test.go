@@ -20,6 +20,7 @@ import (
 )
 
 func TestOptionsRefuseBadValues(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		opt  remote.Option
@@ -210,6 +211,7 @@ func TestRetryPolicy(t *testing.T) {
 }
 
 func TestResponseErrorMatchesSentinels(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  *remote.ResponseError
 		want []error

@@ -17,6 +17,15 @@ import (
 // oci.ErrSizeMismatch), but it does not verify the digest: that is its caller's work, which may
 // not have the bytes before the offset (a partial ingest that containerd verifies). Unlike
 // FetchBlob it keeps no spool and shares nothing, so each byte is read once.
+//
+// FetchBlob's download (download.go) is the other engine: spooled, shared between callers,
+// in parallel ranges. Both already share the one speed watchdog (every body is watched in
+// send), the retry policy and the endpoint order; what they still each have is the loop
+// that reopens a range after a break and moves on to the next endpoint. The way to one
+// engine: a ranged reader of [from, end) that owns that loop (this type, with an end), of
+// which a download's chunk is one instance copied into the spool at its offset, and a
+// stream the instance [off, size) read straight through. It is left for a change measured
+// on its own with internal/bench/pull, since the stream is the pull's hot path.
 type BlobStream struct {
 	c    *Client
 	ctx  context.Context

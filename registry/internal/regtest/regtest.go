@@ -160,10 +160,7 @@ func PlainHTTP(hosts ...string) remote.Option {
 // hosts, quick retries, then opts.
 func NewClient(t testing.TB, hosts []string, opts ...remote.Option) *remote.Client {
 	t.Helper()
-	all := append([]remote.Option{
-		PlainHTTP(hosts...),
-		remote.WithRetry(remote.RetryPolicy{MaxAttempts: 5, MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, MaxRetryAfter: time.Minute}),
-	}, opts...)
+	all := append([]remote.Option{PlainHTTP(hosts...), QuickRetry()}, opts...)
 	c, err := remote.NewClient(all...)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
@@ -203,4 +200,9 @@ func Image(t testing.TB, arch string) *oci.Image {
 		t.Fatalf("NewImage: %v", err)
 	}
 	return img
+}
+
+// QuickRetry is the retry policy of test clients: five attempts, 1 to 10 ms apart.
+func QuickRetry() remote.Option {
+	return remote.WithRetry(remote.RetryPolicy{MaxAttempts: 5, MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, MaxRetryAfter: time.Minute})
 }
