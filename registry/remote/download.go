@@ -293,7 +293,7 @@ func (d *download) fill(ctx context.Context, ep *endpoint, ch *chunk, rr *rangeR
 			rr.close()
 		}
 	}()
-	failures := 0
+	resume := resumer{c: d.c}
 	for {
 		before := d.written(ch)
 		if before == ch.end-ch.start {
@@ -314,15 +314,11 @@ func (d *download) fill(ctx context.Context, ep *endpoint, ch *chunk, rr *rangeR
 		if permanent(ctx, err) {
 			return err
 		}
-		if d.written(ch) > before && !tooSlow(err) {
-			failures = 0
-			continue
-		}
-		failures++
-		if failures >= d.c.opts.retry.MaxAttempts {
-			return fmt.Errorf("connection to %s broke %d times in a row at byte %d: %w", ep.host, failures, ch.start+d.written(ch), err)
-		}
-		if err := d.c.sleep(ctx, failures, 0); err != nil {
+		if err := resume.broke(ctx, ep.host, ch.start+d.written(ch), d.written(ch) > before, err); err != nil {
+			var gu *givenUp
+			if errors.As(err, &gu) {
+				return gu.err
+			}
 			return err
 		}
 	}

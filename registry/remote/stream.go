@@ -40,17 +40,16 @@ type BlobStream struct {
 
 	off int64 // the next byte to read
 	rr  *rangeResponse
-	// openedAt is off when rr was opened; failures counts the answers in a row that broke
-	// before giving a byte (or that were too slow).
+	// openedAt is off when rr was opened; resume decides what follows a broken answer.
 	openedAt int64
-	failures int
+	resume   resumer
 	err      error // sticky
 }
 
 // openStream returns a stream of the blob desc of repo from byte off, from the first
 // endpoint that answers. Progress is reported as "fetch" from off.
 func (c *Client) openStream(ctx context.Context, repo name.Reference, desc ocispec.Descriptor, off int64) (*BlobStream, error) {
-	s := &BlobStream{c: c, ctx: ctx, repo: repo, desc: desc, off: off, rep: c.reporter("fetch", repo, desc), eps: c.endpoints(repo.Registry, CapPull)}
+	s := &BlobStream{c: c, ctx: ctx, repo: repo, desc: desc, off: off, rep: c.reporter("fetch", repo, desc), eps: c.endpoints(repo.Registry, CapPull), resume: resumer{c: c}}
 	if off >= desc.Size {
 		return s, nil
 	}
@@ -76,7 +75,8 @@ func (s *BlobStream) nextEndpoint() error {
 			s.errs = append(s.errs, err)
 			continue
 		}
-		s.ep, s.failures = ep, 0
+		s.ep = ep
+		s.resume.reset()
 		s.attach(rr)
 		return nil
 	}
@@ -171,7 +171,7 @@ func (s *BlobStream) read(p []byte) (int, error) {
 // permanent, or MaxAttempts answers in a row from every endpoint broke without a byte (or
 // were too slow). An endpoint given up on is left for the next.
 func (s *BlobStream) broken(err error) error {
-	progress := s.off > s.openedAt && !tooSlow(err)
+	progress := s.off > s.openedAt
 	s.detach()
 	if permanent(s.ctx, err) {
 		if s.ctx.Err() != nil {
@@ -179,16 +179,13 @@ func (s *BlobStream) broken(err error) error {
 		}
 		return err
 	}
-	if progress {
-		s.failures = 0
-		return nil
-	}
-	s.failures++
-	if s.failures >= s.c.opts.retry.MaxAttempts {
-		s.errs = append(s.errs, fmt.Errorf("connection to %s broke %d times in a row at byte %d: %w", s.ep.host, s.failures, s.off, err))
+	rerr := s.resume.broke(s.ctx, s.ep.host, s.off, progress, err)
+	var gu *givenUp
+	if errors.As(rerr, &gu) {
+		s.errs = append(s.errs, gu.err)
 		return s.nextEndpoint()
 	}
-	return s.c.sleep(s.ctx, s.failures, 0)
+	return rerr
 }
 
 // reopen asks the endpoint for the rest of the blob, or the next endpoints if it fails.
