@@ -66,9 +66,10 @@ func whileRestarting(ctx context.Context, fn func() error) error {
 	}
 }
 
-// Pull fetches the image or index ref names into the content store of the containerd behind
-// cc, unpacks it into a snapshotter, and creates (or updates) the image record, so that
-// containers can start from it at once. ctx carries the containerd namespace
+// Pull fetches the image or index ref names, from the registries of rc (their hosts,
+// mirrors and credentials), into the content store of the containerd behind cc, unpacks it
+// into a snapshotter (WithUnpack, WithoutUnpack), and creates (or updates) the image record,
+// so that containers can start from it at once. ctx carries the containerd namespace
 // (namespaces.WithNamespace) unless cc has a default one. It needs no transfer service, so
 // it works against containerd 1.6 and later.
 //
