@@ -40,3 +40,14 @@ func startRegistry(t testing.TB) *testutil.Registry { return testutil.StartRegis
 // watchdog is the speed limit of the tests: a body that brings less than 64 KiB/s over
 // 200ms, or nothing, is cut.
 var watchdog = remote.WithSpeedLimit(remote.SpeedLimit{BytesPerSecond: 64 << 10, Period: 200 * time.Millisecond})
+
+// The fault proxy of the tests, shared with the other registry packages' tests.
+type (
+	fault      = regtest.Fault
+	faultProxy = regtest.FaultProxy
+)
+
+func startFaultProxy(t testing.TB, registryAddr string) *faultProxy {
+	t.Helper()
+	return regtest.StartFaultProxy(t, registryAddr)
+}

@@ -125,6 +125,6 @@ func (e *pullEnv) slowLastLayer(t *testing.T, name string) (*oci.Image, ocispec.
 	big := img.Layers()[2].Descriptor()
 	e.Push(t, e.Reg.Ref(name), img)
 	proxy := startFaultProxy(t, e.Reg.Addr)
-	proxy.add(fault{kind: "delay", match: big.Digest.String(), times: -1})
+	proxy.Add(fault{Kind: "delay", Match: big.Digest.String(), Times: -1})
 	return img, big, proxy, proxy.Ref(name)
 }

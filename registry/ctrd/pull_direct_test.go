@@ -207,7 +207,7 @@ func TestPullDirectBadBlob(t *testing.T) {
 	layer := img.Layers()[1].Descriptor()
 	e.Push(t, e.Reg.Ref("bad:1"), img)
 	proxy := startFaultProxy(t, e.Reg.Addr)
-	proxy.add(fault{kind: "flip", match: layer.Digest.String(), at: 1_500_000, times: -1})
+	proxy.Add(fault{Kind: "flip", Match: layer.Digest.String(), At: 1_500_000, Times: -1})
 	ref := proxy.Ref("bad:1")
 
 	var dl directLog

@@ -135,24 +135,24 @@ func testPullFaults(t *testing.T, content ctrd.Option) {
 	}{{
 		name:  "cut mid-blob resumes with a range",
 		comp:  build.Gzip,
-		fault: fault{kind: "cut", at: 700_000, times: 1},
+		fault: fault{Kind: "cut", At: 700_000, Times: 1},
 		check: func(t *testing.T, p *faultProxy) {
-			if r := p.requests("bytes="); len(r) != 1 || !strings.Contains(r[0], "bytes=700000-") {
+			if r := p.Requests("bytes="); len(r) != 1 || !strings.Contains(r[0], "bytes=700000-") {
 				t.Errorf("ranged requests %q, want one from byte 700000", r)
 			}
 		},
 	}, {
 		name:  "stalled answer is cut and resumed",
 		comp:  build.Zstd,
-		fault: fault{kind: "stall", at: 500_000, times: 1},
+		fault: fault{Kind: "stall", At: 500_000, Times: 1},
 	}, {
 		name:  "500s are retried",
 		comp:  build.Uncompressed,
-		fault: fault{kind: "500", times: 2},
+		fault: fault{Kind: "500", Times: 2},
 	}, {
 		name:    "flipped byte in a gzip layer fails, nothing kept",
 		comp:    build.Gzip,
-		fault:   fault{kind: "flip", at: 1000, times: -1},
+		fault:   fault{Kind: "flip", At: 1000, Times: -1},
 		wantErr: oci.ErrDigestMismatch,
 		wantMsg: "unexpected commit digest",
 	}, {
@@ -160,18 +160,18 @@ func testPullFaults(t *testing.T, content ctrd.Option) {
 		// extracted, and it must go.
 		name:    "flipped byte in file data of a plain tar fails, snapshot removed",
 		comp:    build.Uncompressed,
-		fault:   fault{kind: "flip", at: 1_500_000, times: -1},
+		fault:   fault{Kind: "flip", At: 1_500_000, Times: -1},
 		wantErr: oci.ErrDigestMismatch,
 		wantMsg: "unexpected commit digest",
 	}, {
 		name:    "short body is a size mismatch",
 		comp:    build.Gzip,
-		fault:   fault{kind: "short", times: -1},
+		fault:   fault{Kind: "short", Times: -1},
 		wantErr: oci.ErrSizeMismatch,
 		wantMsg: "the descriptor says",
 	}, {
 		name:    "500 for ever fails",
-		fault:   fault{kind: "500", times: -1},
+		fault:   fault{Kind: "500", Times: -1},
 		wantMsg: "500 Internal Server Error",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,10 +179,10 @@ func testPullFaults(t *testing.T, content ctrd.Option) {
 			layer := img.Layers()[1].Descriptor()
 			repo := fmt.Sprintf("faults%d", i)
 			e.Push(t, e.Reg.Ref(repo+":1"), img)
-			proxy.reset()
+			proxy.Reset()
 			f := tc.fault
-			f.match = layer.Digest.String()
-			proxy.add(f)
+			f.Match = layer.Digest.String()
+			proxy.Add(f)
 			ref := proxy.Ref(repo + ":1")
 			c := newClient(t, []string{proxy.Addr()}, remote.WithSpeedLimit(remote.SpeedLimit{Period: 300 * time.Millisecond}))
 			_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref, content)
@@ -277,12 +277,12 @@ func testPullCancelThenResume(t *testing.T, content ctrd.Option) {
 		}
 	}
 
-	proxy.reset()
+	proxy.Reset()
 	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr()}), ref, content)
 	if err != nil {
 		t.Fatalf("second Pull: %v", err)
 	}
-	blobGets := proxy.requests("GET /v2/resume/blobs/")
+	blobGets := proxy.Requests("GET /v2/resume/blobs/")
 	if len(blobGets) != 1 || !strings.Contains(blobGets[0], big.Digest.String()) || !strings.Contains(blobGets[0], fmt.Sprintf("bytes=%d-", partial)) {
 		t.Errorf("second pull's blob requests %q, want only the big layer from byte %d", blobGets, partial)
 	}
@@ -313,27 +313,27 @@ func testPullBodyFaults(t *testing.T, content ctrd.Option) {
 		fault  fault
 		mirror bool // the proxy is a mirror of the registry, not the registry
 	}{
-		{name: "manifest reset once", match: "manifest", fault: fault{kind: "cut", at: 20, times: 1}},
-		{name: "manifest stalls once", match: "manifest", fault: fault{kind: "stall", at: 20, times: 1}},
-		{name: "config reset once", match: "config", fault: fault{kind: "cut", at: 20, times: 1}},
-		{name: "config stalls once", match: "config", fault: fault{kind: "stall", at: 20, times: 1}},
-		{name: "slow mirror of layers", match: "layer", fault: fault{kind: "trickle", at: 1000, times: -1}, mirror: true},
+		{name: "manifest reset once", match: "manifest", fault: fault{Kind: "cut", At: 20, Times: 1}},
+		{name: "manifest stalls once", match: "manifest", fault: fault{Kind: "stall", At: 20, Times: 1}},
+		{name: "config reset once", match: "config", fault: fault{Kind: "cut", At: 20, Times: 1}},
+		{name: "config stalls once", match: "config", fault: fault{Kind: "stall", At: 20, Times: 1}},
+		{name: "slow mirror of layers", match: "layer", fault: fault{Kind: "trickle", At: 1000, Times: -1}, mirror: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := randomLayersImage(t, build.Gzip, 256<<10, 1<<20)
 			repo := fmt.Sprintf("bodyfaults%d", i)
 			e.Push(t, e.Reg.Ref(repo+":1"), img)
-			proxy.reset()
+			proxy.Reset()
 			f := tc.fault
 			switch tc.match {
 			case "manifest":
-				f.match = "/manifests/"
+				f.Match = "/manifests/"
 			case "config":
-				f.match = img.Manifest().Config.Digest.String()
+				f.Match = img.Manifest().Config.Digest.String()
 			case "layer":
-				f.match = "/blobs/"
+				f.Match = "/blobs/"
 			}
-			proxy.add(f)
+			proxy.Add(f)
 			ref := proxy.Ref(repo + ":1")
 			c := newClient(t, []string{proxy.Addr()}, watchdog)
 			if tc.mirror {
@@ -355,8 +355,8 @@ func testPullBodyFaults(t *testing.T, content ctrd.Option) {
 			if !e.hasImage(t, ref) {
 				t.Fatalf("no image record after the pull")
 			}
-			if len(proxy.requests(f.match)) < 2 && !tc.mirror {
-				t.Errorf("%d requests of %s, want it asked again", len(proxy.requests(f.match)), f.match)
+			if len(proxy.Requests(f.Match)) < 2 && !tc.mirror {
+				t.Errorf("%d requests of %s, want it asked again", len(proxy.Requests(f.Match)), f.Match)
 			}
 		})
 	}

@@ -152,10 +152,10 @@ func TestPullReusesContent(t *testing.T) {
 	if ok, _ := client.NewImage(e.Ctrd.Client, rec).IsUnpacked(e.Ctx, "overlayfs"); ok {
 		t.Errorf("image unpacked by a pull without unpack")
 	}
-	if got := len(proxy.requests("GET /v2/reuse/blobs/")); got != 3 {
+	if got := len(proxy.Requests("GET /v2/reuse/blobs/")); got != 3 {
 		t.Errorf("first pull fetched %d blobs, want 3", got)
 	}
-	proxy.reset()
+	proxy.Reset()
 	rec, err = ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref, ctrd.WithName("example.com/reuse:again"))
 	if err != nil {
 		t.Fatalf("second Pull: %v", err)
@@ -163,7 +163,7 @@ func TestPullReusesContent(t *testing.T) {
 	if rec.Name != "example.com/reuse:again" {
 		t.Errorf("record name %q", rec.Name)
 	}
-	if got := proxy.requests("/blobs/"); len(got) != 0 {
+	if got := proxy.Requests("/blobs/"); len(got) != 0 {
 		t.Errorf("second pull fetched blobs: %q", got)
 	}
 	if ok, err := client.NewImage(e.Ctrd.Client, rec).IsUnpacked(e.Ctx, "overlayfs"); !ok || err != nil {
@@ -237,7 +237,7 @@ func TestPullConcurrent(t *testing.T) {
 		}
 	}
 	for _, l := range img.Layers() {
-		if got := proxy.requests("GET /v2/twice/blobs/" + l.Descriptor().Digest.String()); len(got) != 1 {
+		if got := proxy.Requests("GET /v2/twice/blobs/" + l.Descriptor().Digest.String()); len(got) != 1 {
 			t.Errorf("layer fetched %d times, want once: %q", len(got), got)
 		}
 	}

@@ -65,13 +65,13 @@ func TestDocumentBodyFaults(t *testing.T) {
 		wantMsg string
 		wantErr error
 	}{
-		{name: "reset once", fault: fault{kind: "cut", at: 5, times: 1}},
-		{name: "reset twice", fault: fault{kind: "cut", at: 0, times: 2}},
-		{name: "stall after the headers once", fault: fault{kind: "stall", at: 10, times: 1}},
-		{name: "trickle once", fault: fault{kind: "trickle", at: 10, times: 1}},
-		{name: "reset for ever", fault: fault{kind: "cut", at: 5, times: -1}, wantMsg: "unexpected EOF (attempt 5 of 5)"},
-		{name: "stall for ever", fault: fault{kind: "stall", at: 10, times: -1}, wantMsg: "10 bytes in 200ms, less than the 65536 bytes/s allowed (attempt 5 of 5)"},
-		{name: "silent for ever", fault: fault{kind: "stall", at: 0, times: -1}, wantMsg: "no byte for 200ms (attempt 5 of 5)"},
+		{name: "reset once", fault: fault{Kind: "cut", At: 5, Times: 1}},
+		{name: "reset twice", fault: fault{Kind: "cut", At: 0, Times: 2}},
+		{name: "stall after the headers once", fault: fault{Kind: "stall", At: 10, Times: 1}},
+		{name: "trickle once", fault: fault{Kind: "trickle", At: 10, Times: 1}},
+		{name: "reset for ever", fault: fault{Kind: "cut", At: 5, Times: -1}, wantMsg: "unexpected EOF (attempt 5 of 5)"},
+		{name: "stall for ever", fault: fault{Kind: "stall", At: 10, Times: -1}, wantMsg: "10 bytes in 200ms, less than the 65536 bytes/s allowed (attempt 5 of 5)"},
+		{name: "silent for ever", fault: fault{Kind: "stall", At: 0, Times: -1}, wantMsg: "no byte for 200ms (attempt 5 of 5)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for op, run := range ops {
@@ -82,10 +82,10 @@ func TestDocumentBodyFaults(t *testing.T) {
 				if op == "Tags" {
 					match = "/tags/list"
 				}
-				proxy.reset()
+				proxy.Reset()
 				f := tc.fault
-				f.match = match
-				proxy.add(f)
+				f.Match = match
+				proxy.Add(f)
 				c := newClient(t, []string{proxy.Addr()}, watchdog)
 				// The deadline is far; the faults must be dealt with long before.
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -100,7 +100,7 @@ func TestDocumentBodyFaults(t *testing.T) {
 					if err != nil {
 						t.Errorf("%s: %v", op, err)
 					}
-					if got := len(proxy.requests(match)); got < 2 {
+					if got := len(proxy.Requests(match)); got < 2 {
 						t.Errorf("%s: %d requests of %s, want it asked again", op, got, match)
 					}
 					continue
@@ -123,13 +123,13 @@ func TestShortManifestBodyIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := startFaultProxy(t, reg.Addr)
-	proxy.add(fault{kind: "short", match: "/manifests/", times: 1})
+	proxy.Add(fault{Kind: "short", Match: "/manifests/", Times: 1})
 	c := newClient(t, []string{proxy.Addr()})
 	if _, err := c.FetchManifest(ctx, proxy.Ref("app"), img.Descriptor()); err != nil {
 		t.Fatalf("FetchManifest: %v", err)
 	}
-	proxy.reset()
-	proxy.add(fault{kind: "short", match: "/manifests/", times: -1})
+	proxy.Reset()
+	proxy.Add(fault{Kind: "short", Match: "/manifests/", Times: -1})
 	_, err := c.FetchManifest(ctx, proxy.Ref("app"), img.Descriptor())
 	if !errors.Is(err, oci.ErrSizeMismatch) || !strings.Contains(err.Error(), "attempt 5 of 5") {
 		t.Errorf("FetchManifest of a manifest always short: %v, want ErrSizeMismatch after 5 attempts", err)
@@ -150,7 +150,7 @@ func TestSlowMirrorIsLeftForTheNext(t *testing.T) {
 	want := layerBytes(t, img)
 	mirror := startFaultProxy(t, reg.Addr)
 	for _, match := range []string{"/blobs/", "/manifests/"} {
-		mirror.add(fault{kind: "trickle", match: match, at: 1000, times: -1})
+		mirror.Add(fault{Kind: "trickle", Match: match, At: 1000, Times: -1})
 	}
 	c := newClient(t, nil, watchdog, remote.WithHosts(map[string]remote.HostConfig{
 		reg.Addr: {PlainHTTP: true, Mirrors: []remote.Mirror{{URL: "http://" + mirror.Addr()}}},
@@ -177,7 +177,7 @@ func TestSlowMirrorIsLeftForTheNext(t *testing.T) {
 			t.Errorf("%s took %v with a slow mirror", op, took)
 		}
 	}
-	if len(mirror.requests("/blobs/")) == 0 {
+	if len(mirror.Requests("/blobs/")) == 0 {
 		t.Errorf("the mirror was not asked: the test tests nothing")
 	}
 }

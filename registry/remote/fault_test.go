@@ -45,15 +45,15 @@ func TestFaults(t *testing.T) {
 		check func(t *testing.T, p *faultProxy, clk *fakeClock)
 	}{{
 		name:  "connection cut mid-blob resumes with a range",
-		fault: fault{kind: "cut", at: 700_000, times: 1},
+		fault: fault{Kind: "cut", At: 700_000, Times: 1},
 		check: func(t *testing.T, p *faultProxy, _ *fakeClock) {
-			if r := p.requests("bytes="); len(r) != 1 || strings.HasSuffix(r[0], "bytes=0-") {
+			if r := p.Requests("bytes="); len(r) != 1 || strings.HasSuffix(r[0], "bytes=0-") {
 				t.Errorf("ranged requests %q, want one that resumes past byte 0", r)
 			}
 		},
 	}, {
 		name:  "429 with Retry-After is honoured in full",
-		fault: fault{kind: "429", retryAfter: "3", times: 2},
+		fault: fault{Kind: "429", RetryAfter: "3", Times: 2},
 		check: func(t *testing.T, _ *faultProxy, clk *fakeClock) {
 			long := 0
 			for _, d := range clk.sleeps() {
@@ -67,7 +67,7 @@ func TestFaults(t *testing.T) {
 		},
 	}, {
 		name:  "500s are retried with backoff",
-		fault: fault{kind: "500", times: 3},
+		fault: fault{Kind: "500", Times: 3},
 		check: func(t *testing.T, _ *faultProxy, clk *fakeClock) {
 			if got := len(clk.sleeps()); got != 3 {
 				t.Errorf("%d sleeps (%v), want 3", got, clk.sleeps())
@@ -75,46 +75,46 @@ func TestFaults(t *testing.T) {
 		},
 	}, {
 		name:  "stalled connection is cut and resumed",
-		fault: fault{kind: "stall", at: 500_000, times: 1},
+		fault: fault{Kind: "stall", At: 500_000, Times: 1},
 	}, {
 		name:  "parallel ranges survive a cut",
-		fault: fault{kind: "cut", at: 100_000, times: 1},
+		fault: fault{Kind: "cut", At: 100_000, Times: 1},
 		opts:  []remote.Option{remote.WithRangeDownload(256<<10, 4)},
 		check: func(t *testing.T, p *faultProxy, _ *fakeClock) {
-			if r := p.requests("bytes="); len(r) < 9 {
+			if r := p.Requests("bytes="); len(r) < 9 {
 				t.Errorf("%d ranged requests, want at least 9 (8 chunks and a resume)", len(r))
 			}
 		},
 	}, {
 		name:    "500 for ever fails",
-		fault:   fault{kind: "500", times: -1},
+		fault:   fault{Kind: "500", Times: -1},
 		wantMsg: "500 Internal Server Error",
 	}, {
 		name:    "flipped byte is a digest mismatch",
-		fault:   fault{kind: "flip", at: 1000, times: -1},
+		fault:   fault{Kind: "flip", At: 1000, Times: -1},
 		wantErr: oci.ErrDigestMismatch,
 		wantMsg: "content has digest",
 	}, {
 		name:    "short body is a size mismatch",
-		fault:   fault{kind: "short", times: -1},
+		fault:   fault{Kind: "short", Times: -1},
 		wantErr: oci.ErrSizeMismatch,
 		wantMsg: "the descriptor says",
 	}, {
 		name:    "cut at the first byte every time gives up",
-		fault:   fault{kind: "cut", at: 0, times: -1},
+		fault:   fault{Kind: "cut", At: 0, Times: -1},
 		wantMsg: "broke 5 times in a row",
 	}, {
 		name:    "Retry-After beyond the limit fails at once",
-		fault:   fault{kind: "429", retryAfter: "3600", times: -1},
+		fault:   fault{Kind: "429", RetryAfter: "3600", Times: -1},
 		wantErr: remote.ErrTooManyRequests,
 		wantMsg: "asks to wait 1h0m0s",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, op := range []string{"FetchBlob", "PullLayout"} {
-				proxy.reset()
+				proxy.Reset()
 				f := tc.fault
-				f.match = layer.Digest.String()
-				proxy.add(f)
+				f.Match = layer.Digest.String()
+				proxy.Add(f)
 				clk := newFakeClock()
 				c := newClient(t, []string{proxy.Addr()}, append([]remote.Option{
 					remote.WithClock(clk),
@@ -206,7 +206,7 @@ func TestConcurrentFetchesShareOneDownload(t *testing.T) {
 	layer := img.Layers()[0].Descriptor()
 	want := layerBytes(t, img)
 	proxy := startFaultProxy(t, reg.Addr)
-	proxy.add(fault{kind: "delay", match: layer.Digest.String(), times: -1})
+	proxy.Add(fault{Kind: "delay", Match: layer.Digest.String(), Times: -1})
 	c := newClient(t, []string{proxy.Addr()})
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -220,7 +220,7 @@ func TestConcurrentFetchesShareOneDownload(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := proxy.requests("GET /v2/app/blobs/" + layer.Digest.String()); len(got) != 1 {
+	if got := proxy.Requests("GET /v2/app/blobs/" + layer.Digest.String()); len(got) != 1 {
 		t.Errorf("%d blob requests for 8 concurrent fetches, want 1: %q", len(got), got)
 	}
 }

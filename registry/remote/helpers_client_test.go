@@ -72,3 +72,14 @@ func startRegistry(t testing.TB) *testutil.Registry { return testutil.StartRegis
 
 // testDigest is a well-formed digest of no blob in particular.
 const testDigest = "sha256:4b8bbf7e3cf5c9c3b0a2b4cd0ad5ad7fdb34a5a4e42c6b5a4c6b4a9ad1f1a1c2"
+
+// The fault proxy of the tests, shared with the other registry packages' tests.
+type (
+	fault      = regtest.Fault
+	faultProxy = regtest.FaultProxy
+)
+
+func startFaultProxy(t testing.TB, registryAddr string) *faultProxy {
+	t.Helper()
+	return regtest.StartFaultProxy(t, registryAddr)
+}

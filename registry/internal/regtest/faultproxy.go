@@ -1,4 +1,4 @@
-package remote_test
+package regtest
 
 import (
 	"io"
@@ -12,59 +12,63 @@ import (
 	"time"
 )
 
-// fault is a misbehaviour of faultProxy for requests whose path contains match.
-type fault struct {
-	// kind is "cut" (close the connection after at bytes of body), "flip" (invert the byte
-	// at offset at), "short" (declare and send 10 bytes less), "stall" (send at bytes, then
-	// nothing), "trickle" (send at bytes, then one byte every 50ms), "delay" (wait 300ms
-	// before answering), "429" (with retryAfter) or "500".
-	kind       string
-	match      string
-	at         int64
-	retryAfter string
-	// times is how many requests it spoils; -1 for all.
-	times int
+// Fault is a misbehaviour of FaultProxy for GET requests whose path contains Match.
+type Fault struct {
+	// Kind is "cut" (close the connection after At bytes of body), "flip" (invert the byte
+	// at offset At), "short" (declare and send 10 bytes less), "stall" (send At bytes, then
+	// nothing), "trickle" (send At bytes, then one byte every 50ms), "delay" (wait 300ms
+	// before answering), "429" (with RetryAfter) or "500".
+	Kind       string
+	Match      string
+	At         int64
+	RetryAfter string
+	// Times is how many requests it spoils; -1 for all.
+	Times int
 }
 
-// faultProxy is a reverse proxy in front of a registry that spoils requests as its faults
+// FaultProxy is a reverse proxy in front of a registry that spoils requests as its faults
 // say, and logs every request.
-type faultProxy struct {
+type FaultProxy struct {
 	*httptest.Server
 	target *url.URL
 
 	mu     sync.Mutex
-	faults []*fault
+	faults []*Fault
 	log    []string // "METHOD PATH RANGE"
 }
 
-func startFaultProxy(t testing.TB, registryAddr string) *faultProxy {
+// StartFaultProxy starts a FaultProxy in front of the registry at registryAddr, closed when
+// the test ends.
+func StartFaultProxy(t testing.TB, registryAddr string) *FaultProxy {
 	t.Helper()
-	p := &faultProxy{target: &url.URL{Scheme: "http", Host: registryAddr}}
+	p := &FaultProxy{target: &url.URL{Scheme: "http", Host: registryAddr}}
 	p.Server = httptest.NewServer(http.HandlerFunc(p.serve))
 	t.Cleanup(p.Close)
 	return p
 }
 
 // Addr is the proxy's host:port, the registry part of references through it.
-func (p *faultProxy) Addr() string { return strings.TrimPrefix(p.URL, "http://") }
+func (p *FaultProxy) Addr() string { return strings.TrimPrefix(p.URL, "http://") }
 
 // Ref returns a reference through the proxy.
-func (p *faultProxy) Ref(repo string) string { return p.Addr() + "/" + repo }
+func (p *FaultProxy) Ref(repo string) string { return p.Addr() + "/" + repo }
 
-func (p *faultProxy) add(f fault) {
+// Add adds a fault.
+func (p *FaultProxy) Add(f Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults = append(p.faults, &f)
 }
 
-func (p *faultProxy) reset() {
+// Reset drops the faults and the log.
+func (p *FaultProxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults, p.log = nil, nil
 }
 
-// requests returns the log entries that contain s.
-func (p *faultProxy) requests(s string) []string {
+// Requests returns the log entries that contain s.
+func (p *FaultProxy) Requests(s string) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []string
@@ -76,15 +80,15 @@ func (p *faultProxy) requests(s string) []string {
 	return out
 }
 
-// take returns the fault for r, if any, and counts it.
-func (p *faultProxy) take(r *http.Request) *fault {
+// take returns the Fault for r, if any, and counts it.
+func (p *FaultProxy) take(r *http.Request) *Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.log = append(p.log, r.Method+" "+r.URL.Path+" "+r.Header.Get("Range"))
 	for _, f := range p.faults {
-		if f.times != 0 && strings.Contains(r.URL.Path, f.match) && r.Method == http.MethodGet {
-			if f.times > 0 {
-				f.times--
+		if f.Times != 0 && strings.Contains(r.URL.Path, f.Match) && r.Method == http.MethodGet {
+			if f.Times > 0 {
+				f.Times--
 			}
 			return f
 		}
@@ -92,15 +96,15 @@ func (p *faultProxy) take(r *http.Request) *fault {
 	return nil
 }
 
-func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
+func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	f := p.take(r)
 	kind := ""
 	if f != nil {
-		kind = f.kind
+		kind = f.Kind
 	}
 	switch kind {
 	case "429":
-		w.Header().Set("Retry-After", f.retryAfter)
+		w.Header().Set("Retry-After", f.RetryAfter)
 		w.WriteHeader(http.StatusTooManyRequests)
 		return
 	case "500":
@@ -129,14 +133,14 @@ func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	switch kind {
 	case "cut", "stall":
-		io.CopyN(w, body, f.at)
+		io.CopyN(w, body, f.At)
 		w.(http.Flusher).Flush()
 		if kind == "stall" {
 			<-r.Context().Done()
 		}
 		panic(http.ErrAbortHandler) // closes the connection mid-body
 	case "trickle":
-		io.CopyN(w, body, f.at)
+		io.CopyN(w, body, f.At)
 		w.(http.Flusher).Flush()
 		var one [1]byte
 		for {
@@ -153,8 +157,8 @@ func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	case "flip":
 		data, _ := io.ReadAll(body)
-		if f.at < int64(len(data)) {
-			data[f.at] ^= 0xff
+		if f.At < int64(len(data)) {
+			data[f.At] ^= 0xff
 		}
 		w.Write(data)
 	default:
