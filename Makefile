@@ -47,9 +47,9 @@ bench: deps
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzServiceSpecJSON -fuzztime=60s .
 	$(GO) test -run='^$$' -fuzz=FuzzParseConstraint -fuzztime=60s ./policy/
-	$(GO) test -run='^$$' -fuzz=FuzzParseReference -fuzztime=60s ./registry/
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeManifest -fuzztime=60s ./registry/
-	$(GO) test -run='^$$' -fuzz=FuzzParseWWWAuthenticate -fuzztime=60s ./registry/
+	$(GO) test -run='^$$' -fuzz=FuzzParseReference -fuzztime=60s ./registry/name/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeManifest -fuzztime=60s ./registry/oci/
+	$(GO) test -run='^$$' -fuzz=FuzzParseWWWAuthenticate -fuzztime=60s ./registry/remote/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseExpr$$' -fuzztime=60s ./pipeline/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=60s ./pipeline/
 	$(GO) test -run='^$$' -fuzz=FuzzMask -fuzztime=60s ./pipeline/

@@ -21,7 +21,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/opendao/dao"
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/remote"
 )
 
 // ContainerState is the state of a container as containerd reports it.
@@ -312,9 +313,9 @@ func (r *Runtime) setLabels(ctx context.Context, id string, labels map[string]st
 // a caller may try again.
 func (r *Runtime) pull(ctx context.Context, ref string) (client.Image, error) {
 	r.log.Info("pulling image", "ref", ref)
-	rec, err := r.opts.puller.Pull(ctx, r.client, ref, registry.WithPullUnpack(r.opts.snapshotter))
+	rec, err := r.opts.puller.Pull(ctx, r.client, ref, ctrd.WithUnpack(r.opts.snapshotter))
 	if err != nil {
-		if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrManifestUnknown) {
+		if up := remote.Upstream(err); errors.Is(up, remote.ErrNotFound) || errors.Is(up, remote.ErrManifestUnknown) {
 			return nil, fmt.Errorf("%w: %s: %w", ErrImageNotFound, ref, err)
 		}
 		return nil, fmt.Errorf("edge: pull %s: %w", ref, err)

@@ -12,7 +12,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
 
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/ctrd"
 )
 
 // Defaults of a Runtime.
@@ -163,7 +163,7 @@ func WithSubscribeBuffer(events int) Option {
 // ImagePuller fetches an image from a registry into a containerd and unpacks it:
 // *registry.Client satisfies it.
 type ImagePuller interface {
-	Pull(ctx context.Context, cc *client.Client, ref string, opts ...registry.PullOption) (images.Image, error)
+	Pull(ctx context.Context, cc *client.Client, ref string, opts ...ctrd.Option) (images.Image, error)
 }
 
 // WithPuller has the Runtime pull the image of a container it is asked to create when its

@@ -13,6 +13,7 @@ import (
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/remote"
 )
 
 // TestPullerFetchesMissingImages runs containers of an image only a registry has: the
@@ -20,7 +21,7 @@ import (
 func TestPullerFetchesMissingImages(t *testing.T) {
 	t.Parallel()
 	reg := testutil.StartRegistry(t)
-	c, err := registry.NewClient(registry.WithHosts(map[string]registry.HostConfig{reg.Addr: {PlainHTTP: true}}))
+	c, err := registry.NewClient(remote.WithHosts(map[string]remote.HostConfig{reg.Addr: {PlainHTTP: true}}))
 	if err != nil {
 		t.Fatal(err)
 	}

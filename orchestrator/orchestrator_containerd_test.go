@@ -23,7 +23,8 @@ import (
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/orchestrator"
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/ctrd"
+	regoci "github.com/opendao/dao/registry/oci"
 )
 
 // plane is an orchestrator on a bbolt store with one edge node in the same process: the
@@ -454,12 +455,12 @@ func TestContainerdCrashingDeployRollsBackOneSlot(t *testing.T) {
 	c := testutil.StartContainerd(t)
 	image := testutil.TestAppImage(t, c)
 	base := testutil.BuildTestAppImage(t)
-	crashing, err := registry.NewImage(base.Layers(), ocispec.ImageConfig{Entrypoint: []string{"/testapp", "-exit", "1"}})
+	crashing, err := regoci.NewImage(base.Layers(), ocispec.ImageConfig{Entrypoint: []string{"/testapp", "-exit", "1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	const crashImage = "dao.test/testapp:crash"
-	if _, err := registry.Import(c.Context(context.Background()), c.Client, crashImage, crashing, registry.WithUnpack("overlayfs")); err != nil {
+	if _, err := ctrd.Import(c.Context(context.Background()), c.Client, crashImage, crashing, ctrd.WithUnpack("overlayfs")); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

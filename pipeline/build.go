@@ -15,6 +15,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/build"
+	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/oci"
 )
 
 // Pusher stores an image a build step made under a reference: in a registry, or in
@@ -25,14 +28,14 @@ import (
 // Push must stop when ctx is done. It is called from the run's goroutines and must be safe
 // for simultaneous use. a stays readable until Push returns.
 type Pusher interface {
-	Push(ctx context.Context, ref string, a registry.Artifact) (ocispec.Descriptor, error)
+	Push(ctx context.Context, ref string, a oci.Artifact) (ocispec.Descriptor, error)
 }
 
 // PusherFunc adapts a function to a Pusher.
-type PusherFunc func(ctx context.Context, ref string, a registry.Artifact) (ocispec.Descriptor, error)
+type PusherFunc func(ctx context.Context, ref string, a oci.Artifact) (ocispec.Descriptor, error)
 
 // Push calls f.
-func (f PusherFunc) Push(ctx context.Context, ref string, a registry.Artifact) (ocispec.Descriptor, error) {
+func (f PusherFunc) Push(ctx context.Context, ref string, a oci.Artifact) (ocispec.Descriptor, error) {
 	return f(ctx, ref, a)
 }
 
@@ -57,7 +60,7 @@ var (
 )
 
 // Push imports a into containerd under ref and under ref pinned to a's digest.
-func (p *ContainerdPusher) Push(ctx context.Context, ref string, a registry.Artifact) (ocispec.Descriptor, error) {
+func (p *ContainerdPusher) Push(ctx context.Context, ref string, a oci.Artifact) (ocispec.Descriptor, error) {
 	if p.Client == nil || p.Namespace == "" {
 		return ocispec.Descriptor{}, errors.New("pipeline: ContainerdPusher needs a Client and a Namespace")
 	}
@@ -68,7 +71,7 @@ func (p *ContainerdPusher) Push(ctx context.Context, ref string, a registry.Arti
 		return ocispec.Descriptor{}, err
 	}
 	for _, name := range []string{ref, pinned} {
-		if _, err := registry.Import(ctx, p.Client, name, a, registry.WithUnpack(p.Snapshotter)); err != nil {
+		if _, err := ctrd.Import(ctx, p.Client, name, a, ctrd.WithUnpack(p.Snapshotter)); err != nil {
 			return ocispec.Descriptor{}, err
 		}
 	}
@@ -90,8 +93,8 @@ func pinnedRef(ref string, dg digest.Digest) (string, error) {
 }
 
 // buildImage builds the image b describes from the workspace at ws.
-func buildImage(ctx context.Context, ws string, b *Build) (*registry.Image, error) {
-	lb, err := registry.NewLayerBuilder()
+func buildImage(ctx context.Context, ws string, b *Build) (*oci.Image, error) {
+	lb, err := build.NewLayerBuilder()
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +149,7 @@ func buildImage(ctx context.Context, ws string, b *Build) (*registry.Image, erro
 			cfg.ExposedPorts[p] = struct{}{}
 		}
 	}
-	img, err := registry.NewImage([]*registry.Layer{layer}, cfg)
+	img, err := oci.NewImage([]*oci.Layer{layer}, cfg)
 	if err != nil {
 		layer.Close()
 		return nil, err

@@ -15,6 +15,9 @@ import (
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/pipeline"
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/layout"
+	"github.com/opendao/dao/registry/remote"
 )
 
 // TestImagePushedToARegistryIsPulledBackAndRun builds an image in a pipeline, pushes it to a
@@ -23,7 +26,7 @@ import (
 func TestImagePushedToARegistryIsPulledBackAndRun(t *testing.T) {
 	reg := testutil.StartRegistry(t)
 	e := newEnv(t)
-	c, err := registry.NewClient(registry.WithHosts(map[string]registry.HostConfig{reg.Addr: {PlainHTTP: true}}))
+	c, err := registry.NewClient(remote.WithHosts(map[string]remote.HostConfig{reg.Addr: {PlainHTTP: true}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,14 +56,14 @@ func TestImagePushedToARegistryIsPulledBackAndRun(t *testing.T) {
 		if _, err := c.PullLayout(ctx, image, dir); err != nil {
 			return fmt.Errorf("pull back %s: %w", image, err)
 		}
-		layout, err := registry.ReadLayout(ctx, dir)
+		layout, err := layout.Read(ctx, dir)
 		if err != nil {
 			return err
 		}
-		if len(layout.Refs) != 1 {
-			return fmt.Errorf("pulled layout holds %d images, want 1", len(layout.Refs))
+		if len(layout.Entries) != 1 {
+			return fmt.Errorf("pulled layout holds %d images, want 1", len(layout.Entries))
 		}
-		if _, err := registry.Import(e.ctrd.Context(ctx), e.ctrd.Client, image, layout.Refs[0].Artifact, registry.WithUnpack("overlayfs")); err != nil {
+		if _, err := ctrd.Import(e.ctrd.Context(ctx), e.ctrd.Client, image, layout.Entries[0].Artifact, ctrd.WithUnpack("overlayfs")); err != nil {
 			return err
 		}
 		id := "deployed-" + service

@@ -23,7 +23,9 @@ import (
 
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/testutil"
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/build"
+	"github.com/opendao/dao/registry/ctrd"
+	regoci "github.com/opendao/dao/registry/oci"
 )
 
 // node is a private containerd with what dao clean must tell apart: a running container and
@@ -35,7 +37,7 @@ type node struct {
 	c    *client.Client
 	ctx  context.Context
 
-	extra, pinned, labelled *registry.Image
+	extra, pinned, labelled *regoci.Image
 	dangling                digest.Digest
 	orphan                  digest.Digest
 }
@@ -75,9 +77,9 @@ func newNode(t *testing.T) *node {
 }
 
 // importImage imports and unpacks an image of its own 256KiB of random bytes.
-func (n *node) importImage(name string, labels map[string]string) *registry.Image {
+func (n *node) importImage(name string, labels map[string]string) *regoci.Image {
 	n.t.Helper()
-	lb, err := registry.NewLayerBuilder()
+	lb, err := build.NewLayerBuilder()
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -90,15 +92,15 @@ func (n *node) importImage(name string, labels map[string]string) *registry.Imag
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	img, err := registry.NewImage([]*registry.Layer{layer}, ocispec.ImageConfig{Cmd: []string{"/data"}})
+	img, err := regoci.NewImage([]*regoci.Layer{layer}, ocispec.ImageConfig{Cmd: []string{"/data"}})
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	opts := []registry.ImportOption{registry.WithUnpack("overlayfs")}
+	opts := []ctrd.Option{ctrd.WithUnpack("overlayfs")}
 	if labels != nil {
-		opts = append(opts, registry.WithImageLabels(labels))
+		opts = append(opts, ctrd.WithLabels(labels))
 	}
-	if _, err := registry.Import(n.ctx, n.c, name, img, opts...); err != nil {
+	if _, err := ctrd.Import(n.ctx, n.c, name, img, opts...); err != nil {
 		n.t.Fatalf("import %s: %v", name, err)
 	}
 	return img
@@ -242,7 +244,7 @@ func (n *node) state() state {
 }
 
 // blobs returns the manifest, config and layers of img.
-func blobs(img *registry.Image) []digest.Digest {
+func blobs(img *regoci.Image) []digest.Digest {
 	out := []digest.Digest{img.Descriptor().Digest, img.Manifest().Config.Digest}
 	for _, l := range img.Manifest().Layers {
 		out = append(out, l.Digest)
@@ -251,7 +253,7 @@ func blobs(img *registry.Image) []digest.Digest {
 }
 
 // snapshotOf returns the key of the unpacked top layer of img.
-func snapshotOf(img *registry.Image) string {
+func snapshotOf(img *regoci.Image) string {
 	var diffIDs []digest.Digest
 	for _, l := range img.Layers() {
 		diffIDs = append(diffIDs, l.DiffID())
@@ -260,7 +262,7 @@ func snapshotOf(img *registry.Image) string {
 }
 
 // has reports whether s holds the image name with all its content and its snapshot.
-func (s state) has(name string, img *registry.Image) bool {
+func (s state) has(name string, img *regoci.Image) bool {
 	if s.Images[name] != img.Descriptor().Digest || !slices.Contains(s.Snapshots, snapshotOf(img)) {
 		return false
 	}
@@ -273,7 +275,7 @@ func (s state) has(name string, img *registry.Image) bool {
 }
 
 // lacks reports whether s holds nothing of the image name: no record, content or snapshot.
-func (s state) lacks(name string, img *registry.Image) bool {
+func (s state) lacks(name string, img *regoci.Image) bool {
 	if _, ok := s.Images[name]; ok || slices.Contains(s.Snapshots, snapshotOf(img)) {
 		return false
 	}
@@ -476,7 +478,7 @@ func TestSweepKeepsWhatStartedSincePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb, err := registry.NewLayerBuilder()
+	lb, err := build.NewLayerBuilder()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,12 +489,12 @@ func TestSweepKeepsWhatStartedSincePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	againImg, err := registry.NewImage(append(busybox.Layers(), top), busybox.Config().Config)
+	againImg, err := regoci.NewImage(append(busybox.Layers(), top), busybox.Config().Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const againName = "dao.test/again:1"
-	if _, err := registry.Import(n.ctx, n.c, againName, againImg, registry.WithUnpack("overlayfs")); err != nil {
+	if _, err := ctrd.Import(n.ctx, n.c, againName, againImg, ctrd.WithUnpack("overlayfs")); err != nil {
 		t.Fatal(err)
 	}
 	n.containerOf(againName, "again", "sh", "-c", "test -e /tmp/stop || sleep 600")

@@ -9,7 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/remote"
 )
 
 // progressBars draws one line per layer of a pull, as docker pull does. On a terminal the
@@ -43,7 +43,7 @@ func newProgressBars(w io.Writer, live, color bool) *progressBars {
 }
 
 // update takes one report of the registry client.
-func (b *progressBars) update(p registry.Progress) {
+func (b *progressBars) update(p remote.Progress) {
 	if p.Action != "fetch" {
 		return
 	}

@@ -8,11 +8,11 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/remote"
 )
 
-func layerReport(name string, done, total int64, complete bool) registry.Progress {
-	return registry.Progress{Action: "fetch", Done: done, Total: total, Complete: complete,
+func layerReport(name string, done, total int64, complete bool) remote.Progress {
+	return remote.Progress{Action: "fetch", Done: done, Total: total, Complete: complete,
 		Descriptor: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromString(name), Size: total}}
 }
 
@@ -21,7 +21,7 @@ func TestProgressBarsLive(t *testing.T) {
 	b := newProgressBars(&out, true, false)
 	b.update(layerReport("a", 5_000_000, 10_000_000, false))
 	b.update(layerReport("b", 1_000, 1_000, true))
-	config := registry.Progress{Action: "fetch", Done: 300, Total: 300,
+	config := remote.Progress{Action: "fetch", Done: 300, Total: 300,
 		Descriptor: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromString("c")}}
 	b.update(config) // a fetch reports its bytes before it is complete
 	config.Complete = true
@@ -83,7 +83,7 @@ func TestRegistriesConfigHosts(t *testing.T) {
 	if !hosts["10.0.0.1:5000"].PlainHTTP {
 		t.Error("--insecure host is not plain HTTP")
 	}
-	if creds["ghcr.io"] != (registry.Credentials{Username: "ci", Password: "secret"}) {
+	if creds["ghcr.io"] != (remote.Credentials{Username: "ci", Password: "secret"}) {
 		t.Errorf("credentials = %+v", creds)
 	}
 	if _, _, err := (&registriesConfig{}).hosts([]string{"http://x"}); err == nil || !strings.Contains(err.Error(), `--insecure "http://x"`) {

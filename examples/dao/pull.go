@@ -18,6 +18,10 @@ import (
 	"github.com/containerd/platforms"
 
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/name"
+	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/remote"
 )
 
 // defaultRegistriesConfig is where dao pull reads mirrors, insecure hosts and credentials
@@ -85,24 +89,28 @@ Credentials are also read from ~/.docker/config.json (docker login) when it exis
 			return usageError(g.stderr, c.name, fmt.Sprintf("want one image reference, got %d arguments", fs.NArg()))
 		}
 		ref := fs.Arg(0)
-		if _, err := registry.ParseReference(ref); err != nil {
+		if _, err := name.ParseReference(ref); err != nil {
 			msg := err.Error()
 			if i := strings.Index(msg, "invalid reference format"); i >= 0 {
 				msg = msg[i:] // without the name again
 			}
 			return usageError(g.stderr, c.name, fmt.Sprintf("%q is not an image reference: %s", ref, msg))
 		}
-		var popts []registry.PullOption
+		var popts []ctrd.Option
 		platform := platforms.Default()
 		if o.platform != "" {
 			p, err := platforms.Parse(o.platform)
 			if err != nil {
 				return usageError(g.stderr, c.name, fmt.Sprintf("--platform %q: want os/arch[/variant], such as linux/arm64", o.platform))
 			}
-			popts = append(popts, registry.WithPullPlatform(p))
+			popts = append(popts, ctrd.WithPlatform(p))
 			platform = platforms.Only(p)
 		}
-		popts = append(popts, registry.WithPullUnpack(o.snapshotter))
+		if o.snapshotter == "" {
+			popts = append(popts, ctrd.WithoutUnpack()) // --snapshotter "": content only
+		} else {
+			popts = append(popts, ctrd.WithUnpack(o.snapshotter))
+		}
 		copts, err := o.clientOptions(g)
 		if err != nil {
 			return fail(g, c.name, err)
@@ -115,7 +123,7 @@ Credentials are also read from ~/.docker/config.json (docker login) when it exis
 
 		bars := newProgressBars(g.stdout, isTerminal(g.stdout) && !o.quiet, g.color)
 		if !o.quiet {
-			copts = append(copts, registry.WithProgress(bars.update))
+			copts = append(copts, remote.WithProgress(bars.update))
 		}
 		rc, err := registry.NewClient(copts...)
 		if err != nil {
@@ -155,7 +163,7 @@ Credentials are also read from ~/.docker/config.json (docker login) when it exis
 }
 
 // clientOptions builds the registry client's options from the config file and the flags.
-func (o *pullOptions) clientOptions(g *globals) ([]registry.Option, error) {
+func (o *pullOptions) clientOptions(g *globals) ([]remote.Option, error) {
 	path, explicit := o.config, o.config != ""
 	if !explicit {
 		path, explicit = os.Getenv("DAO_REGISTRIES_CONFIG"), os.Getenv("DAO_REGISTRIES_CONFIG") != ""
@@ -178,14 +186,14 @@ func (o *pullOptions) clientOptions(g *globals) ([]registry.Option, error) {
 		}
 		return nil, err
 	}
-	opts := []registry.Option{registry.WithHosts(hosts), registry.WithUserAgent("dao/" + version)}
+	opts := []remote.Option{remote.WithHosts(hosts), remote.WithUserAgent("dao/" + version)}
 	for host, cred := range creds {
-		opts = append(opts, registry.WithCredentials(host, cred))
+		opts = append(opts, remote.WithCredentials(host, cred))
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		if p := filepath.Join(home, ".docker", "config.json"); fileExists(p) {
 			g.logf("credentials from %s", p)
-			opts = append(opts, registry.WithDockerConfig(p))
+			opts = append(opts, remote.WithDockerConfig(p))
 		}
 	}
 	return opts, nil
@@ -197,7 +205,7 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // full chain is there with --verbose.
 func pullError(g *globals, ref string, err error) error {
 	g.logf("pull %s: %v", ref, err)
-	var re *registry.ResponseError
+	var re *remote.ResponseError
 	answer := ""
 	if errors.As(err, &re) {
 		answer = fmt.Sprintf(" (%d %s", re.StatusCode, http.StatusText(re.StatusCode))
@@ -208,11 +216,11 @@ func pullError(g *globals, ref string, err error) error {
 	}
 	var op *net.OpError
 	switch {
-	case errors.Is(err, registry.ErrManifestUnknown), errors.Is(err, registry.ErrNotFound):
+	case errors.Is(err, remote.ErrManifestUnknown), errors.Is(err, remote.ErrNotFound):
 		return fmt.Errorf("%s: no such image in the registry%s", ref, answer)
-	case errors.Is(err, registry.ErrUnauthorized):
+	case errors.Is(err, remote.ErrUnauthorized):
 		return fmt.Errorf("%s: the registry refused access%s: log in (docker login) or set auth in the registries config", ref, answer)
-	case errors.Is(err, registry.ErrDigestMismatch):
+	case errors.Is(err, oci.ErrDigestMismatch):
 		return fmt.Errorf("%s: the registry sent content that does not match its digest; nothing of it was kept", ref)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("%s: interrupted; what was fetched is kept for the next pull", ref)

@@ -7,34 +7,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/opendao/dao/internal/testutil"
-	"github.com/opendao/dao/registry"
 )
 
 // pullEnv is a registry holding busybox, and a containerd to pull it into.
-type pullEnv struct {
-	ctrd *testutil.Containerd
-	reg  *testutil.Registry
-}
+type pullEnv struct{ *testutil.PullEnv }
 
 func newPullEnv(t *testing.T) *pullEnv {
 	t.Helper()
 	testutil.RequireIntegration(t, "containerd", "runc", "docker-registry")
-	e := &pullEnv{reg: testutil.StartRegistry(t), ctrd: testutil.StartContainerd(t)}
+	e := &pullEnv{testutil.NewPullEnv(t)}
 	img := testutil.BuildBusyboxImage(t)
-	c, err := registry.NewClient(registry.WithHosts(map[string]registry.HostConfig{e.reg.Addr: {PlainHTTP: true}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for _, ref := range []string{e.reg.Ref("tools/busybox:1"), e.reg.Addr + "/library/busybox:stable"} {
-		if _, err := c.Push(ctx, ref, img); err != nil {
-			t.Fatalf("push %s: %v", ref, err)
-		}
+	for _, ref := range []string{e.Reg.Ref("tools/busybox:1"), e.Reg.Addr + "/library/busybox:stable"} {
+		e.Push(t, ref, img)
 	}
 	return e
 }
@@ -48,7 +34,7 @@ func (e *pullEnv) dao(t *testing.T, config string, args ...string) (int, string,
 		t.Fatal(err)
 	}
 	t.Setenv("DAO_REGISTRIES_CONFIG", path)
-	args = append([]string{"--address", e.ctrd.Address, "--namespace", testutil.Namespace}, args...)
+	args = append([]string{"--address", e.Ctrd.Address, "--namespace", testutil.Namespace}, args...)
 	status, out, errOut := runDao(t, args...)
 	t.Logf("$ dao %s\n%s%s", strings.Join(args, " "), out, errOut)
 	return status, out, errOut
@@ -56,9 +42,9 @@ func (e *pullEnv) dao(t *testing.T, config string, args ...string) (int, string,
 
 func TestPull(t *testing.T) {
 	e := newPullEnv(t)
-	ref := e.reg.Ref("tools/busybox:1")
+	ref := e.Reg.Ref("tools/busybox:1")
 
-	status, out, errOut := e.dao(t, "", "pull", "--insecure", e.reg.Addr, ref)
+	status, out, errOut := e.dao(t, "", "pull", "--insecure", e.Reg.Addr, ref)
 	if status != exitOK || errOut != "" {
 		t.Fatalf("dao pull: status %d, stderr %q", status, errOut)
 	}
@@ -68,8 +54,8 @@ func TestPull(t *testing.T) {
 		}
 	}
 	// The image is in containerd, unpacked: as containerd's own client sees it.
-	ctx := e.ctrd.Context(context.Background())
-	img, err := e.ctrd.Client.GetImage(ctx, ref)
+	ctx := e.Ctrd.Context(context.Background())
+	img, err := e.Ctrd.Client.GetImage(ctx, ref)
 	if err != nil {
 		t.Fatalf("containerd has no image %s after dao pull: %v", ref, err)
 	}
@@ -78,11 +64,11 @@ func TestPull(t *testing.T) {
 	}
 
 	// Again: the layer is there already.
-	status, out, _ = e.dao(t, "", "pull", "--insecure", e.reg.Addr, ref)
+	status, out, _ = e.dao(t, "", "pull", "--insecure", e.Reg.Addr, ref)
 	if status != exitOK || !strings.Contains(out, "Already exists") {
 		t.Errorf("second pull: status %d, want 0 and \"Already exists\"", status)
 	}
-	status, out, _ = e.dao(t, "", "pull", "--quiet", "--insecure", e.reg.Addr, ref)
+	status, out, _ = e.dao(t, "", "pull", "--quiet", "--insecure", e.Reg.Addr, ref)
 	if want := ref + "@" + img.Target().Digest.String() + "\n"; status != exitOK || out != want {
 		t.Errorf("pull --quiet printed %q, want %q", out, want)
 	}
@@ -92,7 +78,7 @@ func TestPull(t *testing.T) {
 // mirror named in the config file.
 func TestPullThroughMirror(t *testing.T) {
 	e := newPullEnv(t)
-	config := fmt.Sprintf("mirrors:\n  docker.io:\n    endpoint:\n      - http://%s\n", e.reg.Addr)
+	config := fmt.Sprintf("mirrors:\n  docker.io:\n    endpoint:\n      - http://%s\n", e.Reg.Addr)
 	status, out, errOut := e.dao(t, config, "pull", "busybox:stable")
 	if status != exitOK || errOut != "" {
 		t.Fatalf("dao pull through a mirror: status %d, stderr %q", status, errOut)
@@ -100,7 +86,7 @@ func TestPullThroughMirror(t *testing.T) {
 	if !strings.Contains(out, "Pulled docker.io/library/busybox:stable") {
 		t.Errorf("output lacks the normalised name")
 	}
-	if _, err := e.ctrd.Client.GetImage(e.ctrd.Context(context.Background()), "docker.io/library/busybox:stable"); err != nil {
+	if _, err := e.Ctrd.Client.GetImage(e.Ctrd.Context(context.Background()), "docker.io/library/busybox:stable"); err != nil {
 		t.Errorf("containerd has no image after the pull: %v", err)
 	}
 }
@@ -115,8 +101,8 @@ func TestPullErrors(t *testing.T) {
 		status       int
 		want         string
 	}{
-		{"unknown image", "", []string{"--insecure", e.reg.Addr, e.reg.Ref("tools/nothing:1")}, exitFailure, "no such image in the registry"},
-		{"unknown tag", "", []string{"--insecure", e.reg.Addr, e.reg.Ref("tools/busybox:2")}, exitFailure, "no such image in the registry"},
+		{"unknown image", "", []string{"--insecure", e.Reg.Addr, e.Reg.Ref("tools/nothing:1")}, exitFailure, "no such image in the registry"},
+		{"unknown tag", "", []string{"--insecure", e.Reg.Addr, e.Reg.Ref("tools/busybox:2")}, exitFailure, "no such image in the registry"},
 		{"unreachable registry", "", []string{"--insecure", down, down + "/app:1"}, exitFailure, "connection refused"},
 		{"bad reference", "", []string{"Not//A/Ref"}, exitUsage, "is not an image reference"},
 		{"no reference", "", nil, exitUsage, "want one image reference, got 0 arguments"},

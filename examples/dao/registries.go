@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/remote"
 )
 
 // registriesConfig is the file of mirrors, plain-HTTP hosts, CAs and credentials, in the
@@ -91,9 +91,9 @@ func checkHost(host string) error {
 
 // hosts turns the config and the --insecure hosts into the registry client's host settings
 // and credentials.
-func (c *registriesConfig) hosts(insecure []string) (map[string]registry.HostConfig, map[string]registry.Credentials, error) {
-	hosts := map[string]registry.HostConfig{}
-	creds := map[string]registry.Credentials{}
+func (c *registriesConfig) hosts(insecure []string) (map[string]remote.HostConfig, map[string]remote.Credentials, error) {
+	hosts := map[string]remote.HostConfig{}
+	creds := map[string]remote.Credentials{}
 	tlsOf := func(host string) (*x509.CertPool, bool, error) {
 		rc, ok := c.Configs[host]
 		if !ok || rc.TLS.CAFile == "" {
@@ -119,7 +119,7 @@ func (c *registriesConfig) hosts(insecure []string) (map[string]registry.HostCon
 		}
 		hosts[host] = hc
 		if a := rc.Auth; a.Username != "" || a.Password != "" || a.IdentityToken != "" {
-			creds[host] = registry.Credentials{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken}
+			creds[host] = remote.Credentials{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken}
 		}
 	}
 	for _, host := range insecure {
@@ -142,7 +142,7 @@ func (c *registriesConfig) hosts(insecure []string) (map[string]registry.HostCon
 				hc.PlainHTTP = hc.PlainHTTP || u.Scheme == "http"
 				continue
 			}
-			m := registry.Mirror{URL: strings.TrimSuffix(ep, "/")}
+			m := remote.Mirror{URL: strings.TrimSuffix(ep, "/")}
 			if m.RootCAs, m.SkipVerify, err = tlsOf(u.Host); err != nil {
 				return nil, nil, err
 			}

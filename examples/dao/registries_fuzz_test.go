@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/remote"
 )
 
 // FuzzRegistriesConfig feeds arbitrary files to the registries config loader: it must
@@ -28,7 +29,7 @@ func FuzzRegistriesConfig(f *testing.F) {
 		if err != nil {
 			return
 		}
-		c, err := registry.NewClient(registry.WithHosts(hosts))
+		c, err := registry.NewClient(remote.WithHosts(hosts))
 		if err != nil {
 			t.Fatalf("a config the loader took is refused by the client: %v\n%s", err, data)
 		}

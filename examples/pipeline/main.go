@@ -58,6 +58,10 @@ import (
 	"github.com/opendao/dao/pipeline"
 	"github.com/opendao/dao/policy"
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/build"
+	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/remote"
 )
 
 const (
@@ -162,7 +166,7 @@ func deliver(ctx context.Context, con *console, cfg config) error {
 		cfg.registry = r.Addr
 		con.done("registry at %s (%s)", cfg.registry, since(t))
 	}
-	reg, err := registry.NewClient(registry.WithHosts(map[string]registry.HostConfig{cfg.registry: {PlainHTTP: true}}))
+	reg, err := registry.NewClient(remote.WithHosts(map[string]remote.HostConfig{cfg.registry: {PlainHTTP: true}}))
 	if err != nil {
 		return err
 	}
@@ -188,7 +192,7 @@ func deliver(ctx context.Context, con *console, cfg config) error {
 	if err != nil {
 		return err
 	}
-	if _, err := registry.Import(ciCtx, c, busyboxRef, bb, registry.WithUnpack("overlayfs")); err != nil {
+	if _, err := ctrd.Import(ciCtx, c, busyboxRef, bb, ctrd.WithUnpack("overlayfs")); err != nil {
 		return err
 	}
 	defer deleteImages(c, ciNamespace)
@@ -348,11 +352,11 @@ func compile(ws string) error {
 }
 
 // busyboxImage is an image of Debian's static busybox with the applets the steps use.
-func busyboxImage(ctx context.Context) (*registry.Image, error) {
+func busyboxImage(ctx context.Context) (*oci.Image, error) {
 	if _, err := os.Stat("/usr/bin/busybox"); err != nil {
 		return nil, errors.New("the steps' image needs /usr/bin/busybox (Debian package busybox-static)")
 	}
-	lb, err := registry.NewLayerBuilder()
+	lb, err := build.NewLayerBuilder()
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +378,7 @@ func busyboxImage(ctx context.Context) (*registry.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return registry.NewImage([]*registry.Layer{layer}, ocispec.ImageConfig{
+	return oci.NewImage([]*oci.Layer{layer}, ocispec.ImageConfig{
 		Cmd: []string{"/bin/sh"},
 		Env: []string{"PATH=/bin"},
 	})

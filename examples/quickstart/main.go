@@ -37,7 +37,9 @@ import (
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/daemon"
 	"github.com/opendao/dao/orchestrator"
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/build"
+	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/oci"
 )
 
 const (
@@ -102,7 +104,7 @@ func run(ctx context.Context, address string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := registry.Import(ctx, c, imageName(v), img, registry.WithUnpack("overlayfs")); err != nil {
+		if _, err := ctrd.Import(ctx, c, imageName(v), img, ctrd.WithUnpack("overlayfs")); err != nil {
 			return err
 		}
 		done("%s  %s", imageName(v), img.Descriptor().Digest.Encoded()[:12])
@@ -275,8 +277,8 @@ func buildWebapp(dir string) (string, error) {
 }
 
 // webappImage is an image of the binary alone, which answers with version.
-func webappImage(ctx context.Context, bin, version string) (*registry.Image, error) {
-	lb, err := registry.NewLayerBuilder()
+func webappImage(ctx context.Context, bin, version string) (*oci.Image, error) {
+	lb, err := build.NewLayerBuilder()
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +289,7 @@ func webappImage(ctx context.Context, bin, version string) (*registry.Image, err
 	if err != nil {
 		return nil, err
 	}
-	return registry.NewImage([]*registry.Layer{layer}, ocispec.ImageConfig{
+	return oci.NewImage([]*oci.Layer{layer}, ocispec.ImageConfig{
 		Entrypoint: []string{"/webapp"},
 		Cmd:        []string{"-listen", ":8080", "-version", version},
 		Labels:     map[string]string{"org.opencontainers.image.version": version},

@@ -14,7 +14,9 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/build"
+	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/oci"
 )
 
 // Image names tests use.
@@ -32,17 +34,17 @@ var busyboxApplets = []string{
 
 var (
 	busyboxOnce  sync.Once
-	busyboxImage *registry.Image
+	busyboxImage *oci.Image
 	busyboxErr   error
 
 	testAppOnce  sync.Once
-	testAppImage *registry.Image
+	testAppImage *oci.Image
 	testAppErr   error
 )
 
 // BuildBusyboxImage builds (once per process) an image of /usr/bin/busybox from
 // busybox-static, at /bin/busybox with links for the usual applets, and /etc/passwd.
-func BuildBusyboxImage(t testing.TB) *registry.Image {
+func BuildBusyboxImage(t testing.TB) *oci.Image {
 	t.Helper()
 	RequireIntegration(t)
 	if _, err := os.Stat("/usr/bin/busybox"); err != nil {
@@ -56,15 +58,15 @@ func BuildBusyboxImage(t testing.TB) *registry.Image {
 }
 
 // Busybox is BuildBusyboxImage for programs: benchmarks and examples.
-func Busybox() (*registry.Image, error) {
+func Busybox() (*oci.Image, error) {
 	busyboxOnce.Do(func() {
 		busyboxImage, busyboxErr = buildBusybox()
 	})
 	return busyboxImage, busyboxErr
 }
 
-func buildBusybox() (*registry.Image, error) {
-	lb, err := registry.NewLayerBuilder()
+func buildBusybox() (*oci.Image, error) {
+	lb, err := build.NewLayerBuilder()
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +98,7 @@ func buildBusybox() (*registry.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return registry.NewImage([]*registry.Layer{layer}, ocispec.ImageConfig{
+	return oci.NewImage([]*oci.Layer{layer}, ocispec.ImageConfig{
 		Cmd: []string{"/bin/sh"},
 		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 	})
@@ -104,7 +106,7 @@ func buildBusybox() (*registry.Image, error) {
 
 // BuildTestAppImage builds (once per process) an image holding only /testapp, the program of
 // internal/testutil/testapp compiled with CGO_ENABLED=0, as its entrypoint.
-func BuildTestAppImage(t testing.TB) *registry.Image {
+func BuildTestAppImage(t testing.TB) *oci.Image {
 	t.Helper()
 	RequireIntegration(t, "go")
 	img, err := TestApp()
@@ -115,19 +117,19 @@ func BuildTestAppImage(t testing.TB) *registry.Image {
 }
 
 // TestApp is BuildTestAppImage for programs: benchmarks and examples.
-func TestApp() (*registry.Image, error) {
+func TestApp() (*oci.Image, error) {
 	testAppOnce.Do(func() {
 		testAppImage, testAppErr = buildTestApp()
 	})
 	return testAppImage, testAppErr
 }
 
-func buildTestApp() (*registry.Image, error) {
+func buildTestApp() (*oci.Image, error) {
 	bin, err := BuildTestApp()
 	if err != nil {
 		return nil, err
 	}
-	lb, err := registry.NewLayerBuilder()
+	lb, err := build.NewLayerBuilder()
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +143,7 @@ func buildTestApp() (*registry.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return registry.NewImage([]*registry.Layer{layer}, ocispec.ImageConfig{
+	return oci.NewImage([]*oci.Layer{layer}, ocispec.ImageConfig{
 		Entrypoint: []string{"/testapp"},
 	})
 }
@@ -232,9 +234,9 @@ func TestAppImage(t testing.TB, c *Containerd) string {
 	return TestAppImageName
 }
 
-func (c *Containerd) importImage(name string, img *registry.Image) {
+func (c *Containerd) importImage(name string, img *oci.Image) {
 	c.t.Helper()
-	if _, err := registry.Import(c.Context(context.Background()), c.Client, name, img, registry.WithUnpack("overlayfs")); err != nil {
+	if _, err := ctrd.Import(c.Context(context.Background()), c.Client, name, img, ctrd.WithUnpack("overlayfs")); err != nil {
 		c.t.Fatalf("import %s: %v", name, err)
 	}
 }

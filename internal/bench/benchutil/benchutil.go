@@ -14,7 +14,8 @@ import (
 
 	"github.com/opendao/dao/internal/daemon"
 	"github.com/opendao/dao/internal/testutil"
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/oci"
 )
 
 // Namespace is the containerd namespace benchmarks work in.
@@ -42,13 +43,13 @@ func Start() (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Daemon: d, Client: cl, Ctx: namespaces.WithNamespace(context.Background(), Namespace)}
-	for name, build := range map[string]func() (*registry.Image, error){
+	for name, build := range map[string]func() (*oci.Image, error){
 		testutil.BusyboxImageName: testutil.Busybox,
 		testutil.TestAppImageName: testutil.TestApp,
 	} {
 		img, err := build()
 		if err == nil {
-			_, err = registry.Import(e.Ctx, cl, name, img, registry.WithUnpack("overlayfs"))
+			_, err = ctrd.Import(e.Ctx, cl, name, img, ctrd.WithUnpack("overlayfs"))
 		}
 		if err != nil {
 			e.Close()

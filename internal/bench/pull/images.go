@@ -8,13 +8,15 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/build"
+	"github.com/opendao/dao/registry/oci"
 )
 
 // benchImage is an image pushed to the benchmark's registry.
 type benchImage struct {
 	name   string // what the output calls it
 	ref    string
-	layers []*registry.Layer
+	layers []*oci.Layer
 	// compressed and uncompressed are the sizes of all layers.
 	compressed, uncompressed int64
 }
@@ -42,10 +44,10 @@ func fill(r *rand.ChaCha8, b []byte) {
 // repeated blocks to almost nothing, the random ones not at all, but as gzip's blocks mix
 // both, it codes most random bytes with Huffman codes, which decompress byte by byte (at
 // about 600 MB/s of compressed bytes per core here, as real layers do).
-func buildLayer(ctx context.Context, seed uint64, compressedMB int) (*registry.Layer, int64, error) {
+func buildLayer(ctx context.Context, seed uint64, compressedMB int) (*oci.Layer, int64, error) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	cr := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 1})
-	b, err := registry.NewLayerBuilder()
+	b, err := build.NewLayerBuilder()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -80,7 +82,7 @@ func buildImage(ctx context.Context, c *registry.Client, name, ref string, seed 
 		img.compressed += l.Descriptor().Size
 		img.uncompressed += size
 	}
-	ri, err := registry.NewImage(img.layers, ocispec.ImageConfig{Cmd: []string{"/data"}})
+	ri, err := oci.NewImage(img.layers, ocispec.ImageConfig{Cmd: []string{"/data"}})
 	if err != nil {
 		img.close()
 		return nil, err

@@ -9,7 +9,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/oci"
 )
 
 // limits are the machine's throughputs in bytes per second, per core and on every core at
@@ -21,7 +21,7 @@ type limits struct {
 }
 
 // measureLimits measures over the layers' blobs, with work split between cores goroutines.
-func measureLimits(layers []*registry.Layer, cores int) (limits, error) {
+func measureLimits(layers []*oci.Layer, cores int) (limits, error) {
 	var blobs [][]byte
 	for _, l := range layers {
 		rc, err := l.Open()

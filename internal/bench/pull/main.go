@@ -44,6 +44,9 @@ import (
 	"github.com/opendao/dao/internal/bench/benchutil"
 	"github.com/opendao/dao/internal/daemon"
 	"github.com/opendao/dao/registry"
+	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/remote"
 )
 
 const namespace = "bench"
@@ -56,7 +59,7 @@ func main() {
 	layers := flag.Int("layers", 8, "layers of the layered image")
 	layerMB := flag.Int("layer-mb", 25, "compressed size of each of its layers, in MB")
 	bigMB := flag.Int("big-mb", 200, "compressed size of the single-layer image, in MB")
-	concurrency := flag.Int("concurrency", 0, "Dao's WithPullConcurrency (0: its default)")
+	concurrency := flag.Int("concurrency", 0, "Dao's WithConcurrency (0: its default)")
 	only := flag.String("only", "", "comma-separated comparisons to run: pull, layout, fetch (default all)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process over the timed comparisons to `file`")
 	flag.Parse()
@@ -83,7 +86,7 @@ type comparison struct {
 type bench struct {
 	reg      *daemon.Registry
 	work     string
-	pullOpts []registry.PullOption
+	pullOpts []ctrd.Option
 }
 
 func run(runs, layers, layerMB, bigMB, concurrency int, only string) error {
@@ -108,7 +111,7 @@ func run(runs, layers, layerMB, bigMB, concurrency int, only string) error {
 	defer os.RemoveAll(work)
 	b := &bench{reg: reg, work: work}
 	if concurrency > 0 {
-		b.pullOpts = append(b.pullOpts, registry.WithPullConcurrency(concurrency))
+		b.pullOpts = append(b.pullOpts, ctrd.WithConcurrency(concurrency))
 	}
 
 	pusher, err := b.client()
@@ -214,7 +217,7 @@ func run(runs, layers, layerMB, bigMB, concurrency int, only string) error {
 		fmt.Printf("\nnote: %d timed runs started while the machine was busy with other work\n", noisy)
 	}
 
-	var all []*registry.Layer
+	var all []*oci.Layer
 	for _, img := range imgs {
 		all = append(all, img.layers...)
 	}
@@ -245,7 +248,7 @@ func run(runs, layers, layerMB, bigMB, concurrency int, only string) error {
 // client returns a registry client for the benchmark's registry. Each timed pull makes a new
 // one, as each ctr or skopeo is a new process.
 func (b *bench) client() (*registry.Client, error) {
-	return registry.NewClient(registry.WithHosts(map[string]registry.HostConfig{b.reg.Addr: {PlainHTTP: true}}))
+	return registry.NewClient(remote.WithHosts(map[string]remote.HostConfig{b.reg.Addr: {PlainHTTP: true}}))
 }
 
 // inContainerd runs pull against a containerd of its own, started before the clock starts and
@@ -321,7 +324,7 @@ func (b *bench) daoFetch() contender {
 		}
 		defer c.Close()
 		return timeFunc(d.Dir, b.reg.Dir, func() error {
-			_, err := c.Pull(ctx, cl, img.ref, append(b.pullOpts, registry.WithPullUnpack(""))...)
+			_, err := c.Pull(ctx, cl, img.ref, append(b.pullOpts, ctrd.WithoutUnpack())...)
 			return err
 		})
 	})}
