@@ -22,7 +22,7 @@
 // bridge network instead: an address each (reported in [ContainerStatus.Addresses] and the
 // task status), outbound masquerading, and published ports forwarded from the node.
 //
-// Images come from containerd's image store: imported (registry.Import) or pulled
+// Images come from containerd's image store: imported (ctrd.Import, in registry/ctrd) or pulled
 // beforehand, or pulled when a container needs one that is missing, with [WithPuller] and a
 // *registry.Client (its hosts, mirrors and credentials).
 //

@@ -1,7 +1,6 @@
 package hostfs
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,7 +8,10 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/opendao/dao/internal/errclass"
 )
 
 // Host files that a LayerBuilder reads, and layout files that layout.Read reads, are opened
@@ -24,8 +26,9 @@ import (
 // once for the process; tests choose the walk with Opener.Walk instead of changing it.
 var openat2Missing atomic.Bool
 
-// ErrSymlink is the error of an open that met a symbolic link.
-var ErrSymlink = errors.New("a path component is a symbolic link, which is not followed")
+// ErrSymlink is the error of an open that met a symbolic link. Its class is
+// errdefs.ErrFailedPrecondition.
+var ErrSymlink = errclass.New(errdefs.ErrFailedPrecondition, "a path component is a symbolic link, which is not followed")
 
 // Opener opens files as OpenNoFollow does. Its zero value uses openat2 where the kernel has
 // it; Walk makes it open each path by the walk that replaces openat2 on kernels without it,
