@@ -21,7 +21,8 @@ var watchdog = remote.WithSpeedLimit(remote.SpeedLimit{BytesPerSecond: 64 << 10,
 // again and succeed, or fail with a clear error, in seconds either way, not hang until the
 // caller's context ends.
 func TestDocumentBodyFaults(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, proxy := startMemRegistry(t)
 	ctx := context.Background()
 	amd, arm := randomImage(t, 64<<10, "amd64"), randomImage(t, 64<<10, "arm64")
 	ix, err := oci.NewIndex([]*oci.Image{amd, arm})
@@ -31,7 +32,6 @@ func TestDocumentBodyFaults(t *testing.T) {
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), ix); err != nil {
 		t.Fatal(err)
 	}
-	proxy := startFaultProxy(t, reg.Addr)
 	child := ix.Descriptor()
 	child.Digest, child.Size, child.MediaType = amd.Descriptor().Digest, amd.Descriptor().Size, amd.Descriptor().MediaType
 
@@ -117,13 +117,13 @@ func TestDocumentBodyFaults(t *testing.T) {
 // TestShortManifestBodyIsRetried serves a manifest by digest shorter than its descriptor
 // once: the client asks again.
 func TestShortManifestBodyIsRetried(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, proxy := startMemRegistry(t)
 	ctx := context.Background()
 	img := randomImage(t, 64<<10, "amd64")
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), img); err != nil {
 		t.Fatal(err)
 	}
-	proxy := startFaultProxy(t, reg.Addr)
 	proxy.MustAdd(t, fault{Kind: registrytest.Truncate, At: -10, Method: "GET", Path: "/manifests/", Times: 1})
 	c := newClient(t, []string{proxy.Addr})
 	if _, err := c.FetchManifest(ctx, proxy.Ref("app"), img.Descriptor()); err != nil {
@@ -141,7 +141,8 @@ func TestShortManifestBodyIsRetried(t *testing.T) {
 // blobs and manifests at 20 bytes a second: the client cuts it and gets them from the
 // registry, in seconds, with FetchBlob and PullLayout.
 func TestSlowMirrorIsLeftForTheNext(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, mirror := startMemRegistry(t)
 	ctx := context.Background()
 	img := randomImage(t, 1<<20, "amd64")
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), img); err != nil {
@@ -149,7 +150,6 @@ func TestSlowMirrorIsLeftForTheNext(t *testing.T) {
 	}
 	layer := img.Layers()[0].Descriptor()
 	want := layerBytes(t, img)
-	mirror := startFaultProxy(t, reg.Addr)
 	for _, match := range []string{"/blobs/", "/manifests/"} {
 		mirror.MustAdd(t, fault{Kind: registrytest.Slow, BytesPerSecond: 20, Method: "GET", Path: match, At: 1000, Times: registrytest.Forever})
 	}

@@ -25,8 +25,10 @@ import (
 
 // TestFaults pulls through a proxy that breaks the registry's answers: the pull either
 // succeeds with verified content or fails with a clear error, and never stores bad content.
+// The registry is registrytest's, in memory, as in the other tests of faults.
 func TestFaults(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, proxy := startMemRegistry(t)
 	ctx := context.Background()
 	img := randomImage(t, 2<<20, "amd64")
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), img); err != nil {
@@ -34,7 +36,6 @@ func TestFaults(t *testing.T) {
 	}
 	layer := img.Layers()[0].Descriptor()
 	want := layerBytes(t, img)
-	proxy := startFaultProxy(t, reg.Addr)
 
 	for _, tc := range []struct {
 		name  string
@@ -200,7 +201,8 @@ func checkLayoutBlobs(t *testing.T, dir string) {
 
 // TestConcurrentFetchesShareOneDownload fetches one blob from many goroutines at once.
 func TestConcurrentFetchesShareOneDownload(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, proxy := startMemRegistry(t)
 	ctx := context.Background()
 	img := randomImage(t, 3<<20, "amd64")
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), img); err != nil {
@@ -208,7 +210,6 @@ func TestConcurrentFetchesShareOneDownload(t *testing.T) {
 	}
 	layer := img.Layers()[0].Descriptor()
 	want := layerBytes(t, img)
-	proxy := startFaultProxy(t, reg.Addr)
 	proxy.MustAdd(t, fault{Kind: registrytest.Delay, Method: "GET", Path: layer.Digest.String(), Times: registrytest.Forever})
 	c := newClient(t, []string{proxy.Addr})
 	var wg sync.WaitGroup

@@ -80,14 +80,10 @@ type (
 	faultProxy = regtest.FaultProxy
 )
 
-// startFaultProxy serves a fault proxy in front of the registry at registryAddr.
-func startFaultProxy(t testing.TB, registryAddr string) *faultProxy {
-	t.Helper()
-	return regtest.StartFaultProxy(t, registryAddr)
-}
-
 // startMemRegistry serves an in-memory registry and a fault proxy in front of it, for the
-// tests of the client's own logic, which need no real registry.
+// tests of the client's handling of faults, which need an OCI registry but none of
+// Distribution's own behaviour (the *_integration_test.go files test against Distribution,
+// and ctrd's fault tests put the proxy in front of it).
 func startMemRegistry(t testing.TB) (*regtest.MemRegistry, *faultProxy) {
 	t.Helper()
 	reg := regtest.StartMemRegistry(t)
