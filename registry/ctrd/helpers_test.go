@@ -8,6 +8,7 @@ import (
 	"github.com/opendao/dao/registry/build"
 	"github.com/opendao/dao/registry/internal/regtest"
 	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/registrytest"
 	"github.com/opendao/dao/registry/remote"
 )
 
@@ -41,9 +42,10 @@ func startRegistry(t testing.TB) *testutil.Registry { return testutil.StartRegis
 // 200ms, or nothing, is cut.
 var watchdog = remote.WithSpeedLimit(remote.SpeedLimit{BytesPerSecond: 64 << 10, Period: 200 * time.Millisecond})
 
-// The fault proxy of the tests, shared with the other registry packages' tests.
+// The fault proxy of the tests: registrytest's, served for one test in front of the
+// Distribution registry of the pull environment.
 type (
-	fault      = regtest.Fault
+	fault      = registrytest.Fault
 	faultProxy = regtest.FaultProxy
 )
 

@@ -17,6 +17,7 @@ import (
 	"github.com/opendao/dao/registry/build"
 	"github.com/opendao/dao/registry/ctrd"
 	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/registrytest"
 	"github.com/opendao/dao/registry/remote"
 )
 
@@ -36,7 +37,7 @@ func testPullContainerdCrash(t *testing.T, contentPath ctrd.Option) {
 	// containerd stays down for a second, a longer outage than a restart.
 	crashed := make(chan error, 1)
 	var once atomic.Bool
-	c := newClient(t, []string{proxy.Addr()}, remote.WithProgress(func(p remote.Progress) {
+	c := newClient(t, []string{proxy.Addr}, remote.WithProgress(func(p remote.Progress) {
 		if p.Descriptor.Digest == big.Digest && p.Done >= big.Size/3 && !once.Swap(true) {
 			go func() {
 				e.Ctrd.Containerd.Kill()
@@ -125,6 +126,6 @@ func (e *pullEnv) slowLastLayer(t *testing.T, name string) (*oci.Image, ocispec.
 	big := img.Layers()[2].Descriptor()
 	e.Push(t, e.Reg.Ref(name), img)
 	proxy := startFaultProxy(t, e.Reg.Addr)
-	proxy.Add(fault{Kind: "delay", Match: big.Digest.String(), Times: -1})
+	proxy.MustAdd(t, fault{Kind: registrytest.Delay, Method: "GET", Path: big.Digest.String(), Times: registrytest.Forever})
 	return img, big, proxy, proxy.Ref(name)
 }

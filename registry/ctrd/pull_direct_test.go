@@ -17,6 +17,7 @@ import (
 	"github.com/opendao/dao/registry/build"
 	"github.com/opendao/dao/registry/ctrd"
 	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/registrytest"
 )
 
 // directLog records what Pull wrote directly into containerd's content store.
@@ -207,11 +208,11 @@ func TestPullDirectBadBlob(t *testing.T) {
 	layer := img.Layers()[1].Descriptor()
 	e.Push(t, e.Reg.Ref("bad:1"), img)
 	proxy := startFaultProxy(t, e.Reg.Addr)
-	proxy.Add(fault{Kind: "flip", Match: layer.Digest.String(), At: 1_500_000, Times: -1})
+	proxy.MustAdd(t, fault{Kind: registrytest.Corrupt, Method: "GET", Path: layer.Digest.String(), At: 1_500_000, Times: registrytest.Forever})
 	ref := proxy.Ref("bad:1")
 
 	var dl directLog
-	_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr()}), ref, ctrd.WithContent(root, dl.hook))
+	_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr}), ref, ctrd.WithContent(root, dl.hook))
 	if !errors.Is(err, oci.ErrDigestMismatch) {
 		t.Fatalf("Pull = %v, want ErrDigestMismatch", err)
 	}

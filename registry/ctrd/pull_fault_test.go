@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/opendao/dao/registry/build"
 	"github.com/opendao/dao/registry/ctrd"
+	"github.com/opendao/dao/registry/internal/regtest"
 	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/registrytest"
 	"github.com/opendao/dao/registry/remote"
 )
 
@@ -135,24 +138,24 @@ func testPullFaults(t *testing.T, content ctrd.Option) {
 	}{{
 		name:  "cut mid-blob resumes with a range",
 		comp:  build.Gzip,
-		fault: fault{Kind: "cut", At: 700_000, Times: 1},
+		fault: fault{Kind: registrytest.Cut, At: 700_000, Times: 1},
 		check: func(t *testing.T, p *faultProxy) {
-			if r := p.Requests("bytes="); len(r) != 1 || !strings.Contains(r[0], "bytes=700000-") {
+			if r := regtest.Ranged(p.Requests()); len(r) != 1 || !strings.HasPrefix(r[0].Range, "bytes=700000-") {
 				t.Errorf("ranged requests %q, want one from byte 700000", r)
 			}
 		},
 	}, {
 		name:  "stalled answer is cut and resumed",
 		comp:  build.Zstd,
-		fault: fault{Kind: "stall", At: 500_000, Times: 1},
+		fault: fault{Kind: registrytest.Stall, At: 500_000, Times: 1},
 	}, {
 		name:  "500s are retried",
 		comp:  build.Uncompressed,
-		fault: fault{Kind: "500", Times: 2},
+		fault: fault{Kind: registrytest.Respond, StatusCode: http.StatusInternalServerError, Times: 2},
 	}, {
 		name:    "flipped byte in a gzip layer fails, nothing kept",
 		comp:    build.Gzip,
-		fault:   fault{Kind: "flip", At: 1000, Times: -1},
+		fault:   fault{Kind: registrytest.Corrupt, At: 1000, Times: registrytest.Forever},
 		wantErr: oci.ErrDigestMismatch,
 		wantMsg: "unexpected commit digest",
 	}, {
@@ -160,18 +163,18 @@ func testPullFaults(t *testing.T, content ctrd.Option) {
 		// extracted, and it must go.
 		name:    "flipped byte in file data of a plain tar fails, snapshot removed",
 		comp:    build.Uncompressed,
-		fault:   fault{Kind: "flip", At: 1_500_000, Times: -1},
+		fault:   fault{Kind: registrytest.Corrupt, At: 1_500_000, Times: registrytest.Forever},
 		wantErr: oci.ErrDigestMismatch,
 		wantMsg: "unexpected commit digest",
 	}, {
 		name:    "short body is a size mismatch",
 		comp:    build.Gzip,
-		fault:   fault{Kind: "short", Times: -1},
+		fault:   fault{Kind: registrytest.Truncate, At: -10, Times: registrytest.Forever},
 		wantErr: oci.ErrSizeMismatch,
 		wantMsg: "the descriptor says",
 	}, {
 		name:    "500 for ever fails",
-		fault:   fault{Kind: "500", Times: -1},
+		fault:   fault{Kind: registrytest.Respond, StatusCode: http.StatusInternalServerError, Times: registrytest.Forever},
 		wantMsg: "500 Internal Server Error",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,10 +184,10 @@ func testPullFaults(t *testing.T, content ctrd.Option) {
 			e.Push(t, e.Reg.Ref(repo+":1"), img)
 			proxy.Reset()
 			f := tc.fault
-			f.Match = layer.Digest.String()
-			proxy.Add(f)
+			f.Method, f.Path = "GET", layer.Digest.String()
+			proxy.MustAdd(t, f)
 			ref := proxy.Ref(repo + ":1")
-			c := newClient(t, []string{proxy.Addr()}, remote.WithSpeedLimit(remote.SpeedLimit{Period: 300 * time.Millisecond}))
+			c := newClient(t, []string{proxy.Addr}, remote.WithSpeedLimit(remote.SpeedLimit{Period: 300 * time.Millisecond}))
 			_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref, content)
 			if tc.wantErr == nil && tc.wantMsg == "" {
 				if err != nil {
@@ -229,7 +232,7 @@ func testPullCancelThenResume(t *testing.T, content ctrd.Option) {
 	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	var cancelled atomic.Bool
-	c := newClient(t, []string{proxy.Addr()}, remote.WithProgress(func(p remote.Progress) {
+	c := newClient(t, []string{proxy.Addr}, remote.WithProgress(func(p remote.Progress) {
 		if p.Descriptor.Digest == big.Digest && p.Done >= big.Size/2 && !cancelled.Swap(true) {
 			cancel()
 		}
@@ -278,12 +281,12 @@ func testPullCancelThenResume(t *testing.T, content ctrd.Option) {
 	}
 
 	proxy.Reset()
-	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr()}), ref, content)
+	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr}), ref, content)
 	if err != nil {
 		t.Fatalf("second Pull: %v", err)
 	}
-	blobGets := proxy.Requests("GET /v2/resume/blobs/")
-	if len(blobGets) != 1 || !strings.Contains(blobGets[0], big.Digest.String()) || !strings.Contains(blobGets[0], fmt.Sprintf("bytes=%d-", partial)) {
+	blobGets := proxy.Find("GET", "/v2/resume/blobs/")
+	if len(blobGets) != 1 || !strings.Contains(blobGets[0].Path, big.Digest.String()) || !strings.HasPrefix(blobGets[0].Range, fmt.Sprintf("bytes=%d-", partial)) {
 		t.Errorf("second pull's blob requests %q, want only the big layer from byte %d", blobGets, partial)
 	}
 	if rec.Target.Digest != img.Descriptor().Digest {
@@ -313,11 +316,11 @@ func testPullBodyFaults(t *testing.T, content ctrd.Option) {
 		fault  fault
 		mirror bool // the proxy is a mirror of the registry, not the registry
 	}{
-		{name: "manifest reset once", match: "manifest", fault: fault{Kind: "cut", At: 20, Times: 1}},
-		{name: "manifest stalls once", match: "manifest", fault: fault{Kind: "stall", At: 20, Times: 1}},
-		{name: "config reset once", match: "config", fault: fault{Kind: "cut", At: 20, Times: 1}},
-		{name: "config stalls once", match: "config", fault: fault{Kind: "stall", At: 20, Times: 1}},
-		{name: "slow mirror of layers", match: "layer", fault: fault{Kind: "trickle", At: 1000, Times: -1}, mirror: true},
+		{name: "manifest reset once", match: "manifest", fault: fault{Kind: registrytest.Cut, At: 20, Times: 1}},
+		{name: "manifest stalls once", match: "manifest", fault: fault{Kind: registrytest.Stall, At: 20, Times: 1}},
+		{name: "config reset once", match: "config", fault: fault{Kind: registrytest.Cut, At: 20, Times: 1}},
+		{name: "config stalls once", match: "config", fault: fault{Kind: registrytest.Stall, At: 20, Times: 1}},
+		{name: "slow mirror of layers", match: "layer", fault: fault{Kind: registrytest.Slow, BytesPerSecond: 20, At: 1000, Times: registrytest.Forever}, mirror: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := randomLayersImage(t, build.Gzip, 256<<10, 1<<20)
@@ -325,21 +328,22 @@ func testPullBodyFaults(t *testing.T, content ctrd.Option) {
 			e.Push(t, e.Reg.Ref(repo+":1"), img)
 			proxy.Reset()
 			f := tc.fault
+			f.Method = "GET"
 			switch tc.match {
 			case "manifest":
-				f.Match = "/manifests/"
+				f.Path = "/manifests/"
 			case "config":
-				f.Match = img.Manifest().Config.Digest.String()
+				f.Path = img.Manifest().Config.Digest.String()
 			case "layer":
-				f.Match = "/blobs/"
+				f.Path = "/blobs/"
 			}
-			proxy.Add(f)
+			proxy.MustAdd(t, f)
 			ref := proxy.Ref(repo + ":1")
-			c := newClient(t, []string{proxy.Addr()}, watchdog)
+			c := newClient(t, []string{proxy.Addr}, watchdog)
 			if tc.mirror {
 				ref = e.Reg.Ref(repo + ":1")
 				c = newClient(t, nil, watchdog, remote.WithHosts(map[string]remote.HostConfig{
-					e.Reg.Addr: {PlainHTTP: true, Mirrors: []remote.Mirror{{URL: "http://" + proxy.Addr()}}},
+					e.Reg.Addr: {PlainHTTP: true, Mirrors: []remote.Mirror{{URL: "http://" + proxy.Addr}}},
 				}))
 			}
 			ctx, cancel := context.WithTimeout(e.Ctx, time.Minute)
@@ -355,8 +359,8 @@ func testPullBodyFaults(t *testing.T, content ctrd.Option) {
 			if !e.hasImage(t, ref) {
 				t.Fatalf("no image record after the pull")
 			}
-			if len(proxy.Requests(f.Match)) < 2 && !tc.mirror {
-				t.Errorf("%d requests of %s, want it asked again", len(proxy.Requests(f.Match)), f.Match)
+			if proxy.Count("", f.Path) < 2 && !tc.mirror {
+				t.Errorf("%d requests of %s, want it asked again", proxy.Count("", f.Path), f.Path)
 			}
 		})
 	}

@@ -143,7 +143,7 @@ func TestPullReusesContent(t *testing.T) {
 	e.Push(t, e.Reg.Ref("reuse:1"), img)
 	proxy := startFaultProxy(t, e.Reg.Addr)
 	ref := proxy.Ref("reuse:1")
-	c := newClient(t, []string{proxy.Addr()})
+	c := newClient(t, []string{proxy.Addr})
 
 	rec, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, c, ref, ctrd.WithoutUnpack())
 	if err != nil {
@@ -152,7 +152,7 @@ func TestPullReusesContent(t *testing.T) {
 	if ok, _ := client.NewImage(e.Ctrd.Client, rec).IsUnpacked(e.Ctx, "overlayfs"); ok {
 		t.Errorf("image unpacked by a pull without unpack")
 	}
-	if got := len(proxy.Requests("GET /v2/reuse/blobs/")); got != 3 {
+	if got := proxy.Count("GET", "/v2/reuse/blobs/"); got != 3 {
 		t.Errorf("first pull fetched %d blobs, want 3", got)
 	}
 	proxy.Reset()
@@ -163,7 +163,7 @@ func TestPullReusesContent(t *testing.T) {
 	if rec.Name != "example.com/reuse:again" {
 		t.Errorf("record name %q", rec.Name)
 	}
-	if got := proxy.Requests("/blobs/"); len(got) != 0 {
+	if got := proxy.Find("", "/blobs/"); len(got) != 0 {
 		t.Errorf("second pull fetched blobs: %q", got)
 	}
 	if ok, err := client.NewImage(e.Ctrd.Client, rec).IsUnpacked(e.Ctx, "overlayfs"); !ok || err != nil {
@@ -227,7 +227,7 @@ func TestPullConcurrent(t *testing.T) {
 	errs := make(chan error, 2)
 	for range 2 {
 		go func() {
-			_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr()}), ref)
+			_, err := ctrd.Pull(e.Ctx, e.Ctrd.Client, newClient(t, []string{proxy.Addr}), ref)
 			errs <- err
 		}()
 	}
@@ -237,7 +237,7 @@ func TestPullConcurrent(t *testing.T) {
 		}
 	}
 	for _, l := range img.Layers() {
-		if got := proxy.Requests("GET /v2/twice/blobs/" + l.Descriptor().Digest.String()); len(got) != 1 {
+		if got := proxy.Find("GET", "/v2/twice/blobs/"+l.Descriptor().Digest.String()); len(got) != 1 {
 			t.Errorf("layer fetched %d times, want once: %q", len(got), got)
 		}
 	}

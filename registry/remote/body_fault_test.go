@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/registrytest"
 	"github.com/opendao/dao/registry/remote"
 )
 
@@ -20,7 +21,8 @@ var watchdog = remote.WithSpeedLimit(remote.SpeedLimit{BytesPerSecond: 64 << 10,
 // again and succeed, or fail with a clear error, in seconds either way, not hang until the
 // caller's context ends.
 func TestDocumentBodyFaults(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, proxy := startMemRegistry(t)
 	ctx := context.Background()
 	amd, arm := randomImage(t, 64<<10, "amd64"), randomImage(t, 64<<10, "arm64")
 	ix, err := oci.NewIndex([]*oci.Image{amd, arm})
@@ -30,7 +32,6 @@ func TestDocumentBodyFaults(t *testing.T) {
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), ix); err != nil {
 		t.Fatal(err)
 	}
-	proxy := startFaultProxy(t, reg.Addr)
 	child := ix.Descriptor()
 	child.Digest, child.Size, child.MediaType = amd.Descriptor().Digest, amd.Descriptor().Size, amd.Descriptor().MediaType
 
@@ -65,13 +66,13 @@ func TestDocumentBodyFaults(t *testing.T) {
 		wantMsg string
 		wantErr error
 	}{
-		{name: "reset once", fault: fault{Kind: "cut", At: 5, Times: 1}},
-		{name: "reset twice", fault: fault{Kind: "cut", At: 0, Times: 2}},
-		{name: "stall after the headers once", fault: fault{Kind: "stall", At: 10, Times: 1}},
-		{name: "trickle once", fault: fault{Kind: "trickle", At: 10, Times: 1}},
-		{name: "reset for ever", fault: fault{Kind: "cut", At: 5, Times: -1}, wantMsg: "unexpected EOF (attempt 5 of 5)"},
-		{name: "stall for ever", fault: fault{Kind: "stall", At: 10, Times: -1}, wantMsg: "10 bytes in 200ms, less than the 65536 bytes/s allowed (attempt 5 of 5)"},
-		{name: "silent for ever", fault: fault{Kind: "stall", At: 0, Times: -1}, wantMsg: "no byte for 200ms (attempt 5 of 5)"},
+		{name: "reset once", fault: fault{Kind: registrytest.Cut, At: 5, Times: 1}},
+		{name: "reset twice", fault: fault{Kind: registrytest.Cut, At: 0, Times: 2}},
+		{name: "stall after the headers once", fault: fault{Kind: registrytest.Stall, At: 10, Times: 1}},
+		{name: "trickle once", fault: fault{Kind: registrytest.Slow, BytesPerSecond: 20, At: 10, Times: 1}},
+		{name: "reset for ever", fault: fault{Kind: registrytest.Cut, At: 5, Times: registrytest.Forever}, wantMsg: "unexpected EOF (attempt 5 of 5)"},
+		{name: "stall for ever", fault: fault{Kind: registrytest.Stall, At: 10, Times: registrytest.Forever}, wantMsg: "10 bytes in 200ms, less than the 65536 bytes/s allowed (attempt 5 of 5)"},
+		{name: "silent for ever", fault: fault{Kind: registrytest.Stall, At: 0, Times: registrytest.Forever}, wantMsg: "no byte for 200ms (attempt 5 of 5)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for op, run := range ops {
@@ -84,9 +85,9 @@ func TestDocumentBodyFaults(t *testing.T) {
 				}
 				proxy.Reset()
 				f := tc.fault
-				f.Match = match
-				proxy.Add(f)
-				c := newClient(t, []string{proxy.Addr()}, watchdog)
+				f.Method, f.Path = "GET", match
+				proxy.MustAdd(t, f)
+				c := newClient(t, []string{proxy.Addr}, watchdog)
 				// The deadline is far; the faults must be dealt with long before.
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				start := time.Now()
@@ -100,7 +101,7 @@ func TestDocumentBodyFaults(t *testing.T) {
 					if err != nil {
 						t.Errorf("%s: %v", op, err)
 					}
-					if got := len(proxy.Requests(match)); got < 2 {
+					if got := proxy.Count("", match); got < 2 {
 						t.Errorf("%s: %d requests of %s, want it asked again", op, got, match)
 					}
 					continue
@@ -116,20 +117,20 @@ func TestDocumentBodyFaults(t *testing.T) {
 // TestShortManifestBodyIsRetried serves a manifest by digest shorter than its descriptor
 // once: the client asks again.
 func TestShortManifestBodyIsRetried(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, proxy := startMemRegistry(t)
 	ctx := context.Background()
 	img := randomImage(t, 64<<10, "amd64")
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), img); err != nil {
 		t.Fatal(err)
 	}
-	proxy := startFaultProxy(t, reg.Addr)
-	proxy.Add(fault{Kind: "short", Match: "/manifests/", Times: 1})
-	c := newClient(t, []string{proxy.Addr()})
+	proxy.MustAdd(t, fault{Kind: registrytest.Truncate, At: -10, Method: "GET", Path: "/manifests/", Times: 1})
+	c := newClient(t, []string{proxy.Addr})
 	if _, err := c.FetchManifest(ctx, proxy.Ref("app"), img.Descriptor()); err != nil {
 		t.Fatalf("FetchManifest: %v", err)
 	}
 	proxy.Reset()
-	proxy.Add(fault{Kind: "short", Match: "/manifests/", Times: -1})
+	proxy.MustAdd(t, fault{Kind: registrytest.Truncate, At: -10, Method: "GET", Path: "/manifests/", Times: registrytest.Forever})
 	_, err := c.FetchManifest(ctx, proxy.Ref("app"), img.Descriptor())
 	if !errors.Is(err, oci.ErrSizeMismatch) || !strings.Contains(err.Error(), "attempt 5 of 5") {
 		t.Errorf("FetchManifest of a manifest always short: %v, want ErrSizeMismatch after 5 attempts", err)
@@ -140,7 +141,8 @@ func TestShortManifestBodyIsRetried(t *testing.T) {
 // blobs and manifests at 20 bytes a second: the client cuts it and gets them from the
 // registry, in seconds, with FetchBlob and PullLayout.
 func TestSlowMirrorIsLeftForTheNext(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, mirror := startMemRegistry(t)
 	ctx := context.Background()
 	img := randomImage(t, 1<<20, "amd64")
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), img); err != nil {
@@ -148,12 +150,11 @@ func TestSlowMirrorIsLeftForTheNext(t *testing.T) {
 	}
 	layer := img.Layers()[0].Descriptor()
 	want := layerBytes(t, img)
-	mirror := startFaultProxy(t, reg.Addr)
 	for _, match := range []string{"/blobs/", "/manifests/"} {
-		mirror.Add(fault{Kind: "trickle", Match: match, At: 1000, Times: -1})
+		mirror.MustAdd(t, fault{Kind: registrytest.Slow, BytesPerSecond: 20, Method: "GET", Path: match, At: 1000, Times: registrytest.Forever})
 	}
 	c := newClient(t, nil, watchdog, remote.WithHosts(map[string]remote.HostConfig{
-		reg.Addr: {PlainHTTP: true, Mirrors: []remote.Mirror{{URL: "http://" + mirror.Addr()}}},
+		reg.Addr: {PlainHTTP: true, Mirrors: []remote.Mirror{{URL: "http://" + mirror.Addr}}},
 	}))
 	for _, op := range []string{"FetchBlob", "PullLayout"} {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -177,7 +178,7 @@ func TestSlowMirrorIsLeftForTheNext(t *testing.T) {
 			t.Errorf("%s took %v with a slow mirror", op, took)
 		}
 	}
-	if len(mirror.Requests("/blobs/")) == 0 {
+	if mirror.Count("", "/blobs/") == 0 {
 		t.Errorf("the mirror was not asked: the test tests nothing")
 	}
 }

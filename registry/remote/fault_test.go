@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,14 +17,18 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/opendao/dao/registry/internal/regtest"
 	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/registrytest"
 	"github.com/opendao/dao/registry/remote"
 )
 
 // TestFaults pulls through a proxy that breaks the registry's answers: the pull either
 // succeeds with verified content or fails with a clear error, and never stores bad content.
+// The registry is registrytest's, in memory, as in the other tests of faults.
 func TestFaults(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, proxy := startMemRegistry(t)
 	ctx := context.Background()
 	img := randomImage(t, 2<<20, "amd64")
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), img); err != nil {
@@ -31,7 +36,6 @@ func TestFaults(t *testing.T) {
 	}
 	layer := img.Layers()[0].Descriptor()
 	want := layerBytes(t, img)
-	proxy := startFaultProxy(t, reg.Addr)
 
 	for _, tc := range []struct {
 		name  string
@@ -45,15 +49,15 @@ func TestFaults(t *testing.T) {
 		check func(t *testing.T, p *faultProxy, clk *fakeClock)
 	}{{
 		name:  "connection cut mid-blob resumes with a range",
-		fault: fault{Kind: "cut", At: 700_000, Times: 1},
+		fault: fault{Kind: registrytest.Cut, At: 700_000, Times: 1},
 		check: func(t *testing.T, p *faultProxy, _ *fakeClock) {
-			if r := p.Requests("bytes="); len(r) != 1 || strings.HasSuffix(r[0], "bytes=0-") {
+			if r := regtest.Ranged(p.Requests()); len(r) != 1 || r[0].Range == "bytes=0-" {
 				t.Errorf("ranged requests %q, want one that resumes past byte 0", r)
 			}
 		},
 	}, {
 		name:  "429 with Retry-After is honoured in full",
-		fault: fault{Kind: "429", RetryAfter: "3", Times: 2},
+		fault: fault{Kind: registrytest.Respond, StatusCode: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3"}}, Times: 2},
 		check: func(t *testing.T, _ *faultProxy, clk *fakeClock) {
 			long := 0
 			for _, d := range clk.sleeps() {
@@ -67,7 +71,7 @@ func TestFaults(t *testing.T) {
 		},
 	}, {
 		name:  "500s are retried with backoff",
-		fault: fault{Kind: "500", Times: 3},
+		fault: fault{Kind: registrytest.Respond, StatusCode: http.StatusInternalServerError, Times: 3},
 		check: func(t *testing.T, _ *faultProxy, clk *fakeClock) {
 			if got := len(clk.sleeps()); got != 3 {
 				t.Errorf("%d sleeps (%v), want 3", got, clk.sleeps())
@@ -75,37 +79,37 @@ func TestFaults(t *testing.T) {
 		},
 	}, {
 		name:  "stalled connection is cut and resumed",
-		fault: fault{Kind: "stall", At: 500_000, Times: 1},
+		fault: fault{Kind: registrytest.Stall, At: 500_000, Times: 1},
 	}, {
 		name:  "parallel ranges survive a cut",
-		fault: fault{Kind: "cut", At: 100_000, Times: 1},
+		fault: fault{Kind: registrytest.Cut, At: 100_000, Times: 1},
 		opts:  []remote.Option{remote.WithRangeDownload(256<<10, 4)},
 		check: func(t *testing.T, p *faultProxy, _ *fakeClock) {
-			if r := p.Requests("bytes="); len(r) < 9 {
+			if r := regtest.Ranged(p.Requests()); len(r) < 9 {
 				t.Errorf("%d ranged requests, want at least 9 (8 chunks and a resume)", len(r))
 			}
 		},
 	}, {
 		name:    "500 for ever fails",
-		fault:   fault{Kind: "500", Times: -1},
+		fault:   fault{Kind: registrytest.Respond, StatusCode: http.StatusInternalServerError, Times: registrytest.Forever},
 		wantMsg: "500 Internal Server Error",
 	}, {
 		name:    "flipped byte is a digest mismatch",
-		fault:   fault{Kind: "flip", At: 1000, Times: -1},
+		fault:   fault{Kind: registrytest.Corrupt, At: 1000, Times: registrytest.Forever},
 		wantErr: oci.ErrDigestMismatch,
 		wantMsg: "content has digest",
 	}, {
 		name:    "short body is a size mismatch",
-		fault:   fault{Kind: "short", Times: -1},
+		fault:   fault{Kind: registrytest.Truncate, At: -10, Times: registrytest.Forever},
 		wantErr: oci.ErrSizeMismatch,
 		wantMsg: "the descriptor says",
 	}, {
 		name:    "cut at the first byte every time gives up",
-		fault:   fault{Kind: "cut", At: 0, Times: -1},
+		fault:   fault{Kind: registrytest.Cut, At: 0, Times: registrytest.Forever},
 		wantMsg: "broke 5 times in a row",
 	}, {
 		name:    "Retry-After beyond the limit fails at once",
-		fault:   fault{Kind: "429", RetryAfter: "3600", Times: -1},
+		fault:   fault{Kind: registrytest.Respond, StatusCode: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3600"}}, Times: registrytest.Forever},
 		wantErr: remote.ErrTooManyRequests,
 		wantMsg: "asks to wait 1h0m0s",
 	}} {
@@ -113,10 +117,10 @@ func TestFaults(t *testing.T) {
 			for _, op := range []string{"FetchBlob", "PullLayout"} {
 				proxy.Reset()
 				f := tc.fault
-				f.Match = layer.Digest.String()
-				proxy.Add(f)
+				f.Method, f.Path = "GET", layer.Digest.String()
+				proxy.MustAdd(t, f)
 				clk := newFakeClock()
-				c := newClient(t, []string{proxy.Addr()}, append([]remote.Option{
+				c := newClient(t, []string{proxy.Addr}, append([]remote.Option{
 					remote.WithClock(clk),
 					remote.WithRetry(remote.RetryPolicy{MaxAttempts: 5, MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, MaxRetryAfter: time.Minute}),
 					remote.WithSpeedLimit(remote.SpeedLimit{Period: 300 * time.Millisecond}),
@@ -197,7 +201,8 @@ func checkLayoutBlobs(t *testing.T, dir string) {
 
 // TestConcurrentFetchesShareOneDownload fetches one blob from many goroutines at once.
 func TestConcurrentFetchesShareOneDownload(t *testing.T) {
-	reg := startRegistry(t)
+	t.Parallel()
+	reg, proxy := startMemRegistry(t)
 	ctx := context.Background()
 	img := randomImage(t, 3<<20, "amd64")
 	if _, err := newClient(t, []string{reg.Addr}).Push(ctx, reg.Ref("app:1"), img); err != nil {
@@ -205,9 +210,8 @@ func TestConcurrentFetchesShareOneDownload(t *testing.T) {
 	}
 	layer := img.Layers()[0].Descriptor()
 	want := layerBytes(t, img)
-	proxy := startFaultProxy(t, reg.Addr)
-	proxy.Add(fault{Kind: "delay", Match: layer.Digest.String(), Times: -1})
-	c := newClient(t, []string{proxy.Addr()})
+	proxy.MustAdd(t, fault{Kind: registrytest.Delay, Method: "GET", Path: layer.Digest.String(), Times: registrytest.Forever})
+	c := newClient(t, []string{proxy.Addr})
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
@@ -220,7 +224,7 @@ func TestConcurrentFetchesShareOneDownload(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := proxy.Requests("GET /v2/app/blobs/" + layer.Digest.String()); len(got) != 1 {
+	if got := proxy.Find("GET", "/v2/app/blobs/"+layer.Digest.String()); len(got) != 1 {
 		t.Errorf("%d blob requests for 8 concurrent fetches, want 1: %q", len(got), got)
 	}
 }

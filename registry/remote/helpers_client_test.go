@@ -13,6 +13,7 @@ import (
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/registry/build"
 	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/registrytest"
 	"github.com/opendao/dao/registry/remote"
 )
 
@@ -73,13 +74,18 @@ func startRegistry(t testing.TB) *testutil.Registry { return testutil.StartRegis
 // testDigest is a well-formed digest of no blob in particular.
 const testDigest = "sha256:4b8bbf7e3cf5c9c3b0a2b4cd0ad5ad7fdb34a5a4e42c6b5a4c6b4a9ad1f1a1c2"
 
-// The fault proxy of the tests, shared with the other registry packages' tests.
+// The fault proxy of the tests: registrytest's, served for one test.
 type (
-	fault      = regtest.Fault
+	fault      = registrytest.Fault
 	faultProxy = regtest.FaultProxy
 )
 
-func startFaultProxy(t testing.TB, registryAddr string) *faultProxy {
+// startMemRegistry serves an in-memory registry and a fault proxy in front of it, for the
+// tests of the client's handling of faults, which need an OCI registry but none of
+// Distribution's own behaviour (the *_integration_test.go files test against Distribution,
+// and ctrd's fault tests put the proxy in front of it).
+func startMemRegistry(t testing.TB) (*regtest.MemRegistry, *faultProxy) {
 	t.Helper()
-	return regtest.StartFaultProxy(t, registryAddr)
+	reg := regtest.StartMemRegistry(t)
+	return reg, regtest.ServeFaultProxy(t, registrytest.NewFaultProxy(reg))
 }
