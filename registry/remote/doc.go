@@ -11,7 +11,9 @@
 // oci.ErrSizeMismatch otherwise, so bad bytes are never returned as good. Downloads resume
 // with Range after a broken connection, can run as parallel ranges, and are shared by
 // concurrent callers asking for the same blob; [Client.StreamBlob] reads a blob once, from
-// an offset, for a caller that verifies it itself (a pull into a content store).
+// an offset, for a caller that verifies it itself (a pull into a content store). Both are
+// one fetch engine: a reader of a range of the blob that resumes where an answer broke and
+// goes on to the next mirror; a download's parallel ranges leave a failing mirror together.
 // [Client.Push] uploads an image or index (blobs monolithic or chunked, cross-repository
 // mounts, then the manifest); [Client.Copy] copies between registries, [Client.PullLayout]
 // and [Client.PushLayout] to and from OCI layouts; [Client.Tags], [Client.Catalog],

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestResumerPolicy checks the one resume policy of both fetch engines: progress resumes at
+// TestResumerPolicy checks the resume policy of the fetch engine: progress resumes at
 // once, an answer without progress (or cut as too slow, whatever it brought) counts, and
 // MaxAttempts of those in a row give the endpoint up.
 func TestResumerPolicy(t *testing.T) {
