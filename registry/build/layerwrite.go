@@ -13,9 +13,11 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/opendao/dao/registry/internal/ctxio"
 	"github.com/opendao/dao/registry/internal/hostfs"
 	"github.com/opendao/dao/registry/oci"
-	"golang.org/x/sys/unix"
 )
 
 // Build writes the entries as a tar stream, compresses it and returns the layer. The blob is
@@ -167,7 +169,7 @@ func writeFile(ctx context.Context, tw *tar.Writer, hdr *tar.Header, e *entry, h
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("registry: layer entry %q: %w", hdr.Name, err)
 	}
-	n, err := io.Copy(tw, ctxReader{ctx, io.LimitReader(f, hdr.Size)})
+	n, err := io.Copy(tw, ctxio.Reader(ctx, io.LimitReader(f, hdr.Size)))
 	if err == nil && n < hdr.Size {
 		err = fmt.Errorf("host file %s shrank from %d to %d bytes while it was read", e.host.name(), hdr.Size, n)
 	}
@@ -272,17 +274,4 @@ type countWriter int64
 func (c *countWriter) Write(p []byte) (int, error) {
 	*c += countWriter(len(p))
 	return len(p), nil
-}
-
-// ctxReader fails reads once ctx is done, so a long copy stops on cancellation.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }

@@ -16,11 +16,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opendao/dao/registry/internal/ctxio"
 	"github.com/opendao/dao/registry/internal/hostfs"
 	refname "github.com/opendao/dao/registry/name"
 
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/opendao/dao/registry/oci"
 )
 
@@ -189,7 +191,7 @@ func copyBlob(ctx context.Context, w io.Writer, b oci.Blob) error {
 		return fmt.Errorf("registry: open blob %s: %w", desc.Digest, err)
 	}
 	defer r.Close()
-	_, err = io.Copy(w, ctxReader{ctx, oci.Verify(r, desc)})
+	_, err = io.Copy(w, ctxio.Reader(ctx, oci.Verify(r, desc)))
 	return blobError("copy", desc, err)
 }
 
@@ -233,17 +235,4 @@ func writeFileAtomic(name string, write func(io.Writer) error) error {
 		return fmt.Errorf("registry: write %s: %w", name, err)
 	}
 	return nil
-}
-
-// ctxReader fails reads once ctx is done, so a long copy stops on cancellation.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
