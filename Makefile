@@ -54,6 +54,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=60s ./pipeline/
 	$(GO) test -run='^$$' -fuzz=FuzzMask -fuzztime=60s ./pipeline/
 	$(GO) test -run='^$$' -fuzz=FuzzRegistriesConfig -fuzztime=60s ./examples/dao/
+	$(GO) test -run='^$$' -fuzz='^FuzzLines$$' -fuzztime=60s ./pipeline/
+	$(GO) test -run='^$$' -fuzz=FuzzOpenBoltStore -fuzztime=60s ./orchestrator/
+	$(GO) test -run='^$$' -fuzz=FuzzPutManifest -fuzztime=60s ./registry/registrytest/
+	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=60s ./registry/registrytest/
 
 clean:
 	$(GO) clean -testcache
