@@ -19,8 +19,8 @@
 //     is being shut down gets its next task once its node reports the old one ended, or
 //     once that node is down or removed (then nothing can be waited for: a node cut off
 //     from the control plane may still run it).
-//   - Scheduler loop: places pending tasks with a [Scheduler], by service version in
-//     batches; a task that fits nowhere stays pending with the refusal summary in its
+//   - Scheduler loop: places pending tasks with a [scheduler.Scheduler], by service
+//     version in batches; a task that fits nowhere stays pending with the refusal summary in its
 //     status message, and is tried again when a node joins or changes or a task ends.
 //   - Dispatcher: gives each node its full [Assignment] (tasks that have not ended, at the
 //     store revision it was read at), once per batch of changes, through [NodeAgent].
@@ -48,8 +48,8 @@
 // Each loop is a part of its own, which a newcomer finds by file, and decides from a read
 // transaction what its caller then writes: the reconciler (reconcile.go) plans one
 // service at a time; its updater (update.go) owns the rolling updates in progress; the
-// scheduling loop (schedloop.go) reads the pending tasks and has the [Scheduler]
-// (scheduler.go) place them; the dispatcher (dispatcher.go) reads each node's
+// scheduling loop (schedloop.go) reads the pending tasks and has its [scheduler.Scheduler]
+// (package orchestrator/scheduler) place them; the dispatcher (dispatcher.go) reads each node's
 // assignment; the status writer (status.go) keeps states moving forward; liveness
 // (liveness.go) judges nodes by their silence alone. One pass of Run's loop drives them all, in that order,
 // over what the store's events marked (orchestrator.go): one goroutine, so the loops
@@ -131,10 +131,11 @@
 // that pass its [WatchFilter]s (WatchTypes, WatchService, ...).
 //
 // The store (store.go, core.go, memstore.go, boltstore.go, watch.go, event.go) imports
-// nothing of the loops, and the Scheduler only packages dao and policy: each could be a
-// package of its own. They stay here because their types are this package's vocabulary
-// (a program that calls CreateService reads back an orchestrator.Service), and the
-// loops read the stores' transactions through an unexported fast path.
+// nothing of the loops and could be a package of its own. It stays here because its types
+// are this package's vocabulary (a program that calls CreateService reads back an
+// orchestrator.Service), and the loops read the stores' transactions through an
+// unexported fast path. The scheduler, which imports only dao, clock and policy and shares
+// no such vocabulary, is one: package orchestrator/scheduler.
 //
 // The smallest complete use:
 //
@@ -164,9 +165,10 @@
 //
 // # Scheduling
 //
-// A [Scheduler] places groups of identical tasks on nodes with the placement pipelines of
-// package policy, keeping an incremental account of every node, so that the cost of a
-// placement does not grow with the cluster.
+// Placement is package orchestrator/scheduler's (see its documentation): the scheduling
+// loop keeps a [scheduler.Scheduler]'s account of the nodes and their tasks up to date from
+// the store's events and has it place the pending tasks. [WithScheduling] passes it
+// options (scheduler.WithSampleSize, ...); its clock is always the orchestrator's.
 //
 // # Nodes
 //
@@ -185,7 +187,7 @@
 // *multierror.Error (github.com/hashicorp/go-multierror) that errors.Is and errors.As see
 // through to each.
 //
-// Options of every family ([Option], [SchedulerOption], [StoreOption]) are functions that
+// Options of every family ([Option], [StoreOption], [scheduler.Option]) are functions that
 // may fail; each WithX says its default, and a bad value is an error that names the
 // option and wraps dao.ErrInvalid (errdefs.ErrInvalidArgument).
 //

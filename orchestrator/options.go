@@ -7,6 +7,7 @@ import (
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/clock"
+	"github.com/opendao/dao/orchestrator/scheduler"
 	"github.com/opendao/dao/policy"
 )
 
@@ -35,7 +36,7 @@ type options struct {
 	replaceDelay time.Duration
 	history      int
 	log          *slog.Logger
-	sched        schedulerOptions
+	sched        []scheduler.Option
 }
 
 func defaultOptions() options {
@@ -46,7 +47,6 @@ func defaultOptions() options {
 		replaceDelay: DefaultReplaceDelay,
 		history:      DefaultTaskHistory,
 		log:          slog.New(slog.DiscardHandler),
-		sched:        defaultSchedulerOptions(),
 	}
 }
 
@@ -152,20 +152,22 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithScheduling passes options to the orchestrator's Scheduler (WithSampleSize,
-// WithSchedulerRand), which New checks. Its clock is always the orchestrator's
-// (WithClock): a WithSchedulerClock here is overridden. The default is none: the
-// Scheduler's defaults.
-func WithScheduling(opts ...SchedulerOption) Option {
+// WithScheduling passes options to the orchestrator's scheduler.Scheduler
+// (scheduler.WithSampleSize, scheduler.WithRand), which New checks. Its clock is always
+// the orchestrator's (WithClock): a scheduler.WithClock here is overridden. The default is
+// none: the scheduler's defaults.
+func WithScheduling(opts ...scheduler.Option) Option {
 	return func(o *options) error {
 		for _, opt := range opts {
 			if opt == nil {
-				return invalid("WithScheduling", "nil SchedulerOption")
-			}
-			if err := opt(&o.sched); err != nil {
-				return fmt.Errorf("orchestrator: WithScheduling: %w", err)
+				return invalid("WithScheduling", "nil scheduler.Option")
 			}
 		}
+		// Check them now, so that New fails rather than Run.
+		if _, err := scheduler.New(opts...); err != nil {
+			return fmt.Errorf("orchestrator: WithScheduling: %w", err)
+		}
+		o.sched = append(o.sched, opts...)
 		return nil
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/orchestrator"
+	"github.com/opendao/dao/orchestrator/scheduler"
 	"github.com/opendao/dao/policy"
 )
 
@@ -30,10 +31,6 @@ func TestOptionsRejectBadValues(t *testing.T) {
 		}
 		return err
 	}
-	schedWith := func(opt orchestrator.SchedulerOption) error {
-		_, err := orchestrator.NewScheduler(opt)
-		return err
-	}
 	tests := []struct {
 		option string
 		err    error
@@ -46,12 +43,9 @@ func TestOptionsRejectBadValues(t *testing.T) {
 		{"WithTaskHistory", newWith(orchestrator.WithTaskHistory(-1))},
 		{"WithLogger", newWith(orchestrator.WithLogger(nil))},
 		{"Option", newWith(nil)},
-		{"WithSampleSize", newWith(orchestrator.WithScheduling(orchestrator.WithSampleSize(0)))},
+		{"WithSampleSize", newWith(orchestrator.WithScheduling(scheduler.WithSampleSize(0)))},
+		{"WithRand", newWith(orchestrator.WithScheduling(scheduler.WithRand(nil)))},
 		{"WithScheduling", newWith(orchestrator.WithScheduling(nil))},
-		{"WithSampleSize", schedWith(orchestrator.WithSampleSize(0))},
-		{"WithSchedulerClock", schedWith(orchestrator.WithSchedulerClock(nil))},
-		{"WithSchedulerRand", schedWith(orchestrator.WithSchedulerRand(nil))},
-		{"SchedulerOption", schedWith(nil)},
 		{"WithHistory", storeWith(orchestrator.WithHistory(0))},
 		{"WithWatchBuffer", storeWith(orchestrator.WithWatchBuffer(0))},
 		{"WithStoreLogger", storeWith(orchestrator.WithStoreLogger(nil))},

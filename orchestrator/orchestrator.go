@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/clock"
+	"github.com/opendao/dao/orchestrator/scheduler"
 )
 
 // Orchestrator runs the control loops of a cluster over a Store: it turns services into
@@ -53,7 +55,7 @@ type Orchestrator struct {
 	statusKick chan struct{}
 
 	// Owned by the loop goroutine of Run.
-	sched *Scheduler
+	sched *scheduler.Scheduler
 	// rec plans each service's tasks (the reconciler and its updater).
 	rec *reconciler
 	// recheck holds when each service asks to be reconciled again (plan.wake).
@@ -195,12 +197,15 @@ func (o *Orchestrator) tickLiveness(ctx context.Context) {
 // follow lists the store, rebuilds the scheduler's account, then reacts to the store's
 // events until the watch ends.
 func (o *Orchestrator) follow(ctx context.Context) error {
-	sopts := o.opts.sched
-	sopts.now = o.opts.clock.Now
-	sched := newScheduler(sopts)
+	// The orchestrator's clock comes last, so that it overrides any other.
+	sopts := append(slices.Clip(o.opts.sched), scheduler.WithClock(o.opts.clock))
+	sched, err := scheduler.New(sopts...)
+	if err != nil {
+		return err // checked by WithScheduling already
+	}
 	var rev uint64
 	now := o.opts.clock.Now()
-	err := o.store.View(ctx, func(tx ReadTx) error {
+	err = o.store.View(ctx, func(tx ReadTx) error {
 		rev = tx.Revision()
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -309,7 +314,7 @@ func (o *Orchestrator) observe(e *Event) {
 	case ServiceObject:
 		o.dirtySvc[e.ID()] = true
 		if e.Kind == EventDeleted {
-			o.sched.ForgetPipelines(e.ID())
+			o.sched.ForgetPlacers(e.ID())
 		}
 	case NodeObject:
 		n := e.Node

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/orchestrator/scheduler"
 )
 
 // plan is what one pass of the reconciler decided for one service: written in one
@@ -135,7 +136,7 @@ type reconciler struct {
 	history      int
 	// sched is the scheduler's account of the nodes, which says which nodes a global
 	// service's task may go to. Orchestrator.follow sets it with each new account.
-	sched *Scheduler
+	sched *scheduler.Scheduler
 	upd   *updater
 	// refused is shared with the dispatcher, which learns the tasks nodes refused as
 	// invalid (see assignValid); the reconciler ends them.
@@ -146,7 +147,7 @@ type reconciler struct {
 }
 
 // newReconciler returns a reconciler that plans with the orchestrator's options.
-func newReconciler(o *options, sched *Scheduler, refused map[string]refusal) *reconciler {
+func newReconciler(o *options, sched *scheduler.Scheduler, refused map[string]refusal) *reconciler {
 	return &reconciler{
 		log:          o.log,
 		replaceDelay: o.replaceDelay,
@@ -317,7 +318,7 @@ func (r *reconciler) plan(tx ReadTx, id string, now time.Time) plan {
 	var wants []slotID
 	if global {
 		probe := &dao.Task{ServiceID: svc.ID, ServiceVersion: svc.Version, Spec: svc.Spec.Container, DesiredState: dao.TaskRunning}
-		pipe, perr := r.sched.Pipeline(svc.ID, svc.Version, svc.Spec.Placement)
+		pipe, perr := r.sched.Placer(svc.ID, svc.Version, svc.Spec.Placement)
 		for n := range tx.Nodes() {
 			k := slotID{global: true, node: n.ID}
 			if n.Availability == dao.Drain {

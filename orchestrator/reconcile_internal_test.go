@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/orchestrator/scheduler"
 )
 
 // The reconciler plans from a store's read transaction alone: these tests give it a
@@ -35,7 +36,7 @@ func newReconcileFixture(t *testing.T, write func(tx Tx) error) *reconcileFixtur
 	if err := s.Update(context.Background(), "test", write); err != nil {
 		t.Fatal(err)
 	}
-	sched, err := NewScheduler()
+	sched, err := scheduler.New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func pendingTasks(tx ReadTx, observed uint64, nodesBehind bool) pending {
 }
 
 // schedule places the pending tasks: those on no node that are wanted running. It groups
-// them by service version, places each group with the Scheduler, and writes the placed
+// them by service version, places each group with the scheduler, and writes the placed
 // tasks (NodeID, state assigned) in one transaction, and the refusals of the others (the
 // placement error's summary in Status.Message) in another. It runs when tasks became
 // pending, or when the cluster changed so that a refused task may fit now (a node was
@@ -98,7 +98,7 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 		if s := specs[k.svc]; s != nil {
 			placement, ver = s.Spec.Placement, s.Version
 		}
-		p, err := o.sched.Pipeline(k.svc, ver, placement)
+		p, err := o.sched.Placer(k.svc, ver, placement)
 		if err != nil {
 			for _, t := range tasks {
 				refused[t.ID], revs[t.ID] = "unschedulable: "+err.Error(), t.Revision

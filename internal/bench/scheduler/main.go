@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
-	"github.com/opendao/dao/orchestrator"
+	"github.com/opendao/dao/orchestrator/scheduler"
 )
 
 func main() {
@@ -61,7 +61,7 @@ func run(nodes, total int) (result, error) {
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 
-	s, err := orchestrator.NewScheduler()
+	s, err := scheduler.New()
 	if err != nil {
 		return result{}, err
 	}
@@ -103,7 +103,7 @@ func run(nodes, total int) (result, error) {
 	begin := time.Now()
 	placed := 0
 	for _, svc := range services {
-		p, err := s.Pipeline(svc.id, 1, svc.placement)
+		p, err := s.Placer(svc.id, 1, svc.placement)
 		if err != nil {
 			return result{}, err
 		}

@@ -23,10 +23,11 @@
 //
 // What is timed:
 //
-//   - dao, scheduler alone: orchestrator.Scheduler's Pipeline and Place for every service,
-//     exactly what ../main.go times (the scheduler already holds the nodes; nothing is
-//     written but the task's NodeID).
-//   - dao, decisions: the same plus building the scheduler's node set (NewScheduler, SetNode
+//   - dao, scheduler alone: the Placer and Place of a scheduler.Scheduler (package
+//     orchestrator/scheduler, imported as daosched) for every service, exactly what
+//     ../main.go times (the scheduler already holds the nodes; nothing is written but the
+//     task's NodeID).
+//   - dao, decisions: the same plus building the scheduler's node set (daosched.New, SetNode
 //     for every node), which swarmkit's figure below also includes.
 //   - dao, end to end: the decisions plus a commit of every placement: a copy of the task,
 //     with NodeID, state assigned and a timestamp, put into a map under a mutex. The map
@@ -86,7 +87,7 @@ import (
 	"github.com/moby/swarmkit/v2/manager/state"
 	"github.com/moby/swarmkit/v2/manager/state/store"
 	"github.com/opendao/dao"
-	"github.com/opendao/dao/orchestrator"
+	daosched "github.com/opendao/dao/orchestrator/scheduler"
 	"github.com/sirupsen/logrus"
 )
 
@@ -355,7 +356,7 @@ func runDao(w workload) (daoResult, error) {
 	runtime.GC()
 
 	begin := time.Now()
-	s, err := orchestrator.NewScheduler()
+	s, err := daosched.New()
 	if err != nil {
 		return res, err
 	}
@@ -366,7 +367,7 @@ func runDao(w workload) (daoResult, error) {
 	for _, svc := range services {
 		t0 := time.Now()
 		// What ../main.go times.
-		p, err := s.Pipeline(svc.id, 1, svc.placement)
+		p, err := s.Placer(svc.id, 1, svc.placement)
 		if err != nil {
 			return res, err
 		}

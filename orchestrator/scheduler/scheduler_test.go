@@ -1,4 +1,4 @@
-package orchestrator_test
+package scheduler_test
 
 import (
 	"errors"
@@ -11,14 +11,14 @@ import (
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/internal/testutil/fixture"
-	"github.com/opendao/dao/orchestrator"
+	"github.com/opendao/dao/orchestrator/scheduler"
 	"github.com/opendao/dao/policy"
 )
 
-func newScheduler(t testing.TB, opts ...orchestrator.SchedulerOption) *orchestrator.Scheduler {
+func newScheduler(t testing.TB, opts ...scheduler.Option) *scheduler.Scheduler {
 	t.Helper()
-	opts = append([]orchestrator.SchedulerOption{orchestrator.WithSchedulerRand(rand.New(rand.NewPCG(1, 2)))}, opts...)
-	s, err := orchestrator.NewScheduler(opts...)
+	opts = append([]scheduler.Option{scheduler.WithRand(rand.New(rand.NewPCG(1, 2)))}, opts...)
+	s, err := scheduler.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,9 +33,9 @@ func tasks(service string, n int, spec dao.ContainerSpec) []*dao.Task {
 	return out
 }
 
-func place(t *testing.T, s *orchestrator.Scheduler, placement dao.Placement, ts []*dao.Task) map[string]int {
+func place(t *testing.T, s *scheduler.Scheduler, placement dao.Placement, ts []*dao.Task) map[string]int {
 	t.Helper()
-	p, err := s.Pipeline(ts[0].ServiceID, 1, placement)
+	p, err := s.Placer(ts[0].ServiceID, 1, placement)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +50,7 @@ func place(t *testing.T, s *orchestrator.Scheduler, placement dao.Placement, ts 
 }
 
 func TestSchedulerSpreadsOverNodes(t *testing.T) {
+	t.Parallel()
 	s := newScheduler(t)
 	for i := range 10 {
 		s.SetNode(fixture.ReadyNode(fmt.Sprintf("n%d", i), nil, dao.Resources{}))
@@ -63,6 +64,7 @@ func TestSchedulerSpreadsOverNodes(t *testing.T) {
 }
 
 func TestSchedulerConstraintsAndZoneSpread(t *testing.T) {
+	t.Parallel()
 	s := newScheduler(t)
 	zones := map[string]int{"a": 2, "b": 3, "c": 5}
 	for z, n := range zones {
@@ -88,6 +90,7 @@ func TestSchedulerConstraintsAndZoneSpread(t *testing.T) {
 }
 
 func TestSchedulerResourcesAndRefusalSummary(t *testing.T) {
+	t.Parallel()
 	s := newScheduler(t)
 	for i := range 3 {
 		s.SetNode(fixture.ReadyNode(fmt.Sprintf("n%d", i), map[string]string{"zone": "a"}, dao.Resources{Memory: dao.GiB}))
@@ -98,7 +101,7 @@ func TestSchedulerResourcesAndRefusalSummary(t *testing.T) {
 	s.SetNode(down)
 
 	ts := tasks("big", 14, dao.ContainerSpec{Image: "big", Resources: dao.Resources{Memory: 256 * dao.MiB}})
-	p, err := s.Pipeline("big", 1, dao.Placement{Constraints: []string{"node.labels.zone == a"}})
+	p, err := s.Placer("big", 1, dao.Placement{Constraints: []string{"node.labels.zone == a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +130,12 @@ func TestSchedulerResourcesAndRefusalSummary(t *testing.T) {
 }
 
 func TestSchedulerHostPorts(t *testing.T) {
+	t.Parallel()
 	s := newScheduler(t)
 	s.SetNode(fixture.ReadyNode("n0", nil, dao.Resources{}))
 	s.SetNode(fixture.ReadyNode("n1", nil, dao.Resources{}))
 	ts := tasks("edge", 3, dao.ContainerSpec{Image: "edge", Ports: []dao.PortMapping{{ContainerPort: 80, HostPort: 80}}})
-	p, _ := s.Pipeline("edge", 1, dao.Placement{})
+	p, _ := s.Placer("edge", 1, dao.Placement{})
 	ds := s.Place(p, ts)
 	if ds[0].NodeID == ds[1].NodeID || ds[0].Err != nil || ds[1].Err != nil {
 		t.Errorf("two tasks with host port 80: %+v, %+v", ds[0], ds[1])
@@ -142,6 +146,7 @@ func TestSchedulerHostPorts(t *testing.T) {
 }
 
 func TestSchedulerAccounting(t *testing.T) {
+	t.Parallel()
 	s := newScheduler(t)
 	s.SetNode(fixture.ReadyNode("n0", nil, dao.Resources{Memory: dao.GiB}))
 	s.SetNode(fixture.ReadyNode("n1", nil, dao.Resources{Memory: dao.GiB}))
@@ -149,7 +154,7 @@ func TestSchedulerAccounting(t *testing.T) {
 	if !s.Count(old) {
 		t.Fatal("Count of a task on a known node returned false")
 	}
-	p, _ := s.Pipeline("y", 1, dao.Placement{})
+	p, _ := s.Placer("y", 1, dao.Placement{})
 	d := s.Place(p, tasks("y", 1, dao.ContainerSpec{Image: "y", Resources: dao.Resources{Memory: 512 * dao.MiB}}))
 	if d[0].NodeID != "n1" {
 		t.Errorf("placed on %s, want n1 (n0 has 256MiB left)", d[0].NodeID)
@@ -166,12 +171,38 @@ func TestSchedulerAccounting(t *testing.T) {
 	}
 }
 
+// Every option rejects a bad value with an error that names the option and wraps
+// dao.ErrInvalid.
+func TestOptionsRejectBadValues(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		option string
+		opt    scheduler.Option
+	}{
+		{"WithSampleSize", scheduler.WithSampleSize(0)},
+		{"WithClock", scheduler.WithClock(nil)},
+		{"WithRand", scheduler.WithRand(nil)},
+		{"Option", nil},
+	}
+	for _, tt := range tests {
+		_, err := scheduler.New(tt.opt)
+		if !errors.Is(err, dao.ErrInvalid) {
+			t.Errorf("%s: got %v, want an error wrapping dao.ErrInvalid", tt.option, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.option) {
+			t.Errorf("%s: %q does not name the option", tt.option, err)
+		}
+	}
+}
+
 func TestSchedulerBadConstraint(t *testing.T) {
+	t.Parallel()
 	s := newScheduler(t)
-	_, err := s.Pipeline("x", 1, dao.Placement{Constraints: []string{"node.labels.zone = a"}})
+	_, err := s.Placer("x", 1, dao.Placement{Constraints: []string{"node.labels.zone = a"}})
 	var se *policy.SyntaxError
 	if !errors.As(err, &se) {
-		t.Fatalf("Pipeline with a malformed constraint: %v, want a *policy.SyntaxError", err)
+		t.Fatalf("Placer with a malformed constraint: %v, want a *policy.SyntaxError", err)
 	}
 }
 
@@ -192,7 +223,7 @@ func BenchmarkSchedulerPlace(b *testing.B) {
 	for i := 0; i < b.N; i += 1000 {
 		svc := fmt.Sprintf("svc-%d", i)
 		ts := tasks(svc, 1000, spec)
-		p, err := s.Pipeline(svc, 1, placement)
+		p, err := s.Placer(svc, 1, placement)
 		if err != nil {
 			b.Fatal(err)
 		}

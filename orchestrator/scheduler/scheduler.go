@@ -1,7 +1,8 @@
-package orchestrator
+package scheduler
 
 import (
 	"container/heap"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -21,43 +22,49 @@ const DefaultSampleSize = 64
 // cost of a placement does not grow with the size of the cluster while constraints stay exact:
 // every node it chooses passes every filter.
 //
-// A Scheduler is not safe for concurrent use: the orchestrator's scheduling loop owns it.
+// A Scheduler is not safe for concurrent use: an orchestrator's scheduling loop owns its own.
 type Scheduler struct {
-	cluster   *policy.ClusterInfo
-	nodes     map[string]*policy.NodeInfo
-	order     []*policy.NodeInfo // nodes in a stable order, for scanning
-	index     map[string]int     // node ID -> position in order
-	taskNode  map[string]string  // task ID -> node ID, for tasks counted on a node
-	pipelines map[pipelineKey]*policy.Placer
-	sample    int
-	now       func() time.Time
-	rnd       *rand.Rand
+	cluster  *policy.ClusterInfo
+	nodes    map[string]*policy.NodeInfo
+	order    []*policy.NodeInfo // nodes in a stable order, for scanning
+	index    map[string]int     // node ID -> position in order
+	taskNode map[string]string  // task ID -> node ID, for tasks counted on a node
+	placers  map[placerKey]*policy.Placer
+	sample   int
+	now      func() time.Time
+	rnd      *rand.Rand
 }
 
-type pipelineKey struct {
+type placerKey struct {
 	service string
 	version uint64
 }
 
-// SchedulerOption configures a Scheduler (NewScheduler, or an Orchestrator's through
-// WithScheduling).
-type SchedulerOption func(*schedulerOptions) error
+// Option configures a Scheduler (New, or an orchestrator's through
+// orchestrator.WithScheduling).
+type Option func(*options) error
 
-type schedulerOptions struct {
+type options struct {
 	sample int
 	now    func() time.Time
 	rnd    *rand.Rand // nil: seeded randomly by each new Scheduler
 }
 
-func defaultSchedulerOptions() schedulerOptions {
-	return schedulerOptions{sample: DefaultSampleSize, now: time.Now}
+func defaultOptions() options {
+	return options{sample: DefaultSampleSize, now: time.Now}
+}
+
+// invalid returns the error of an option given a bad value: it names the option and the
+// reason, and wraps dao.ErrInvalid.
+func invalid(option, format string, args ...any) error {
+	return fmt.Errorf("scheduler: %s: %s: %w", option, fmt.Sprintf(format, args...), dao.ErrInvalid)
 }
 
 // WithSampleSize sets how many feasible nodes are weighed for a group of tasks when the group
 // is smaller than that. The default is DefaultSampleSize (64); it must be at least 1. A larger
 // sample places better and costs more per group.
-func WithSampleSize(n int) SchedulerOption {
-	return func(o *schedulerOptions) error {
+func WithSampleSize(n int) Option {
+	return func(o *options) error {
 		if n < 1 {
 			return invalid("WithSampleSize", "%d: must be at least 1", n)
 		}
@@ -66,59 +73,56 @@ func WithSampleSize(n int) SchedulerOption {
 	}
 }
 
-// WithSchedulerClock sets the clock the placement policies read (recent failures). The
-// default is clock.System(); an Orchestrator gives its Scheduler its own (WithClock).
-func WithSchedulerClock(c clock.Clock) SchedulerOption {
-	return func(o *schedulerOptions) error {
+// WithClock sets the clock the placement policies read (recent failures). The default is
+// clock.System(); an orchestrator gives its Scheduler its own (orchestrator.WithClock).
+func WithClock(c clock.Clock) Option {
+	return func(o *options) error {
 		if c == nil {
-			return invalid("WithSchedulerClock", "nil clock")
+			return invalid("WithClock", "nil clock")
 		}
 		o.now = c.Now
 		return nil
 	}
 }
 
-// WithSchedulerRand sets the random source that picks where a scan of the nodes starts. The
-// default is a source seeded randomly for each Scheduler.
-func WithSchedulerRand(r *rand.Rand) SchedulerOption {
-	return func(o *schedulerOptions) error {
+// WithRand sets the random source that picks where a scan of the nodes starts. The default
+// is a source seeded randomly for each Scheduler.
+func WithRand(r *rand.Rand) Option {
+	return func(o *options) error {
 		if r == nil {
-			return invalid("WithSchedulerRand", "nil source")
+			return invalid("WithRand", "nil source")
 		}
 		o.rnd = r
 		return nil
 	}
 }
 
-// NewScheduler returns a scheduler with no nodes.
-func NewScheduler(opts ...SchedulerOption) (*Scheduler, error) {
-	o := defaultSchedulerOptions()
+// New returns a scheduler with no nodes. A nil option, or an option given a bad value, is
+// an error wrapping dao.ErrInvalid.
+func New(opts ...Option) (*Scheduler, error) {
+	o := defaultOptions()
 	for _, opt := range opts {
 		if opt == nil {
-			return nil, invalid("SchedulerOption", "nil option")
+			return nil, invalid("Option", "nil option")
 		}
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
-	return newScheduler(o), nil
-}
-
-func newScheduler(o schedulerOptions) *Scheduler {
 	rnd := o.rnd
 	if rnd == nil {
 		rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	return &Scheduler{
-		cluster:   policy.NewClusterInfo(),
-		nodes:     map[string]*policy.NodeInfo{},
-		index:     map[string]int{},
-		taskNode:  map[string]string{},
-		pipelines: map[pipelineKey]*policy.Placer{},
-		sample:    o.sample,
-		now:       o.now,
-		rnd:       rnd,
-	}
+		cluster:  policy.NewClusterInfo(),
+		nodes:    map[string]*policy.NodeInfo{},
+		index:    map[string]int{},
+		taskNode: map[string]string{},
+		placers:  map[placerKey]*policy.Placer{},
+		sample:   o.sample,
+		now:      o.now,
+		rnd:      rnd,
+	}, nil
 }
 
 // SetNode adds a node or updates it (labels, status, availability, resources). Its tasks
@@ -203,26 +207,27 @@ func (s *Scheduler) RecordFailure(nodeID, serviceID string, at time.Time) {
 	}
 }
 
-// Pipeline returns the placement pipeline of a service version, building it from placement
-// the first time. A placement whose constraints do not parse gives a *policy.SyntaxError.
-func (s *Scheduler) Pipeline(serviceID string, version uint64, placement dao.Placement) (*policy.Placer, error) {
-	k := pipelineKey{serviceID, version}
-	if p, ok := s.pipelines[k]; ok {
+// Placer returns the placer (filters and scorers) of a service version, building it from
+// placement with policy.DefaultPlacer the first time. A placement whose constraints do not
+// parse gives a *policy.SyntaxError.
+func (s *Scheduler) Placer(serviceID string, version uint64, placement dao.Placement) (*policy.Placer, error) {
+	k := placerKey{serviceID, version}
+	if p, ok := s.placers[k]; ok {
 		return p, nil
 	}
 	p, err := policy.DefaultPlacer(placement)
 	if err != nil {
 		return nil, err
 	}
-	s.pipelines[k] = p
+	s.placers[k] = p
 	return p, nil
 }
 
-// ForgetPipelines drops the cached pipelines of a service (it was updated or removed).
-func (s *Scheduler) ForgetPipelines(serviceID string) {
-	for k := range s.pipelines {
+// ForgetPlacers drops the cached placers of a service (it was updated or removed).
+func (s *Scheduler) ForgetPlacers(serviceID string) {
+	for k := range s.placers {
 		if k.service == serviceID {
-			delete(s.pipelines, k)
+			delete(s.placers, k)
 		}
 	}
 }
@@ -238,7 +243,7 @@ type Decision struct {
 }
 
 // Place places a group of tasks that ask for the same thing (one service version: the same
-// spec and placement) with pipeline p, counts each placed task on its node, and returns one
+// spec and placement) with placer p, counts each placed task on its node, and returns one
 // decision per task, in order. Tasks are not changed.
 //
 // The group is placed as one batch. Feasible nodes are found by scanning the nodes from a
@@ -247,9 +252,9 @@ type Decision struct {
 // of nodes, and an unplaceable group costs one pass over them. Every chosen node passes every
 // filter for the task it gets.
 //
-// Among the feasible nodes, spreading over label values (the pipeline's SpreadLabel scorers)
+// Among the feasible nodes, spreading over label values (the placer's SpreadLabel scorers)
 // is done exactly, by counts: each task goes to the label value with the fewest tasks of the
-// service. Within a value, nodes are ranked by the pipeline's other scorers in a heap that is
+// service. Within a value, nodes are ranked by the placer's other scorers in a heap that is
 // re-scored lazily: a node is re-scored when it gets a task or reaches the top, and every
 // node when the service's largest count on one node grows (the node-spreading scorer is
 // relative to it). Scorers of a user's own are assumed to change only for the node that gets
@@ -291,7 +296,7 @@ func (s *Scheduler) Place(p *policy.Placer, tasks []*dao.Task) []Decision {
 // batch is the state of one Place call.
 type batch struct {
 	s        *Scheduler
-	local    policy.Placer // the pipeline without its label-spread scorers
+	local    policy.Placer // the placer without its label-spread scorers
 	keys     []string      // label keys spread over, most important first
 	task     *dao.Task     // the first task: the one the scan filters for
 	groups   []*group      // feasible nodes by label values
