@@ -44,7 +44,7 @@
 // Join tokens and revocations live in the CA's memory; the control plane persists them in
 // its store (RemovedNodes, RevokedSerials) and restores them at start.
 //
-// Every error is of a containerd errdefs class (errdefs.IsUnauthenticated on a bad token or
+// Every error is of a containerd errdefs class (errdefs.IsUnauthorized on a bad token or
 // an unknown certificate, errdefs.IsPermissionDenied on a revoked one, errdefs.IsInvalidArgument
 // on bad input), and each has its own sentinel for errors.Is.
 package pki

@@ -7,7 +7,7 @@ import (
 	"github.com/opendao/dao/internal/errclass"
 )
 
-// Errors of this package. Each is of a containerd errdefs class, so errdefs.IsUnauthenticated,
+// Errors of this package. Each is of a containerd errdefs class, so errdefs.IsUnauthorized,
 // errdefs.IsPermissionDenied and so on work on every error the package returns, and each can
 // still be told apart with errors.Is.
 var (

@@ -238,4 +238,3 @@ func RenewAt(cert *x509.Certificate, r *mathrand.Rand) time.Time {
 	span := life - life/5 - lo
 	return cert.NotBefore.Add(lo + time.Duration(r.Int64N(int64(span)+1)))
 }
-
