@@ -101,12 +101,16 @@ func (ca *CA) Verify(chain []*x509.Certificate) (nodeID string, err error) {
 	}
 	leaf := chain[0]
 	now := ca.clock.Now()
-	if err := verifyLeaf(ca.cert, leaf, now, x509.ExtKeyUsageClientAuth); err != nil {
-		return "", err
+	var id string
+	role := func() error {
+		var err error
+		if id, err = NodeIDFromCert(leaf); err != nil {
+			return fmt.Errorf("pki: verify: %w", err)
+		}
+		return nil
 	}
-	id, err := NodeIDFromCert(leaf)
-	if err != nil {
-		return "", fmt.Errorf("pki: verify: %w", err)
+	if err := verifyLeaf(ca.cert, leaf, now, x509.ExtKeyUsageClientAuth, role); err != nil {
+		return "", err
 	}
 	if ca.IsRevoked(leaf.SerialNumber) {
 		return "", fmt.Errorf("pki: verify: %w: serial %s of node %s", ErrRevoked, leaf.SerialNumber.Text(16), dao.Quote(id))
@@ -118,8 +122,9 @@ func (ca *CA) Verify(chain []*x509.Certificate) (nodeID string, err error) {
 }
 
 // verifyLeaf checks that root signed leaf, that both are valid at now, and that leaf may be
-// used for usage.
-func verifyLeaf(root, leaf *x509.Certificate, now time.Time, usage x509.ExtKeyUsage) error {
+// used for usage; role, called after the signature and validity checks and before the
+// usage check, checks that leaf is of the role expected.
+func verifyLeaf(root, leaf *x509.Certificate, now time.Time, usage x509.ExtKeyUsage, role func() error) error {
 	if err := leaf.CheckSignatureFrom(root); err != nil {
 		return fmt.Errorf("pki: verify: %w: certificate %s (issuer %s): %v", ErrUnknownAuthority,
 			dao.Quote(leaf.Subject.CommonName), dao.Quote(leaf.Issuer.CommonName), err)
@@ -130,6 +135,9 @@ func verifyLeaf(root, leaf *x509.Certificate, now time.Time, usage x509.ExtKeyUs
 				dao.Quote(c.Subject.CommonName), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339),
 				now.UTC().Format(time.RFC3339))
 		}
+	}
+	if err := role(); err != nil {
+		return err
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(root)
@@ -177,16 +185,16 @@ func VerifyControlPlane(caCert *x509.Certificate, chain []*x509.Certificate, now
 		return fmt.Errorf("pki: verify: %w: no certificate", ErrUnknownAuthority)
 	}
 	leaf := chain[0]
-	if err := verifyLeaf(caCert, leaf, now, x509.ExtKeyUsageServerAuth); err != nil {
-		return err
-	}
-	for _, u := range leaf.URIs {
-		if u.String() == ControlPlaneURI {
-			return nil
+	role := func() error {
+		for _, u := range leaf.URIs {
+			if u.String() == ControlPlaneURI {
+				return nil
+			}
 		}
+		return fmt.Errorf("pki: verify control plane: %w: certificate %s does not carry %s", ErrWrongRole,
+			dao.Quote(leaf.Subject.CommonName), ControlPlaneURI)
 	}
-	return fmt.Errorf("pki: verify control plane: %w: certificate %s does not carry %s", ErrWrongRole,
-		dao.Quote(leaf.Subject.CommonName), ControlPlaneURI)
+	return verifyLeaf(caCert, leaf, now, x509.ExtKeyUsageServerAuth, role)
 }
 
 // ServerTLSConfig returns the control plane's mutual-TLS configuration: TLS 1.3 at least,
