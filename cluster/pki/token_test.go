@@ -57,7 +57,7 @@ func TestParseJoinTokenErrors(t *testing.T) {
 		{"DAO1-" + pin + "-" + secret + "-x", "more than three"},
 		{"DAO1-" + pin[1:] + "-" + secret, "the CA pin is 51 characters, want 52"},
 		{"DAO1-" + pin + "-" + secret + "a", "the secret is 33 characters, want 32"},
-		{"DAO1-" + strings.ToUpper(pin) + "-" + secret, "the CA pin has an invalid character at offset 0"},
+		{"DAO1-A" + pin[1:] + "-" + secret, "the CA pin has an invalid character at offset 0"},
 		{"DAO1-" + pin + "-" + secret[:5] + "1" + secret[6:], "the secret has an invalid character at offset 5"},
 		{" " + good, "does not begin with"},
 		{good + "\n", "the secret is 33 characters"},
