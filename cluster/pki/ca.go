@@ -49,8 +49,8 @@ const backdate = 5 * time.Minute
 // it accepts (only a hash of each secret), and the serial numbers and node IDs it revoked.
 // It is safe for simultaneous use.
 //
-// The root key and certificate are persisted with Save and LoadCA; join tokens and
-// revocations live in memory only, and the control plane keeps them in its own store.
+// The root key and certificate, the join tokens (digests of their secrets) and the
+// revocations are persisted with Save and LoadCA; between calls of Save they live in memory.
 type CA struct {
 	clock   clock.Clock
 	cert    *x509.Certificate
@@ -192,9 +192,13 @@ func (ca *CA) CertificatePEM() []byte {
 // Pin returns the SHA-256 digest of the root certificate's DER, which join tokens carry.
 func (ca *CA) Pin() [32]byte { return ca.pin }
 
-// Save writes the root certificate to dir/ca.crt (mode 0644) and its key to dir/ca.key
-// (mode 0600, PKCS #8 PEM), creating dir with mode 0700 if it does not exist. Each file is
-// written to a temporary file and renamed, so a crash leaves the old file or the new one.
+// Save writes the root certificate to dir/ca.crt (mode 0644), its key to dir/ca.key (mode
+// 0600, PKCS #8 PEM) and its join tokens (digests of their secrets, never the secrets),
+// removed node IDs and revoked serial numbers to dir/state.json (StateFile, mode 0600),
+// creating dir with mode 0700 if it does not exist. Each file is written to a temporary file
+// and renamed, so a crash leaves the old file or the new one. The state is a snapshot taken
+// at the call: the control plane calls Save again after each change it must not lose
+// (NewJoinToken, RevokeJoinToken, RotateJoinTokens, RemoveNode, ReadmitNode, RevokeSerial).
 func (ca *CA) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("pki: save CA: %w", err)
@@ -204,10 +208,17 @@ func (ca *CA) Save(dir string) error {
 		return fmt.Errorf("pki: save CA: marshal key: %w", err)
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	state, err := ca.encodeState()
+	if err != nil {
+		return err
+	}
 	if err := writeFileAtomic(filepath.Join(dir, CAKeyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, CACertFile), ca.CertificatePEM(), 0o644)
+	if err := writeFileAtomic(filepath.Join(dir, CACertFile), ca.CertificatePEM(), 0o644); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, StateFile), state, 0o600)
 }
 
 func writeFileAtomic(name string, data []byte, perm fs.FileMode) error {
@@ -239,8 +250,12 @@ func writeFileAtomic(name string, data []byte, perm fs.FileMode) error {
 // LoadCA reads a CA that Save wrote to dir. It refuses a key file that anyone but its owner
 // may read or write (ErrInsecureKeyFile), a file that is not PEM of the expected kind, a
 // certificate that is not a CA, and a key that does not match the certificate (ErrInvalidCA);
-// each error names the file. Of the options, only WithClock applies: the subject and
-// lifetime are the certificate's. The loaded CA has no join tokens and no revocations.
+// each error names the file. It restores the join tokens, removed nodes and revoked serials
+// from dir/state.json (StateFile): a state file others may read or write is refused
+// (ErrInsecureKeyFile), a damaged one gives ErrCorruptState naming the file and the field,
+// and a missing one (a CA saved before the file existed) gives a CA with no join tokens and
+// no revocations. Of the options, only WithClock applies: the subject and lifetime are the
+// certificate's.
 func LoadCA(dir string, opts ...CAOption) (*CA, error) {
 	o, err := applyCAOptions(opts)
 	if err != nil {
@@ -291,7 +306,16 @@ func LoadCA(dir string, opts ...CAOption) (*CA, error) {
 	if !key.PublicKey.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("pki: load CA: %s: %w: the key does not match the certificate %s", keyName, ErrInvalidCA, certName)
 	}
-	return newCA(o.clock, certDER, key)
+	state, err := loadState(filepath.Join(dir, StateFile))
+	if err != nil {
+		return nil, err
+	}
+	ca, err := newCA(o.clock, certDER, key)
+	if err != nil {
+		return nil, err
+	}
+	ca.tokens, ca.removed, ca.revoked = state.tokens, state.removed, state.revoked
+	return ca, nil
 }
 
 func decodePEM(data []byte, typ, name string) ([]byte, error) {

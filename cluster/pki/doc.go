@@ -7,9 +7,9 @@
 // # Keys and lifetimes
 //
 // The CA's root is a self-signed ECDSA P-256 certificate valid for DefaultCALifetime (10
-// years), made by NewCA and kept on disk by Save and LoadCA (ca.crt, and ca.key with mode
-// 0600; LoadCA refuses a key others may read and a key that does not match the
-// certificate). Node keys are ECDSA P-256 (NewNodeKey; P-384 and Ed25519 are accepted too).
+// years), made by NewCA and kept on disk by Save and LoadCA (ca.crt, ca.key with mode
+// 0600, and state.json, see Persistence; LoadCA refuses a key others may read and a key that
+// does not match the certificate). Node keys are ECDSA P-256 (NewNodeKey; P-384 and Ed25519 are accepted too).
 // Node certificates live DefaultNodeCertLifetime (90 days, as swarmkit's), are for client
 // and server authentication, and name the node twice: the common name is the node ID and
 // the one URI subject alternative name is dao://node/<id> (NodeURI; NodeIDFromCert reads it
@@ -41,10 +41,22 @@
 //  6. Removing a node (CA.RemoveNode) makes every certificate naming it refused; a leaked
 //     key is cut off by CA.RevokeSerial.
 //
-// Join tokens and revocations live in the CA's memory; the control plane persists them in
-// its store (RemovedNodes, RevokedSerials) and restores them at start.
+// # Persistence
+//
+// Save writes, next to ca.crt and ca.key, the state a restart must not forget: state.json
+// (StateFile, mode 0600, JSON of version StateVersion) holds the join tokens (the SHA-256
+// digest of each secret, never the secret, and its expiry), the removed node IDs and the
+// revoked serial numbers; a revoked join token has no record, so it stays refused. Each file
+// is written to a temporary file and renamed. LoadCA restores the state, so a revoked node is
+// not let back in after the control plane restarts; it refuses a state file others may read
+// or write (ErrInsecureKeyFile) and a damaged or tampered one with ErrCorruptState (class
+// errdefs.ErrDataLoss), whose text names the file and the field. A directory without
+// state.json (saved by an older version) loads with no tokens and no revocations. Between
+// calls of Save the state lives in memory: the control plane calls Save after each change
+// (a token made or revoked, a node removed or readmitted, a serial revoked).
 //
 // Every error is of a containerd errdefs class (errdefs.IsUnauthorized on a bad token or
 // an unknown certificate, errdefs.IsPermissionDenied on a revoked one, errdefs.IsInvalidArgument
-// on bad input), and each has its own sentinel for errors.Is.
+// on bad input, errdefs.IsDataLoss on a damaged state file), and each has its own sentinel
+// for errors.Is.
 package pki

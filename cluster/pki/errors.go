@@ -27,8 +27,15 @@ var (
 	// certificate); of class dao.ErrInvalid.
 	ErrInvalidCA = errclass.New(dao.ErrInvalid, "pki: invalid CA files")
 
-	// ErrInsecureKeyFile is returned by LoadCA when the CA's key file may be read or
-	// written by anyone but its owner; of class errdefs.ErrFailedPrecondition.
+	// ErrCorruptState is returned by LoadCA for a state file (StateFile) that does not parse
+	// or holds a bad value; the error text names the file and the field. Of class
+	// errdefs.ErrDataLoss: the file was damaged or tampered with, and loading it again does
+	// not help.
+	ErrCorruptState = errclass.New(errdefs.ErrDataLoss, "pki: CA state file corrupt")
+
+	// ErrInsecureKeyFile is returned by LoadCA when the CA's key file or its state file
+	// (StateFile) may be read or written by anyone but its owner; of class
+	// errdefs.ErrFailedPrecondition.
 	ErrInsecureKeyFile = errclass.New(errdefs.ErrFailedPrecondition, "pki: key file is accessible to others")
 
 	// ErrInvalidToken is returned when a join token's secret is not one the CA issued (or
