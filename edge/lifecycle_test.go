@@ -113,20 +113,7 @@ func lifeCycle(t *testing.T, ctx context.Context, c *testutil.Containerd, app, n
 		t.Fatal(err)
 	}
 	waitAgent(t, agent, 30*time.Second, "no task", func(ts []dao.Task) bool { return len(ts) == 0 })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		list, err := rt.List(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(list) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d containers left 30s after they were unassigned", len(list))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitNoContainers(t, ctx, rt)
 
 	if err := agent.Close(); err != nil {
 		t.Errorf("Agent.Close: %v", err)
@@ -146,6 +133,26 @@ func lifeCycle(t *testing.T, ctx context.Context, c *testutil.Containerd, app, n
 	err = rt.Create(ctx, "after-close", dao.ContainerSpec{Image: app})
 	if !errors.Is(err, edge.ErrClosed) || !errdefs.IsFailedPrecondition(err) {
 		t.Errorf("Create after Close: %v, want ErrClosed, of class FailedPrecondition", err)
+	}
+}
+
+// waitNoContainers waits until rt lists no container (checked with containerd, through the
+// Runtime's List), failing the test after 30s.
+func waitNoContainers(t *testing.T, ctx context.Context, rt *edge.Runtime) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := rt.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d containers left 30s after they were unassigned", len(list))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -333,18 +340,5 @@ func TestAgentCarriesOnWhenDroppedAsSlow(t *testing.T) {
 	if err := ar.agent.Assign(edge.Assignment{Revision: 2}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		list, err := rt.List(e.ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(list) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d containers left 30s after they were unassigned", len(list))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitNoContainers(t, e.ctx, rt)
 }

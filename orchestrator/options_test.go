@@ -2,10 +2,10 @@ package orchestrator_test
 
 import (
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/testutil/fixture"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/scheduler"
 	"github.com/opendao/dao/policy"
@@ -52,13 +52,7 @@ func TestOptionsRejectBadValues(t *testing.T) {
 		{"StoreOption", storeWith(nil)},
 	}
 	for _, tt := range tests {
-		if !errors.Is(tt.err, dao.ErrInvalid) {
-			t.Errorf("%s: got %v, want an error wrapping dao.ErrInvalid", tt.option, tt.err)
-			continue
-		}
-		if !strings.Contains(tt.err.Error(), tt.option) {
-			t.Errorf("%s: %q does not name the option", tt.option, tt.err)
-		}
+		fixture.CheckOptionError(t, tt.option, tt.err)
 	}
 	// A bolt store checks its options as the memory store does.
 	if _, err := orchestrator.OpenBoltStore(t.TempDir()+"/s.db", orchestrator.WithHistory(0)); !errors.Is(err, dao.ErrInvalid) {

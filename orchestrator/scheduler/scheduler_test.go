@@ -186,13 +186,7 @@ func TestOptionsRejectBadValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := scheduler.New(tt.opt)
-		if !errors.Is(err, dao.ErrInvalid) {
-			t.Errorf("%s: got %v, want an error wrapping dao.ErrInvalid", tt.option, err)
-			continue
-		}
-		if !strings.Contains(err.Error(), tt.option) {
-			t.Errorf("%s: %q does not name the option", tt.option, err)
-		}
+		fixture.CheckOptionError(t, tt.option, err)
 	}
 }
 

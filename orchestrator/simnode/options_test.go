@@ -1,12 +1,11 @@
 package simnode_test
 
 import (
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/opendao/dao"
+	shared "github.com/opendao/dao/internal/testutil/fixture"
 	"github.com/opendao/dao/orchestrator/simnode"
 )
 
@@ -50,12 +49,6 @@ func TestOptionsRejectBadValues(t *testing.T) {
 		{"ClusterOption", clusterWith(nil)},
 	}
 	for _, tt := range tests {
-		if !errors.Is(tt.err, dao.ErrInvalid) {
-			t.Errorf("%s: got %v, want an error wrapping dao.ErrInvalid", tt.option, tt.err)
-			continue
-		}
-		if !strings.Contains(tt.err.Error(), tt.option) {
-			t.Errorf("%s: %q does not name the option", tt.option, tt.err)
-		}
+		shared.CheckOptionError(t, tt.option, tt.err)
 	}
 }
