@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/atomicfile"
 )
 
 // Labels the Agent puts on the containers of its tasks.
@@ -671,23 +672,7 @@ func (a *Agent) saveAssignment(as *Assignment) error {
 	if err != nil {
 		return fmt.Errorf("edge: save assignment: %w", err)
 	}
-	path := filepath.Join(a.opts.stateDir, assignmentFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("edge: save assignment: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(a.opts.stateDir, assignmentFile), b, 0o640); err != nil {
 		return fmt.Errorf("edge: save assignment: %w", err)
 	}
 	return nil

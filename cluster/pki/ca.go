@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao/clock"
+	"github.com/opendao/dao/internal/atomicfile"
 )
 
 // Defaults of the CA and of the certificates it issues.
@@ -222,26 +223,7 @@ func (ca *CA) Save(dir string) error {
 }
 
 func writeFileAtomic(name string, data []byte, perm fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("pki: save %s: %w", name, err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.WriteFile(name, data, perm); err != nil {
 		return fmt.Errorf("pki: save %s: %w", name, err)
 	}
 	return nil
