@@ -329,11 +329,17 @@ func TestRemoveKillsCreatedTask(t *testing.T) {
 	if st := e.wait(exited, 10*time.Second); st.ExitCode != 3 {
 		t.Fatalf("%s: exit code %d, want 3", exited, st.ExitCode)
 	}
-	// A Wait of the container that never started returns once it is removed.
-	waited := make(chan error, 1)
+	// A Wait of the container that never started returns once it is removed: with the
+	// status of its killed task if it looked between the kill and the removal, or with
+	// ErrNotFound after.
+	type waitResult struct {
+		st  edge.ContainerStatus
+		err error
+	}
+	waited := make(chan waitResult, 1)
 	go func() {
-		_, err := e.rt.Wait(e.ctx, created)
-		waited <- err
+		st, err := e.rt.Wait(e.ctx, created)
+		waited <- waitResult{st, err}
 	}()
 	for _, id := range []string{created, exited} {
 		cg := e.cgroupsPath(id)
@@ -346,9 +352,10 @@ func TestRemoveKillsCreatedTask(t *testing.T) {
 		}
 	}
 	select {
-	case err := <-waited:
-		if !errors.Is(err, edge.ErrNotFound) {
-			t.Errorf("Wait of a removed container: err = %v, want ErrNotFound", err)
+	case w := <-waited:
+		stopped := w.err == nil && w.st.State == edge.StateStopped
+		if !stopped && !errors.Is(w.err, edge.ErrNotFound) {
+			t.Errorf("Wait of a removed container: %s, err = %v; want stopped or ErrNotFound", w.st.State, w.err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Errorf("Wait of a removed container still waits 5s after the removal")

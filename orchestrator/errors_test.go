@@ -98,6 +98,7 @@ func TestMissingServiceIsNotFound(t *testing.T) {
 				"DrainNode":  func() error { return o.DrainNode(ctx, "n0") },
 				"RemoveNode": func() error { return o.RemoveNode(ctx, "n0") },
 				"Heartbeat":  func() error { return o.Heartbeat("n0") },
+				"Disconnect": func() error { return o.Disconnect("n0", "connection closed") },
 			}
 			for call, f := range calls {
 				err := f()

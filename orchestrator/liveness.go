@@ -114,9 +114,34 @@ func (o *Orchestrator) Heartbeat(nodeID string) error {
 	return nil
 }
 
+// Disconnect says that the connection to a node closed, for a reason given by why (for
+// the node's status message): the node is disconnected at once, rather than after the
+// heartbeat timeout, and down once the grace has passed too, unless it beats again. A
+// closed connection is evidence that the node's program went away, which silence is not:
+// a node that is merely cut off keeps its tasks for the heartbeat timeout and the grace,
+// one whose agent died for the grace only. A node in the same process never needs it. It
+// fails with ErrNotFound for a node that was not added. It does not block for long.
+func (o *Orchestrator) Disconnect(nodeID, why string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.nodes[nodeID]
+	if c == nil {
+		return fmt.Errorf("node %s: %w", nodeID, ErrNotFound)
+	}
+	if c.lostAt.IsZero() {
+		c.lostAt, c.lostWhy = o.opts.clock.Now(), why
+	}
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
 // beat records a sign of life; o.mu is held.
 func (o *Orchestrator) beat(nodeID string, c *nodeConn) {
 	c.lastSeen = o.opts.clock.Now()
+	c.lostAt, c.lostWhy = time.Time{}, ""
 	wake := c.state != dao.NodeReady
 	if c.failed {
 		o.dirtyNodes[nodeID] = true
@@ -141,18 +166,23 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 		id       string
 		state    dao.NodeState
 		lastSeen time.Time
+		lostAt   time.Time
+		lostWhy  string
 	}
 	var changes []change
 	l := liveness{timeout: o.opts.hbTimeout, grace: o.opts.grace}
 	o.mu.Lock()
 	for id, c := range o.nodes {
-		if want := l.judge(now.Sub(c.lastSeen), c.state); want != c.state {
-			changes = append(changes, change{id, want, c.lastSeen})
+		if want := l.judge(c.silence(now, l.timeout), c.state); want != c.state {
+			changes = append(changes, change{id, want, c.lastSeen, c.lostAt, c.lostWhy})
 		}
 	}
 	o.mu.Unlock()
 	for _, ch := range changes {
 		msg := l.message(ch.state, now.Sub(ch.lastSeen))
+		if !ch.lostAt.IsZero() && ch.state != dao.NodeReady {
+			msg = l.lostMessage(ch.state, ch.lostWhy, now.Sub(ch.lostAt))
+		}
 		err := o.store.Update(ctx, fmt.Sprintf("liveness: node %s %s: %s", ch.id, ch.state, msg), func(tx Tx) error {
 			n, err := tx.Node(ch.id)
 			if err != nil {
@@ -234,6 +264,18 @@ func (l liveness) message(state dao.NodeState, since time.Duration) string {
 		return fmt.Sprintf("no heartbeat for %s (timeout %s + grace %s)", since, l.timeout, l.grace)
 	}
 	return ""
+}
+
+// lostMessage says why a node whose connection closed (for why) since ago is now in state.
+func (l liveness) lostMessage(state dao.NodeState, why string, since time.Duration) string {
+	since = since.Round(time.Millisecond)
+	if why == "" {
+		why = "connection closed"
+	}
+	if state == dao.NodeDown {
+		return fmt.Sprintf("%s %s ago (grace %s)", why, since, l.grace)
+	}
+	return why
 }
 
 // orphanTasks ends the tasks of a lost node that had not ended (those that pass only, when

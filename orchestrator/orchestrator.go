@@ -75,6 +75,22 @@ type nodeConn struct {
 	failed bool
 	// assigned is the number of tasks in the last assignment sent.
 	assigned int
+	// lostAt is when the node's connection was seen to close (Disconnect), zero while it
+	// is open: from then on the node is judged as if its heartbeat timeout had run out.
+	lostAt time.Time
+	// lostWhy says how the connection closed, for the liveness message.
+	lostWhy string
+}
+
+// silence returns how long the node has been silent, as liveness judges it: since its last
+// sign of life, or, once its connection closed, as if the heartbeat timeout had run out
+// then.
+func (c *nodeConn) silence(now time.Time, timeout time.Duration) time.Duration {
+	since := now.Sub(c.lastSeen)
+	if !c.lostAt.IsZero() {
+		since = max(since, now.Sub(c.lostAt)+timeout+time.Nanosecond)
+	}
+	return since
 }
 
 type statusReport struct {

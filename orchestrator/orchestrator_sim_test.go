@@ -725,3 +725,66 @@ func TestNodesAddedWhileRunningAreAllUsed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDisconnectStartsTheGraceAtOnce: a node whose connection closed (its agent died) is
+// disconnected at once and down after the grace, without waiting for the heartbeat timeout;
+// a heartbeat before then makes it ready again with nothing moved.
+func TestDisconnectStartsTheGraceAtOnce(t *testing.T) {
+	s := newSim(t, 2)
+	if _, err := s.o.CreateService(s.ctx, webSpec(4)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("4 running", func() bool { return slotsCovered(s.running("web"), 4) })
+	victim := s.cluster.Node("node-0001")
+	state := func() dao.NodeState {
+		ns, _ := s.o.Nodes(s.ctx)
+		for _, n := range ns {
+			if n.ID == victim.ID() {
+				return n.Status.State
+			}
+		}
+		return ""
+	}
+	total := len(s.tasks(orchestrator.TaskFilter{ServiceID: "web"}))
+
+	// Closed and back within the grace: nothing moves.
+	if err := s.o.Disconnect(victim.ID(), "connection closed by the node"); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.waitFor("disconnected", func() bool { return state() == dao.NodeDisconnected }); d >= simTimeout {
+		t.Errorf("disconnected %s after the connection closed, want before the heartbeat timeout %s", d, simTimeout)
+	}
+	if err := s.o.Heartbeat(victim.ID()); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("ready again", func() bool { return state() == dao.NodeReady })
+	s.settle(simGrace + simTimeout)
+	if n := len(s.tasks(orchestrator.TaskFilter{ServiceID: "web"})); n != total {
+		t.Fatalf("%d tasks after a reconnect within the grace, want %d:\n%s", n, total, s.dump())
+	}
+
+	// Closed for good: down after the grace alone.
+	victim.Disconnect()
+	if err := s.o.Disconnect(victim.ID(), "connection closed by the node"); err != nil {
+		t.Fatal(err)
+	}
+	down := s.waitFor("down", func() bool { return state() == dao.NodeDown })
+	if down >= simTimeout+simGrace || down < simGrace {
+		t.Errorf("down %s after the connection closed, want after the grace %s and before timeout+grace %s", down, simGrace, simTimeout+simGrace)
+	}
+	ns, _ := s.o.Nodes(s.ctx)
+	for _, n := range ns {
+		if n.ID == victim.ID() && !strings.Contains(n.Status.Message, "connection closed by the node") {
+			t.Errorf("status message %q does not say why", n.Status.Message)
+		}
+	}
+	s.waitFor("tasks moved off the down node", func() bool {
+		live := s.running("web")
+		for _, tk := range live {
+			if tk.NodeID == victim.ID() {
+				return false
+			}
+		}
+		return slotsCovered(live, 4)
+	})
+}
