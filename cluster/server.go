@@ -1,0 +1,372 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/opendao/dao"
+	"github.com/opendao/dao/clock"
+	"github.com/opendao/dao/cluster/pki"
+	"github.com/opendao/dao/orchestrator"
+)
+
+// Defaults of the protocol.
+const (
+	// DefaultHeartbeatInterval is how often agents beat, unless WithHeartbeatInterval
+	// says otherwise: well within the orchestrator's DefaultHeartbeatTimeout.
+	DefaultHeartbeatInterval = time.Second
+	// DefaultHelloTimeout is how long a new session may take to say hello.
+	DefaultHelloTimeout = 10 * time.Second
+)
+
+// ServerOption configures a Server.
+type ServerOption func(*serverOptions) error
+
+type serverOptions struct {
+	heartbeat    time.Duration
+	maxMsg       int
+	log          *slog.Logger
+	caDir        string
+	certLifetime time.Duration
+	clock        clock.Clock
+	helloTimeout time.Duration
+}
+
+// WithHeartbeatInterval sets how often agents beat; it must be at least 10ms and should be
+// well under the orchestrator's heartbeat timeout. The default is DefaultHeartbeatInterval.
+func WithHeartbeatInterval(d time.Duration) ServerOption {
+	return func(o *serverOptions) error {
+		if d < 10*time.Millisecond {
+			return optionError(fmt.Sprintf("WithHeartbeatInterval(%s)", d), "must be at least 10ms")
+		}
+		o.heartbeat = d
+		return nil
+	}
+}
+
+// WithMaxMessageBytes sets the largest message the server takes or sends, at least 64 KiB.
+// The default is DefaultMaxMessageBytes.
+func WithMaxMessageBytes(n int) ServerOption {
+	return func(o *serverOptions) error {
+		if n < 64<<10 {
+			return optionError(fmt.Sprintf("WithMaxMessageBytes(%d)", n), "must be at least 65536")
+		}
+		o.maxMsg = n
+		return nil
+	}
+}
+
+// WithServerLogger sets the logger of the server's messages. The default discards them.
+func WithServerLogger(l *slog.Logger) ServerOption {
+	return func(o *serverOptions) error {
+		if l == nil {
+			return optionError("WithServerLogger(nil)", "must not be nil")
+		}
+		o.log = l
+		return nil
+	}
+}
+
+// WithCADir makes the server save the CA's state (pki.CA.Save) in dir after each change it
+// makes, such as RemoveNode, so that a removed node stays removed after a restart. The
+// default saves nothing.
+func WithCADir(dir string) ServerOption {
+	return func(o *serverOptions) error {
+		if dir == "" {
+			return optionError("WithCADir(\"\")", "must not be empty")
+		}
+		o.caDir = dir
+		return nil
+	}
+}
+
+// WithNodeCertLifetime sets the lifetime of the node certificates the server issues, at
+// joins and renewals. The default is pki.DefaultNodeCertLifetime (90 days).
+func WithNodeCertLifetime(d time.Duration) ServerOption {
+	return func(o *serverOptions) error {
+		if d < pki.MinCertLifetime {
+			return optionError(fmt.Sprintf("WithNodeCertLifetime(%s)", d), fmt.Sprintf("must be at least %s", pki.MinCertLifetime))
+		}
+		o.certLifetime = d
+		return nil
+	}
+}
+
+// WithServerClock sets the clock of certificates and hello deadlines. The default is the
+// system clock.
+func WithServerClock(c clock.Clock) ServerOption {
+	return func(o *serverOptions) error {
+		if c == nil {
+			return optionError("WithServerClock(nil)", "must not be nil")
+		}
+		o.clock = c
+		return nil
+	}
+}
+
+// WithHelloTimeout sets how long a new session may take to say hello. The default is
+// DefaultHelloTimeout.
+func WithHelloTimeout(d time.Duration) ServerOption {
+	return func(o *serverOptions) error {
+		if d <= 0 {
+			return optionError(fmt.Sprintf("WithHelloTimeout(%s)", d), "must be positive")
+		}
+		o.helloTimeout = d
+		return nil
+	}
+}
+
+// Server is the control plane's end of the node protocol: it lets nodes join with a token,
+// renews their certificates, and holds one session per connected node, which it adds to
+// the orchestrator as that node's orchestrator.NodeAgent. Nothing in the orchestrator
+// knows the node is remote.
+//
+// Serve it on a listener; Close stops it and waits for everything it started.
+type Server struct {
+	ca   *pki.CA
+	o    *orchestrator.Orchestrator
+	opts serverOptions
+	log  *slog.Logger
+	grpc *grpc.Server
+
+	certMu  sync.Mutex
+	cert    *tls.Certificate
+	renewAt time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// NewServer returns a server for the nodes of o, whose identities ca issues. It makes its
+// own serving certificate from ca (pki.CA.IssueServerCert), and makes a new one before
+// that expires.
+func NewServer(ca *pki.CA, o *orchestrator.Orchestrator, opts ...ServerOption) (*Server, error) {
+	so := serverOptions{
+		heartbeat:    DefaultHeartbeatInterval,
+		maxMsg:       DefaultMaxMessageBytes,
+		log:          slog.New(slog.DiscardHandler),
+		clock:        clock.System(),
+		helloTimeout: DefaultHelloTimeout,
+	}
+	for _, opt := range opts {
+		if err := opt(&so); err != nil {
+			return nil, err
+		}
+	}
+	if ca == nil || o == nil {
+		return nil, fmt.Errorf("cluster: NewServer: %w: nil CA or orchestrator", dao.ErrInvalid)
+	}
+	s := &Server{ca: ca, o: o, opts: so, log: so.log, sessions: map[string]*session{}}
+	if _, err := s.certificate(nil); err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: s.certificate,
+		// A node joining has no certificate yet, and a refused one is better told why in
+		// the protocol than by a TLS alert: every call but Join verifies the chain itself
+		// (peerNode). TLS still proves the client holds the key of what it presents.
+		ClientAuth: tls.RequestClientCert,
+		Time:       so.clock.Now,
+	}
+	s.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(cfg)),
+		grpc.ForceServerCodec(codec{}),
+		grpc.MaxRecvMsgSize(so.maxMsg),
+		grpc.MaxSendMsgSize(so.maxMsg),
+		grpc.MaxConcurrentStreams(8),
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	s.grpc.RegisterService(serviceDesc(s), s)
+	return s, nil
+}
+
+// certificate returns the serving certificate, making a new one at a random point between
+// 50% and 80% of the last one's lifetime.
+func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	s.certMu.Lock()
+	defer s.certMu.Unlock()
+	now := s.opts.clock.Now()
+	if s.cert != nil && now.Before(s.renewAt) {
+		return s.cert, nil
+	}
+	key, err := pki.NewNodeKey()
+	if err != nil {
+		return nil, err
+	}
+	der, err := s.ca.IssueServerCert(key.Public(), nil, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: serving certificate: %w", err)
+	}
+	cert, err := pki.TLSCertificate(der, key)
+	if err != nil {
+		return nil, err
+	}
+	// The CA goes with it: a joining node checks it against its token's pin.
+	cert.Certificate = append(cert.Certificate, s.ca.CertificateDER())
+	s.cert, s.renewAt = &cert, pki.RenewAt(cert.Leaf, nil)
+	return s.cert, nil
+}
+
+// Serve serves the node protocol on l until Close; it returns nil after Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	err := s.grpc.Serve(l)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Close closes every session and listener and waits for the server's goroutines. The
+// nodes are not told anything: they reconnect to the next control plane.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.grpc.Stop()
+	s.wg.Wait()
+	return nil
+}
+
+// Connected returns the IDs of the nodes with an open session, sorted.
+func (s *Server) Connected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// RemoveNode removes a node for good: the CA refuses its certificates from now on (and the
+// CA's state is saved, with WithCADir), its session is closed, and the orchestrator forgets
+// it and replaces its tasks elsewhere. To let a machine of that ID join again, call
+// pki.CA.ReadmitNode.
+func (s *Server) RemoveNode(ctx context.Context, id string) error {
+	s.ca.RemoveNode(id)
+	if s.opts.caDir != "" {
+		if err := s.ca.Save(s.opts.caDir); err != nil {
+			return fmt.Errorf("cluster: remove node %s: %w", id, err)
+		}
+	}
+	s.mu.Lock()
+	sess := s.sessions[id]
+	delete(s.sessions, id)
+	s.mu.Unlock()
+	if sess != nil {
+		sess.end(status.Errorf(codes.PermissionDenied, "node %s removed from the cluster", id))
+	}
+	return s.o.RemoveNode(ctx, id)
+}
+
+// peerNode returns the node ID of the verified certificate the call was made with.
+func (s *Server) peerNode(ctx context.Context) (string, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return "", status.Error(codes.Unauthenticated, "no client certificate: join the cluster first")
+	}
+	id, err := s.ca.Verify(ti.State.PeerCertificates)
+	if err != nil {
+		return "", errgrpc.ToGRPC(err)
+	}
+	return id, nil
+}
+
+func (s *Server) join(ctx context.Context, req *joinRequest) (*joinResponse, error) {
+	if err := pki.ValidateNodeID(req.NodeID); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	// The token first, so that who holds none learns nothing about which IDs are taken.
+	if err := s.ca.CheckJoinToken(req.Token); err != nil {
+		s.log.Warn("cluster: join refused", "node", req.NodeID, "err", err)
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if err := s.claimable(ctx, req.NodeID); err != nil {
+		s.log.Warn("cluster: join refused", "node", req.NodeID, "err", err)
+		return nil, errgrpc.ToGRPC(err)
+	}
+	der, err := s.ca.Join(req.Token, req.CSR, req.NodeID, s.opts.certLifetime)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	s.log.Info("cluster: node joined", "node", req.NodeID)
+	return &joinResponse{Certificate: der, CA: s.ca.CertificateDER()}, nil
+}
+
+// claimable says whether a new machine may take the node ID id: not while a node of that
+// ID is connected, nor while the orchestrator knows it and it is not down. A machine that
+// lost its identity and joins again waits until its old self is down.
+func (s *Server) claimable(ctx context.Context, id string) error {
+	s.mu.Lock()
+	_, connected := s.sessions[id]
+	s.mu.Unlock()
+	if connected {
+		return fmt.Errorf("%w: node %s is connected: remove it first, or join under another ID", ErrNodeIDInUse, id)
+	}
+	nodes, err := s.o.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if n.ID == id && n.Status.State != dao.NodeDown {
+			return fmt.Errorf("%w: node %s is %s: remove it first, wait until it is down, or join under another ID",
+				ErrNodeIDInUse, id, n.Status.State)
+		}
+	}
+	return nil
+}
+
+func (s *Server) renew(ctx context.Context, req *renewRequest) (*renewResponse, error) {
+	id, err := s.peerNode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	der, err := s.ca.IssueNodeCert(req.CSR, id, s.opts.certLifetime)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	s.log.Debug("cluster: certificate renewed", "node", id)
+	return &renewResponse{Certificate: der}, nil
+}
+
+// unary adapts a typed handler to a gRPC method handler.
+func unary[Req, Resp any](f func(context.Context, *Req) (*Resp, error)) grpc.MethodHandler {
+	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+		req := new(Req)
+		if err := dec(req); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "cluster: %v", err)
+		}
+		return f(ctx, req)
+	}
+}
