@@ -168,7 +168,6 @@ type Client struct {
 	sessions  atomic.Int64
 }
 
-
 type queued struct {
 	seq uint64
 	u   dao.TaskUpdate
