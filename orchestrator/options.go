@@ -13,11 +13,18 @@ import (
 
 // Defaults of an Orchestrator.
 const (
-	// DefaultHeartbeatTimeout is how long a node may stay silent before it is disconnected.
-	DefaultHeartbeatTimeout = 10 * time.Second
+	// DefaultHeartbeatTimeout is how long a node may stay silent before it is disconnected:
+	// five heartbeats of a remote node (cluster.DefaultHeartbeatInterval is 1s), so that a
+	// lossy link, whose TCP retransmits late rather than never, does not disconnect it.
+	DefaultHeartbeatTimeout = 5 * time.Second
 	// DefaultGrace is how long a disconnected node keeps its tasks before it is down and
-	// they are replaced elsewhere.
-	DefaultGrace = 30 * time.Second
+	// they are replaced elsewhere. A node whose agent died (its connection closed:
+	// Disconnect) is disconnected at once, so its tasks run elsewhere some 3 to 4 seconds
+	// after; one that fell silent (a partition, a machine that lost power) keeps them for
+	// the timeout and the grace, 8 seconds. A service that would rather not move for a
+	// short partition waits longer with WithGrace; one that would rather run twice than
+	// run short sets dao.DisconnectPolicy.Replace.
+	DefaultGrace = 3 * time.Second
 	// DefaultReplaceDelay is how long a slot whose task failed or was rejected waits before
 	// it gets a new task, so that a task that cannot run anywhere does not spin.
 	DefaultReplaceDelay = time.Second
@@ -86,7 +93,7 @@ func WithClock(c clock.Clock) Option {
 
 // WithHeartbeatTimeout sets how long a node may go without a heartbeat (or a status
 // report) before it is disconnected: its tasks are left alone, and no new ones go to it.
-// The default is DefaultHeartbeatTimeout (10s); it must be positive.
+// The default is DefaultHeartbeatTimeout (5s); it must be positive.
 func WithHeartbeatTimeout(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
@@ -98,7 +105,7 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 }
 
 // WithGrace sets how long a disconnected node may stay so before it is down: its tasks are
-// orphaned and replaced on other nodes. The default is DefaultGrace (30s); it must not be
+// orphaned and replaced on other nodes. The default is DefaultGrace (3s); it must not be
 // negative.
 func WithGrace(d time.Duration) Option {
 	return func(o *options) error {

@@ -197,10 +197,15 @@ func (o *Orchestrator) after(d time.Duration, f func()) {
 	o.timers[t] = struct{}{}
 }
 
-// tickLiveness wakes the loop every quarter of the heartbeat timeout (or grace), so that
-// silent nodes are noticed, until ctx is done.
+// tickLiveness wakes the loop every quarter of the heartbeat timeout or of the grace,
+// whichever is shorter (but a grace of 0), so that silent nodes are noticed, and nodes
+// whose connection closed are down soon after their grace, until ctx is done.
 func (o *Orchestrator) tickLiveness(ctx context.Context) {
-	period := max(min(o.opts.hbTimeout, max(o.opts.grace, o.opts.hbTimeout))/4, time.Millisecond)
+	shortest := o.opts.hbTimeout
+	if o.opts.grace > 0 {
+		shortest = min(shortest, o.opts.grace)
+	}
+	period := max(shortest/4, time.Millisecond)
 	var tick func()
 	tick = func() {
 		if ctx.Err() == nil {
