@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -217,8 +218,16 @@ func NewClient(addr string, id *Identity, info dao.Node, local LocalNode, opts .
 }
 
 // Report queues a status update of the local node for the control plane; give it to the
-// local node as its status function. It never blocks.
+// local node as its status function. It never blocks. A message or error text longer than
+// dao.MaxStringBytes is cut to it, so that the control plane does not refuse the update.
 func (c *Client) Report(u dao.TaskUpdate) {
+	if u.TaskID == "" || !u.Status.State.Valid() {
+		// It would not encode, and would cost every session after it.
+		c.log.Error("cluster: a status update the local node made is not valid; dropped", "task", u.TaskID, "state", int(u.Status.State))
+		return
+	}
+	u.Status.Message = truncate(u.Status.Message, dao.MaxStringBytes)
+	u.Status.Err = truncate(u.Status.Err, dao.MaxStringBytes)
 	c.mu.Lock()
 	c.nextSeq++
 	c.queue = append(c.queue, queued{c.nextSeq, u})
@@ -227,6 +236,19 @@ func (c *Client) Report(u dao.TaskUpdate) {
 	}
 	c.mu.Unlock()
 	c.poke()
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // coalesce keeps the latest update of each task, in order.
@@ -293,7 +315,10 @@ func (c *Client) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); c.renewLoop(ctx) }()
-	defer wg.Wait()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 
 	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	attempt := 0
@@ -403,18 +428,6 @@ func (c *Client) connectOnce(ctx context.Context) error {
 	if err != nil {
 		return c.cause(sctx, err)
 	}
-	h := hello{Node: c.info}
-	if tl, ok := c.local.(TaskLister); ok {
-		for _, t := range tl.Tasks() {
-			if t.Status.State >= dao.TaskPreparing {
-				h.Tasks = append(h.Tasks, dao.TaskUpdate{TaskID: t.ID, Status: t.Status})
-			}
-		}
-	}
-	if err := stream.SendMsg(&agentMessage{Hello: &h}); err != nil {
-		return c.cause(sctx, err)
-	}
-
 	var lastRecv atomic.Int64
 	lastRecv.Store(c.opts.clock.Now().UnixNano())
 	acks := make(chan uint64, 16)
@@ -471,6 +484,36 @@ func (c *Client) connectOnce(ctx context.Context) error {
 	}()
 	defer func() { <-recvDone }()
 	defer cancel(nil)
+	// A send fails with io.EOF when the control plane ended the stream; why it did, the
+	// receiver learns: give it a moment to say.
+	sendFailed := func(err error) error {
+		select {
+		case <-recvDone:
+		case <-time.After(time.Second):
+		}
+		return c.cause(sctx, err)
+	}
+
+	h := hello{Node: c.info}
+	if tl, ok := c.local.(TaskLister); ok {
+		size := 0
+		for _, t := range tl.Tasks() {
+			u := dao.TaskUpdate{TaskID: t.ID, Status: t.Status}
+			if t.Status.State < dao.TaskPreparing || t.Status.State == dao.TaskOrphaned {
+				continue
+			}
+			// What does not fit is in the queue of updates anyway, or reported again as
+			// the node observes it.
+			if size += updateSize(u); size > c.opts.maxMsg/2 || len(h.Tasks) == 64*maxUpdatesPerBatch {
+				break
+			}
+			h.Tasks = append(h.Tasks, u)
+		}
+	}
+	if err := stream.SendMsg(&agentMessage{Hello: &h}); err != nil {
+		return sendFailed(err)
+	}
+
 
 	var interval time.Duration
 	select {
@@ -503,7 +546,7 @@ func (c *Client) connectOnce(ctx context.Context) error {
 			}
 			beat++
 			if err := stream.SendMsg(&agentMessage{Heartbeat: &heartbeat{Seq: beat}}); err != nil {
-				return c.cause(sctx, err)
+				return sendFailed(err)
 			}
 		case seq := <-acks:
 			c.mu.Lock()
@@ -515,22 +558,25 @@ func (c *Client) connectOnce(ctx context.Context) error {
 			c.mu.Unlock()
 		case r := <-replies:
 			if err := stream.SendMsg(&agentMessage{Assigned: &r}); err != nil {
-				return c.cause(sctx, err)
+				return sendFailed(err)
 			}
 		case <-c.wake:
 		}
 		for {
 			c.mu.Lock()
 			var batch []dao.TaskUpdate
-			last := sent
+			last, size := sent, 0
 			for _, e := range c.queue {
 				if e.seq <= sent {
 					continue
 				}
-				if len(batch) == maxUpdatesPerBatch {
+				// A batch stays well under the message limit: an update is at most some
+				// 10 KB (its strings are bounded), most far less.
+				if len(batch) == maxUpdatesPerBatch || (len(batch) > 0 && size+updateSize(e.u) > c.opts.maxMsg/2) {
 					break
 				}
 				batch = append(batch, e.u)
+				size += updateSize(e.u)
 				last = e.seq
 			}
 			c.mu.Unlock()
@@ -538,7 +584,7 @@ func (c *Client) connectOnce(ctx context.Context) error {
 				break
 			}
 			if err := stream.SendMsg(&agentMessage{Updates: &updates{Seq: last, Updates: batch}}); err != nil {
-				return c.cause(sctx, err)
+				return sendFailed(err)
 			}
 			sent = last
 		}
@@ -618,4 +664,13 @@ func (c *Client) renew(ctx context.Context) error {
 	c.cert.Store(&id.Certificate)
 	c.log.Info("cluster: certificate renewed", "expires", id.Expires().Format(time.RFC3339))
 	return nil
+}
+
+// updateSize estimates the encoded size of u, from its strings.
+func updateSize(u dao.TaskUpdate) int {
+	n := 256 + len(u.TaskID) + len(u.Status.Message) + len(u.Status.Err) + len(u.Status.ContainerID)
+	for _, a := range u.Status.Addresses {
+		n += len(a) + 3
+	}
+	return n
 }

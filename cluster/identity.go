@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -186,13 +187,21 @@ func Join(ctx context.Context, addr, token, nodeID string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pinned *x509.Certificate
+	// Why the handshake failed, if it did: gRPC reports it as the connection being
+	// unavailable, which it is not.
+	var verifyErr atomic.Pointer[error]
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		// No CA is known yet: the one the server shows must match the token's pin, and
 		// then the server's certificate must be the control plane's, issued by it.
 		InsecureSkipVerify: true, //nolint:gosec // verified below against the token's pin
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) (err error) {
+			defer func() {
+				if err != nil {
+					verifyErr.Store(&err)
+				}
+			}()
+			var pinned *x509.Certificate
 			var chain []*x509.Certificate
 			for _, der := range raw {
 				c, err := x509.ParseCertificate(der)
@@ -222,7 +231,10 @@ func Join(ctx context.Context, addr, token, nodeID string) (*Identity, error) {
 		defer cancel()
 	}
 	var resp joinResponse
-	if err := cc.Invoke(ctx, methodJoin, &joinRequest{Token: token, NodeID: nodeID, CSR: csr}, &resp, grpc.WaitForReady(true)); err != nil {
+	if err := cc.Invoke(ctx, methodJoin, &joinRequest{Token: token, NodeID: nodeID, CSR: csr}, &resp); err != nil {
+		if verr := verifyErr.Load(); verr != nil {
+			return nil, fmt.Errorf("cluster: join %s: %w", addr, *verr)
+		}
 		return nil, fmt.Errorf("cluster: join %s as %s: %w", addr, nodeID, errgrpc.ToNative(err))
 	}
 	if err := pki.VerifyCAPin(token, resp.CA); err != nil {
