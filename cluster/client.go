@@ -514,7 +514,6 @@ func (c *Client) connectOnce(ctx context.Context) error {
 		return sendFailed(err)
 	}
 
-
 	var interval time.Duration
 	select {
 	case interval = <-welcomed:
