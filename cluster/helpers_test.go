@@ -35,8 +35,13 @@ type plane struct {
 
 func newPlane(t *testing.T, oopts []orchestrator.Option, sopts ...cluster.ServerOption) *plane {
 	t.Helper()
+	return newPlaneCA(t, nil, oopts, sopts...)
+}
+
+func newPlaneCA(t *testing.T, caOpts []pki.CAOption, oopts []orchestrator.Option, sopts ...cluster.ServerOption) *plane {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ca, err := pki.NewCA()
+	ca, err := pki.NewCA(caOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +92,8 @@ type remote struct {
 	node   *simnode.Node
 	client *cluster.Client
 	done   chan error
-	cancel context.CancelFunc
+	cancel context.CancelFunc // nil once Run has returned and been waited for
+	closed bool
 }
 
 func (p *plane) join(id string) *cluster.Identity {
@@ -131,13 +137,15 @@ func (p *plane) connectAs(ident *cluster.Identity, opts ...cluster.ClientOption)
 
 // stop ends the node's client and the node.
 func (r *remote) stop() {
-	if r.cancel == nil {
-		return
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+		r.cancel = nil
 	}
-	r.cancel()
-	<-r.done
-	r.cancel = nil
-	r.node.Close()
+	if !r.closed {
+		r.closed = true
+		r.node.Close()
+	}
 }
 
 func (p *plane) waitFor(what string, within time.Duration, cond func() bool) {
