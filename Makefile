@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=60s ./registry/registrytest/
 	$(GO) test -run='^$$' -fuzz=FuzzParseJoinToken -fuzztime=60s ./cluster/pki/
 	$(GO) test -run='^$$' -fuzz='^FuzzLoadState$$' -fuzztime=60s ./cluster/pki/
+	$(GO) test -run='^$$' -fuzz=FuzzAgentMessage -fuzztime=60s ./cluster/
 
 clean:
 	$(GO) clean -testcache
