@@ -322,6 +322,7 @@ func (c *Client) Run(ctx context.Context) error {
 
 	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	attempt := 0
+	var lastSaid time.Time
 	for {
 		if err := c.checkCertificate(); err != nil {
 			return err
@@ -348,7 +349,14 @@ func (c *Client) Run(ctx context.Context) error {
 			c.log.Error("cluster: another agent with this node's identity connected; is the state directory copied?", "node", c.info.ID)
 		}
 		attempt++
-		c.log.Info("cluster: disconnected from the control plane; the node works on", "err", err, "retry_in", wait)
+		// Said once when the control plane is lost, then about once a minute: an agent
+		// offline for a week must not fill its log with it.
+		if now := c.opts.clock.Now(); attempt == 1 || now.Sub(lastSaid) >= time.Minute {
+			lastSaid = now
+			c.log.Info("cluster: cannot reach the control plane; the node works on, and keeps trying", "err", err, "retry_in", wait, "attempt", attempt)
+		} else {
+			c.log.Debug("cluster: cannot reach the control plane", "err", err, "retry_in", wait, "attempt", attempt)
+		}
 		if err := clock.Sleep(ctx, c.opts.clock, wait); err != nil {
 			if c.life.Err() != nil {
 				return ErrClosed
