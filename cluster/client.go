@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -444,7 +443,7 @@ func (c *Client) connectOnce(ctx context.Context) error {
 	go func() {
 		defer close(recvDone)
 		for {
-			var m controlMessage
+			var m agentControlMessage
 			if err := stream.RecvMsg(&m); err != nil {
 				cancel(err)
 				return
@@ -457,11 +456,7 @@ func (c *Client) connectOnce(ctx context.Context) error {
 				default: // a second welcome changes nothing
 				}
 			case m.Assignment != nil:
-				var a wireAssignment
-				if err := json.Unmarshal(m.Assignment, &a); err != nil {
-					cancel(fmt.Errorf("%w: assignment: %v", ErrProtocol, err))
-					return
-				}
+				a := *m.Assignment
 				reply := assigned{Epoch: a.Epoch, Revision: a.Revision}
 				if err := c.local.Assign(a); err != nil {
 					reply.Error = err.Error()

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -127,8 +126,14 @@ type rejection struct {
 	Reason string `json:"reason"`
 }
 
-// wireAssignment is how an agent decodes controlMessage.Assignment.
-type wireAssignment = dao.Assignment
+// agentControlMessage is controlMessage as an agent decodes it: the assignment decoded
+// once, in place.
+type agentControlMessage struct {
+	Welcome    *welcome        `json:"welcome,omitempty"`
+	Assignment *dao.Assignment `json:"assignment,omitempty"`
+	Heartbeat  *heartbeat      `json:"heartbeat,omitempty"`
+	Ack        *ack            `json:"ack,omitempty"`
+}
 
 // codec is the JSON codec of the protocol's messages. It is forced on both ends, so no
 // global registration is needed.
@@ -139,12 +144,9 @@ func (codec) Name() string { return "dao-json" }
 func (codec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 func (codec) Unmarshal(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
+	// json.Unmarshal refuses trailing data itself.
+	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("decode %T: %w", v, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("decode %T: trailing data after the message", v)
 	}
 	return nil
 }
