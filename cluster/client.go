@@ -37,6 +37,9 @@ type TaskLister interface {
 	Tasks() []dao.Task
 }
 
+// reportLinger is how long a status update waits for others to go with it.
+const reportLinger = 10 * time.Millisecond
+
 // Defaults of a Client.
 const (
 	// DefaultMinBackoff and DefaultMaxBackoff bound the wait between two connection
@@ -536,6 +539,7 @@ func (c *Client) connectOnce(ctx context.Context) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var sent, beat uint64 // highest update seq sent on this session; heartbeat seq
+	var flush <-chan time.Time
 	silentLimit := 3*interval + 2*time.Second
 	c.poke()
 	for {
@@ -563,6 +567,18 @@ func (c *Client) connectOnce(ctx context.Context) error {
 				return sendFailed(err)
 			}
 		case <-c.wake:
+			// Updates come in bursts (a task prepares, starts and runs within
+			// milliseconds; a node starts its tasks together): wait a moment to send
+			// them in one message.
+			if flush == nil {
+				flush = time.After(reportLinger)
+			}
+			continue
+		case <-flush:
+			flush = nil
+		}
+		if flush != nil {
+			continue
 		}
 		for {
 			c.mu.Lock()
