@@ -1,14 +1,17 @@
 // Command dao looks after a containerd node: it pulls images into it, lists its containers
-// and removes what nothing uses any more.
+// and removes what nothing uses any more; and it runs a control plane and the nodes that
+// join it from other machines.
 //
 //	dao [options] COMMAND [ARGS...]
 //
 //	Commands:
-//	  clean     remove stopped containers, unused images, snapshots and content
-//	  ps        list containers
-//	  pull      pull an image from a registry into containerd, ready to run
-//	  version   print the versions of dao, Go and containerd
-//	  help      show the help of a command
+//	  agent          run this machine as a node of a dao control-plane
+//	  clean          remove stopped containers, unused images, snapshots and content
+//	  control-plane  run a control plane that remote nodes (dao agent) join
+//	  ps             list containers
+//	  pull           pull an image from a registry into containerd, ready to run
+//	  version        print the versions of dao, Go and containerd
+//	  help           show the help of a command
 //
 //	Options (before the command):
 //	  --address PATH      containerd's socket (default $CONTAINERD_ADDRESS, else
@@ -32,6 +35,14 @@
 // per layer like docker pull and a summary of size, time and throughput. Mirrors, plain-HTTP
 // registries, CAs and credentials come from /etc/dao/registries.yaml (k3s's format; see
 // `dao help pull`) and from docker's config.json.
+//
+// `dao control-plane --state-dir DIR` runs an orchestrator over a bbolt store in DIR and
+// serves the node protocol of package cluster (on 127.0.0.1:7450 unless --listen says
+// otherwise); it prints a join token and the command that joins a machine, and then the
+// changes of nodes and tasks. `dao agent --join TOKEN ADDRESS --state-dir DIR` joins the
+// cluster once, and from then on `dao agent ADDRESS --state-dir DIR` runs the node: an edge
+// agent on containerd, connected to the control plane, that keeps running its last
+// assignment while the control plane is away, across restarts and reboots.
 //
 // Exit status: 0 on success, 1 on failure (such as a containerd that cannot be reached), 2 on
 // a usage error.
@@ -100,7 +111,7 @@ type command struct {
 }
 
 func commands() []*command {
-	return []*command{cleanCommand(), psCommand(), pullCommand(), versionCommand()}
+	return []*command{agentCommand(), cleanCommand(), controlPlaneCommand(), psCommand(), pullCommand(), versionCommand()}
 }
 
 func lookup(name string) *command {
@@ -222,14 +233,18 @@ func mainUsage() string {
 	b.WriteString(`Usage: dao [options] COMMAND [ARGS...]
 
 dao looks after a containerd node: it pulls images, lists containers and removes what
-nothing uses.
+nothing uses; it runs a control plane, and nodes that join it from other machines.
 
 Commands:
 `)
+	width := len("help")
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
 	}
-	fmt.Fprintf(&b, "  %-9s %s\n", "help", "show the help of a command")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name, c.summary)
+	}
+	fmt.Fprintf(&b, "  %-*s  %s\n", width, "help", "show the help of a command")
 	fmt.Fprintf(&b, `
 Options:
   --address PATH      containerd's socket (default $CONTAINERD_ADDRESS, else %s)
