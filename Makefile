@@ -43,6 +43,7 @@ bench: deps
 	$(GO) run ./internal/bench/pull -runs 5
 	$(GO) run ./internal/bench/pipeline
 	$(GO) run ./internal/bench/remote
+	$(GO) run ./internal/bench/agent
 
 # Each fuzzer for a minute; the corpus grows under testdata/fuzz when a failure is found.
 fuzz:

@@ -146,6 +146,10 @@ func TestRebootedAgentRestoresItsAssignmentOffline(t *testing.T) {
 	killShims(t, c.Address)
 	c.Kill()
 	wipeState(t, filepath.Join(c.Dir, "state"))
+	// runc keeps its own state under /run, which a reboot empties too.
+	if err := os.RemoveAll(filepath.Join("/run/containerd/runc", ns)); err != nil {
+		t.Fatal(err)
+	}
 	p.stop() // and the control plane is gone when it comes back
 
 	c.Start()
