@@ -60,7 +60,7 @@ func TestExampleServiceFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.Name != "web" || spec.Replicas != 2 || spec.Container.Image != "docker.io/library/busybox:1.36" ||
+	if spec.Name != "web" || spec.Replicas != 2 || spec.Container.Image != defaultBusyboxName ||
 		spec.Placement.MaxReplicasPerNode != 1 || spec.Container.HealthCheck == nil {
 		t.Errorf("testdata/web.json: %+v", spec)
 	}

@@ -8,6 +8,7 @@
 //	  agent          run this machine as a node of a dao control-plane
 //	  clean          remove stopped containers, unused images, snapshots and content
 //	  control-plane  run a control plane that remote nodes (dao agent) join
+//	  import         import an image of this machine's busybox into containerd, with no registry
 //	  ps             list containers
 //	  pull           pull an image from a registry into containerd, ready to run
 //	  version        print the versions of dao, Go and containerd
@@ -34,7 +35,8 @@
 // `dao pull REF` pulls an image with package registry's pull engine, with a progress line
 // per layer like docker pull and a summary of size, time and throughput. Mirrors, plain-HTTP
 // registries, CAs and credentials come from /etc/dao/registries.yaml (k3s's format; see
-// `dao help pull`) and from docker's config.json.
+// `dao help pull`) and from docker's config.json. `dao import busybox` needs no registry: it
+// builds an image of the machine's busybox-static and imports it as dao.local/busybox:latest.
 //
 // `dao control-plane --state-dir DIR` runs an orchestrator over a bbolt store in DIR and
 // serves the node protocol of package cluster (on 127.0.0.1:7450 unless --listen says
@@ -111,7 +113,7 @@ type command struct {
 }
 
 func commands() []*command {
-	return []*command{agentCommand(), cleanCommand(), controlPlaneCommand(), psCommand(), pullCommand(), versionCommand()}
+	return []*command{agentCommand(), cleanCommand(), controlPlaneCommand(), importCommand(), psCommand(), pullCommand(), versionCommand()}
 }
 
 func lookup(name string) *command {
