@@ -74,11 +74,12 @@ and prints the command that joins a machine to the cluster. Services given with 
 are created, or updated to the file's spec. Then it prints, one line each, the changes of
 nodes and tasks as they happen.
 
-A service file is a dao.ServiceSpec in JSON, such as:
+A service file is a dao.ServiceSpec in JSON, such as (dao import busybox makes the image
+on each node):
 
   {"name": "web", "replicas": 2,
-   "container": {"image": "docker.io/library/busybox:1.36",
-                 "command": ["httpd", "-f", "-p", "8080"],
+   "container": {"image": "dao.local/busybox:latest",
+                 "command": ["busybox", "httpd", "-f", "-p", "8080"],
                  "resources": {"milliCPU": 100, "memory": 33554432}}}
 
 SIGINT or SIGTERM stops it; the nodes keep running their tasks and reconnect when it is
