@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"fmt"
-	"os"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -75,13 +73,7 @@ func TestRemoteAgentsSpreadAServiceAndRideOutAPartition(t *testing.T) {
 		}
 	}
 	// One of its containers crashes: a1 restarts it on its own.
-	crashed := slices.Sorted(func(yield func(string) bool) {
-		for id := range pids {
-			if !yield(id) {
-				return
-			}
-		}
-	})[0]
+	crashed := slices.Sorted(maps.Keys(pids))[0]
 	if err := syscall.Kill(int(pids[crashed]), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -137,17 +129,9 @@ func TestRebootedAgentRestoresItsAssignmentOffline(t *testing.T) {
 	}
 	waitFor(t, "10 containers running", time.Minute, func() bool { return len(running(t, c.Client, ns)) == 10 })
 
-	// The machine goes down: the agent, every container and shim, and containerd.
-	pids := running(t, c.Client, ns)
+	// The machine goes down: the agent, then every container, shim and containerd.
 	a.kill()
-	for _, pid := range pids {
-		_ = syscall.Kill(int(pid), syscall.SIGKILL)
-	}
-	killShims(t, c.Address)
-	c.Kill()
-	wipeState(t, filepath.Join(c.Dir, "state"))
-	// runc keeps its own state under /run, which a reboot empties too.
-	if err := os.RemoveAll(filepath.Join("/run/containerd/runc", ns)); err != nil {
+	if err := c.PowerOff(c.Client, ns); err != nil {
 		t.Fatal(err)
 	}
 	p.stop() // and the control plane is gone when it comes back
@@ -186,55 +170,6 @@ func TestAgentWithAWrongTokenSaysSo(t *testing.T) {
 	}
 	if ns, _ := p.o.Nodes(p.ctx); len(ns) != 0 {
 		t.Errorf("a refused join added nodes: %v", ns)
-	}
-}
-
-// killShims kills the containerd shims of the daemon at address, as a reboot would.
-func killShims(t *testing.T, address string) {
-	t.Helper()
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, f := range procs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		if len(args) == 0 || !strings.Contains(args[0], "containerd-shim") || !slices.Contains(args, address) {
-			continue
-		}
-		var pid int
-		if _, err := fmt.Sscanf(filepath.Base(filepath.Dir(f)), "%d", &pid); err == nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// wipeState unmounts what is mounted under dir (the containers' root filesystems) and
-// removes it: a tmpfs after a reboot.
-func wipeState(t *testing.T, dir string) {
-	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			mounts = append(mounts, fields[4])
-		}
-	}
-	f.Close()
-	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
-	for _, m := range mounts {
-		_ = syscall.Unmount(m, syscall.MNT_DETACH)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -145,18 +144,8 @@ func measure(bin string, containers, restore int) (m measurement, err error) {
 	m.online = time.Since(start)
 
 	// The reboot, with the control plane gone.
-	pids := running(env)
 	a.kill()
-	for _, pid := range pids {
-		_ = syscall.Kill(int(pid), syscall.SIGKILL)
-	}
-	killShims(env.Daemon.Address)
-	env.Daemon.Kill()
-	if err := wipe(filepath.Join(env.Daemon.Dir, "state")); err != nil {
-		return m, err
-	}
-	// runc keeps its own state under /run, which a reboot empties too.
-	if err := os.RemoveAll(filepath.Join("/run/containerd/runc", benchutil.Namespace)); err != nil {
+	if err := env.Daemon.PowerOff(env.Client, benchutil.Namespace); err != nil {
 		return m, err
 	}
 	p.stop()
@@ -339,36 +328,6 @@ func procsWith(arg, prog string) []int {
 		}
 	}
 	return out
-}
-
-func killShims(address string) {
-	for _, pid := range procsWith(address, "containerd-shim-runc-v2") {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
-
-// wipe unmounts what is mounted under dir and empties it.
-func wipe(dir string) error {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			mounts = append(mounts, fields[4])
-		}
-	}
-	f.Close()
-	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
-	for _, m := range mounts {
-		_ = syscall.Unmount(m, syscall.MNT_DETACH)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	return os.MkdirAll(dir, 0o711)
 }
 
 func buildDao() (string, error) {
