@@ -345,7 +345,7 @@ func (c *Client) Run(ctx context.Context) error {
 			attempt = 0 // a long session: the next attempt starts from the shortest wait
 		}
 		wait := backoffFor(attempt, c.opts.minBackoff, c.opts.maxBackoff, r)
-		if errors.Is(err, ErrReplaced) {
+		if errdefs.IsAborted(err) { // only a replacement ends a session so (ErrReplaced)
 			// Another agent with this identity connected: do not fight it every moment.
 			wait = max(wait, 10*c.opts.maxBackoff)
 			c.log.Error("cluster: another agent with this node's identity connected; is the state directory copied?", "node", c.info.ID)

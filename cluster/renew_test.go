@@ -50,7 +50,14 @@ func TestCertificatesRotateBeforeTheyExpire(t *testing.T) {
 
 	// Past the old certificate's expiry, the agent's program restarts: it connects with
 	// the saved new certificate, while the old one is refused with a clear error.
+	sessions := r.client.Sessions()
 	clk.Advance(life / 4)
+	// The session opened with the old certificate ends with it; the node connects again
+	// with the new one.
+	p.waitFor("a new session once the old certificate expired", 10*time.Second, func() bool {
+		clk.Advance(50 * time.Millisecond) // the client's backoff runs on this clock
+		return r.client.Sessions() > sessions && r.client.Connected()
+	})
 	r.stop()
 	again := p.connectAs(saved, cluster.WithClientClock(clk))
 	p.waitFor("reconnected with the new certificate", 10*time.Second, func() bool { return again.client.Connected() })

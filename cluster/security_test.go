@@ -221,7 +221,8 @@ func TestNodeCannotReportAnotherNodesTask(t *testing.T) {
 func TestDuplicateConnectionsReplaceNeverBoth(t *testing.T) {
 	p := newPlane(t, nil)
 	ident := p.join("edge-1")
-	first := p.connectAs(ident)
+	log := &logRecorder{}
+	first := p.connectAs(ident, cluster.WithClientLogger(slog.New(log)))
 	p.waitFor("first connected", 5*time.Second, func() bool { return first.client.Connected() })
 	second := p.connectAs(ident)
 	p.waitFor("second connected", 5*time.Second, func() bool { return second.client.Connected() })
@@ -233,6 +234,36 @@ func TestDuplicateConnectionsReplaceNeverBoth(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	p.waitFor("the first one replaced", 5*time.Second, func() bool { return !first.client.Connected() })
+	p.waitFor("the replaced agent says why", 5*time.Second, func() bool {
+		return log.find("another agent with this node's identity connected") != ""
+	})
+}
+
+// TestRevokedCertificateIsRefused: a revoked certificate's session is closed at once, and
+// a node that holds no other is refused from then on, told why.
+func TestRevokedCertificateIsRefused(t *testing.T) {
+	p := newPlane(t, nil)
+	r := p.connect("edge-1")
+	p.waitFor("connected", 5*time.Second, func() bool { return r.client.Connected() })
+	if err := p.srv.RevokeCertificate(r.client.Identity().Certificate.Leaf.SerialNumber); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.done:
+		r.cancel = nil
+		if !errdefs.IsPermissionDenied(err) || !strings.Contains(err.Error(), "revoked") {
+			t.Fatalf("Run with a revoked certificate: %v, want PermissionDenied saying it was revoked", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run with a revoked certificate still runs after 10s")
+	}
+	loaded, err := pki.LoadCA(p.caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !loaded.IsRevoked(r.client.Identity().Certificate.Leaf.SerialNumber) {
+		t.Error("the saved CA state forgot the revocation")
+	}
 }
 
 // TestGarbageOnTheSocketChangesNothing: bytes that are not TLS, and TLS that is not the

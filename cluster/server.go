@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"slices"
 	"sync"
@@ -288,19 +290,53 @@ func (s *Server) RemoveNode(ctx context.Context, id string) error {
 
 // peerNode returns the node ID of the verified certificate the call was made with.
 func (s *Server) peerNode(ctx context.Context) (string, error) {
+	id, _, err := s.peerCert(ctx)
+	return id, err
+}
+
+// peerCert returns the node ID and the leaf of the verified certificate the call was made
+// with.
+func (s *Server) peerCert(ctx context.Context) (string, *x509.Certificate, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return "", status.Error(codes.Unauthenticated, "no peer")
+		return "", nil, status.Error(codes.Unauthenticated, "no peer")
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(ti.State.PeerCertificates) == 0 {
-		return "", status.Error(codes.Unauthenticated, "no client certificate: join the cluster first")
+		return "", nil, status.Error(codes.Unauthenticated, "no client certificate: join the cluster first")
 	}
 	id, err := s.ca.Verify(ti.State.PeerCertificates)
 	if err != nil {
-		return "", errgrpc.ToGRPC(err)
+		return "", nil, errgrpc.ToGRPC(err)
 	}
-	return id, nil
+	return id, ti.State.PeerCertificates[0], nil
+}
+
+// RevokeCertificate revokes the certificate of serial number serial: the CA refuses it
+// from now on (and its state is saved, with WithCADir), and a session open with it is
+// closed. The node, if it holds a newer certificate, connects again with that one; a
+// leaked key is cut off, the node is not. To cut off the node, RemoveNode.
+func (s *Server) RevokeCertificate(serial *big.Int) error {
+	if err := s.ca.RevokeSerial(serial); err != nil {
+		return err
+	}
+	if s.opts.caDir != "" {
+		if err := s.ca.Save(s.opts.caDir); err != nil {
+			return fmt.Errorf("cluster: revoke certificate %s: %w", serial, err)
+		}
+	}
+	s.mu.Lock()
+	var hit []*session
+	for _, ss := range s.sessions {
+		if ss.cert != nil && ss.cert.SerialNumber.Cmp(serial) == 0 {
+			hit = append(hit, ss)
+		}
+	}
+	s.mu.Unlock()
+	for _, ss := range hit {
+		ss.end(status.Errorf(codes.PermissionDenied, "%v: the certificate of node %s (serial %s) was revoked", pki.ErrRevoked, ss.id, serial))
+	}
+	return nil
 }
 
 func (s *Server) join(ctx context.Context, req *joinRequest) (*joinResponse, error) {

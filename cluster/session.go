@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 type session struct {
 	s      *Server
 	id     string
+	cert   *x509.Certificate // the leaf the session was opened with
 	stream grpc.ServerStream
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -204,7 +206,7 @@ func (ss *session) check(u dao.TaskUpdate) error {
 // way and its assignments the other, until either side ends it. A newer session of the same
 // node replaces it.
 func (s *Server) session(stream grpc.ServerStream) error {
-	id, err := s.peerNode(stream.Context())
+	id, cert, err := s.peerCert(stream.Context())
 	if err != nil {
 		return err
 	}
@@ -241,7 +243,14 @@ func (s *Server) session(stream grpc.ServerStream) error {
 
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	ss := &session{s: s, id: id, stream: stream, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	ss := &session{s: s, id: id, cert: cert, stream: stream, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	// A session lasts no longer than the certificate it was opened with: the node, which
+	// renewed it long before, connects again with the new one.
+	expiry := s.opts.clock.AfterFunc(cert.NotAfter.Sub(s.opts.clock.Now()), func() {
+		cancel(status.Errorf(codes.Unavailable, "the certificate of node %s expired at %s: connect again with a renewed one",
+			id, cert.NotAfter.Format(time.RFC3339)))
+	})
+	defer expiry.Stop()
 	ss.lastRecv.Store(s.opts.clock.Now().UnixNano())
 	s.mu.Lock()
 	if s.closed {
