@@ -30,8 +30,9 @@
 // CA (its authority, expiry, revocation, and whether the node was removed), so a refusal
 // comes back as an error that says why rather than a TLS alert. The client renews its
 // certificate at a random point between 50% and 80% of its lifetime; the current
-// connection goes on, the next ones use the new one. [Server.RemoveNode] removes a node for
-// good. A join may not claim the ID of a node that is connected, or known and not down
+// connection goes on, the next ones use the new one; no session outlives the certificate
+// it was opened with. [Server.RemoveNode] removes a node for good, and
+// [Server.RevokeCertificate] cuts off one certificate (a leaked key), closing its session. A join may not claim the ID of a node that is connected, or known and not down
 // ([ErrNodeIDInUse]).
 //
 // # What a node may say
