@@ -142,6 +142,7 @@ type Host struct {
 
 	mu          sync.Mutex
 	partitioned bool
+	loss        string // the probability of Lossy's rules, "" without
 	down        bool
 }
 
@@ -196,6 +197,38 @@ func (h *Host) Partition(t testing.TB) {
 		t.Fatalf("netns: partition %s: %v", h.name, err)
 	}
 	h.partitioned = true
+}
+
+// Lossy drops each packet in and out of the Host's eth0 with the given probability (0 to
+// 1), with iptables' statistic match inside its namespace: a lossy link, whose TCP
+// retransmits. It replaces an earlier Lossy; Lossy(t, 0) ends it.
+func (h *Host) Lossy(t testing.TB, probability float64) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rules := func(p string) [][]string {
+		return [][]string{
+			{"INPUT", "-i", "eth0", "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"},
+			{"OUTPUT", "-o", "eth0", "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"},
+		}
+	}
+	var steps [][]string
+	if h.loss != "" {
+		for _, r := range rules(h.loss) {
+			steps = append(steps, append([]string{"ip", "netns", "exec", h.ns, "iptables", "-w", "-D"}, r...))
+		}
+	}
+	p := ""
+	if probability > 0 {
+		p = fmt.Sprintf("%.4f", min(probability, 1))
+		for _, r := range rules(p) {
+			steps = append(steps, append([]string{"ip", "netns", "exec", h.ns, "iptables", "-w", "-I"}, r...))
+		}
+	}
+	if err := runAll(steps); err != nil {
+		t.Fatalf("netns: lossy %s: %v", h.name, err)
+	}
+	h.loss = p
 }
 
 // Heal undoes Partition: packets flow again, and stalled TCP connections resume at their
