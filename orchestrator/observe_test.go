@@ -16,27 +16,32 @@ func TestReconcileSees(t *testing.T) {
 		name   string
 		from   dao.Task
 		change func(*dao.Task)
-		want   bool
+		want   bool // the reconciler hears of it, at once or a moment later
+		lazy   bool // a moment later: the task started, and nothing else changed
 	}{
-		{"assigned to starting", base, func(t *dao.Task) { t.Status.State = dao.TaskStarting }, false},
-		{"a new message", base, func(t *dao.Task) { t.Status.Message = "pulling" }, false},
-		{"running, no health check", base, func(t *dao.Task) { t.Status.State = dao.TaskRunning }, true},
-		{"running, health unknown", checked, func(t *dao.Task) { t.Status.State = dao.TaskRunning }, false},
-		{"healthy", withState(checked, dao.TaskRunning), func(t *dao.Task) { t.Status.Health = dao.HealthHealthy }, true},
-		{"unhealthy", withState(checked, dao.TaskRunning), func(t *dao.Task) { t.Status.Health = dao.HealthUnhealthy }, true},
-		{"restarted", withState(base, dao.TaskRunning), func(t *dao.Task) { t.Status.Restarts = 1 }, true},
-		{"restarting", withState(base, dao.TaskRunning), func(t *dao.Task) { t.Status.Restarting = true }, true},
-		{"failed", base, func(t *dao.Task) { t.Status.State = dao.TaskFailed }, true},
-		{"completed", withState(base, dao.TaskRunning), func(t *dao.Task) { t.Status.State = dao.TaskComplete }, true},
-		{"shut down", base, func(t *dao.Task) { t.DesiredState = dao.TaskShutdown }, true},
-		{"moved", base, func(t *dao.Task) { t.NodeID = "n2" }, true},
+		{"assigned to starting", base, func(t *dao.Task) { t.Status.State = dao.TaskStarting }, false, false},
+		{"a new message", base, func(t *dao.Task) { t.Status.Message = "pulling" }, false, false},
+		{"running, no health check", base, func(t *dao.Task) { t.Status.State = dao.TaskRunning }, true, true},
+		{"running, health unknown", checked, func(t *dao.Task) { t.Status.State = dao.TaskRunning }, false, false},
+		{"healthy", withState(checked, dao.TaskRunning), func(t *dao.Task) { t.Status.Health = dao.HealthHealthy }, true, true},
+		{"unhealthy", withState(checked, dao.TaskRunning), func(t *dao.Task) { t.Status.Health = dao.HealthUnhealthy }, true, false},
+		{"restarted", withState(base, dao.TaskRunning), func(t *dao.Task) { t.Status.Restarts = 1 }, true, false},
+		{"restarting", withState(base, dao.TaskRunning), func(t *dao.Task) { t.Status.Restarting = true }, true, false},
+		{"failed", base, func(t *dao.Task) { t.Status.State = dao.TaskFailed }, true, false},
+		{"completed", withState(base, dao.TaskRunning), func(t *dao.Task) { t.Status.State = dao.TaskComplete }, true, false},
+		{"shut down", base, func(t *dao.Task) { t.DesiredState = dao.TaskShutdown }, true, false},
+		{"moved", base, func(t *dao.Task) { t.NodeID = "n2" }, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, cur := tt.from, tt.from
 			tt.change(&cur)
-			if got := reconcileSees(&p, &cur); got != tt.want {
-				t.Errorf("reconcileSees = %v, want %v", got, tt.want)
+			now := reconcileSees(&p, &cur)
+			if got := now || startedOnly(&p, &cur); got != tt.want {
+				t.Errorf("heard of = %v, want %v", got, tt.want)
+			}
+			if tt.want && now == tt.lazy {
+				t.Errorf("heard of at once = %v, want %v", now, !tt.lazy)
 			}
 		})
 	}

@@ -38,6 +38,10 @@ type Orchestrator struct {
 	running     bool
 	nodes       map[string]*nodeConn
 	dirtySvc    map[string]bool
+	// lazySvc are services whose only news is that tasks started (startedOnly): they are
+	// planned a moment later (startedDelay), together, rather than once a status batch.
+	lazySvc   map[string]bool
+	lazyArmed bool
 	dirtyNodes  map[string]bool
 	pendingWork bool
 	allSvc      bool
@@ -108,6 +112,7 @@ func New(store Store, opts ...Option) (*Orchestrator, error) {
 		opts:       defaultOptions(),
 		nodes:      map[string]*nodeConn{},
 		dirtySvc:   map[string]bool{},
+		lazySvc:    map[string]bool{},
 		dirtyNodes: map[string]bool{},
 		timers:     map[clock.Timer]struct{}{},
 		kick:       make(chan struct{}, 1),
@@ -328,6 +333,27 @@ func live(t *dao.Task) bool { return t.DesiredState <= dao.TaskRunning && !t.Sta
 // observe keeps the scheduler's account in step with a change of the store and marks what
 // the next pass must look at.
 func (o *Orchestrator) observe(e *Event) {
+	if o.observeLocked(e) {
+		o.after(startedDelay, func() {
+			o.mu.Lock()
+			for id := range o.lazySvc {
+				o.dirtySvc[id] = true
+			}
+			clear(o.lazySvc)
+			o.lazyArmed = false
+			o.mu.Unlock()
+		})
+	}
+}
+
+// startedDelay is how long the news that a service's tasks started waits for more of the
+// same before the reconciler plans the service: a thousand nodes report their tasks running
+// over a second, and each plan reads every task of the service.
+const startedDelay = 20 * time.Millisecond
+
+// observeLocked is observe's work under o.mu; it reports whether the lazy services need a
+// timer.
+func (o *Orchestrator) observeLocked(e *Event) (arm bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.observed = e.Revision
@@ -386,10 +412,19 @@ func (o *Orchestrator) observe(e *Event) {
 				o.dirtyNodes[p.NodeID] = true
 			}
 		}
-		if t.ServiceID != "" && (e.Kind != EventUpdated || p == nil || reconcileSees(&p.Task, &t.Task)) {
+		switch {
+		case t.ServiceID == "":
+		case e.Kind != EventUpdated || p == nil || reconcileSees(&p.Task, &t.Task):
 			o.dirtySvc[t.ServiceID] = true
+		case startedOnly(&p.Task, &t.Task) && !o.dirtySvc[t.ServiceID]:
+			o.lazySvc[t.ServiceID] = true
+			if !o.lazyArmed {
+				o.lazyArmed = true
+				return true
+			}
 		}
 	}
+	return false
 }
 
 // reconcileSees reports whether a task's change from p to t can change what the reconciler
@@ -400,8 +435,13 @@ func reconcileSees(p, t *dao.Task) bool {
 	return p.NodeID != t.NodeID || p.DesiredState != t.DesiredState || p.Slot != t.Slot ||
 		p.ServiceVersion != t.ServiceVersion ||
 		p.Status.State.Terminal() != t.Status.State.Terminal() ||
-		taskStarted(p) != taskStarted(t) || taskFailed(p) != taskFailed(t)
+		taskFailed(p) != taskFailed(t)
 }
+
+// startedOnly reports whether a task's change from p to t is news to the reconciler only in
+// that the task started or stopped being started (running, and healthy when checked): what
+// a rolling update's monitor window and a start-first handover wait for, and nothing else.
+func startedOnly(p, t *dao.Task) bool { return taskStarted(p) != taskStarted(t) }
 
 func equalLabels(a, b map[string]string) bool {
 	if len(a) != len(b) {

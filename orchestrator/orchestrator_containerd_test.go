@@ -42,8 +42,10 @@ func startPlane(t *testing.T, ctx context.Context, c *testutil.Containerd, dir s
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tests here are about healing and updates, not liveness: a long grace keeps a
+	// heartbeat starved on a loaded machine from moving tasks under them.
 	o, err := orchestrator.New(store, orchestrator.WithReplaceDelay(200*time.Millisecond),
-		orchestrator.WithHeartbeatTimeout(5*time.Second))
+		orchestrator.WithHeartbeatTimeout(5*time.Second), orchestrator.WithGrace(30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
