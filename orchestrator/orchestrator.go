@@ -34,14 +34,14 @@ type Orchestrator struct {
 	store Store
 	opts  options
 
-	mu          sync.Mutex
-	running     bool
-	nodes       map[string]*nodeConn
-	dirtySvc    map[string]bool
+	mu       sync.Mutex
+	running  bool
+	nodes    map[string]*nodeConn
+	dirtySvc map[string]bool
 	// lazySvc are services whose only news is that tasks started (startedOnly): they are
 	// planned a moment later (startedDelay), together, rather than once a status batch.
-	lazySvc   map[string]bool
-	lazyArmed bool
+	lazySvc     map[string]bool
+	lazyArmed   bool
 	dirtyNodes  map[string]bool
 	pendingWork bool
 	allSvc      bool
