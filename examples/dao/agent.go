@@ -343,12 +343,13 @@ func (o *agentOptions) identity(ctx context.Context, log *slog.Logger, nodeID st
 // The agent's memory budget: a soft limit of the Go runtime's memory (debug.SetMemoryLimit)
 // that grows with the assignment, so that the garbage collector gives back what a burst of
 // work (starting 50 containers, say) left behind instead of keeping about twice the live
-// heap. Measured with TestAgentMemory (linux/amd64, 2 cores): idle with no task, 23.5 MiB of
-// RSS either way, 19.5 MiB of it the program's own pages (its code and the packages'
-// initialisation), which no setting changes; with 50 containers, 31 to 33 MiB without the
-// budget and 29 MiB with it, at 1.1% of a core instead of 0.8% (about 3 MiB of live heap,
-// some 20 KiB a task). The budget stays several times the live heap, so the collector does
-// not run all the time; a tighter one (10 MiB at 50 tasks: 27 MiB) cost 5% of a core.
+// heap. Measured (go run ./internal/bench/agent, with -env GOMEMLIMIT=off for no budget;
+// linux/amd64, 2 cores): idle with no task, 22 to 23.5 MiB of RSS either way, 19.5 MiB of it
+// the program's own pages (its code and the packages' initialisation), which no setting
+// changes; with 50 containers, 31 to 33 MiB without the budget and 27 to 29 MiB with it, at
+// 1.1% of a core instead of 0.8% (about 3 MiB of live heap, some 20 KiB a task). The budget
+// stays several times the live heap, so the collector does not run all the time; a tighter
+// one (10 MiB at 50 tasks: 27 MiB) cost 5% of a core.
 // GOMEMLIMIT in the environment replaces it (GOMEMLIMIT=off: no limit).
 const (
 	memoryBudgetBase    = 10 << 20

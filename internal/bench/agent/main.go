@@ -3,7 +3,7 @@
 // reboot with the control plane unreachable, to run its last assignment again, side by side
 // with the same 10 containers started by a control plane that is reachable.
 //
-//	go run ./internal/bench/agent [-runs 5] [-containers 50] [-restore 10] [-dao PROGRAM]
+//	go run ./internal/bench/agent [-runs 5] [-containers 50] [-restore 10] [-dao PROGRAM] [-env "K=V ..."]
 //
 // A reboot is: the agent, every container process and shim, and containerd killed with
 // SIGKILL, containerd's --state directory (a tmpfs on a real machine) unmounted and emptied,
@@ -41,7 +41,9 @@ func main() {
 	containers := flag.Int("containers", 50, "containers for the loaded memory figure")
 	restore := flag.Int("restore", 10, "containers of the assignment restored after the reboot")
 	prog := flag.String("dao", "", "a dao program built already (default: go build ./examples/dao)")
+	env := flag.String("env", "", "variables added to the agent's environment, to compare settings (\"GOMEMLIMIT=off GOGC=50\")")
 	flag.Parse()
+	agentEnv = strings.Fields(*env)
 	if err := run(*prog, *runs, *containers, *restore); err != nil {
 		fmt.Fprintln(os.Stderr, "bench agent:", err)
 		os.Exit(1)
@@ -227,6 +229,9 @@ func startPlane() (*plane, error) {
 	return p, nil
 }
 
+// agentEnv is added to the agent's environment (-env).
+var agentEnv []string
+
 type agentProc struct {
 	cmd    *exec.Cmd
 	log    *strings.Builder
@@ -242,6 +247,7 @@ func startAgent(bin string, p *plane, socket, state, token string) (*agentProc, 
 		"--containerd", socket, "--namespace", benchutil.Namespace)
 	a := &agentProc{cmd: exec.Command(bin, args...), log: &strings.Builder{}, exited: make(chan struct{})}
 	a.cmd.Stderr = a.log
+	a.cmd.Env = append(os.Environ(), agentEnv...)
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := a.cmd.Start(); err != nil {
 		return nil, err
