@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/edge"
+	"github.com/opendao/dao/internal/daemon"
 )
 
 // agentRun is an Agent running in the background, with the updates it reported.
@@ -117,20 +117,9 @@ func appTask(e *env, id string) dao.Task {
 // containerdRunning gives the PIDs of the tasks containerd runs in the test namespace, by container.
 func (e *env) containerdRunning() map[string]uint32 {
 	e.t.Helper()
-	ctx := e.ctrd.Context(e.ctx)
-	cs, err := e.ctrd.Client.Containers(ctx)
+	out, err := daemon.RunningTasks(e.ctrd.Context(e.ctx), e.ctrd.Client)
 	if err != nil {
 		e.t.Fatalf("containerd list: %v", err)
-	}
-	out := map[string]uint32{}
-	for _, c := range cs {
-		task, err := c.Task(ctx, nil)
-		if err != nil {
-			continue
-		}
-		if st, err := task.Status(ctx); err == nil && st.Status == client.Running {
-			out[c.ID()] = task.Pid()
-		}
 	}
 	return out
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/edge"
+	"github.com/opendao/dao/internal/daemon"
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/registry/ctrd"
@@ -104,21 +105,9 @@ func startPlane(t *testing.T, ctx context.Context, c *testutil.Containerd, dir s
 // containers returns the PID of every running task in the test namespace, by container ID.
 func containers(t *testing.T, ctx context.Context, c *testutil.Containerd) map[string]uint32 {
 	t.Helper()
-	ctx = c.Context(ctx)
-	cs, err := c.Client.Containers(ctx)
+	out, err := daemon.RunningTasks(c.Context(ctx), c.Client)
 	if err != nil {
 		t.Fatal(err)
-	}
-	out := map[string]uint32{}
-	for _, ct := range cs {
-		task, err := ct.Task(ctx, nil)
-		if err != nil {
-			continue
-		}
-		st, err := task.Status(ctx)
-		if err == nil && st.Status == client.Running {
-			out[ct.ID()] = task.Pid()
-		}
 	}
 	return out
 }

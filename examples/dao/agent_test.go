@@ -23,6 +23,7 @@ import (
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/cluster/pki"
+	"github.com/opendao/dao/internal/daemon"
 	"github.com/opendao/dao/internal/testutil"
 )
 
@@ -250,20 +251,9 @@ func (p *process) waitOutput(re string, within time.Duration) []string {
 // runningContainers returns the PID of every running container of the namespace, by ID.
 func runningContainers(t *testing.T, ctx context.Context, c *client.Client) map[string]uint32 {
 	t.Helper()
-	list, err := c.Containers(ctx)
+	out, err := daemon.RunningTasks(ctx, c)
 	if err != nil {
-		t.Fatalf("list containers: %v", err)
-	}
-	out := map[string]uint32{}
-	for _, ct := range list {
-		task, err := ct.Task(ctx, nil)
-		if err != nil {
-			continue
-		}
-		st, err := task.Status(ctx)
-		if err == nil && st.Status == client.Running {
-			out[ct.ID()] = task.Pid()
-		}
+		t.Fatal(err)
 	}
 	return out
 }

@@ -78,3 +78,24 @@ func shimsOf(address string) []int {
 	}
 	return out
 }
+
+// RunningTasks returns the process ID of every running task of ctx's containerd namespace,
+// by container ID, as containerd reports them: what tests and benchmarks check a node
+// against, rather than the node's own bookkeeping.
+func RunningTasks(ctx context.Context, cl *client.Client) (map[string]uint32, error) {
+	cs, err := cl.Containers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: list containers: %w", err)
+	}
+	out := map[string]uint32{}
+	for _, c := range cs {
+		task, err := c.Task(ctx, nil)
+		if err != nil {
+			continue
+		}
+		if st, err := task.Status(ctx); err == nil && st.Status == client.Running {
+			out[c.ID()] = task.Pid()
+		}
+	}
+	return out, nil
+}

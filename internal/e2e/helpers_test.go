@@ -26,6 +26,7 @@ import (
 	"github.com/opendao/dao/cluster"
 	"github.com/opendao/dao/cluster/pki"
 	"github.com/opendao/dao/edge"
+	"github.com/opendao/dao/internal/daemon"
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/internal/testutil/netns"
 	"github.com/opendao/dao/orchestrator"
@@ -247,19 +248,9 @@ func running(t *testing.T, cl *client.Client, ns string) map[string]uint32 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 10*time.Second)
 	defer cancel()
-	cs, err := cl.Containers(ctx)
+	out, err := daemon.RunningTasks(ctx, cl)
 	if err != nil {
 		t.Fatal(err)
-	}
-	out := map[string]uint32{}
-	for _, c := range cs {
-		task, err := c.Task(ctx, nil)
-		if err != nil {
-			continue
-		}
-		if st, err := task.Status(ctx); err == nil && st.Status == client.Running {
-			out[c.ID()] = task.Pid()
-		}
 	}
 	return out
 }

@@ -26,12 +26,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
-
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/cluster"
 	"github.com/opendao/dao/cluster/pki"
 	"github.com/opendao/dao/internal/bench/benchutil"
+	"github.com/opendao/dao/internal/daemon"
 	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/orchestrator"
 )
@@ -268,18 +267,7 @@ func (a *agentProc) kill() {
 func running(env *benchutil.Env) map[string]uint32 {
 	ctx, cancel := context.WithTimeout(env.Ctx, 10*time.Second)
 	defer cancel()
-	out := map[string]uint32{}
-	cs, err := env.Client.Containers(ctx)
-	if err != nil {
-		return out
-	}
-	for _, c := range cs {
-		if task, err := c.Task(ctx, nil); err == nil {
-			if st, err := task.Status(ctx); err == nil && st.Status == client.Running {
-				out[c.ID()] = task.Pid()
-			}
-		}
-	}
+	out, _ := daemon.RunningTasks(ctx, env.Client)
 	return out
 }
 
