@@ -2,8 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/cluster"
 	"github.com/opendao/dao/cluster/pki"
+	"github.com/opendao/dao/internal/testutil/controlplane"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/simnode"
 )
@@ -22,15 +21,15 @@ func TestMain(m *testing.M) {
 
 // plane is a control plane serving the node protocol on loopback, for one test.
 type plane struct {
-	t      *testing.T
-	ctx    context.Context
-	ca     *pki.CA
-	o      *orchestrator.Orchestrator
-	srv    *cluster.Server
-	addr   string
-	token  string
-	caDir  string
-	served chan error
+	t     *testing.T
+	ctx   context.Context
+	ca    *pki.CA
+	o     *orchestrator.Orchestrator
+	srv   *cluster.Server
+	addr  string
+	token string
+	caDir string
+	cp    *controlplane.Plane
 }
 
 func newPlane(t *testing.T, oopts []orchestrator.Option, sopts ...cluster.ServerOption) *plane {
@@ -40,50 +39,23 @@ func newPlane(t *testing.T, oopts []orchestrator.Option, sopts ...cluster.Server
 
 func newPlaneCA(t *testing.T, caOpts []pki.CAOption, oopts []orchestrator.Option, sopts ...cluster.ServerOption) *plane {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ca, err := pki.NewCA(caOpts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := ca.NewJoinToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := orchestrator.NewMemoryStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	oopts = append([]orchestrator.Option{orchestrator.WithHeartbeatTimeout(2 * time.Second), orchestrator.WithGrace(2 * time.Second)}, oopts...)
-	o, err := orchestrator.New(store, oopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	caDir := t.TempDir()
-	sopts = append([]cluster.ServerOption{cluster.WithHeartbeatInterval(200 * time.Millisecond), cluster.WithCADir(caDir)}, sopts...)
-	srv, err := cluster.NewServer(ca, o, sopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &plane{t: t, ctx: ctx, ca: ca, o: o, srv: srv, addr: l.Addr().String(), token: token, caDir: caDir, served: make(chan error, 1)}
-	ran := make(chan error, 1)
-	go func() { ran <- o.Run(ctx) }()
-	go func() { p.served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		_ = srv.Close()
-		if err := <-p.served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		cancel()
-		if err := <-ran; !errors.Is(err, context.Canceled) {
-			t.Errorf("Run: %v", err)
-		}
-		store.Close()
+	cp, err := controlplane.Start(controlplane.Config{
+		CAOptions: caOpts,
+		Options: append([]orchestrator.Option{orchestrator.WithHeartbeatTimeout(2 * time.Second),
+			orchestrator.WithGrace(2 * time.Second)}, oopts...),
+		ServerOptions: append([]cluster.ServerOption{cluster.WithHeartbeatInterval(200 * time.Millisecond),
+			cluster.WithCADir(caDir)}, sopts...),
 	})
-	return p
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return &plane{t: t, ctx: cp.Ctx, ca: cp.CA, o: cp.Orchestrator, srv: cp.Server, addr: cp.Addr, token: cp.Token, caDir: caDir, cp: cp}
 }
 
 // remote is a simulated node behind the real protocol.
@@ -160,30 +132,19 @@ func (p *plane) waitFor(what string, within time.Duration, cond func() bool) {
 }
 
 func (p *plane) running(service string) []orchestrator.Task {
-	ts, err := p.o.Tasks(p.ctx, orchestrator.TaskFilter{ServiceID: service})
+	ts, err := p.cp.Running(service)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	var out []orchestrator.Task
-	for _, t := range ts {
-		if t.Status.State == dao.TaskRunning {
-			out = append(out, t)
-		}
-	}
-	return out
+	return ts
 }
 
 func (p *plane) nodeState(id string) dao.NodeState {
-	ns, err := p.o.Nodes(p.ctx)
+	st, err := p.cp.NodeState(id)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	for _, n := range ns {
-		if n.ID == id {
-			return n.Status.State
-		}
-	}
-	return ""
+	return st
 }
 
 func webSpec(replicas int) dao.ServiceSpec {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,10 +23,10 @@ import (
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/cluster"
-	"github.com/opendao/dao/cluster/pki"
 	"github.com/opendao/dao/edge"
 	"github.com/opendao/dao/internal/daemon"
 	"github.com/opendao/dao/internal/testutil"
+	"github.com/opendao/dao/internal/testutil/controlplane"
 	"github.com/opendao/dao/internal/testutil/netns"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/registry/ctrd"
@@ -88,87 +87,51 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // plane is a control plane in the test process, serving remote nodes on a lab's host
 // address.
 type plane struct {
-	t      *testing.T
-	ctx    context.Context
-	ca     *pki.CA
-	o      *orchestrator.Orchestrator
-	srv    *cluster.Server
-	addr   string
-	token  string
-	events chan orchestrator.Event
-	stop   func()
+	t     *testing.T
+	ctx   context.Context
+	o     *orchestrator.Orchestrator
+	srv   *cluster.Server
+	addr  string
+	token string
+	cp    *controlplane.Plane
 }
 
 func newPlane(t *testing.T, listenIP string, oopts ...orchestrator.Option) *plane {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ca, err := pki.NewCA()
+	cp, err := controlplane.Start(controlplane.Config{ListenIP: listenIP, Options: oopts,
+		ServerOptions: []cluster.ServerOption{cluster.WithHeartbeatInterval(250 * time.Millisecond)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err := ca.NewJoinToken()
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return &plane{t: t, ctx: cp.Ctx, o: cp.Orchestrator, srv: cp.Server, addr: cp.Addr, token: cp.Token, cp: cp}
+}
+
+// stop takes the control plane away (the test's cleanup then does nothing more).
+func (p *plane) stop() {
+	if err := p.cp.Stop(); err != nil {
+		p.t.Error(err)
 	}
-	store, err := orchestrator.NewMemoryStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := orchestrator.New(store, oopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := cluster.NewServer(ca, o, cluster.WithHeartbeatInterval(250*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(listenIP, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &plane{t: t, ctx: ctx, ca: ca, o: o, srv: srv, addr: l.Addr().String(), token: token}
-	ran, served := make(chan error, 1), make(chan error, 1)
-	go func() { ran <- o.Run(ctx) }()
-	go func() { served <- srv.Serve(l) }()
-	var once sync.Once
-	p.stop = func() {
-		once.Do(func() {
-			_ = srv.Close()
-			<-served
-			cancel()
-			<-ran
-			store.Close()
-		})
-	}
-	t.Cleanup(p.stop)
-	return p
 }
 
 func (p *plane) nodeState(id string) dao.NodeState {
-	ns, err := p.o.Nodes(p.ctx)
+	st, err := p.cp.NodeState(id)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	for _, n := range ns {
-		if n.ID == id {
-			return n.Status.State
-		}
-	}
-	return ""
+	return st
 }
 
 func (p *plane) running(service string) []orchestrator.Task {
-	ts, err := p.o.Tasks(p.ctx, orchestrator.TaskFilter{ServiceID: service})
+	ts, err := p.cp.Running(service)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	var out []orchestrator.Task
-	for _, t := range ts {
-		if t.Status.State == dao.TaskRunning && !t.Status.Restarting {
-			out = append(out, t)
-		}
-	}
-	return out
+	return ts
 }
 
 // agent is a dao agent program running in a network namespace.

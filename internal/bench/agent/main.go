@@ -15,7 +15,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,12 +26,10 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
-	"github.com/opendao/dao/cluster"
-	"github.com/opendao/dao/cluster/pki"
 	"github.com/opendao/dao/internal/bench/benchutil"
 	"github.com/opendao/dao/internal/daemon"
 	"github.com/opendao/dao/internal/testutil"
-	"github.com/opendao/dao/orchestrator"
+	"github.com/opendao/dao/internal/testutil/controlplane"
 )
 
 func main() {
@@ -91,11 +88,11 @@ func measure(bin string, containers, restore int) (m measurement, err error) {
 		return m, err
 	}
 	defer env.Close()
-	p, err := startPlane()
+	p, err := controlplane.Start(controlplane.Config{})
 	if err != nil {
 		return m, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	state, err := os.MkdirTemp("", "dao-bench-agent-")
 	if err != nil {
 		return m, err
@@ -103,17 +100,17 @@ func measure(bin string, containers, restore int) (m measurement, err error) {
 	defer os.RemoveAll(state)
 
 	// Memory: idle, then with containers.
-	a, err := startAgent(bin, p, env.Daemon.Address, state, p.token)
+	a, err := startAgent(bin, p, env.Daemon.Address, state, p.Token)
 	if err != nil {
 		return m, err
 	}
 	defer a.kill()
-	if err := waitFor(30*time.Second, func() bool { return len(p.srv.Connected()) == 1 }); err != nil {
+	if err := waitFor(30*time.Second, func() bool { return len(p.Server.Connected()) == 1 }); err != nil {
 		return m, fmt.Errorf("agent connected: %w\n%s", err, a.log)
 	}
 	time.Sleep(2 * time.Second)
 	m.idle = rssKiB(a.cmd.Process.Pid)
-	if _, err := p.o.CreateService(p.ctx, service("mem", containers)); err != nil {
+	if _, err := p.Orchestrator.CreateService(p.Ctx, service("mem", containers)); err != nil {
 		return m, err
 	}
 	if err := waitFor(3*time.Minute, func() bool { return len(running(env)) == containers }); err != nil {
@@ -122,7 +119,7 @@ func measure(bin string, containers, restore int) (m measurement, err error) {
 	time.Sleep(3 * time.Second)
 	m.loaded = rssKiB(a.cmd.Process.Pid)
 	m.containerd = rssKiB(daemonPid(env))
-	if err := p.o.RemoveService(p.ctx, "mem"); err != nil {
+	if err := p.Orchestrator.RemoveService(p.Ctx, "mem"); err != nil {
 		return m, err
 	}
 	if err := waitFor(2*time.Minute, func() bool { return len(running(env)) == 0 }); err != nil {
@@ -131,7 +128,7 @@ func measure(bin string, containers, restore int) (m measurement, err error) {
 
 	// Online: a fresh agent start, the control plane assigns the tasks.
 	a.kill()
-	if _, err := p.o.CreateService(p.ctx, service("web", restore)); err != nil {
+	if _, err := p.Orchestrator.CreateService(p.Ctx, service("web", restore)); err != nil {
 		return m, err
 	}
 	start := time.Now()
@@ -149,7 +146,7 @@ func measure(bin string, containers, restore int) (m measurement, err error) {
 	if err := env.Daemon.PowerOff(env.Client, benchutil.Namespace); err != nil {
 		return m, err
 	}
-	p.stop()
+	_ = p.Stop() // and the control plane is gone when it comes back
 	if err := env.Daemon.Start(); err != nil {
 		return m, err
 	}
@@ -173,61 +170,6 @@ func service(name string, n int) dao.ServiceSpec {
 		Resources: dao.Resources{MilliCPU: 10, Memory: 8 * dao.MiB}}}
 }
 
-// plane is a control plane on loopback.
-type plane struct {
-	ctx   context.Context
-	o     *orchestrator.Orchestrator
-	srv   *cluster.Server
-	addr  string
-	token string
-	stop  func()
-}
-
-func startPlane() (*plane, error) {
-	ca, err := pki.NewCA()
-	if err != nil {
-		return nil, err
-	}
-	token, err := ca.NewJoinToken()
-	if err != nil {
-		return nil, err
-	}
-	store, err := orchestrator.NewMemoryStore()
-	if err != nil {
-		return nil, err
-	}
-	o, err := orchestrator.New(store)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := cluster.NewServer(ca, o)
-	if err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran, served := make(chan error, 1), make(chan error, 1)
-	go func() { ran <- o.Run(ctx) }()
-	go func() { served <- srv.Serve(l) }()
-	stopped := false
-	p := &plane{ctx: ctx, o: o, srv: srv, addr: l.Addr().String(), token: token}
-	p.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = srv.Close()
-		<-served
-		cancel()
-		<-ran
-		store.Close()
-	}
-	return p, nil
-}
-
 // agentEnv is added to the agent's environment (-env).
 var agentEnv []string
 
@@ -237,12 +179,12 @@ type agentProc struct {
 	exited chan struct{}
 }
 
-func startAgent(bin string, p *plane, socket, state, token string) (*agentProc, error) {
+func startAgent(bin string, p *controlplane.Plane, socket, state, token string) (*agentProc, error) {
 	args := []string{"agent"}
 	if token != "" {
 		args = append(args, "--join", token)
 	}
-	args = append(args, p.addr, "--state-dir", state, "--node-id", "bench-node",
+	args = append(args, p.Addr, "--state-dir", state, "--node-id", "bench-node",
 		"--containerd", socket, "--namespace", benchutil.Namespace)
 	a := &agentProc{cmd: exec.Command(bin, args...), log: &strings.Builder{}, exited: make(chan struct{})}
 	a.cmd.Stderr = a.log
