@@ -8,16 +8,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/containerd/platforms"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/opendao/dao/registry/build"
+	"github.com/opendao/dao/internal/busybox"
 	"github.com/opendao/dao/registry/ctrd"
 	"github.com/opendao/dao/registry/name"
 	"github.com/opendao/dao/registry/oci"
@@ -129,8 +127,8 @@ func checkStatic(path string) error {
 	return nil
 }
 
-// buildBusyboxImage builds an image of the busybox program at path, as
-// internal/testutil.Busybox does, with a link for each applet the program lists. It returns
+// buildBusyboxImage builds an image of the busybox program at path (internal/busybox), with
+// a link for each applet the program lists. It returns
 // the image and the number of applets; the caller closes the image's layers.
 func buildBusyboxImage(ctx context.Context, path string) (*oci.Image, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -151,30 +149,8 @@ func buildBusyboxImage(ctx context.Context, path string) (*oci.Image, int, error
 		return nil, 0, fmt.Errorf("%s --list names no sh: is it busybox?", path)
 	}
 
-	lb, err := build.NewLayerBuilder()
+	img, err := busybox.Image(ctx, path, applets)
 	if err != nil {
-		return nil, 0, err
-	}
-	lb.AddHostFile("bin/busybox", path) // Build fails with the first error of the Adds
-	for _, a := range applets {
-		lb.AddSymlink("bin/"+a, "busybox")
-	}
-	for _, d := range []string{"etc", "proc", "sys", "dev", "root"} {
-		lb.AddDir(d, 0o755)
-	}
-	lb.AddDir("tmp", 0o777|os.ModeSticky)
-	lb.AddFile("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"))
-	lb.AddFile("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
-	layer, err := lb.Build(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	img, err := oci.NewImage([]*oci.Layer{layer}, ocispec.ImageConfig{
-		Cmd: []string{"/bin/sh"},
-		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-	})
-	if err != nil {
-		layer.Close()
 		return nil, 0, err
 	}
 	return img, len(applets), nil

@@ -14,6 +14,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/opendao/dao/internal/busybox"
 	"github.com/opendao/dao/registry/build"
 	"github.com/opendao/dao/registry/ctrd"
 	"github.com/opendao/dao/registry/oci"
@@ -66,42 +67,7 @@ func Busybox() (*oci.Image, error) {
 }
 
 func buildBusybox() (*oci.Image, error) {
-	lb, err := build.NewLayerBuilder()
-	if err != nil {
-		return nil, err
-	}
-	if err := lb.AddHostFile("bin/busybox", "/usr/bin/busybox"); err != nil {
-		return nil, err
-	}
-	for _, a := range busyboxApplets {
-		if err := lb.AddSymlink("bin/"+a, "busybox"); err != nil {
-			return nil, err
-		}
-	}
-	for _, d := range []string{"tmp", "etc", "proc", "sys", "dev", "root"} {
-		mode := os.FileMode(0o755)
-		if d == "tmp" {
-			mode = 0o777 | os.ModeSticky
-		}
-		if err := lb.AddDir(d, mode); err != nil {
-			return nil, err
-		}
-	}
-	passwd := "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
-	if err := lb.AddFile("etc/passwd", 0o644, []byte(passwd)); err != nil {
-		return nil, err
-	}
-	if err := lb.AddFile("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n")); err != nil {
-		return nil, err
-	}
-	layer, err := lb.Build(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	return oci.NewImage([]*oci.Layer{layer}, ocispec.ImageConfig{
-		Cmd: []string{"/bin/sh"},
-		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-	})
+	return busybox.Image(context.Background(), busybox.Path, busyboxApplets)
 }
 
 // BuildTestAppImage builds (once per process) an image holding only /testapp, the program of
