@@ -28,10 +28,12 @@
 //     others (see below).
 //   - Status writer: ReportStatus queues what nodes observe; batches of it are written in
 //     one transaction each, states moving forward only.
-//   - Liveness: a node is ready while it beats within the heartbeat timeout, disconnected
-//     after it (nothing is duplicated, unless a service's dao.DisconnectPolicy asks for
-//     its tasks to be replaced at once), down after the grace too (its tasks are orphaned
-//     and replaced elsewhere).
+//   - Liveness: a node is ready while it beats within the heartbeat timeout (5s by
+//     default), disconnected after it (nothing is duplicated, unless a service's
+//     dao.DisconnectPolicy asks for its tasks to be replaced at once), down after the grace
+//     too (3s by default; its tasks are orphaned and replaced elsewhere). Disconnect says a
+//     node's connection closed (package cluster calls it when a remote agent's socket
+//     closes): the node is disconnected at once, and down after the grace alone.
 //   - Updater: rolling updates, slot by slot, as policy.Rollout decides (parallelism,
 //     delay, stop-first or start-first, monitor window, health, failure ratio), pausing or
 //     rolling back; a rollback replaces only the slots that do not run the old spec.
