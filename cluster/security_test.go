@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/containerd/errdefs"
 
@@ -351,5 +352,29 @@ func TestReconnectResumes(t *testing.T) {
 	}
 	if st := p.nodeState("edge-1"); st != dao.NodeReady {
 		t.Errorf("node is %s after reconnecting, want ready", st)
+	}
+}
+
+// TestLongStatusTextsAreCutNotRefused: a node's status message over dao's limit is cut
+// to it by the client, so the control plane takes the update rather than refusing it.
+func TestLongStatusTextsAreCutNotRefused(t *testing.T) {
+	p := newPlane(t, nil)
+	r := p.connect("edge-1")
+	if _, err := p.o.CreateService(p.ctx, webSpec(1)); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("running", 10*time.Second, func() bool { return len(p.running("web")) == 1 })
+	tk := p.running("web")[0]
+	st := tk.Status
+	st.Message = strings.Repeat("é", dao.MaxStringBytes) // twice the limit, in bytes
+	st.Timestamp = time.Now()
+	r.client.Report(dao.TaskUpdate{TaskID: tk.ID, Status: st})
+	p.waitFor("the cut message stored", 5*time.Second, func() bool {
+		got, err := p.o.Task(p.ctx, tk.ID)
+		return err == nil && strings.HasSuffix(got.Status.Message, "…")
+	})
+	got, _ := p.o.Task(p.ctx, tk.ID)
+	if n := len(got.Status.Message); n > dao.MaxStringBytes || !utf8.ValidString(got.Status.Message) {
+		t.Errorf("stored message of %d bytes (valid UTF-8: %v), want at most %d", n, utf8.ValidString(got.Status.Message), dao.MaxStringBytes)
 	}
 }
