@@ -96,8 +96,23 @@ func ReapStale() []string {
 			reaped = append(reaped, dir)
 		}
 	}
+	// The runc state of the test namespaces of processes that have ended.
+	nss, _ := filepath.Glob(filepath.Join(runcRoot, TestNamespacePrefix+"*"))
+	for _, dir := range nss {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), TestNamespacePrefix))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		if os.RemoveAll(dir) == nil {
+			reaped = append(reaped, dir)
+		}
+	}
 	return reaped
 }
+
+// TestNamespacePrefix begins the containerd namespace of each test process
+// (testutil.Namespace): the prefix and the process ID.
+const TestNamespacePrefix = "dao-test-"
 
 // reap kills every process that runs from dir (the daemon, containerd's shims), deletes
 // the containers whose bundles are under it, unmounts what is mounted under it and

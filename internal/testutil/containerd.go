@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/containerd/containerd/v2/client"
@@ -10,8 +12,13 @@ import (
 	"github.com/opendao/dao/internal/daemon"
 )
 
-// Namespace is the containerd namespace tests use unless they choose their own.
-const Namespace = "dao-test"
+// Namespace is the containerd namespace tests use unless they choose their own: one per
+// test process (daemon.TestNamespacePrefix and the process ID). runc keeps its state in
+// /run/containerd/runc/NAMESPACE, which every containerd on the host shares, so two test
+// binaries running at once (go test -p 2) with containers of the same ID in one namespace
+// would act on each other's containers; daemon.ReapStale removes the directories of
+// processes that have ended.
+var Namespace = daemon.TestNamespacePrefix + strconv.Itoa(os.Getpid())
 
 // Containerd is a private containerd daemon for one test, with its own root, state, socket
 // and config under a temporary directory. StartContainerd starts it; when the test ends its

@@ -55,7 +55,8 @@ func TestStaleDaemonIsReaped(t *testing.T) {
 	if dir == "" || pid == 0 {
 		t.Fatalf("the child did not leave a container running; its output:\n%s", out)
 	}
-	state := filepath.Join("/run/containerd/runc", testutil.Namespace, id)
+	// The child's namespace, testutil.Namespace in its process.
+	state := filepath.Join("/run/containerd/runc", daemon.TestNamespacePrefix+strconv.Itoa(cmd.Process.Pid), id)
 	if _, err := os.Stat(state); err != nil {
 		t.Fatalf("runc has no state for the leaked container: %v", err)
 	}
