@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/orchestrator/scheduler"
 )
 
 func TestReconcileSees(t *testing.T) {
@@ -94,5 +95,71 @@ func TestTaskStartedAndFailed(t *testing.T) {
 		if got := taskFailed(&tt.task); got != tt.failed {
 			t.Errorf("%s: taskFailed = %v, want %v", tt.name, got, tt.failed)
 		}
+	}
+}
+
+// The loop's own writes are no news to the reconciler: the events of a plan it wrote, or
+// of a placement the scheduler wrote, leave the service as it was; the same change by any
+// other writer marks it; and a plan deaf to starts lets the news that a task started go.
+func TestObserveOwnWritesAndDeafServices(t *testing.T) {
+	s, err := NewMemoryStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, err := scheduler.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.sched = sched
+	placed := dao.Task{ID: "web.1.x", ServiceID: "web", Slot: 1, NodeID: "n1",
+		DesiredState: dao.TaskRunning, Status: dao.TaskStatus{State: dao.TaskAssigned}}
+	unplaced := placed
+	unplaced.NodeID, unplaced.Status.State = "", dao.TaskPending
+	placement := func(rev uint64) *Event {
+		return &Event{Revision: rev, Kind: EventUpdated, Type: TaskObject,
+			Task: &Task{Task: placed}, PrevTask: &Task{Task: unplaced}}
+	}
+	reset := func() {
+		clear(o.dirtySvc)
+		clear(o.lazySvc)
+		clear(o.skippedSvc)
+	}
+
+	o.wrote(7)
+	o.observeLocked(placement(7))
+	if o.dirtySvc["web"] {
+		t.Error("the scheduler's own placement marked the service")
+	}
+	reset()
+	o.observeLocked(placement(8))
+	if !o.dirtySvc["web"] {
+		t.Error("a placement by another writer did not mark the service")
+	}
+
+	reset()
+	running := placed
+	running.Status.State = dao.TaskRunning
+	started := &Event{Revision: 9, Kind: EventUpdated, Type: TaskObject,
+		Task: &Task{Task: running}, PrevTask: &Task{Task: placed}}
+	o.observeLocked(started)
+	if !o.lazySvc["web"] {
+		t.Error("a task's start was not news to a listening service")
+	}
+	reset()
+	o.heard("web", true)
+	o.observeLocked(started)
+	if o.lazySvc["web"] || o.dirtySvc["web"] || !o.skippedSvc["web"] {
+		t.Errorf("deaf service: lazy %v, dirty %v, skipped %v; want the start let go and noted",
+			o.lazySvc["web"], o.dirtySvc["web"], o.skippedSvc["web"])
+	}
+	// A plan made meanwhile that listens takes in what was let go.
+	o.heard("web", false)
+	if !o.dirtySvc["web"] || o.skippedSvc["web"] {
+		t.Error("a listening plan did not take in the start let go while it was made")
 	}
 }

@@ -40,8 +40,21 @@ type Orchestrator struct {
 	dirtySvc map[string]bool
 	// lazySvc are services whose only news is that tasks started (startedOnly): they are
 	// planned a moment later (startedDelay), together, rather than once a status batch.
-	lazySvc     map[string]bool
-	lazyArmed   bool
+	lazySvc   map[string]bool
+	lazyArmed bool
+	// deafSvc are the services whose last plan waited for no task to start (no rolling
+	// update in progress, no slot handing over; see plan.deaf): the news that their tasks
+	// started is not worth a plan. skippedSvc are those whose start news was let go since
+	// their last plan, in case the plan in progress finds a reason to listen after all.
+	deafSvc    map[string]bool
+	skippedSvc map[string]bool
+	// own holds the revisions of the loop's own writes not observed yet: the reconciler's
+	// plans and the scheduler's placements. Their task events are no news to the
+	// reconciler: a plan took in what it decided, and a placement decides nothing it looks
+	// at (a node that changed under it is news of its own). Without this, the 10,000 tasks
+	// of a new service, created then placed, arrive as many batches of events, each of
+	// which would plan the service again.
+	own         map[uint64]bool
 	dirtyNodes  map[string]bool
 	pendingWork bool
 	allSvc      bool
@@ -113,6 +126,9 @@ func New(store Store, opts ...Option) (*Orchestrator, error) {
 		nodes:      map[string]*nodeConn{},
 		dirtySvc:   map[string]bool{},
 		lazySvc:    map[string]bool{},
+		deafSvc:    map[string]bool{},
+		skippedSvc: map[string]bool{},
+		own:        map[uint64]bool{},
 		dirtyNodes: map[string]bool{},
 		timers:     map[clock.Timer]struct{}{},
 		kick:       make(chan struct{}, 1),
@@ -312,6 +328,14 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 	}
 }
 
+// wrote notes that the loop's transaction committed at rev (see own). The loop observes
+// its events after this, on the same goroutine.
+func (o *Orchestrator) wrote(rev uint64) {
+	o.mu.Lock()
+	o.own[rev] = true
+	o.mu.Unlock()
+}
+
 // wroteNode notes that the transaction tx writes a node.
 func (o *Orchestrator) wroteNode(tx Tx) {
 	rev := tx.Revision() + 1
@@ -360,6 +384,7 @@ func (o *Orchestrator) observeLocked(e *Event) (arm bool) {
 	switch e.Type {
 	case ServiceObject:
 		o.dirtySvc[e.ID()] = true
+		delete(o.deafSvc, e.ID())
 		if e.Kind == EventDeleted {
 			o.sched.ForgetPlacers(e.ID())
 		}
@@ -414,9 +439,14 @@ func (o *Orchestrator) observeLocked(e *Event) (arm bool) {
 		}
 		switch {
 		case t.ServiceID == "":
+		case o.own[e.Revision]:
+			// The reconciler or the scheduler wrote it.
 		case e.Kind != EventUpdated || p == nil || reconcileSees(&p.Task, &t.Task):
 			o.dirtySvc[t.ServiceID] = true
-		case startedOnly(&p.Task, &t.Task) && !o.dirtySvc[t.ServiceID]:
+		case !startedOnly(&p.Task, &t.Task) || o.dirtySvc[t.ServiceID]:
+		case o.deafSvc[t.ServiceID]:
+			o.skippedSvc[t.ServiceID] = true
+		default:
 			o.lazySvc[t.ServiceID] = true
 			if !o.lazyArmed {
 				o.lazyArmed = true
@@ -460,6 +490,11 @@ func equalLabels(a, b map[string]string) bool {
 func (o *Orchestrator) pass(ctx context.Context) {
 	o.checkLiveness(ctx)
 	o.mu.Lock()
+	for rev := range o.own {
+		if rev < o.observed { // a transaction's events may come in several batches
+			delete(o.own, rev)
+		}
+	}
 	svcs, all := o.dirtySvc, o.allSvc
 	o.dirtySvc, o.allSvc = map[string]bool{}, false
 	o.mu.Unlock()

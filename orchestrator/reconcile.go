@@ -29,6 +29,12 @@ type plan struct {
 	// wake, when set, is when the service should be planned again: a failed task's
 	// replace delay ends, or a rolling update's wait.
 	wake time.Time
+	// deaf is set when nothing the plan decided waits for a task to start: no rolling
+	// update is in progress and no slot holds two live tasks (a start-first handover). The
+	// news that the service's tasks started can then change nothing until its next plan
+	// (which something else asks for), and the orchestrator lets it go: the thousands of
+	// "running" reports of a new service's tasks cost no plan each.
+	deaf bool
 }
 
 // wakeAt asks for the service to be planned again at t (the earliest of those asked).
@@ -88,9 +94,12 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) error {
 		o.wakeAt(id, p.wake)
 	}
 	if p.empty() {
+		o.heard(id, p.deaf)
 		return nil
 	}
+	var rev uint64
 	err = o.store.Update(ctx, p.cause(id), func(tx Tx) error {
+		rev = tx.Revision() + 1
 		if p.svc != nil {
 			if err := tx.UpdateService(p.svc); err != nil {
 				return err
@@ -116,12 +125,35 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	o.wrote(rev)
+	o.heard(id, p.deaf)
 	if o.debugEnabled() {
 		for _, r := range p.reasons {
 			o.opts.log.Debug(r, "service", id)
 		}
 	}
 	return nil
+}
+
+// heard records what a service's plan, now in effect, said of the news that its tasks
+// started (see plan.deaf). News let go while the plan was made, against the plan before
+// it, is taken in now if this plan listens.
+func (o *Orchestrator) heard(id string, deaf bool) {
+	o.mu.Lock()
+	again := !deaf && o.skippedSvc[id]
+	if deaf {
+		o.deafSvc[id] = true
+	} else {
+		delete(o.deafSvc, id)
+	}
+	if again {
+		o.dirtySvc[id] = true
+	}
+	delete(o.skippedSvc, id)
+	o.mu.Unlock()
+	if again {
+		o.poke()
+	}
 }
 
 // reconciler is the loop that turns services into tasks: for one service at a time, it
@@ -412,6 +444,13 @@ func (r *reconciler) plan(tx ReadTx, id string, now time.Time) plan {
 
 	r.upd.plan(&svc, wants, liveBy, tasks, &p, now)
 	planHandover(&svc, liveBy, &p)
+	p.deaf = !updating && p.svc == nil
+	for _, ts := range liveBy {
+		if len(ts) > 1 {
+			p.deaf = false
+			break
+		}
+	}
 
 	// Keep a bounded history of ended tasks per slot.
 	for _, dead := range deadBy {

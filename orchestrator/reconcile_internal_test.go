@@ -279,3 +279,37 @@ func TestReconcilerPlansFromASnapshot(t *testing.T) {
 		}
 	})
 }
+
+// A plan is deaf to the news that tasks started only when nothing it decided waits for a
+// start: not during a rolling update, not while a slot hands over to a new task.
+func TestReconcilerDeafToStartsOnlyWhenNothingWaits(t *testing.T) {
+	steady := testService("steady", 2)
+	rolling := testService("rolling", 2)
+	rolling.UpdateStatus = UpdateStatus{State: UpdateInProgress, StartedAt: reconcileNow}
+	handover := testService("handover", 1)
+	second := runningTask(handover, 1, "n1")
+	second.ID = "handover.new"
+	second.Status = dao.TaskStatus{State: dao.TaskStarting, Timestamp: reconcileNow}
+	f := newReconcileFixture(t, func(tx Tx) error {
+		if err := tx.CreateNode(testNode("n1", dao.Active)); err != nil {
+			return err
+		}
+		for _, s := range []*Service{steady, rolling, handover} {
+			if err := tx.CreateService(s); err != nil {
+				return err
+			}
+		}
+		for _, tk := range []*Task{runningTask(steady, 1, "n1"), runningTask(steady, 2, "n1"),
+			runningTask(rolling, 1, "n1"), runningTask(handover, 1, "n1"), second} {
+			if err := tx.CreateTask(tk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for id, want := range map[string]bool{"steady": true, "rolling": false, "handover": false, "gone": false} {
+		if got := f.plan(t, id).deaf; got != want {
+			t.Errorf("plan(%s).deaf = %v, want %v", id, got, want)
+		}
+	}
+}

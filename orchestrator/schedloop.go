@@ -132,7 +132,9 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 		}
 		now := o.opts.clock.Now()
 		var skipped []*Task
+		var rev uint64
 		err := o.store.Update(ctx, cause, func(tx Tx) error {
+			rev = tx.Revision() + 1
 			skipped = skipped[:0]
 			for _, t := range placed {
 				cur, err := tx.Task(t.ID)
@@ -150,6 +152,8 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 		})
 		if err != nil {
 			skipped = placed
+		} else {
+			o.wrote(rev)
 		}
 		for _, t := range skipped {
 			o.sched.Uncount(t.ID)
