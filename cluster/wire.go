@@ -141,7 +141,17 @@ type codec struct{}
 
 func (codec) Name() string { return "dao-json" }
 
-func (codec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+func (codec) Marshal(v any) ([]byte, error) {
+	if m, ok := v.(*controlMessage); ok && m.Assignment != nil && m.Welcome == nil && m.Heartbeat == nil && m.Ack == nil {
+		// The assignment was encoded (and so checked) by Session.Assign: wrapped as it is,
+		// not scanned again as json.Marshal does a RawMessage.
+		b := make([]byte, 0, len(m.Assignment)+len(`{"assignment":}`))
+		b = append(b, `{"assignment":`...)
+		b = append(b, m.Assignment...)
+		return append(b, '}'), nil
+	}
+	return json.Marshal(v)
+}
 
 func (codec) Unmarshal(data []byte, v any) error {
 	// json.Unmarshal refuses trailing data itself.
