@@ -8,3 +8,21 @@ func SetBoltAfterCommit(s *BoltStore, f func() error) (restore func()) {
 	s.afterCommit = f
 	return func() { s.afterCommit = old }
 }
+
+// HoldEtcdWatch stops the store's etcd watch until release is called, as a partition
+// from etcd would: its copy falls behind.
+func HoldEtcdWatch(s *EtcdStore) (release func()) {
+	s.holdMu.Lock()
+	hold := make(chan struct{})
+	s.hold = hold
+	if s.watchCancel != nil {
+		s.watchCancel()
+	}
+	s.holdMu.Unlock()
+	return func() {
+		s.holdMu.Lock()
+		s.hold = nil
+		s.holdMu.Unlock()
+		close(hold)
+	}
+}

@@ -95,6 +95,17 @@ type txn struct {
 	// written twice, or created after a delete), to keep big batches cheap.
 	touched map[objectKey]int
 	deletes bool
+	// track makes the writes note the caller's revision fields in callers, for a store
+	// that learns the revision of its writes at the commit (see prepare).
+	track   bool
+	callers []*uint64
+}
+
+// noteCaller notes a caller's revision field that a write set.
+func (tx *txn) noteCaller(p *uint64) {
+	if tx.track {
+		tx.callers = append(tx.callers, p)
+	}
 }
 
 func (c *core) view(ctx context.Context, fn func(ReadTx) error) error {
@@ -150,6 +161,95 @@ func (c *core) update(ctx context.Context, cause string, fn func(Tx) error) (err
 	c.hub.publish(tx.rev, cause, tx.changes)
 	committed = true
 	return nil
+}
+
+// prepare runs fn in a write transaction, as update does, then takes its writes back
+// out, for a store that commits elsewhere first (EtcdStore): it returns the transaction's
+// net changes, whose objects carry the revision after the state's (see stamp), and the
+// caller's revision fields that the writes set. fn's error, or a panic, discards them.
+// The caller holds wsem, and makes the changes the state with applyLocked.
+func (c *core) prepare(fn func(Tx) error) (changes []change, callers []*uint64, err error) {
+	if c.closed.Load() {
+		return nil, nil, ErrClosed
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx := &txn{c: c, st: &c.st, write: true, rev: c.st.rev + 1, track: true}
+	defer func() {
+		tx.done = true
+		for i := range tx.changes {
+			if tx.changes[i].kind() != 0 {
+				changes = append(changes, tx.changes[i])
+			}
+		}
+		tx.rollback()
+		if err != nil {
+			changes, callers = nil, nil
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return nil, nil, err
+	}
+	return nil, tx.callers, nil
+}
+
+// stamp sets the revision of the objects of changes that prepare returned, before they
+// are applied (no reader has seen them).
+func stamp(changes []change, rev uint64) {
+	for i := range changes {
+		switch o := changes[i].cur.(type) {
+		case *Service:
+			o.Revision = rev
+		case *taskRec:
+			o.Revision = rev
+		case *Node:
+			o.Revision = rev
+		}
+	}
+}
+
+// current returns the state's object of a change's type and ID, or nil.
+func (st *state) current(typ ObjectType, id string) any {
+	switch typ {
+	case ServiceObject:
+		if s := st.services[id]; s != nil {
+			return s
+		}
+	case TaskObject:
+		if r := st.tasks.get(id); r != nil {
+			return r
+		}
+	case NodeObject:
+		if n := st.nodes[id]; n != nil {
+			return n
+		}
+	}
+	return nil
+}
+
+// applyLocked makes changes the state at revision rev and publishes them with cause. The
+// prev of each change must be the state's current object. The caller holds mu.
+func (c *core) applyLocked(rev uint64, cause string, changes []change) {
+	for i := range changes {
+		ch := &changes[i]
+		switch ch.typ {
+		case ServiceObject:
+			cur, _ := ch.cur.(*Service)
+			setMap(c.st.services, ch.id, cur)
+			if cur == nil {
+				delete(c.st.tasks.specs, ch.id)
+			}
+		case TaskObject:
+			prev, _ := ch.prev.(*taskRec)
+			cur, _ := ch.cur.(*taskRec)
+			c.st.tasks.set(ch.id, prev, cur)
+		case NodeObject:
+			cur, _ := ch.cur.(*Node)
+			setMap(c.st.nodes, ch.id, cur)
+		}
+	}
+	c.st.rev = rev
+	c.hub.publish(rev, cause, changes)
 }
 
 // changed reports whether the transaction changed anything.
@@ -312,6 +412,7 @@ func (tx *txn) CreateService(s *Service) error {
 	tx.st.services[s.ID] = n
 	tx.record(ServiceObject, s.ID, nil, n, tx.deletes)
 	s.Version, s.Revision = n.Version, n.Revision
+	tx.noteCaller(&s.Revision)
 	return nil
 }
 
@@ -348,6 +449,7 @@ func (tx *txn) UpdateService(s *Service) error {
 	tx.st.services[s.ID] = n
 	tx.record(ServiceObject, s.ID, old, n, inTx)
 	s.Version, s.Revision = n.Version, n.Revision
+	tx.noteCaller(&s.Revision)
 	return nil
 }
 
@@ -431,6 +533,7 @@ func (tx *txn) CreateTask(t *Task) error {
 	tx.st.tasks.set(t.ID, nil, r)
 	tx.record(TaskObject, t.ID, nil, r, tx.deletes)
 	t.Revision = r.Revision
+	tx.noteCaller(&t.Revision)
 	return nil
 }
 
@@ -455,6 +558,7 @@ func (tx *txn) UpdateTask(t *Task) error {
 	tx.st.tasks.set(t.ID, old, r)
 	tx.record(TaskObject, t.ID, old, r, old.Revision == tx.rev)
 	t.Revision = r.Revision
+	tx.noteCaller(&t.Revision)
 	return nil
 }
 
@@ -518,6 +622,7 @@ func (tx *txn) CreateNode(n *Node) error {
 	tx.st.nodes[n.ID] = c
 	tx.record(NodeObject, n.ID, nil, c, tx.deletes)
 	n.Revision = c.Revision
+	tx.noteCaller(&n.Revision)
 	return nil
 }
 
@@ -538,6 +643,7 @@ func (tx *txn) UpdateNode(n *Node) error {
 	tx.st.nodes[n.ID] = c
 	tx.record(NodeObject, n.ID, old, c, old.Revision == tx.rev)
 	n.Revision = c.Revision
+	tx.noteCaller(&n.Revision)
 	return nil
 }
 

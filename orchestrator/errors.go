@@ -38,6 +38,18 @@ var (
 	// points to page 9000, past the end of the file"); a record that does not decode is a
 	// *RecordError.
 	ErrCorrupt = errclass.New(errdefs.ErrDataLoss, "orchestrator: store file corrupt")
+	// ErrUnavailable (errdefs.ErrUnavailable): the store could not reach its backend (an
+	// EtcdStore whose etcd cluster has no quorum it can reach). Try again later; a write
+	// that failed so may have been committed, and reads show it once the store is back.
+	ErrUnavailable = errclass.New(errdefs.ErrUnavailable, "orchestrator: store unavailable")
+	// ErrFenced (errdefs.ErrFailedPrecondition): a fenced write (EtcdStore.Fenced) was
+	// refused because its fence no longer holds: the writer lost the leadership it was
+	// fenced on. Nothing was written.
+	ErrFenced = errclass.New(errdefs.ErrFailedPrecondition, "orchestrator: write fenced off: no longer the leader")
+	// ErrTxnTooLarge (errdefs.ErrResourceExhausted): a transaction wrote more than the store
+	// commits at once (EtcdStore.TxnLimit, or etcd's request size). Nothing was written;
+	// write it in smaller transactions.
+	ErrTxnTooLarge = errclass.New(errdefs.ErrResourceExhausted, "orchestrator: transaction too large for the store")
 	// ErrClosed (errdefs.ErrFailedPrecondition): the Store was closed (Store.Close): every
 	// later View, Update and Watch of it fails with it, every watch of it ends with it, and
 	// so does the Run of an Orchestrator over it. It is about the store only: an

@@ -98,6 +98,36 @@ type Store interface {
 	Close() error
 }
 
+// TxnLimiter is implemented by a store that commits at most TxnLimit objects in one
+// transaction (EtcdStore: etcd bounds a request). Update with more fails with
+// ErrTxnTooLarge and writes nothing, as does one whose objects are too big together; a
+// writer with more to write writes it in several transactions. The memory and bbolt
+// stores have no limit.
+type TxnLimiter interface {
+	TxnLimit() int
+}
+
+// txnLimit returns the most objects a transaction of s writes, or 0 for no limit.
+func txnLimit(s Store) int {
+	if l, ok := s.(TxnLimiter); ok {
+		return max(1, l.TxnLimit())
+	}
+	return 0
+}
+
+// batches returns the bounds [lo, hi) of the transactions that write n objects, at most
+// limit (0: no limit) in each.
+func batches(n, limit int) [][2]int {
+	if limit <= 0 || n <= limit {
+		return [][2]int{{0, n}}
+	}
+	var out [][2]int
+	for lo := 0; lo < n; lo += limit {
+		out = append(out, [2]int{lo, min(n, lo+limit)})
+	}
+	return out
+}
+
 // ReadTx reads one consistent state of a store. Reads return deep copies (see Store), and
 // fail with ErrNotFound when no object has the ID.
 //

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"time"
 )
 
 // Defaults of the stores of this package.
@@ -16,17 +17,26 @@ const (
 	DefaultWatchBuffer = 100_000
 )
 
-// StoreOption configures NewMemoryStore and OpenBoltStore.
+// StoreOption configures NewMemoryStore, OpenBoltStore and OpenEtcdStore. The options
+// named WithEtcd are OpenEtcdStore's; the other stores ignore them.
 type StoreOption func(*storeOptions) error
 
 type storeOptions struct {
 	history int
 	buffer  int
 	log     *slog.Logger
+
+	// EtcdStore's; the other stores ignore them.
+	etcdPrefix  string
+	etcdOps     int
+	etcdBytes   int
+	etcdTimeout time.Duration
 }
 
 func defaultStoreOptions() storeOptions {
-	return storeOptions{history: DefaultHistory, buffer: DefaultWatchBuffer, log: slog.Default()}
+	return storeOptions{history: DefaultHistory, buffer: DefaultWatchBuffer, log: slog.Default(),
+		etcdPrefix: DefaultEtcdPrefix, etcdOps: DefaultEtcdMaxTxnOps, etcdBytes: DefaultEtcdMaxRequestBytes,
+		etcdTimeout: DefaultEtcdTimeout}
 }
 
 func (o *storeOptions) apply(opts []StoreOption) error {

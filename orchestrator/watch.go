@@ -162,6 +162,22 @@ func (h *hub) endLocked(w *watcher, err error) {
 	close(w.stop)
 }
 
+// reset drops the history and ends every watcher with err, for a store whose state
+// jumped to revision rev without the events in between (EtcdStore, when etcd compacted
+// what it had not read): a watch from rev or older fails with ErrCompacted.
+func (h *hub) reset(rev uint64, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.watchers {
+		h.endLocked(w, err)
+	}
+	c := &chunk{first: h.next, events: make([]logEvent, 0, h.chunkSize)}
+	h.head, h.tail = c, c
+	h.rev, h.compacted = rev, rev
+	close(h.notify)
+	h.notify = make(chan struct{})
+}
+
 // close ends every watcher with ErrClosed and waits for their goroutines.
 func (h *hub) close() {
 	h.mu.Lock()

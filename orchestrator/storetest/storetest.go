@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReadYourWrites", testReadYourWrites},
 		{"IterateWhileWriting", testIterateWhileWriting},
 		{"LargeBatch", testLargeBatch},
+		{"TxnLimit", testTxnLimit},
 		{"WatchEvents", testWatchEvents},
 		{"WatchCoalesces", testWatchCoalesces},
 		{"WatchFromRevision", testWatchFromRevision},
@@ -934,7 +936,10 @@ func testReadYourWrites(t *testing.T, open Opener) {
 
 func testIterateWhileWriting(t *testing.T, open Opener) {
 	s := openStore(t, open, defaultConfig)
-	const n = 100
+	n := 100
+	if l := txnLimit(s); l > 0 && 3*n/2 > l {
+		n = 2 * (l / 3) // the second transaction writes 3n/2 objects
+	}
 	update(t, s, func(tx orchestrator.Tx) error {
 		for i := range n {
 			if err := tx.CreateTask(task(fmt.Sprintf("t%d", i), "web", "")); err != nil {
@@ -982,30 +987,66 @@ func testIterateWhileWriting(t *testing.T, open Opener) {
 	}
 }
 
+// txnLimit returns the most objects a transaction of s may write, or 0 for no limit
+// (see orchestrator.TxnLimiter).
+func txnLimit(s orchestrator.Store) int {
+	if l, ok := s.(orchestrator.TxnLimiter); ok {
+		return l.TxnLimit()
+	}
+	return 0
+}
+
+// updateBatched writes n objects, write(tx, i) each, in as few transactions as the
+// store's limit allows: one when it has none.
+func updateBatched(t *testing.T, s orchestrator.Store, n int, write func(tx orchestrator.Tx, i int) error) {
+	t.Helper()
+	batch := txnLimit(s)
+	if batch == 0 {
+		batch = n
+	}
+	for lo := 0; lo < n; lo += batch {
+		update(t, s, func(tx orchestrator.Tx) error {
+			for i := lo; i < min(n, lo+batch); i++ {
+				if err := write(tx, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+}
+
 func testLargeBatch(t *testing.T, open Opener) {
 	s := openStore(t, open, defaultConfig)
-	const n = 10_000
+	n := 10_000
+	if txnLimit(s) > 0 {
+		n = 2_000 // in transactions of the limit: enough to cross it many times
+	}
 	events := watch(t, s, 0, orchestrator.WatchKinds(orchestrator.EventUpdated))
-	update(t, s, func(tx orchestrator.Tx) error {
-		for i := range n {
-			if err := tx.CreateTask(task(fmt.Sprintf("web.%d", i), "web", "")); err != nil {
-				return err
-			}
+	updateBatched(t, s, n, func(tx orchestrator.Tx, i int) error {
+		return tx.CreateTask(task(fmt.Sprintf("web.%d", i), "web", ""))
+	})
+	var ids []string
+	err := s.View(context.Background(), func(tx orchestrator.ReadTx) error {
+		for tk := range tx.TasksByNode("") {
+			ids = append(ids, tk.ID)
 		}
 		return nil
 	})
-	update(t, s, func(tx orchestrator.Tx) error {
-		for tk := range tx.TasksByNode("") {
-			tk.NodeID = "n" + strconv.Itoa(tk.Slot%7)
-			tk.Slot = 0
-			if err := tx.UpdateTask(&tk); err != nil {
-				return err
-			}
+	if err != nil {
+		t.Fatal(err)
+	}
+	updateBatched(t, s, len(ids), func(tx orchestrator.Tx, i int) error {
+		tk, err := tx.Task(ids[i])
+		if err != nil {
+			return err
 		}
-		return nil
+		tk.NodeID = "n" + strconv.Itoa(tk.Slot%7)
+		tk.Slot = 0
+		return tx.UpdateTask(&tk)
 	})
 	count := 0
-	err := s.View(context.Background(), func(tx orchestrator.ReadTx) error {
+	err = s.View(context.Background(), func(tx orchestrator.ReadTx) error {
 		for range tx.TasksByService("web") {
 			count++
 		}
@@ -1023,6 +1064,65 @@ func testLargeBatch(t *testing.T, open Opener) {
 	if got := len(nextN(t, events, n)); got != n {
 		t.Errorf("got %d update events, want %d", got, n)
 	}
+}
+
+// testTxnLimit: a store with a limit (orchestrator.TxnLimiter) commits a transaction of
+// exactly the limit whole, at one revision, and refuses one object more, or one too big
+// in bytes, whole: ErrTxnTooLarge, nothing written, the revision as it was. A store with
+// no limit takes them all.
+func testTxnLimit(t *testing.T, open Opener) {
+	s := openStore(t, open, defaultConfig)
+	limit := txnLimit(s)
+	if limit == 0 {
+		limit = 1000
+	}
+	events := watch(t, s, 0)
+	write := func(prefix string, n int, spec func(*orchestrator.Task)) error {
+		return s.Update(context.Background(), "test", func(tx orchestrator.Tx) error {
+			for i := range n {
+				tk := task(fmt.Sprintf("%s.%d", prefix, i), "web", "")
+				if spec != nil {
+					spec(tk)
+				}
+				if err := tx.CreateTask(tk); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	before := revision(t, s)
+	if err := write("at", limit, nil); err != nil {
+		t.Fatalf("a transaction of %d objects, the limit: %v", limit, err)
+	}
+	if got := revision(t, s); got != before+1 {
+		t.Errorf("revision after a transaction at the limit = %d, want %d", got, before+1)
+	}
+	for _, e := range nextN(t, events, limit) {
+		if e.Revision != before+1 {
+			t.Fatalf("event %s, want all at revision %d", describe(e), before+1)
+		}
+	}
+	if txnLimit(s) == 0 {
+		return
+	}
+	before = revision(t, s)
+	err := write("over", limit+1, nil)
+	wantErr(t, "a transaction of one object over the limit", err, orchestrator.ErrTxnTooLarge)
+	big := func(tk *orchestrator.Task) {
+		tk.Spec.Env = []string{"BLOB=" + strings.Repeat("x", 64<<10)}
+	}
+	err = write("big", 64, big) // 4 MiB: more than etcd takes in one request
+	wantErr(t, "a transaction of 64 tasks of 64 KiB each", err, orchestrator.ErrTxnTooLarge)
+	if got := revision(t, s); got != before {
+		t.Errorf("revision after refused transactions = %d, want %d", got, before)
+	}
+	for _, id := range []string{"over.0", "over." + strconv.Itoa(limit), "big.0", "big.63"} {
+		if _, err := getTask(t, s, id); !errors.Is(err, orchestrator.ErrNotFound) {
+			t.Errorf("task %s of a refused transaction: %v, want ErrNotFound", id, err)
+		}
+	}
+	quiet(t, events)
 }
 
 func testWatchEvents(t *testing.T, open Opener) {
@@ -1159,16 +1259,20 @@ func testWatchFromRevision(t *testing.T, open Opener) {
 	}
 
 	// A transaction of many objects is replayed whole.
+	n := 3000
+	if l := txnLimit(s); l > 0 {
+		n = l
+	}
 	update(t, s, func(tx orchestrator.Tx) error {
-		for i := range 3000 {
+		for i := range n {
 			if err := tx.CreateTask(task(fmt.Sprintf("w%d", i), "web", "")); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if got := len(nextN(t, watch(t, s, 9), 3000)); got != 3000 {
-		t.Errorf("replay of a transaction of 3000 objects: %d events", got)
+	if got := len(nextN(t, watch(t, s, 9), n)); got != n {
+		t.Errorf("replay of a transaction of %d objects: %d events", n, got)
 	}
 }
 
@@ -1328,6 +1432,12 @@ func testStalledWatcher(t *testing.T, open Opener) {
 func testBurstDoesNotEndReader(t *testing.T, open Opener) {
 	c := Config{History: 64, WatchBuffer: 64}
 	s := openStore(t, open, c)
+	if l := txnLimit(s); l > 0 && 20*c.WatchBuffer > l {
+		// A store that takes fewer objects at once, with a buffer as much smaller.
+		s.Close()
+		c = Config{History: 64, WatchBuffer: max(1, l/20)}
+		s = openStore(t, open, c)
+	}
 	events := watch(t, s, 0)
 	update(t, s, func(tx orchestrator.Tx) error {
 		for i := range 20 * c.WatchBuffer {
