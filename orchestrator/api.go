@@ -130,14 +130,41 @@ func (o *Orchestrator) RollbackService(ctx context.Context, id string) (*Service
 // deleted once their nodes report them ended (or at once, for tasks on no node or on a
 // node that is down).
 func (o *Orchestrator) RemoveService(ctx context.Context, id string) error {
-	return o.store.Update(ctx, "api: remove service "+id, func(tx Tx) error {
+	// A store that takes fewer objects at once (TxnLimiter) gets the service's removal
+	// with as many of its tasks as fit, then the others in further transactions; a
+	// task of a removed service that was not shut down is left running (see the
+	// reconciler), so a removal cut short leaves tasks to stop by hand.
+	limit := txnLimit(o.store)
+	cause := "api: remove service " + id
+	more, err := o.shutDownTasks(ctx, cause, id, max(0, limit-1), func(tx Tx) error {
 		s, err := tx.Service(id)
 		if err != nil {
 			return err
 		}
+		return tx.DeleteService(id, s.Revision)
+	})
+	for err == nil && more {
+		more, err = o.shutDownTasks(ctx, cause+" (more tasks)", id, limit, nil)
+	}
+	return err
+}
+
+// shutDownTasks shuts down, in one transaction with also, at most most (0: all) of the
+// service's tasks that are meant to run, and reports whether more are left.
+func (o *Orchestrator) shutDownTasks(ctx context.Context, cause, id string, most int, also func(tx Tx) error) (more bool, err error) {
+	err = o.store.Update(ctx, cause, func(tx Tx) error {
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
+		}
 		var ts []Task
 		for t := range tx.TasksByService(id) {
 			if t.DesiredState <= dao.TaskRunning && !t.Status.State.Terminal() {
+				if most > 0 && len(ts) == most {
+					more = true
+					break
+				}
 				ts = append(ts, t)
 			}
 		}
@@ -147,8 +174,9 @@ func (o *Orchestrator) RemoveService(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		return tx.DeleteService(id, s.Revision)
+		return nil
 	})
+	return more, err
 }
 
 // modify reads, changes and writes a service in one transaction.

@@ -59,17 +59,23 @@ func (o *Orchestrator) RemoveNode(ctx context.Context, id string) error {
 	o.mu.Lock()
 	delete(o.nodes, id)
 	o.mu.Unlock()
-	return o.store.Update(ctx, "api: remove node "+id, func(tx Tx) error {
+	cause, why, now := "api: remove node "+id, "node "+id+" removed", o.opts.clock.Now()
+	var more bool
+	err := o.store.Update(ctx, cause, func(tx Tx) error {
 		o.wroteNode(tx)
 		n, err := tx.Node(id)
 		if err != nil {
 			return err
 		}
-		if err := orphanTasks(tx, id, "node "+id+" removed", o.opts.clock.Now(), nil); err != nil {
+		if more, err = orphanTasks(tx, id, why, now, nil, txnLimit(o.store)-1); err != nil {
 			return err
 		}
 		return tx.DeleteNode(id, n.Revision)
 	})
+	if err != nil || !more {
+		return err
+	}
+	return o.orphanRest(ctx, cause, id, why, now, nil)
 }
 
 // DrainNode sets a node's availability to drain: its tasks are shut down and replaced on
@@ -183,7 +189,11 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 		if !ch.lostAt.IsZero() && ch.state != dao.NodeReady {
 			msg = l.lostMessage(ch.state, ch.lostWhy, now.Sub(ch.lostAt))
 		}
-		err := o.store.Update(ctx, fmt.Sprintf("liveness: node %s %s: %s", ch.id, ch.state, msg), func(tx Tx) error {
+		cause := fmt.Sprintf("liveness: node %s %s: %s", ch.id, ch.state, msg)
+		var orphanWhy string
+		var only func(tx Tx) func(*Task) bool
+		var more bool
+		err := o.store.Update(ctx, cause, func(tx Tx) error {
 			n, err := tx.Node(ch.id)
 			if err != nil {
 				return err
@@ -195,17 +205,29 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 			}
 			switch ch.state {
 			case dao.NodeDown:
-				return orphanTasks(tx, ch.id, "node "+ch.id+" down: "+msg, now, nil)
+				orphanWhy = "node " + ch.id + " down: " + msg
 			case dao.NodeDisconnected:
 				// Only the services that asked to be replaced at once (DisconnectPolicy).
-				return orphanTasks(tx, ch.id, "node "+ch.id+" disconnected: "+msg+"; the service replaces at once", now,
-					func(t *Task) bool {
+				orphanWhy = "node " + ch.id + " disconnected: " + msg + "; the service replaces at once"
+				only = func(tx Tx) func(*Task) bool {
+					return func(t *Task) bool {
 						svc, err := tx.Service(t.ServiceID)
 						return err == nil && svc.Spec.Disconnect.Replace
-					})
+					}
+				}
+			default:
+				return nil
 			}
-			return nil
+			var f func(*Task) bool
+			if only != nil {
+				f = only(tx)
+			}
+			more, err = orphanTasks(tx, ch.id, orphanWhy, now, f, txnLimit(o.store)-1)
+			return err
 		})
+		if err == nil && more {
+			err = o.orphanRest(ctx, cause, ch.id, orphanWhy, now, only)
+		}
 		if err == nil {
 			o.opts.log.Debug(fmt.Sprintf("liveness: node %s %s: %s", ch.id, ch.state, msg), "node", ch.id, "state", ch.state)
 		}
@@ -280,10 +302,14 @@ func (l liveness) lostMessage(state dao.NodeState, why string, since time.Durati
 
 // orphanTasks ends the tasks of a lost node that had not ended (those that pass only, when
 // only is not nil), so that the reconciler replaces them.
-func orphanTasks(tx Tx, nodeID, why string, now time.Time, only func(*Task) bool) error {
+func orphanTasks(tx Tx, nodeID, why string, now time.Time, only func(*Task) bool, most int) (more bool, err error) {
 	var ts []Task
 	for t := range tx.TasksByNode(nodeID) {
 		if !t.Status.State.Terminal() && (only == nil || only(&t)) {
+			if most > 0 && len(ts) == most {
+				more = true
+				break
+			}
 			ts = append(ts, t)
 		}
 	}
@@ -294,6 +320,28 @@ func orphanTasks(tx Tx, nodeID, why string, now time.Time, only func(*Task) bool
 		t.Status.Health = dao.HealthNone
 		t.Status.Timestamp = now
 		if err := tx.UpdateTask(t); err != nil {
+			return false, err
+		}
+	}
+	return more, nil
+}
+
+// orphanRest orphans, in further transactions of at most the store's limit, the tasks
+// of a node that the first one left (more: the store takes fewer objects at once than
+// the node has tasks). Each is a state like any other: some of the node's tasks
+// orphaned, to be replaced.
+func (o *Orchestrator) orphanRest(ctx context.Context, cause, nodeID, why string, now time.Time, only func(tx Tx) func(*Task) bool) error {
+	for more := true; more; {
+		err := o.store.Update(ctx, cause+" (more tasks)", func(tx Tx) error {
+			var f func(*Task) bool
+			if only != nil {
+				f = only(tx)
+			}
+			var err error
+			more, err = orphanTasks(tx, nodeID, why, now, f, txnLimit(o.store))
+			return err
+		})
+		if err != nil {
 			return err
 		}
 	}

@@ -29,6 +29,8 @@ type plan struct {
 	// wake, when set, is when the service should be planned again: a failed task's
 	// replace delay ends, or a rolling update's wait.
 	wake time.Time
+	// svcRev is the revision of the service as the plan read it (0: none).
+	svcRev uint64
 	// deaf is set when nothing the plan decided waits for a task to start: no rolling
 	// update is in progress and no slot holds two live tasks (a start-first handover). The
 	// news that the service's tasks started can then change nothing until its next plan
@@ -97,39 +99,106 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) error {
 		o.heard(id, p.deaf)
 		return nil
 	}
-	var rev uint64
-	err = o.store.Update(ctx, p.cause(id), func(tx Tx) error {
-		rev = tx.Revision() + 1
-		if p.svc != nil {
-			if err := tx.UpdateService(p.svc); err != nil {
-				return err
-			}
-		}
-		for _, t := range p.creates {
-			if err := tx.CreateTask(t); err != nil {
-				return err
-			}
-		}
-		for _, t := range p.updates {
-			if err := tx.UpdateTask(t); err != nil {
-				return err
-			}
-		}
-		for _, t := range p.deletes {
-			if err := tx.DeleteTask(t.ID, t.Revision); err != nil && !errors.Is(err, ErrNotFound) {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := o.writePlan(ctx, id, &p); err != nil {
 		return err
 	}
-	o.wrote(rev)
 	o.heard(id, p.deaf)
 	if o.debugEnabled() {
 		for _, r := range p.reasons {
 			o.opts.log.Debug(r, "service", id)
+		}
+	}
+	return nil
+}
+
+// errPlanStale ends the writing of a plan in several transactions when its service changed
+// in between: the next plan goes on from what was written.
+var errPlanStale = errors.New("the service changed while its plan was written")
+
+// writePlan writes a plan: in one transaction, or, when the store takes fewer objects at
+// once (TxnLimiter), in several, the service's own change first. Each leaves a state the
+// reconciler plans from like any other (some of the tasks created, some shut down), and
+// each after the first is written only if the service is still as the plan found it, so
+// that a plan the service's change made stale stops there.
+func (o *Orchestrator) writePlan(ctx context.Context, id string, p *plan) error {
+	type op struct {
+		t    *Task
+		kind EventKind
+	}
+	ops := make([]op, 0, len(p.creates)+len(p.updates)+len(p.deletes))
+	for _, t := range p.updates {
+		ops = append(ops, op{t, EventUpdated})
+	}
+	for _, t := range p.deletes {
+		ops = append(ops, op{t, EventDeleted})
+	}
+	for _, t := range p.creates {
+		ops = append(ops, op{t, EventCreated})
+	}
+	limit := txnLimit(o.store)
+	first := 0
+	if p.svc != nil && limit > 0 {
+		first = 1 // the service's write takes one of the first transaction's
+	}
+	parts := batches(len(ops)+first, limit)
+	svcRev := p.svcRev
+	for i, b := range parts {
+		lo, hi := max(0, b[0]-first), b[1]-first
+		cause := p.cause(id)
+		if len(parts) > 1 {
+			cause = fmt.Sprintf("%s (part %d of %d)", cause, i+1, len(parts))
+		}
+		var rev uint64
+		err := o.store.Update(ctx, cause, func(tx Tx) error {
+			if i == 0 && p.svc != nil {
+				if err := tx.UpdateService(p.svc); err != nil {
+					return err
+				}
+			}
+			if i > 0 && svcRev != 0 {
+				if cur, err := tx.Service(id); err != nil || cur.Revision != svcRev {
+					return errPlanStale
+				}
+			}
+			for _, w := range ops[lo:hi] {
+				var err error
+				switch w.kind {
+				case EventCreated:
+					err = tx.CreateTask(w.t)
+				case EventUpdated:
+					err = tx.UpdateTask(w.t)
+				case EventDeleted:
+					if err = tx.DeleteTask(w.t.ID, w.t.Revision); errors.Is(err, ErrNotFound) {
+						err = nil
+					}
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, errPlanStale) {
+			o.mu.Lock()
+			o.dirtySvc[id] = true
+			o.mu.Unlock()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		// The revision the store gave the writes (set on the plan's objects).
+		if i == 0 && p.svc != nil {
+			rev, svcRev = p.svc.Revision, p.svc.Revision
+		}
+		for _, w := range ops[lo:hi] {
+			if w.kind != EventDeleted {
+				rev = w.t.Revision
+				break
+			}
+		}
+		if rev != 0 {
+			o.wrote(rev)
 		}
 	}
 	return nil
@@ -257,6 +326,7 @@ func (r *reconciler) plan(tx ReadTx, id string, now time.Time) plan {
 		r.planRemoved(tx, id, tasks, &p)
 		return p
 	}
+	p.svcRev = svc.Revision
 	if err := checkStored(&svc); err != nil {
 		r.upd.forget(id)
 		r.planInvalid(&svc, err, &p)

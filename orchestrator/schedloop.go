@@ -132,33 +132,43 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 		}
 		now := o.opts.clock.Now()
 		var skipped []*Task
-		var rev uint64
-		err := o.store.Update(ctx, cause, func(tx Tx) error {
-			rev = tx.Revision() + 1
-			skipped = skipped[:0]
-			for _, t := range placed {
-				cur, err := tx.Task(t.ID)
-				if err != nil || cur.Revision != t.Revision || cur.NodeID != "" || !live(&cur.Task) {
-					skipped = append(skipped, t) // changed since: decide again next time
-					continue
+		var err error
+		// In transactions the store takes whole; each leaves a state like any other
+		// (some of the tasks placed).
+		for _, b := range batches(len(placed), txnLimit(o.store)) {
+			part := placed[b[0]:b[1]]
+			var last *Task
+			var left []*Task
+			err = o.store.Update(ctx, cause, func(tx Tx) error {
+				left = left[:0]
+				for _, t := range part {
+					cur, err := tx.Task(t.ID)
+					if err != nil || cur.Revision != t.Revision || cur.NodeID != "" || !live(&cur.Task) {
+						left = append(left, t) // changed since: decide again next time
+						continue
+					}
+					cur.NodeID = t.NodeID
+					cur.Status = dao.TaskStatus{State: dao.TaskAssigned, Message: "placed on node " + t.NodeID, Timestamp: now}
+					if err := tx.UpdateTask(&cur); err != nil {
+						return err
+					}
+					last = &cur
 				}
-				cur.NodeID = t.NodeID
-				cur.Status = dao.TaskStatus{State: dao.TaskAssigned, Message: "placed on node " + t.NodeID, Timestamp: now}
-				if err := tx.UpdateTask(&cur); err != nil {
-					return err
-				}
+				return nil
+			})
+			if err != nil {
+				skipped = append(skipped, placed[b[0]:]...)
+				break
 			}
-			return nil
-		})
-		if err != nil {
-			skipped = placed
-		} else {
-			o.wrote(rev)
+			skipped = append(skipped, left...)
+			if last != nil {
+				o.wrote(last.Revision) // the commit's revision, which the store set
+			}
 		}
 		for _, t := range skipped {
 			o.sched.Uncount(t.ID)
 		}
-		if err == nil && o.debugEnabled() {
+		if o.debugEnabled() {
 			o.opts.log.Debug(cause)
 			left := make(map[*Task]bool, len(skipped))
 			for _, t := range skipped {
@@ -197,18 +207,24 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 			o.opts.log.Debug(fmt.Sprintf("scheduler: task %s %s", id, refused[id]), "task", id)
 		}
 	}
-	return o.store.Update(ctx, cause, func(tx Tx) error {
-		for _, id := range ids {
-			cur, err := tx.Task(id)
-			if err != nil || cur.Revision != revs[id] || cur.Status.Message == refused[id] {
-				continue
+	for _, b := range batches(len(ids), txnLimit(o.store)) {
+		err := o.store.Update(ctx, cause, func(tx Tx) error {
+			for _, id := range ids[b[0]:b[1]] {
+				cur, err := tx.Task(id)
+				if err != nil || cur.Revision != revs[id] || cur.Status.Message == refused[id] {
+					continue
+				}
+				cur.Status.Message = refused[id]
+				cur.Status.Timestamp = o.opts.clock.Now()
+				if err := tx.UpdateTask(&cur); err != nil {
+					return err
+				}
 			}
-			cur.Status.Message = refused[id]
-			cur.Status.Timestamp = o.opts.clock.Now()
-			if err := tx.UpdateTask(&cur); err != nil {
-				return err
-			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }

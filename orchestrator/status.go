@@ -49,6 +49,9 @@ func (o *Orchestrator) statusLoop(ctx context.Context) {
 		for {
 			o.mu.Lock()
 			n := min(len(o.statusQ), statusBatch)
+			if l := txnLimit(o.store); l > 0 {
+				n = min(n, l)
+			}
 			batch := o.statusQ[:n:n]
 			o.statusQ = o.statusQ[n:]
 			if len(o.statusQ) == 0 {
@@ -58,7 +61,7 @@ func (o *Orchestrator) statusLoop(ctx context.Context) {
 			if n == 0 {
 				break
 			}
-			if err := o.writeStatus(ctx, batch); err != nil {
+			if err := o.writeStatusSplit(ctx, batch); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -66,6 +69,16 @@ func (o *Orchestrator) statusLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// writeStatusSplit writes the batch, in halves while the store finds it too large.
+func (o *Orchestrator) writeStatusSplit(ctx context.Context, batch []statusReport) error {
+	err := o.writeStatus(ctx, batch)
+	if errors.Is(err, ErrTxnTooLarge) && len(batch) > 1 {
+		h := len(batch) / 2
+		return errors.Join(o.writeStatusSplit(ctx, batch[:h]), o.writeStatusSplit(ctx, batch[h:]))
+	}
+	return err
 }
 
 func (o *Orchestrator) writeStatus(ctx context.Context, batch []statusReport) error {
