@@ -50,6 +50,9 @@ var (
 	// commits at once (EtcdStore.TxnLimit, or etcd's request size). Nothing was written;
 	// write it in smaller transactions.
 	ErrTxnTooLarge = errclass.New(errdefs.ErrResourceExhausted, "orchestrator: transaction too large for the store")
+	// ErrNoLeader (errdefs.ErrNotFound): no control-plane replica leads now (see
+	// EtcdStore.Leader).
+	ErrNoLeader = errclass.New(errdefs.ErrNotFound, "orchestrator: no leader")
 	// ErrClosed (errdefs.ErrFailedPrecondition): the Store was closed (Store.Close): every
 	// later View, Update and Watch of it fails with it, every watch of it ends with it, and
 	// so does the Run of an Orchestrator over it. It is about the store only: an

@@ -563,6 +563,9 @@ func (s *EtcdStore) applyGroup(etcdRev int64, evs []*clientv3.Event) error {
 	switch {
 	case rev == nil:
 		for _, ev := range evs {
+			if _, _, ok := s.parseKey(ev.Kv.Key); !ok {
+				continue // the election's keys, and others that hold no object
+			}
 			s.warnKey(string(ev.Kv.Key), "orchestrator: etcd store: a write under the store's prefix that no store made (no revision with it); the store's copy keeps what it had", nil)
 		}
 		return nil

@@ -323,3 +323,95 @@ func TestEtcdStoreUnreachable(t *testing.T) {
 		t.Errorf("open with etcd unreachable: %v, want ErrUnavailable", err)
 	}
 }
+
+// One replica leads at a time; when its lease ends another takes over, and the old
+// leader's fenced writes are refused, while the new one's go through.
+func TestEtcdStoreLeadership(t *testing.T) {
+	cli := etcdClient(t)
+	prefix := newEtcdPrefix()
+	cfg := storetest.Config{History: 100, WatchBuffer: 100}
+	a := openEtcdStore(t, cli, prefix, cfg)
+	defer a.Close()
+	b := openEtcdStore(t, cli, prefix, cfg)
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := a.Leader(ctx); !errors.Is(err, orchestrator.ErrNoLeader) {
+		t.Errorf("Leader before any campaign: %v, want ErrNoLeader", err)
+	}
+	la, err := a.Campaign(ctx, "replica-a:7450", orchestrator.WithLeaseTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Leader(ctx); err != nil || v != "replica-a:7450" {
+		t.Errorf("Leader = %q, %v; want replica-a:7450", v, err)
+	}
+	won := make(chan *orchestrator.Leadership, 1)
+	go func() {
+		lb, err := b.Campaign(ctx, "replica-b:7450", orchestrator.WithLeaseTTL(time.Second))
+		if err != nil {
+			t.Error(err)
+		}
+		won <- lb
+	}()
+	createTask(t, la.Store(), "web.1")
+	select {
+	case <-won:
+		t.Fatal("b leads while a does")
+	case <-time.After(300 * time.Millisecond):
+	}
+	// a's lease ends, as when it stops renewing it.
+	resp, err := cli.Get(ctx, la.Key())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("leader key: %v %v", resp, err)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	var lb *orchestrator.Leadership
+	select {
+	case lb = <-won:
+	case <-ctx.Done():
+		t.Fatal("b did not take over")
+	}
+	defer lb.Resign(context.Background())
+	select {
+	case <-la.Done():
+	case <-time.After(5 * time.Second):
+		t.Error("a's leadership not done after its lease ended")
+	}
+	err = la.Store().Update(ctx, "old leader", func(tx orchestrator.Tx) error {
+		return tx.CreateTask(&orchestrator.Task{Task: dao.Task{ID: "web.2", ServiceID: "web"}})
+	})
+	if !errors.Is(err, orchestrator.ErrFenced) {
+		t.Errorf("the old leader's write: %v, want ErrFenced", err)
+	}
+	createTask(t, lb.Store(), "web.3")
+	if v, err := a.Leader(ctx); err != nil || v != "replica-b:7450" {
+		t.Errorf("Leader = %q, %v; want replica-b:7450", v, err)
+	}
+}
+
+// The orchestrator runs over an etcd store as over any: a service of many times etcd's
+// transaction limit is placed and run, and moved off a lost node.
+func TestOrchestratorOnEtcd(t *testing.T) {
+	cli := etcdClient(t)
+	store := openEtcdStore(t, cli, newEtcdPrefix(), storetest.Config{History: 10_000, WatchBuffer: 10_000})
+	s := newSimWith(t, simConfig{nodes: 8, store: store})
+	const n = 250 // 8 nodes of 40 tasks: the 7 left hold them all
+	if _, err := s.o.CreateService(s.ctx, webSpec(n)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor(fmt.Sprintf("%d running", n), func() bool { return slotsCovered(s.running("web"), n) })
+	victim := s.cluster.Node("node-0001")
+	victim.Disconnect()
+	s.waitFor("tasks moved off the down node", func() bool {
+		live := s.running("web")
+		for _, tk := range live {
+			if tk.NodeID == victim.ID() {
+				return false
+			}
+		}
+		return slotsCovered(live, n)
+	})
+}
