@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,11 +151,14 @@ func WithReportBuffer(n int) ClientOption {
 // its assignment (edge.WithStateDir), restarts what exits, and its status updates wait in
 // the client (WithReportBuffer) until they can be sent.
 type Client struct {
-	addr  string
-	info  dao.Node
-	local LocalNode
-	opts  clientOptions
-	log   *slog.Logger
+	// addr is the control plane Run dials now: one of addrs, or the leader a standby named.
+	addr     string
+	addrs    []string
+	redirect atomic.Pointer[string] // the leader a standby named at the last session's end
+	info     dao.Node
+	local    LocalNode
+	opts     clientOptions
+	log      *slog.Logger
 
 	cert atomic.Pointer[tls.Certificate]
 	id   *Identity
@@ -177,7 +182,9 @@ type queued struct {
 }
 
 // NewClient returns a client that connects the node info, with identity id, to the
-// control plane at addr (host:port), for local. info.ID must be the node ID of id. It
+// control plane at addr (host:port), for local. addr may list the replicas of a highly
+// available control plane, separated by commas: the client goes to the leader, which a
+// standby names (ErrNotLeader), and tries the next replica when one cannot be reached. info.ID must be the node ID of id. It
 // starts nothing: Run does.
 func NewClient(addr string, id *Identity, info dao.Node, local LocalNode, opts ...ClientOption) (*Client, error) {
 	o := clientOptions{
@@ -194,8 +201,14 @@ func NewClient(addr string, id *Identity, info dao.Node, local LocalNode, opts .
 			return nil, err
 		}
 	}
+	var addrs []string
+	for a := range strings.SplitSeq(addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
 	switch {
-	case addr == "":
+	case len(addrs) == 0:
 		return nil, fmt.Errorf("cluster: NewClient: %w: empty address", dao.ErrInvalid)
 	case id == nil || id.Certificate.Leaf == nil || id.CA == nil:
 		return nil, fmt.Errorf("cluster: NewClient: %w: no identity", dao.ErrInvalid)
@@ -212,7 +225,7 @@ func NewClient(addr string, id *Identity, info dao.Node, local LocalNode, opts .
 		return nil, err
 	}
 	life, end := context.WithCancel(context.Background())
-	c := &Client{addr: addr, info: info, local: local, opts: o, log: o.log, id: id,
+	c := &Client{addr: addrs[0], addrs: addrs, info: info, local: local, opts: o, log: o.log, id: id,
 		wake: make(chan struct{}, 1), life: life, endLife: end}
 	cert := id.Certificate
 	c.cert.Store(&cert)
@@ -344,6 +357,23 @@ func (c *Client) Run(ctx context.Context) error {
 		if c.opts.clock.Now().Sub(began) > 10*c.opts.maxBackoff {
 			attempt = 0 // a long session: the next attempt starts from the shortest wait
 		}
+		if to := c.redirect.Swap(nil); to != nil && *to != c.addr {
+			// A standby named the leader: go there now.
+			c.log.Info("cluster: the control plane reached is a standby; going to the leader", "standby", c.addr, "leader", *to)
+			c.addr = *to
+			if err := clock.Sleep(ctx, c.opts.clock, c.opts.minBackoff/4); err != nil {
+				if c.life.Err() != nil {
+					return ErrClosed
+				}
+				return err
+			}
+			continue
+		}
+		if len(c.addrs) > 1 {
+			// The next replica, in case this one is lost.
+			i := slices.Index(c.addrs, c.addr)
+			c.addr = c.addrs[(i+1)%len(c.addrs)]
+		}
 		wait := backoffFor(attempt, c.opts.minBackoff, c.opts.maxBackoff, r)
 		if errdefs.IsAborted(err) { // only a replacement ends a session so (ErrReplaced)
 			// Another agent with this identity connected: do not fight it every moment.
@@ -448,6 +478,9 @@ func (c *Client) connectOnce(ctx context.Context) error {
 		for {
 			var m agentControlMessage
 			if err := stream.RecvMsg(&m); err != nil {
+				if to := stream.Trailer().Get(LeaderTrailer); len(to) > 0 && to[0] != "" {
+					c.redirect.Store(&to[0])
+				}
 				cancel(err)
 				return
 			}

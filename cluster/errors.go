@@ -44,6 +44,9 @@ var (
 	// ErrCorruptIdentity (errdefs.ErrDataLoss): a state directory's identity files do
 	// not decode, or do not belong together.
 	ErrCorruptIdentity = errclass.New(errdefs.ErrDataLoss, "cluster: node identity corrupt")
+	// ErrNotLeader (errdefs.ErrUnavailable): the control plane reached is a standby
+	// replica (Server.Follow); it names the leader, to which the agent goes.
+	ErrNotLeader = errclass.New(errdefs.ErrUnavailable, "cluster: not the leader")
 	// ErrClosed (errdefs.ErrUnavailable): the Server or Client was closed.
 	ErrClosed = errclass.New(errdefs.ErrUnavailable, "cluster: closed")
 )

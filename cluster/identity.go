@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/cluster/pki"
@@ -219,21 +220,31 @@ func Join(ctx context.Context, addr, token, nodeID string) (*Identity, error) {
 			return pki.VerifyControlPlane(pinned, chain, time.Now())
 		},
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(codec{})))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: join %s: %w", addr, err)
-	}
-	defer cc.Close()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
 	var resp joinResponse
-	if err := cc.Invoke(ctx, methodJoin, &joinRequest{Token: token, NodeID: nodeID, CSR: csr}, &resp); err != nil {
+	// A standby replica names the leader (ErrNotLeader): the join goes there.
+	for hops := 0; ; hops++ {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+			grpc.WithDefaultCallOptions(grpc.ForceCodec(codec{})))
+		if err != nil {
+			return nil, fmt.Errorf("cluster: join %s: %w", addr, err)
+		}
+		var trailer metadata.MD
+		err = cc.Invoke(ctx, methodJoin, &joinRequest{Token: token, NodeID: nodeID, CSR: csr}, &resp, grpc.Trailer(&trailer))
+		cc.Close()
+		if err == nil {
+			break
+		}
 		if verr := verifyErr.Load(); verr != nil {
 			return nil, fmt.Errorf("cluster: join %s: %w", addr, *verr)
+		}
+		if to := trailer.Get(LeaderTrailer); len(to) > 0 && to[0] != "" && to[0] != addr && hops < 3 {
+			addr = to[0]
+			continue
 		}
 		return nil, fmt.Errorf("cluster: join %s as %s: %w", addr, nodeID, errgrpc.ToNative(err))
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -141,7 +142,6 @@ func WithHelloTimeout(d time.Duration) ServerOption {
 // Serve it on a listener; Close stops it and waits for everything it started.
 type Server struct {
 	ca   *pki.CA
-	o    *orchestrator.Orchestrator
 	opts serverOptions
 	log  *slog.Logger
 	grpc *grpc.Server
@@ -150,7 +150,11 @@ type Server struct {
 	cert    *tls.Certificate
 	renewAt time.Time
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// o is the orchestrator whose nodes the server serves; nil on a standby, which
+	// sends the nodes to leader (see Lead and Follow).
+	o        *orchestrator.Orchestrator
+	leader   string
 	sessions map[string]*session
 	closed   bool
 	wg       sync.WaitGroup
@@ -158,7 +162,8 @@ type Server struct {
 
 // NewServer returns a server for the nodes of o, whose identities ca issues. It makes its
 // own serving certificate from ca (pki.CA.IssueServerCert), and makes a new one before
-// that expires.
+// that expires. o may be nil: the server is then a standby replica's, which sends the
+// nodes to the leader (Follow), until Lead.
 func NewServer(ca *pki.CA, o *orchestrator.Orchestrator, opts ...ServerOption) (*Server, error) {
 	so := serverOptions{
 		heartbeat:    DefaultHeartbeatInterval,
@@ -172,8 +177,8 @@ func NewServer(ca *pki.CA, o *orchestrator.Orchestrator, opts ...ServerOption) (
 			return nil, err
 		}
 	}
-	if ca == nil || o == nil {
-		return nil, fmt.Errorf("cluster: NewServer: %w: nil CA or orchestrator", dao.ErrInvalid)
+	if ca == nil {
+		return nil, fmt.Errorf("cluster: NewServer: %w: nil CA", dao.ErrInvalid)
 	}
 	s := &Server{ca: ca, o: o, opts: so, log: so.log, sessions: map[string]*session{}}
 	if _, err := s.certificate(nil); err != nil {
@@ -255,6 +260,63 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// LeaderTrailer is the trailer key in which a standby names the leader's address, with
+// ErrNotLeader.
+const LeaderTrailer = "dao-leader"
+
+// Lead makes the server serve the nodes of o, the orchestrator of this replica, which
+// now leads the control plane; Follow makes it a standby's, which sends every node to the
+// leader at leaderAddr ("" when none is known yet) with ErrNotLeader. Either ends the
+// sessions open, whose nodes then connect again, to the leader.
+func (s *Server) Lead(o *orchestrator.Orchestrator) { s.setLeader(o, "") }
+
+// Follow: see Lead.
+func (s *Server) Follow(leaderAddr string) { s.setLeader(nil, leaderAddr) }
+
+func (s *Server) setLeader(o *orchestrator.Orchestrator, addr string) {
+	s.mu.Lock()
+	if s.o == o && s.leader == addr {
+		s.mu.Unlock()
+		return
+	}
+	s.o, s.leader = o, addr
+	var open []*session
+	for id, ss := range s.sessions {
+		if ss.o != o {
+			open = append(open, ss)
+			delete(s.sessions, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, ss := range open {
+		ss.replaced.Store(true) // its orchestrator is no longer the leader's: tell it nothing
+		ss.end(s.notLeader(ss.stream.Context()))
+	}
+}
+
+// leading returns the orchestrator the server serves, or, on a standby, ErrNotLeader
+// with the leader's address in the call's trailer.
+func (s *Server) leading(ctx context.Context) (*orchestrator.Orchestrator, error) {
+	s.mu.Lock()
+	o := s.o
+	s.mu.Unlock()
+	if o != nil {
+		return o, nil
+	}
+	return nil, s.notLeader(ctx)
+}
+
+func (s *Server) notLeader(ctx context.Context) error {
+	s.mu.Lock()
+	leader := s.leader
+	s.mu.Unlock()
+	if leader == "" {
+		return status.Errorf(codes.Unavailable, "%v: this control plane is a standby, and no leader is known yet", ErrNotLeader)
+	}
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(LeaderTrailer, leader))
+	return status.Errorf(codes.Unavailable, "%v: this control plane is a standby; the leader is at %s", ErrNotLeader, leader)
+}
+
 // Connected returns the IDs of the nodes with an open session, sorted.
 func (s *Server) Connected() []string {
 	s.mu.Lock()
@@ -285,7 +347,11 @@ func (s *Server) RemoveNode(ctx context.Context, id string) error {
 	if sess != nil {
 		sess.end(status.Errorf(codes.PermissionDenied, "node %s removed from the cluster", id))
 	}
-	return s.o.RemoveNode(ctx, id)
+	o, err := s.leading(ctx)
+	if err != nil {
+		return err
+	}
+	return o.RemoveNode(ctx, id)
 }
 
 // peerNode returns the node ID of the verified certificate the call was made with.
@@ -370,7 +436,11 @@ func (s *Server) claimable(ctx context.Context, id string) error {
 	if connected {
 		return fmt.Errorf("%w: node %s is connected: remove it first, or join under another ID", ErrNodeIDInUse, id)
 	}
-	nodes, err := s.o.Nodes(ctx)
+	o, err := s.leading(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := o.Nodes(ctx)
 	if err != nil {
 		return err
 	}

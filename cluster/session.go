@@ -23,6 +23,7 @@ import (
 // orchestrator.NodeAgent while it lasts.
 type session struct {
 	s      *Server
+	o      *orchestrator.Orchestrator // the one the session serves, the leader's of its start
 	id     string
 	cert   *x509.Certificate // the leaf the session was opened with
 	stream grpc.ServerStream
@@ -135,7 +136,7 @@ func (ss *session) receiver() {
 }
 
 func (ss *session) handle(m *agentMessage) error {
-	o := ss.s.o
+	o := ss.o
 	switch {
 	case m.Heartbeat != nil:
 		if err := o.Heartbeat(ss.id); err != nil {
@@ -172,7 +173,7 @@ func (ss *session) report(ups []dao.TaskUpdate) []rejection {
 			rejected = append(rejected, rejection{TaskID: u.TaskID, Reason: err.Error()})
 			continue
 		}
-		ss.s.o.ReportStatus(ss.id, u)
+		ss.o.ReportStatus(ss.id, u)
 	}
 	return rejected
 }
@@ -190,7 +191,7 @@ func (ss *session) check(u dao.TaskUpdate) error {
 	if mine {
 		return nil
 	}
-	t, err := ss.s.o.Task(ss.ctx, u.TaskID)
+	t, err := ss.o.Task(ss.ctx, u.TaskID)
 	switch {
 	case errors.Is(err, orchestrator.ErrNotFound):
 		return fmt.Errorf("task %s: %w", dao.Quote(u.TaskID), err)
@@ -207,6 +208,10 @@ func (ss *session) check(u dao.TaskUpdate) error {
 // node replaces it.
 func (s *Server) session(stream grpc.ServerStream) error {
 	id, cert, err := s.peerCert(stream.Context())
+	if err != nil {
+		return err
+	}
+	o, err := s.leading(stream.Context())
 	if err != nil {
 		return err
 	}
@@ -243,7 +248,7 @@ func (s *Server) session(stream grpc.ServerStream) error {
 
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	ss := &session{s: s, id: id, cert: cert, stream: stream, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	ss := &session{s: s, o: o, id: id, cert: cert, stream: stream, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
 	// A session lasts no longer than the certificate it was opened with: the node, which
 	// renewed it long before, connects again with the new one.
 	expiry := s.opts.clock.AfterFunc(cert.NotAfter.Sub(s.opts.clock.Now()), func() {
@@ -270,7 +275,7 @@ func (s *Server) session(stream grpc.ServerStream) error {
 	go func() { defer s.wg.Done(); ss.receiver() }()
 
 	ss.send(controlMessage{Welcome: &welcome{HeartbeatInterval: dao.Duration(s.opts.heartbeat)}})
-	if err := s.o.AddNode(ctx, node, ss); err != nil {
+	if err := o.AddNode(ctx, node, ss); err != nil {
 		cancel(errgrpc.ToGRPC(err))
 	} else {
 		s.log.Info("cluster: node connected", "node", id, "tasks", len(h.Tasks))
@@ -294,7 +299,7 @@ func (s *Server) session(stream grpc.ServerStream) error {
 		// silent before it broke is a network's doing: liveness judges it by silence.
 		quiet := s.opts.clock.Now().Sub(time.Unix(0, ss.lastRecv.Load()))
 		if quiet < 3*s.opts.heartbeat {
-			_ = s.o.Disconnect(id, "connection closed by the node")
+			_ = o.Disconnect(id, "connection closed by the node")
 		}
 		s.log.Info("cluster: node session ended", "node", id, "cause", cause, "quiet", quiet)
 	}
