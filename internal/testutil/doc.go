@@ -5,6 +5,12 @@
 // StartRegistry runs Debian's docker-registry (CNCF Distribution) on 127.0.0.1, with optional
 // htpasswd or token authentication, for the registry client's tests.
 //
+// StartEtcd runs a cluster of Debian's etcd (3.4) of one or more members on 127.0.0.1, and
+// Etcd.Client gives a client of it (go.etcd.io/etcd/client/v3). Its members, from
+// daemon.EtcdCluster, can be killed, stopped, started again, paused and partitioned from their
+// peers and clients with iptables, for tests of what a store does when etcd fails; the
+// options of daemon.StartEtcd set etcd's limits and raft timings.
+//
 // Integration tests call RequireIntegration (directly or through StartContainerd). When the
 // environment variable DAO_REQUIRE_INTEGRATION is set, as `make test` and CI set it, a missing
 // dependency fails the test; otherwise it skips with the reason.
