@@ -80,7 +80,7 @@ func (s *EtcdStore) Campaign(ctx context.Context, value string, opts ...LeaderOp
 		return nil, s.unavailable("campaign", err)
 	}
 	l := &Leadership{session: session, election: e, key: e.Key(), rev: e.Rev()}
-	l.store = s.Fenced(clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev))
+	l.store = s.Fenced(l.key, clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev))
 	// The loops start from the state the last leader left.
 	if err := s.Sync(ctx); err != nil {
 		_ = l.Resign(context.Background())

@@ -126,6 +126,9 @@ type etcdStoreMeta struct {
 type etcdRevision struct {
 	Revision uint64 `json:"revision"`
 	Cause    string `json:"cause,omitempty"`
+	// Fence names the fence the transaction was written under (FencedStore.Name): the
+	// leadership whose loops wrote it.
+	Fence string `json:"fence,omitempty"`
 }
 
 // WithEtcdPrefix sets the key prefix of an EtcdStore, which must end with "/"; stores
@@ -679,7 +682,7 @@ func (s *EtcdStore) View(ctx context.Context, fn func(tx ReadTx) error) error {
 
 // Update implements Store (see the type's doc for how it commits).
 func (s *EtcdStore) Update(ctx context.Context, cause string, fn func(tx Tx) error) error {
-	return s.update(ctx, cause, fn, nil)
+	return s.update(ctx, cause, fn, nil, "")
 }
 
 // Watch implements Store.
@@ -694,17 +697,20 @@ func (s *EtcdStore) ID() string { return s.id }
 // close the etcd client.
 func (s *EtcdStore) Close() error { return s.c.close() }
 
-// Fenced returns a view of the store whose every Update also requires fences, etcd
-// compares, to hold, in the same etcd transaction; when one does not, the Update fails
+// Fenced returns a view of the store, named name, whose every Update also requires
+// fences, etcd compares, to hold, in the same etcd transaction; when one does not, the Update fails
 // with ErrFenced and writes nothing. Each fence takes one of the transaction's
 // operations (see TxnLimit). The view's Close does nothing: close the store.
-func (s *EtcdStore) Fenced(fences ...clientv3.Cmp) *FencedStore {
-	return &FencedStore{s: s, fences: fences}
+func (s *EtcdStore) Fenced(name string, fences ...clientv3.Cmp) *FencedStore {
+	return &FencedStore{s: s, name: name, fences: fences}
 }
 
 // FencedStore is a view of an EtcdStore whose writes are fenced; see EtcdStore.Fenced.
+// The revision key of each of its transactions names the fence (etcdctl get
+// PREFIX/meta/rev --rev N shows who wrote revision N).
 type FencedStore struct {
 	s      *EtcdStore
+	name   string
 	fences []clientv3.Cmp
 }
 
@@ -715,7 +721,7 @@ func (f *FencedStore) View(ctx context.Context, fn func(tx ReadTx) error) error 
 
 // Update implements Store, with the view's fences.
 func (f *FencedStore) Update(ctx context.Context, cause string, fn func(tx Tx) error) error {
-	return f.s.update(ctx, cause, fn, f.fences)
+	return f.s.update(ctx, cause, fn, f.fences, f.name)
 }
 
 // Watch implements Store.
@@ -732,7 +738,7 @@ func (f *FencedStore) Close() error { return nil }
 // TxnLimit returns the most objects one Update of the view may write.
 func (f *FencedStore) TxnLimit() int { return f.s.txnLimit(len(f.fences)) }
 
-func (s *EtcdStore) update(ctx context.Context, cause string, fn func(tx Tx) error, fences []clientv3.Cmp) error {
+func (s *EtcdStore) update(ctx context.Context, cause string, fn func(tx Tx) error, fences []clientv3.Cmp, fence string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -763,7 +769,7 @@ func (s *EtcdStore) update(ctx context.Context, cause string, fn func(tx Tx) err
 		}
 		cmps = append(cmps, fences...)
 		stamp(changes, rev)
-		ops, size, err := s.ops(changes, rev, cause)
+		ops, size, err := s.ops(changes, etcdRevision{Revision: rev, Cause: cause, Fence: fence})
 		if err != nil {
 			return err
 		}
@@ -845,7 +851,7 @@ func (s *EtcdStore) compares(changes []change) (uint64, []clientv3.Cmp, error) {
 }
 
 // ops returns the writes of changes at rev, and their size in a request.
-func (s *EtcdStore) ops(changes []change, rev uint64, cause string) ([]clientv3.Op, int, error) {
+func (s *EtcdStore) ops(changes []change, rev etcdRevision) ([]clientv3.Op, int, error) {
 	ops := make([]clientv3.Op, 0, len(changes)+1)
 	size := 0
 	for i := range changes {
@@ -863,7 +869,7 @@ func (s *EtcdStore) ops(changes []change, rev uint64, cause string) ([]clientv3.
 		size += len(b)
 		ops = append(ops, clientv3.OpPut(k, string(b)))
 	}
-	r, err := json.Marshal(etcdRevision{Revision: rev, Cause: cause})
+	r, err := json.Marshal(rev)
 	if err != nil {
 		return nil, 0, err
 	}

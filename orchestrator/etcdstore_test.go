@@ -16,23 +16,19 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/daemon"
+	"github.com/opendao/dao/internal/testutil"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/storetest"
 )
 
-// etcdClient returns a client of the test etcd.
+// etcdClient starts a private etcd of one member for the test (a real one, from
+// Debian's etcd-server: see testutil.StartEtcd) and returns a client of it. Durability is
+// not what these tests look at: the member does not sync its writes to disk.
 func etcdClient(t *testing.T) *clientv3.Client {
 	t.Helper()
-	ep := os.Getenv("DAO_TEST_ETCD")
-	if ep == "" {
-		t.Skip("DAO_TEST_ETCD not set")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(ep, ","), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	e := testutil.StartEtcd(t, 1, daemon.WithEtcdUnsafeNoFsync())
+	return e.Client(t)
 }
 
 var etcdPrefixes atomic.Int64
@@ -200,7 +196,7 @@ func TestEtcdStoreFence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fenced := s.Fenced(clientv3.Compare(clientv3.CreateRevision(lock), "=", put.Header.Revision))
+	fenced := s.Fenced("test", clientv3.Compare(clientv3.CreateRevision(lock), "=", put.Header.Revision))
 	if got, want := fenced.TxnLimit(), s.TxnLimit()-1; got != want {
 		t.Errorf("fenced TxnLimit = %d, want %d", got, want)
 	}
