@@ -41,6 +41,7 @@ const (
 type ServerOption func(*serverOptions) error
 
 type serverOptions struct {
+	reader       *orchestrator.Orchestrator
 	heartbeat    time.Duration
 	maxMsg       int
 	log          *slog.Logger
@@ -118,6 +119,20 @@ func WithServerClock(c clock.Clock) ServerOption {
 			return optionError("WithServerClock(nil)", "must not be nil")
 		}
 		o.clock = c
+		return nil
+	}
+}
+
+// WithStandbyReader gives a standby server (Follow) an orchestrator to read the nodes
+// from, one over the same store as the leader's that does not run the loops: it then
+// takes joins itself, with its own CA's join tokens, rather than sending them to the
+// leader. The leader's server reads from the orchestrator it leads with.
+func WithStandbyReader(o *orchestrator.Orchestrator) ServerOption {
+	return func(so *serverOptions) error {
+		if o == nil {
+			return optionError("WithStandbyReader", "nil orchestrator")
+		}
+		so.reader = o
 		return nil
 	}
 }
@@ -437,6 +452,9 @@ func (s *Server) claimable(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: node %s is connected: remove it first, or join under another ID", ErrNodeIDInUse, id)
 	}
 	o, err := s.leading(ctx)
+	if err != nil && s.opts.reader != nil {
+		o, err = s.opts.reader, nil
+	}
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ type controlPlaneOptions struct {
 	services  repeated
 	advertise string
 	verbose   bool
+	etcd      etcdOptions
 }
 
 func (o *controlPlaneOptions) flags() *flag.FlagSet {
@@ -54,6 +55,7 @@ func (o *controlPlaneOptions) flags() *flag.FlagSet {
 	fs.StringVar(&o.stateDir, "state-dir", "", "keep the cluster's CA and the store of services, tasks and nodes in `DIR`; required")
 	fs.Var(&o.services, "service", "create the service of `FILE.json` (a dao.ServiceSpec in JSON) at start, or update it to that spec; repeatable")
 	fs.StringVar(&o.advertise, "advertise", "", "the host:port `ADDR` the nodes reach this control plane at, for the agent command it prints (default: --listen's)")
+	o.etcd.flags(fs)
 	fs.BoolVar(&o.verbose, "verbose", false, "log the node protocol's sessions and the orchestrator's decisions too (also -v); without it, only warnings and errors are logged")
 	return fs
 }
@@ -84,6 +86,18 @@ on each node):
 
 SIGINT or SIGTERM stops it; the nodes keep running their tasks and reconnect when it is
 back.
+
+With --etcd, the store is in etcd instead, and any number of control planes started
+with the same --etcd (and --etcd-prefix) are replicas of one: one leads (it runs the
+orchestrator's loops, fenced on its leadership), the others stand by, serve the API,
+send the nodes to the leader and take over within seconds when it is lost. The first
+replica puts the cluster's CA in etcd (its key too: protect etcd with TLS and
+authentication), and the others take it from there. Give the agents every replica:
+
+  dao agent --join TOKEN cp1:7450,cp2:7450,cp3:7450 --state-dir DIR
+
+The etcd client takes --etcd-cacert, --etcd-cert and --etcd-key for TLS, and
+--etcd-user with the password in $DAO_ETCD_PASSWORD.
 `,
 	}
 	c.run = func(ctx context.Context, g *globals, args []string) int {
@@ -115,6 +129,9 @@ func (o *controlPlaneOptions) check() ([]dao.ServiceSpec, error) {
 		return nil, fmt.Errorf("--state-dir %q: %v", o.stateDir, err)
 	}
 	o.stateDir = dir
+	if err := o.etcd.check(); err != nil {
+		return nil, err
+	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return nil, fmt.Errorf("--listen %q: want host:port, such as %s", o.listen, defaultListen)
 	}
@@ -167,6 +184,9 @@ func runControlPlane(ctx context.Context, g *globals, o *controlPlaneOptions, sp
 		return err
 	}
 
+	if o.etcd.enabled() {
+		return runReplica(ctx, g, o, specs, log)
+	}
 	caDir := filepath.Join(o.stateDir, controlPlaneCADir)
 	ca, err := pki.LoadCA(caDir)
 	created := false
