@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,14 +13,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/opendao/dao"
 	"github.com/opendao/dao/clock"
 	"github.com/opendao/dao/cluster/pki"
 	"github.com/opendao/dao/internal/atomicfile"
@@ -188,6 +192,28 @@ func Join(ctx context.Context, addr, token, nodeID string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	// addr may list the replicas of a control plane: the first that answers takes the
+	// join; one that refuses it for a reason of its own (a bad token, a node ID in use)
+	// ends it.
+	var last error
+	for a := range strings.SplitSeq(addr, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		id, err := joinAt(ctx, a, token, nodeID, key, csr)
+		if err == nil || !errdefs.IsUnavailable(err) && !errdefs.IsDeadlineExceeded(err) && !errors.Is(err, context.DeadlineExceeded) {
+			return id, err
+		}
+		last = err
+	}
+	if last == nil {
+		return nil, fmt.Errorf("cluster: join: %w: empty address", dao.ErrInvalid)
+	}
+	return nil, last
+}
+
+// joinAt is Join at one address.
+func joinAt(ctx context.Context, addr, token, nodeID string, key *ecdsa.PrivateKey, csr []byte) (*Identity, error) {
 	// Why the handshake failed, if it did: gRPC reports it as the connection being
 	// unavailable, which it is not.
 	var verifyErr atomic.Pointer[error]

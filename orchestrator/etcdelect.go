@@ -45,7 +45,8 @@ func WithLeaseTTL(d time.Duration) LeaderOption {
 	}
 }
 
-func (s *EtcdStore) electionPrefix() string { return s.prefix + "leader/" }
+// electionPrefix is the election's: its keys are electionPrefix()+"/"+lease.
+func (s *EtcdStore) electionPrefix() string { return s.prefix + "leader" }
 
 // Campaign waits until this replica leads the store's control loops, or ctx is done.
 // value is what the other replicas learn of the leader through Leader: the address at
@@ -112,7 +113,7 @@ func (l *Leadership) Resign(ctx context.Context) error {
 func (s *EtcdStore) Leader(ctx context.Context) (string, error) {
 	rctx, cancel := context.WithTimeout(ctx, s.opts.etcdTimeout)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.electionPrefix(), clientv3.WithFirstCreate()...)
+	resp, err := s.cli.Get(rctx, s.electionPrefix()+"/", clientv3.WithFirstCreate()...)
 	if err != nil {
 		return "", s.unavailable("read the leader", err)
 	}

@@ -667,7 +667,7 @@ func (s *EtcdStore) waitApplied(ctx context.Context, rev int64) error {
 }
 
 func (s *EtcdStore) unavailable(what string, err error) error {
-	return fmt.Errorf("orchestrator: etcd store: %s: %w: %v", what, ErrUnavailable, err)
+	return fmt.Errorf("%w: etcd: %s: %v", ErrUnavailable, what, err)
 }
 
 // TxnLimit returns the most objects one Update may write (see the type's doc).

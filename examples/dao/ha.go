@@ -77,7 +77,11 @@ func (o *etcdOptions) check() error {
 
 // client returns an etcd client as the flags say.
 func (o *etcdOptions) client() (*clientv3.Client, error) {
-	cfg := clientv3.Config{DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: o.user}
+	cfg := clientv3.Config{DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: o.user,
+		// A member cut off by the network answers nothing: the keepalive finds its
+		// connection dead (gRPC pings no more often than every 10 s) and the client
+		// leaves it for the others.
+		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 3 * time.Second}
 	for _, ep := range strings.Split(o.endpoints, ",") {
 		cfg.Endpoints = append(cfg.Endpoints, strings.TrimSpace(ep))
 	}
@@ -164,6 +168,7 @@ func sharedCA(ctx context.Context, cli *clientv3.Client, prefix, dir string) (ca
 		if cert, key, err = get(); err != nil {
 			return nil, false, err
 		}
+		made = made && string(cert) == string(c) // another replica's may have got there first
 	}
 	// The copy in dir is etcd's; this replica's own join tokens and revocations stay.
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -165,7 +165,7 @@ func (l *lockedBuffer) String() string {
 // startAgent runs `dao agent` for node name inside host, against containerd at socket,
 // in containerd namespace ns, keeping its state in stateDir; joining with token when it
 // has no identity yet.
-func startAgent(t *testing.T, host *netns.Host, name, addr, token, socket, ns, stateDir string) *agent {
+func startAgent(t *testing.T, host *netns.Host, name, addr, token, socket, ns, stateDir string, extra ...string) *agent {
 	t.Helper()
 	args := []string{"agent"}
 	if token != "" {
@@ -173,6 +173,7 @@ func startAgent(t *testing.T, host *netns.Host, name, addr, token, socket, ns, s
 	}
 	args = append(args, addr, "--state-dir", stateDir, "--node-id", name,
 		"--containerd", socket, "--namespace", ns, "-v")
+	args = append(args, extra...)
 	a := &agent{t: t, name: name, ns: ns, stateDir: stateDir, log: &lockedBuffer{}, exited: make(chan struct{})}
 	a.cmd = host.Command(context.Background(), daoProgram(t), args...)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
