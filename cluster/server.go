@@ -42,6 +42,7 @@ type ServerOption func(*serverOptions) error
 
 type serverOptions struct {
 	reader       *orchestrator.Orchestrator
+	caChanged    func(*pki.CA) error
 	heartbeat    time.Duration
 	maxMsg       int
 	log          *slog.Logger
@@ -82,6 +83,20 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 			return optionError("WithServerLogger(nil)", "must not be nil")
 		}
 		o.log = l
+		return nil
+	}
+}
+
+// WithCAChanged makes the server call f after each change it makes to the CA's state
+// (RemoveNode, RevokeCertificate), after WithCADir's save: how control-plane replicas
+// that share a CA spread a revocation (pki.CA.MarshalState, MergeState). Its error is the
+// change's.
+func WithCAChanged(f func(*pki.CA) error) ServerOption {
+	return func(o *serverOptions) error {
+		if f == nil {
+			return optionError("WithCAChanged", "nil function")
+		}
+		o.caChanged = f
 		return nil
 	}
 }
@@ -350,10 +365,8 @@ func (s *Server) Connected() []string {
 // pki.CA.ReadmitNode.
 func (s *Server) RemoveNode(ctx context.Context, id string) error {
 	s.ca.RemoveNode(id)
-	if s.opts.caDir != "" {
-		if err := s.ca.Save(s.opts.caDir); err != nil {
-			return fmt.Errorf("cluster: remove node %s: %w", id, err)
-		}
+	if err := s.saveCA(); err != nil {
+		return fmt.Errorf("cluster: remove node %s: %w", id, err)
 	}
 	s.mu.Lock()
 	sess := s.sessions[id]
@@ -393,6 +406,19 @@ func (s *Server) peerCert(ctx context.Context) (string, *x509.Certificate, error
 	return id, ti.State.PeerCertificates[0], nil
 }
 
+// saveCA saves the CA's state as the options say.
+func (s *Server) saveCA() error {
+	if s.opts.caDir != "" {
+		if err := s.ca.Save(s.opts.caDir); err != nil {
+			return err
+		}
+	}
+	if s.opts.caChanged != nil {
+		return s.opts.caChanged(s.ca)
+	}
+	return nil
+}
+
 // RevokeCertificate revokes the certificate of serial number serial: the CA refuses it
 // from now on (and its state is saved, with WithCADir), and a session open with it is
 // closed. The node, if it holds a newer certificate, connects again with that one; a
@@ -401,10 +427,8 @@ func (s *Server) RevokeCertificate(serial *big.Int) error {
 	if err := s.ca.RevokeSerial(serial); err != nil {
 		return err
 	}
-	if s.opts.caDir != "" {
-		if err := s.ca.Save(s.opts.caDir); err != nil {
-			return fmt.Errorf("cluster: revoke certificate %s: %w", serial, err)
-		}
+	if err := s.saveCA(); err != nil {
+		return fmt.Errorf("cluster: revoke certificate %s: %w", serial, err)
 	}
 	s.mu.Lock()
 	var hit []*session

@@ -186,3 +186,53 @@ func loadState(name string) (caState, error) {
 	}
 	return decodeState(data, name)
 }
+
+// MarshalState returns the CA's join tokens (digests), removed nodes and revoked serials,
+// in StateFile's format: what control-plane replicas that share a CA exchange (through
+// their shared store) so that a token made by one is good at all of them, and a node that
+// one removed is refused by all.
+func (ca *CA) MarshalState() ([]byte, error) { return ca.encodeState() }
+
+// MergeState adds to the CA's state the join tokens, removed nodes and revoked serials of
+// data (StateFile's format, from MarshalState): the union, so that no revocation is lost
+// when two replicas merge at once. A token in both keeps the later expiry. It reports
+// whether the CA's state grew. A damaged data changes nothing and gives ErrCorruptState.
+// (What only shrinks a state, RevokeJoinToken and ReadmitNode, does not spread so.)
+func (ca *CA) MergeState(data []byte) (grew bool, err error) {
+	st, err := decodeState(data, "the shared state")
+	if err != nil {
+		return false, err
+	}
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	for _, e := range st.tokens {
+		i := slices.IndexFunc(ca.tokens, func(c tokenEntry) bool { return c.hash == e.hash })
+		switch {
+		case i < 0:
+			ca.tokens = append(ca.tokens, e)
+			grew = true
+		case !ca.tokens[i].expires.IsZero() && (e.expires.IsZero() || e.expires.After(ca.tokens[i].expires)):
+			ca.tokens[i].expires = e.expires
+			grew = true
+		}
+	}
+	if ca.removed == nil {
+		ca.removed = map[string]struct{}{}
+	}
+	if ca.revoked == nil {
+		ca.revoked = map[string]struct{}{}
+	}
+	for id := range st.removed {
+		if _, ok := ca.removed[id]; !ok {
+			ca.removed[id] = struct{}{}
+			grew = true
+		}
+	}
+	for s := range st.revoked {
+		if _, ok := ca.revoked[s]; !ok {
+			ca.revoked[s] = struct{}{}
+			grew = true
+		}
+	}
+	return grew, nil
+}

@@ -119,6 +119,77 @@ const (
 	etcdCAKey  = "ca/" + pki.CAKeyFile
 )
 
+// etcdCAState is the key, under the prefix, of the CA's shared state: the union of the
+// replicas' join tokens, removed nodes and revoked serials.
+const etcdCAState = "ca/state"
+
+// sharedCAState keeps the CA's state the same at every replica: each pushes what it
+// adds (a join token, a revocation) into the union in etcd, and takes in what the
+// others push.
+type sharedCAState struct {
+	cli *clientv3.Client
+	key string
+	ca  *pki.CA
+	dir string
+}
+
+// push merges etcd's state into the CA and the CA's into etcd.
+func (s *sharedCAState) push(ctx context.Context) error {
+	for range 10 {
+		resp, err := s.cli.Get(ctx, s.key)
+		if err != nil {
+			return fmt.Errorf("read the CA's state from etcd: %w", err)
+		}
+		var mod int64
+		if len(resp.Kvs) == 1 {
+			mod = resp.Kvs[0].ModRevision
+			if _, err := s.ca.MergeState(resp.Kvs[0].Value); err != nil {
+				return err
+			}
+		}
+		merged, err := s.ca.MarshalState()
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 1 && string(resp.Kvs[0].Value) == string(merged) {
+			return s.ca.Save(s.dir)
+		}
+		tr, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(s.key), "=", mod)).
+			Then(clientv3.OpPut(s.key, string(merged))).Commit()
+		if err != nil {
+			return fmt.Errorf("put the CA's state in etcd: %w", err)
+		}
+		if tr.Succeeded {
+			return s.ca.Save(s.dir)
+		}
+	}
+	return errors.New("the CA's state in etcd kept changing")
+}
+
+// follow takes in the other replicas' changes of the CA's state until ctx is done.
+func (s *sharedCAState) follow(ctx context.Context, log *slog.Logger) {
+	for ctx.Err() == nil {
+		for resp := range s.cli.Watch(clientv3.WithRequireLeader(ctx), s.key) {
+			for _, ev := range resp.Events {
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				if grew, err := s.ca.MergeState(ev.Kv.Value); err != nil {
+					log.Warn("dao control-plane: the CA's state in etcd does not decode; ignored", "key", s.key, "err", err)
+				} else if grew {
+					if err := s.ca.Save(s.dir); err != nil {
+						log.Warn("dao control-plane: save the CA's state", "err", err)
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // sharedCA returns the CA kept in etcd, putting this replica's (from dir, or a new one) there
 // when there is none yet, and keeps a copy in dir.
 func sharedCA(ctx context.Context, cli *clientv3.Client, prefix, dir string) (ca *pki.CA, made bool, err error) {
@@ -221,8 +292,9 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 	if err != nil {
 		return err
 	}
+	shared := &sharedCAState{cli: cli, key: o.etcd.prefix + etcdCAState, ca: ca, dir: caDir}
 	srv, err := cluster.NewServer(ca, nil, cluster.WithCADir(caDir), cluster.WithServerLogger(log),
-		cluster.WithStandbyReader(api))
+		cluster.WithStandbyReader(api), cluster.WithCAChanged(func(*pki.CA) error { return shared.push(ctx) }))
 	if err != nil {
 		return err
 	}
@@ -242,6 +314,7 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 	var wg sync.WaitGroup
 	p := &changePrinter{w: out}
 	wg.Go(func() { p.follow(runCtx, api, events) })
+	wg.Go(func() { shared.follow(runCtx, log) })
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	led := make(chan error, 1)
@@ -273,10 +346,13 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 	if err == nil {
 		err = ca.Save(caDir)
 	}
+	if err == nil {
+		err = shared.push(ctx) // so that the token is good at every replica
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nTo join a machine to this cluster (the token is valid at this replica for %s), run there as root:\n\n",
+	fmt.Fprintf(out, "\nTo join a machine to this cluster (the token is valid for %s, at any replica), run there as root:\n\n",
 		strings.TrimSuffix(pki.DefaultTokenTTL.String(), "0m0s"))
 	fmt.Fprintf(out, "  dao agent --join %s %s --state-dir %s\n\n", token, addr, defaultAgentStateDir)
 

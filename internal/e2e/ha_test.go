@@ -213,18 +213,26 @@ func (h *haPlane) scale(service string, n int) {
 	})
 }
 
-// simNodes connects n simulated nodes, labelled role=sim, to the control plane (joined
-// at the first replica, whatever it is), each behind its own client in this process.
+// simNodes connects n simulated nodes, labelled role=sim, to the control plane, each
+// behind its own client in this process. They join with the first replica's token at
+// the last replica, whatever each is: the replicas share their join tokens.
 func (h *haPlane) simNodes(n int) []*simnode.Node {
 	h.t.Helper()
 	token := h.replicas[0].token()
 	var nodes []*simnode.Node
 	for i := range n {
 		id := fmt.Sprintf("sim-%d", i+1)
-		ident, err := cluster.Join(context.Background(), h.replicas[0].addr, token, id)
-		if err != nil {
-			h.t.Fatalf("join %s: %v", id, err)
-		}
+		var ident *cluster.Identity
+		var err error
+		at := h.replicas[len(h.replicas)-1].addr
+		waitFor(h.t, "join "+id+" at "+at, 10*time.Second, func() bool {
+			ident, err = cluster.Join(context.Background(), at, token, id)
+			// The token reaches the other replicas' CAs a moment after it is printed.
+			if err != nil && !errdefs.IsUnauthorized(err) {
+				h.t.Fatalf("join %s: %v", id, err)
+			}
+			return err == nil
+		})
 		info := dao.Node{ID: id, Labels: map[string]string{"role": "sim"},
 			Capacity:    dao.Resources{MilliCPU: 4000, Memory: 8 * dao.GiB},
 			Allocatable: dao.Resources{MilliCPU: 4000, Memory: 8 * dao.GiB}}
