@@ -128,9 +128,40 @@
 // revision.
 //
 // [NewMemoryStore] is the default; [OpenBoltStore] keeps the same data in a bbolt file, so
-// that it survives a restart of the program. Both pass the conformance tests of package
-// storetest, which any other store (etcd, next) must pass too. A watch delivers the events
-// that pass its [WatchFilter]s (WatchTypes, WatchService, ...).
+// that it survives a restart of the program; [OpenEtcdStore] keeps it in etcd, shared by
+// several control-plane replicas on different machines. All three pass the conformance
+// tests of package storetest. A watch delivers the events that pass its [WatchFilter]s
+// (WatchTypes, WatchService, ...).
+//
+// # A highly available control plane
+//
+// Dao builds no consensus of its own: the state is in etcd. Every replica opens the same
+// [EtcdStore] (a full copy in memory, kept by an etcd watch), serves the API (an
+// Orchestrator over the store that does not Run), and campaigns with
+// [EtcdStore.Campaign]. The one that wins runs the loops, with an Orchestrator over
+// [Leadership.Store]: a view of the store whose every transaction also requires, in the
+// same etcd transaction, that the election key it won is still there (a fence). A leader
+// that is frozen, paused or cut off past its lease and wakes up cannot write a thing
+// ([ErrFenced]); client-go's leader election does not fence so. When [Leadership.Done] is
+// closed, stop that orchestrator and campaign again:
+//
+//	for ctx.Err() == nil {
+//		l, err := store.Campaign(ctx, "10.0.0.1:7450") // what Leader tells the others
+//		if err != nil {
+//			continue // etcd unreachable, or ctx done
+//		}
+//		o, _ := orchestrator.New(l.Store())
+//		rctx, stop := context.WithCancel(ctx)
+//		go o.Run(rctx)
+//		<-l.Done() // the lease is lost
+//		stop()
+//	}
+//
+// etcd bounds a transaction (128 operations, 1.5 MiB by default), so an EtcdStore commits
+// at most [EtcdStore.TxnLimit] objects at once and refuses more whole ([ErrTxnTooLarge]);
+// the loops write what they decide in transactions of that size, each a state they accept
+// (some of a new service's tasks created, some placed). Any Store may say its limit
+// ([TxnLimiter]). examples/dao's control-plane --etcd is a complete replica.
 //
 // The store (store.go, core.go, memstore.go, boltstore.go, watch.go, event.go) imports
 // nothing of the loops and could be a package of its own. It stays here because its types
