@@ -44,6 +44,7 @@ bench: deps
 	$(GO) run ./internal/bench/pipeline
 	$(GO) run ./internal/bench/remote
 	$(GO) run ./internal/bench/agent
+	$(GO) run ./internal/bench/failover
 
 # Each fuzzer for a minute; the corpus grows under testdata/fuzz when a failure is found.
 fuzz:

@@ -357,11 +357,20 @@ func (c *Client) Run(ctx context.Context) error {
 		if c.opts.clock.Now().Sub(began) > 10*c.opts.maxBackoff {
 			attempt = 0 // a long session: the next attempt starts from the shortest wait
 		}
-		if to := c.redirect.Swap(nil); to != nil && *to != c.addr {
-			// A standby named the leader: go there now.
-			c.log.Info("cluster: the control plane reached is a standby; going to the leader", "standby", c.addr, "leader", *to)
-			c.addr = *to
-			if err := clock.Sleep(ctx, c.opts.clock, c.opts.minBackoff/4); err != nil {
+		if to := c.redirect.Swap(nil); to != nil {
+			// A standby answered: the control plane is up, and leads now or will soon
+			// (a failover). Go to the leader it names at once; when it names none, or
+			// itself, ask again shortly. Either way, no backoff builds up.
+			attempt = 0
+			wait := c.opts.minBackoff
+			if *to != "" && *to != c.addr {
+				c.log.Info("cluster: the control plane reached is a standby; going to the leader", "standby", c.addr, "leader", *to)
+				c.addr, wait = *to, c.opts.minBackoff/4
+			} else if len(c.addrs) > 1 {
+				i := slices.Index(c.addrs, c.addr)
+				c.addr = c.addrs[(i+1)%len(c.addrs)]
+			}
+			if err := clock.Sleep(ctx, c.opts.clock, wait); err != nil {
 				if c.life.Err() != nil {
 					return ErrClosed
 				}
@@ -478,8 +487,8 @@ func (c *Client) connectOnce(ctx context.Context) error {
 		for {
 			var m agentControlMessage
 			if err := stream.RecvMsg(&m); err != nil {
-				if to := stream.Trailer().Get(LeaderTrailer); len(to) > 0 && to[0] != "" {
-					c.redirect.Store(&to[0])
+				if to := stream.Trailer().Get(LeaderTrailer); len(to) > 0 {
+					c.redirect.Store(&to[0]) // "" when the standby knows no leader yet
 				}
 				cancel(err)
 				return

@@ -340,10 +340,12 @@ func (s *Server) notLeader(ctx context.Context) error {
 	s.mu.Lock()
 	leader := s.leader
 	s.mu.Unlock()
+	// Said even when no leader is known (an empty value): the agent then knows that a
+	// replica is up, and that a leader will be soon.
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(LeaderTrailer, leader))
 	if leader == "" {
 		return status.Errorf(codes.Unavailable, "%v: this control plane is a standby, and no leader is known yet", ErrNotLeader)
 	}
-	_ = grpc.SetTrailer(ctx, metadata.Pairs(LeaderTrailer, leader))
 	return status.Errorf(codes.Unavailable, "%v: this control plane is a standby; the leader is at %s", ErrNotLeader, leader)
 }
 
