@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzRegistriesConfig -fuzztime=60s ./examples/dao/
 	$(GO) test -run='^$$' -fuzz='^FuzzLines$$' -fuzztime=60s ./pipeline/
 	$(GO) test -run='^$$' -fuzz=FuzzOpenBoltStore -fuzztime=60s ./orchestrator/
+	$(GO) test -run='^$$' -fuzz=FuzzEtcdValue -fuzztime=60s ./orchestrator/
 	$(GO) test -run='^$$' -fuzz=FuzzPutManifest -fuzztime=60s ./registry/registrytest/
 	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=60s ./registry/registrytest/
 	$(GO) test -run='^$$' -fuzz=FuzzParseJoinToken -fuzztime=60s ./cluster/pki/

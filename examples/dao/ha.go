@@ -193,6 +193,7 @@ func (s *sharedCAState) follow(ctx context.Context, log *slog.Logger) {
 // sharedCA returns the CA kept in etcd, putting this replica's (from dir, or a new one) there
 // when there is none yet, and keeps a copy in dir.
 func sharedCA(ctx context.Context, cli *clientv3.Client, prefix, dir string) (ca *pki.CA, made bool, err error) {
+	lost := false // this replica made a CA, and another's was put in etcd first
 	get := func() (cert, key []byte, err error) {
 		resp, err := cli.Get(ctx, prefix+"ca/", clientv3.WithPrefix())
 		if err != nil {
@@ -239,9 +240,21 @@ func sharedCA(ctx context.Context, cli *clientv3.Client, prefix, dir string) (ca
 		if cert, key, err = get(); err != nil {
 			return nil, false, err
 		}
-		made = made && string(cert) == string(c) // another replica's may have got there first
+		if made && string(cert) != string(c) {
+			// Another replica's got there first: this one's, just made, goes.
+			for _, f := range []string{pki.CACertFile, pki.CAKeyFile, pki.StateFile} {
+				_ = os.Remove(filepath.Join(dir, f))
+			}
+			made = false
+			lost = true
+		}
 	}
-	// The copy in dir is etcd's; this replica's own join tokens and revocations stay.
+	// The copy in dir is etcd's; this replica's own join tokens and revocations stay. A
+	// directory that holds another CA belongs to another cluster: refuse it rather than
+	// overwrite its key.
+	if local, err := os.ReadFile(filepath.Join(dir, pki.CACertFile)); err == nil && string(local) != string(cert) && !lost {
+		return nil, false, fmt.Errorf("the CA in %s is not the cluster's (in etcd under %sca/): this state directory belongs to another cluster; give this replica a new --state-dir", dir, prefix)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, err
 	}

@@ -227,8 +227,9 @@ func (h *haPlane) simNodes(n int) []*simnode.Node {
 		at := h.replicas[len(h.replicas)-1].addr
 		waitFor(h.t, "join "+id+" at "+at, 10*time.Second, func() bool {
 			ident, err = cluster.Join(context.Background(), at, token, id)
-			// The token reaches the other replicas' CAs a moment after it is printed.
-			if err != nil && !errdefs.IsUnauthorized(err) {
+			// The token reaches the other replicas' CAs a moment after it is printed, and
+			// the replica may not listen yet.
+			if err != nil && !errdefs.IsUnauthorized(err) && !errdefs.IsUnavailable(err) {
 				h.t.Fatalf("join %s: %v", id, err)
 			}
 			return err == nil
@@ -567,7 +568,13 @@ func TestHAControlPlaneRidesOutEtcdFaults(t *testing.T) {
 	} else {
 		t.Logf("scale with etcd down failed in %s: %v", time.Since(began).Round(time.Millisecond), err)
 	}
-	time.Sleep(3 * time.Second)
+	// A replica that starts with etcd away says so, and waits for it.
+	late := startReplica(t, "cp-late", "127.0.0.1", h.etcd.Endpoints())
+	h.replicas = append(h.replicas, late)
+	waitFor(t, "the late replica says it cannot reach etcd", 30*time.Second, func() bool {
+		return strings.Contains(late.log.String(), "cannot read the store yet; retrying")
+	})
+	time.Sleep(time.Second)
 	if got := simSlots(sims, "sim"); !slices.Equal(sortedKeys(got), sortedKeys(before)) {
 		t.Errorf("with etcd down the nodes run slots %v, want %v as before", got, before)
 	}
@@ -576,6 +583,9 @@ func TestHAControlPlaneRidesOutEtcdFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	waitFor(t, "the late replica opens the store once etcd is back", time.Minute, func() bool {
+		return strings.Contains(late.log.String(), "dao agent --join")
+	})
 	h.scale("sim", 10)
 	waitFor(t, "10 running once etcd is back", 2*time.Minute, func() bool { return h.simConverged(sims, "sim", 10) })
 }
