@@ -248,11 +248,8 @@ func runControlPlane(ctx context.Context, g *globals, o *controlPlaneOptions, sp
 	if created {
 		what = "made"
 	}
-	nodes, _ := orch.Nodes(ctx)
-	services, _ := orch.Services(ctx)
 	fmt.Fprintf(out, "dao control-plane %s: serving nodes on %s; state in %s\n", version, l.Addr(), o.stateDir)
-	fmt.Fprintf(out, "  CA %s %s (pin %s), %s, %s in the store\n", what, caDir, hex.EncodeToString(pinOf(ca))[:16],
-		plural(len(services), "service", "services"), plural(len(nodes), "node", "nodes"))
+	fmt.Fprintf(out, "  CA %s %s (pin %s), %s\n", what, caDir, hex.EncodeToString(pinOf(ca))[:16], inStore(ctx, orch))
 	if pruned > 0 {
 		log.Debug("expired join tokens pruned", "tokens", pruned)
 	}
@@ -271,9 +268,7 @@ func runControlPlane(ctx context.Context, g *globals, o *controlPlaneOptions, sp
 		return err
 	}
 	addr := advertised(o.advertise, l.Addr())
-	fmt.Fprintf(out, "\nTo join a machine to this cluster (the token is valid for %s), run there as root:\n\n",
-		strings.TrimSuffix(pki.DefaultTokenTTL.String(), "0m0s"))
-	fmt.Fprintf(out, "  dao agent --join %s %s --state-dir %s\n\n", token, addr, defaultAgentStateDir)
+	printJoin(out, token, addr, "")
 
 	select {
 	case <-ctx.Done():
@@ -286,6 +281,21 @@ func runControlPlane(ctx context.Context, g *globals, o *controlPlaneOptions, sp
 		served <- err
 		return fmt.Errorf("the node protocol stopped serving: %w", err)
 	}
+}
+
+// printJoin prints the command that joins a machine with token at addr; where says
+// where else the token is good.
+func printJoin(out io.Writer, token, addr, where string) {
+	fmt.Fprintf(out, "\nTo join a machine to this cluster (the token is valid for %s%s), run there as root:\n\n",
+		strings.TrimSuffix(pki.DefaultTokenTTL.String(), "0m0s"), where)
+	fmt.Fprintf(out, "  dao agent --join %s %s --state-dir %s\n\n", token, addr, defaultAgentStateDir)
+}
+
+// inStore says what the store holds, for the start banner.
+func inStore(ctx context.Context, o *orchestrator.Orchestrator) string {
+	nodes, _ := o.Nodes(ctx)
+	services, _ := o.Services(ctx)
+	return plural(len(services), "service", "services") + ", " + plural(len(nodes), "node", "nodes") + " in the store"
 }
 
 // watchedTypes are the objects whose changes the control plane prints.

@@ -344,12 +344,9 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 	if made {
 		what = "made, and put in etcd"
 	}
-	nodes, _ := api.Nodes(ctx)
-	services, _ := api.Services(ctx)
 	fmt.Fprintf(out, "dao control-plane %s: a replica, serving nodes on %s (advertised as %s); store %s in etcd\n",
 		version, l.Addr(), addr, store.ID())
-	fmt.Fprintf(out, "  CA %s (pin %s), %s, %s in the store\n", what, hex.EncodeToString(pinOf(ca))[:16],
-		plural(len(services), "service", "services"), plural(len(nodes), "node", "nodes"))
+	fmt.Fprintf(out, "  CA %s (pin %s), %s\n", what, hex.EncodeToString(pinOf(ca))[:16], inStore(ctx, api))
 	for _, spec := range specs {
 		if err := applyService(ctx, out, api, spec); err != nil {
 			return err
@@ -365,9 +362,7 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nTo join a machine to this cluster (the token is valid for %s, at any replica), run there as root:\n\n",
-		strings.TrimSuffix(pki.DefaultTokenTTL.String(), "0m0s"))
-	fmt.Fprintf(out, "  dao agent --join %s %s --state-dir %s\n\n", token, addr, defaultAgentStateDir)
+	printJoin(out, token, addr, ", at any replica")
 
 	select {
 	case <-ctx.Done():
