@@ -395,19 +395,5 @@ func TestOrchestratorOnEtcd(t *testing.T) {
 	store := openEtcdStore(t, cli, newEtcdPrefix(), storetest.Config{History: 10_000, WatchBuffer: 10_000})
 	s := newSimWith(t, simConfig{nodes: 8, store: store})
 	const n = 250 // 8 nodes of 40 tasks: the 7 left hold them all
-	if _, err := s.o.CreateService(s.ctx, webSpec(n)); err != nil {
-		t.Fatal(err)
-	}
-	s.waitFor(fmt.Sprintf("%d running", n), func() bool { return slotsCovered(s.running("web"), n) })
-	victim := s.cluster.Node("node-0001")
-	victim.Disconnect()
-	s.waitFor("tasks moved off the down node", func() bool {
-		live := s.running("web")
-		for _, tk := range live {
-			if tk.NodeID == victim.ID() {
-				return false
-			}
-		}
-		return slotsCovered(live, n)
-	})
+	s.runThenLoseANode(n)
 }

@@ -788,3 +788,25 @@ func TestDisconnectStartsTheGraceAtOnce(t *testing.T) {
 		return slotsCovered(live, 4)
 	})
 }
+
+// runThenLoseANode creates the service web of n replicas, waits for them to run, then
+// takes node-0001 away and waits until its tasks run elsewhere; it returns that node.
+func (s *sim) runThenLoseANode(n int) *simnode.Node {
+	s.t.Helper()
+	if _, err := s.o.CreateService(s.ctx, webSpec(n)); err != nil {
+		s.t.Fatal(err)
+	}
+	s.waitFor(fmt.Sprintf("%d running", n), func() bool { return slotsCovered(s.running("web"), n) })
+	victim := s.cluster.Node("node-0001")
+	victim.Disconnect()
+	s.waitFor("tasks moved off the down node", func() bool {
+		live := s.running("web")
+		for _, tk := range live {
+			if tk.NodeID == victim.ID() {
+				return false
+			}
+		}
+		return slotsCovered(live, n)
+	})
+	return victim
+}

@@ -73,21 +73,7 @@ func TestLoopsKeepToTheStoresTransactionLimit(t *testing.T) {
 	store := &limitedStore{MemoryStore: mem, limit: 16}
 	s := newSimWith(t, simConfig{nodes: 8, store: store})
 	const n = 150
-	if _, err := s.o.CreateService(s.ctx, webSpec(n)); err != nil {
-		t.Fatal(err)
-	}
-	s.waitFor(fmt.Sprintf("%d running", n), func() bool { return slotsCovered(s.running("web"), n) })
-	victim := s.cluster.Node("node-0001")
-	victim.Disconnect()
-	s.waitFor("tasks moved off the down node", func() bool {
-		live := s.running("web")
-		for _, tk := range live {
-			if tk.NodeID == victim.ID() {
-				return false
-			}
-		}
-		return slotsCovered(live, n)
-	})
+	victim := s.runThenLoseANode(n)
 	if _, err := s.o.ScaleService(s.ctx, "web", 30); err != nil {
 		t.Fatal(err)
 	}
