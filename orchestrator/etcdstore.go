@@ -802,6 +802,11 @@ func (s *EtcdStore) update(ctx context.Context, cause string, fn func(tx Tx) err
 				}
 				s.revMod = resp.Header.Revision
 			}
+			// The copy holds every transaction of the store up to this one (the revision
+			// key's compare said so), and what else etcd's watch has for the prefix before
+			// it can only be foreign writes: the next Sync need not wait for the echo of
+			// this commit.
+			s.advanceLocked(resp.Header.Revision)
 			s.c.mu.Unlock()
 			for _, p := range callers {
 				*p = rev
