@@ -77,14 +77,20 @@ func main() {
 	stores := flag.String("stores", "etcd3,etcd1,bolt", "stores to measure, comma-separated: etcd3 (-members members), etcd1, bolt")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of each store's first timed window to `file`.STORE")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up on a run after this long")
+	stall := flag.Duration("stall", 2*time.Minute, "give up on a run when the store has written no task for this long")
+	etcdFlags := flag.String("etcd-flags", "", "more flags for every etcd member, comma-separated, such as --auto-compaction-retention=1m (the default is etcd's defaults)")
 	encoding := flag.Bool("encoding", false, "measure the encodings of -tasks tasks instead")
 	flag.Parse()
 	var err error
 	if *encoding {
 		err = runEncoding(os.Stdout, *tasks)
 	} else {
-		err = run(config{runs: *runs, tasks: *tasks, nodes: *nodes, members: *members,
-			stores: strings.Split(*stores, ","), cpuprofile: *cpuprofile, timeout: *timeout})
+		cfg := config{runs: *runs, tasks: *tasks, nodes: *nodes, members: *members,
+			stores: strings.Split(*stores, ","), cpuprofile: *cpuprofile, timeout: *timeout, stall: *stall}
+		if *etcdFlags != "" {
+			cfg.etcdFlags = strings.Split(*etcdFlags, ",")
+		}
+		err = run(cfg)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "etcd:", err)
@@ -96,7 +102,8 @@ type config struct {
 	runs, tasks, nodes, members int
 	stores                      []string
 	cpuprofile                  string
-	timeout                     time.Duration
+	timeout, stall              time.Duration
+	etcdFlags                   []string
 }
 
 // result is what one run of one store measured.
@@ -120,8 +127,12 @@ func run(cfg config) error {
 			return fmt.Errorf("-stores: %q is not etcd3, etcd1 or bolt", s)
 		}
 	}
-	fmt.Printf("go run ./internal/bench/etcd -runs %d -tasks %d -nodes %d -members %d -stores %s\n",
-		cfg.runs, cfg.tasks, cfg.nodes, cfg.members, strings.Join(cfg.stores, ","))
+	extra := ""
+	if len(cfg.etcdFlags) > 0 {
+		extra = " -etcd-flags=" + strings.Join(cfg.etcdFlags, ",")
+	}
+	fmt.Printf("go run ./internal/bench/etcd -runs %d -tasks %d -nodes %d -members %d -stores %s%s\n",
+		cfg.runs, cfg.tasks, cfg.nodes, cfg.members, strings.Join(cfg.stores, ","), extra)
 	results := map[string][]result{}
 	for r := range cfg.runs {
 		for j := range cfg.stores {
@@ -237,7 +248,11 @@ func openStore(cfg config, kind string) (*opened, error) {
 	if kind == "etcd3" {
 		n = cfg.members
 	}
-	ec, err := daemon.StartEtcd(n)
+	var opts []daemon.EtcdOption
+	if len(cfg.etcdFlags) > 0 {
+		opts = append(opts, daemon.WithEtcdFlags(cfg.etcdFlags...))
+	}
+	ec, err := daemon.StartEtcd(n, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -465,10 +480,20 @@ func runOnce(cfg config, kind, profile string) (res result, err error) {
 	if _, err := o.CreateService(ctx, serviceSpec(cfg.tasks)); err != nil {
 		return res, err
 	}
+	lastWrites, lastMove := 0, begin
 	for {
 		placed, running, tasks, err := c.snapshot()
 		if err != nil {
 			return res, err
+		}
+		c.mu.Lock()
+		writes := c.writes
+		c.mu.Unlock()
+		if writes != lastWrites {
+			lastWrites, lastMove = writes, time.Now()
+		} else if time.Since(lastMove) > cfg.stall {
+			return res, fmt.Errorf("after %v, no task written for %v (%d writes): %d tasks, %d placed, %d running of %d",
+				time.Since(begin).Round(time.Second), cfg.stall, writes, tasks, placed, running, cfg.tasks)
 		}
 		if res.placed == 0 && tasks == cfg.tasks && placed == cfg.tasks {
 			res.placed = time.Since(begin)

@@ -66,12 +66,15 @@ func (b *pw) time(num protowire.Number, t time.Time) {
 }
 
 // msg appends a nested message that fill writes, unless it is empty.
-func (b *pw) msg(num protowire.Number, fill func(b *pw)) {
+func (b *pw) msg(num protowire.Number, fill func(b *pw)) { b.nested(num, false, fill) }
+
+// nested appends a nested message that fill writes, even an empty one when keep is set.
+func (b *pw) nested(num protowire.Number, keep bool, fill func(b *pw)) {
 	*b = protowire.AppendTag(*b, num, protowire.BytesType)
 	at := len(*b)
 	fill(b)
 	n := len(*b) - at
-	if n == 0 {
+	if n == 0 && !keep {
 		*b = (*b)[:at-protowire.SizeTag(num)]
 		return
 	}
@@ -159,14 +162,13 @@ func appendSpec(b *pw, s *dao.ContainerSpec) {
 	}
 	if h := s.HealthCheck; h != nil {
 		// Present even when empty: nil and an empty check differ.
-		*b = protowire.AppendTag(*b, 11, protowire.BytesType)
-		var sub pw
-		sub.strs(1, h.Command)
-		sub.sint(2, int64(h.Interval))
-		sub.sint(3, int64(h.Timeout))
-		sub.sint(4, int64(h.StartPeriod))
-		sub.sint(5, int64(h.Retries))
-		*b = protowire.AppendBytes(*b, sub)
+		b.nested(11, true, func(b *pw) {
+			b.strs(1, h.Command)
+			b.sint(2, int64(h.Interval))
+			b.sint(3, int64(h.Timeout))
+			b.sint(4, int64(h.StartPeriod))
+			b.sint(5, int64(h.Retries))
+		})
 	}
 	b.boolean(12, s.ReadOnlyRootfs)
 	b.boolean(13, s.Privileged)
@@ -184,11 +186,10 @@ func appendSpec(b *pw, s *dao.ContainerSpec) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		*b = protowire.AppendTag(*b, 22, protowire.BytesType)
-		var sub pw
-		sub.str(1, k)
-		sub.str(2, s.Labels[k])
-		*b = protowire.AppendBytes(*b, sub)
+		b.nested(22, true, func(b *pw) {
+			b.str(1, k)
+			b.str(2, s.Labels[k])
+		})
 	}
 }
 
