@@ -45,6 +45,7 @@ bench: deps
 	$(GO) run ./internal/bench/remote
 	$(GO) run ./internal/bench/agent
 	$(GO) run ./internal/bench/failover
+	$(GO) run ./internal/bench/etcd
 
 # Each fuzzer for a minute; the corpus grows under testdata/fuzz when a failure is found.
 fuzz:
