@@ -33,16 +33,28 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// containerd's client keeps these for the life of a connection.
-		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
+	code := m.Run()
+	if daoBinDir != "" {
+		_ = os.RemoveAll(daoBinDir) // the dao program built for the tests
+	}
+	if code == 0 {
+		err := goleak.Find(
+			// containerd's client keeps these for the life of a connection.
+			goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+			goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 var (
 	buildOnce sync.Once
 	daoBin    string
+	daoBinDir string // made by daoProgram, removed by TestMain
 	buildErr  error
 )
 
@@ -61,6 +73,7 @@ func daoProgram(t *testing.T) string {
 			buildErr = err
 			return
 		}
+		daoBinDir = dir
 		daoBin = filepath.Join(dir, "dao")
 		cmd := exec.Command(goTool(), "build", "-o", daoBin, "./examples/dao")
 		cmd.Dir = root
