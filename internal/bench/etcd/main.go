@@ -3,7 +3,8 @@
 // etcd, and over orchestrator.BoltStore (one machine), side by side.
 //
 //	go run ./internal/bench/etcd [-runs 3] [-tasks 100000] [-nodes 1000] [-members 3]
-//	    [-stores etcd3,etcd1,bolt] [-cpuprofile FILE] [-timeout 10m]
+//	    [-stores etcd3,etcd1,bolt] [-cpuprofile FILE] [-timeout 10m] [-stall 2m]
+//	    [-etcd-flags=--auto-compaction-mode=periodic,...] [-txn-ops 1024]
 //	go run ./internal/bench/etcd -encoding [-tasks 1000000]
 //
 // Each run starts a fresh store of each kind, in turn (the order rotates from run to run):
@@ -19,6 +20,11 @@
 // CPU is measured over the same window: this process's (getrusage: the orchestrator, the
 // store's client, and the simulated nodes and the counting watch, which are not control
 // plane) and, apart, the etcd members' (utime+stime from /proc/PID/stat).
+//
+// The members run with etcd's defaults unless -etcd-flags adds some: no auto-compaction
+// and a 2 GiB quota, which a million tasks fill (about 1 KB of etcd's database per task
+// write; etcd then raises NOSPACE and refuses every write, and -stall ends the run).
+// -txn-ops raises --max-txn-ops (and --max-request-bytes with it) and tells the store.
 //
 // -cpuprofile FILE writes a CPU profile of the timed window of each store's first run,
 // to FILE.etcd3, FILE.etcd1 and FILE.bolt. It prints the median of the runs as a markdown
@@ -77,8 +83,9 @@ func main() {
 	stores := flag.String("stores", "etcd3,etcd1,bolt", "stores to measure, comma-separated: etcd3 (-members members), etcd1, bolt")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of each store's first timed window to `file`.STORE")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up on a run after this long")
-	stall := flag.Duration("stall", 2*time.Minute, "give up on a run when the store has written no task for this long")
+	stall := flag.Duration("stall", 2*time.Minute, "give up on a run when the store has written no task for this long since its last one")
 	etcdFlags := flag.String("etcd-flags", "", "more flags for every etcd member, comma-separated, such as --auto-compaction-retention=1m (the default is etcd's defaults)")
+	txnOps := flag.Int("txn-ops", 0, "start etcd with --max-txn-ops this high (and --max-request-bytes to match) and tell the store (WithEtcdTxnLimit); 0 keeps etcd's 128")
 	encoding := flag.Bool("encoding", false, "measure the encodings of -tasks tasks instead")
 	flag.Parse()
 	var err error
@@ -86,7 +93,7 @@ func main() {
 		err = runEncoding(os.Stdout, *tasks)
 	} else {
 		cfg := config{runs: *runs, tasks: *tasks, nodes: *nodes, members: *members,
-			stores: strings.Split(*stores, ","), cpuprofile: *cpuprofile, timeout: *timeout, stall: *stall}
+			stores: strings.Split(*stores, ","), cpuprofile: *cpuprofile, timeout: *timeout, stall: *stall, txnOps: *txnOps}
 		if *etcdFlags != "" {
 			cfg.etcdFlags = strings.Split(*etcdFlags, ",")
 		}
@@ -104,6 +111,7 @@ type config struct {
 	cpuprofile                  string
 	timeout, stall              time.Duration
 	etcdFlags                   []string
+	txnOps                      int
 }
 
 // result is what one run of one store measured.
@@ -130,6 +138,9 @@ func run(cfg config) error {
 	extra := ""
 	if len(cfg.etcdFlags) > 0 {
 		extra = " -etcd-flags=" + strings.Join(cfg.etcdFlags, ",")
+	}
+	if cfg.txnOps > 0 {
+		extra += fmt.Sprintf(" -txn-ops %d", cfg.txnOps)
 	}
 	fmt.Printf("go run ./internal/bench/etcd -runs %d -tasks %d -nodes %d -members %d -stores %s%s\n",
 		cfg.runs, cfg.tasks, cfg.nodes, cfg.members, strings.Join(cfg.stores, ","), extra)
@@ -252,18 +263,25 @@ func openStore(cfg config, kind string) (*opened, error) {
 	if len(cfg.etcdFlags) > 0 {
 		opts = append(opts, daemon.WithEtcdFlags(cfg.etcdFlags...))
 	}
+	var storeOpts []orchestrator.StoreOption
+	if cfg.txnOps > 0 {
+		bytes := max(orchestrator.DefaultEtcdMaxRequestBytes, cfg.txnOps*2048)
+		opts = append(opts, daemon.WithEtcdMaxTxnOps(cfg.txnOps), daemon.WithEtcdMaxRequestBytes(bytes))
+		storeOpts = append(storeOpts, orchestrator.WithEtcdTxnLimit(cfg.txnOps, bytes))
+	}
 	ec, err := daemon.StartEtcd(n, opts...)
 	if err != nil {
 		return nil, err
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		MaxCallSendMsgSize: 64 << 20})
 	if err != nil {
 		ec.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := orchestrator.OpenEtcdStore(ctx, cli, orchestrator.WithStoreLogger(quiet))
+	s, err := orchestrator.OpenEtcdStore(ctx, cli, append(storeOpts, orchestrator.WithStoreLogger(quiet))...)
 	if err != nil {
 		cli.Close()
 		ec.Close()
@@ -491,7 +509,7 @@ func runOnce(cfg config, kind, profile string) (res result, err error) {
 		c.mu.Unlock()
 		if writes != lastWrites {
 			lastWrites, lastMove = writes, time.Now()
-		} else if time.Since(lastMove) > cfg.stall {
+		} else if writes > 0 && time.Since(lastMove) > cfg.stall {
 			return res, fmt.Errorf("after %v, no task written for %v (%d writes): %d tasks, %d placed, %d running of %d",
 				time.Since(begin).Round(time.Second), cfg.stall, writes, tasks, placed, running, cfg.tasks)
 		}
