@@ -48,10 +48,11 @@ func (o *Orchestrator) statusLoop(ctx context.Context) {
 		}
 		for {
 			o.mu.Lock()
-			n := min(len(o.statusQ), statusBatch)
+			limit := statusBatch
 			if l := txnLimit(o.store); l > 0 {
-				n = min(n, l)
+				limit = min(limit, l)
 			}
+			n := statusPrefix(o.statusQ, limit)
 			batch := o.statusQ[:n:n]
 			o.statusQ = o.statusQ[n:]
 			if len(o.statusQ) == 0 {
@@ -70,6 +71,29 @@ func (o *Orchestrator) statusLoop(ctx context.Context) {
 		}
 	}
 }
+
+// statusPrefix returns how many reports at the head of q one transaction takes: as many
+// as name at most limit tasks, since the reports of one task (preparing, starting,
+// running) make one write. It looks at most maxStatusScan reports.
+func statusPrefix(q []statusReport, limit int) int {
+	if len(q) <= limit {
+		return len(q)
+	}
+	seen := make(map[string]struct{}, limit)
+	for i, r := range q {
+		if _, ok := seen[r.u.TaskID]; ok {
+			continue
+		}
+		if len(seen) == limit || i == maxStatusScan {
+			return i
+		}
+		seen[r.u.TaskID] = struct{}{}
+	}
+	return len(q)
+}
+
+// maxStatusScan bounds the reports one status transaction takes.
+const maxStatusScan = 16 * statusBatch
 
 // writeStatusSplit writes the batch, in halves while the store finds it too large.
 func (o *Orchestrator) writeStatusSplit(ctx context.Context, batch []statusReport) error {
