@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -87,6 +88,9 @@ type EtcdStore struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	compactDone chan struct{} // closed when compactLoop ends; nil without compaction
+	compacted   atomic.Int64  // the etcd revision compactLoop last compacted to
+
 	// Guarded by c.mu.
 	modRev map[objectKey]int64 // the etcd mod revision of each object's key, as the copy has it
 	revMod int64               // that of the revision key
@@ -96,6 +100,11 @@ type EtcdStore struct {
 	// progress is closed, and replaced, when applied moves.
 	progress chan struct{}
 	warned   map[string]bool // foreign or undecodable keys already logged
+	// writer names this process's transactions (etcdRevision.Writer), and pending is the
+	// one it is committing: when the watch brings it before Update applied it, the watch
+	// applies these changes rather than decoding what they encoded.
+	writer  string
+	pending *pendingTxn
 
 	// hold, when set, stops the watch until it is closed (tests: HoldEtcdWatch).
 	holdMu      sync.Mutex
@@ -113,6 +122,9 @@ const (
 	DefaultEtcdMaxRequestBytes = 1536 * 1024
 	// DefaultEtcdTimeout bounds each request of an EtcdStore to etcd.
 	DefaultEtcdTimeout = 5 * time.Second
+	// DefaultEtcdCompaction is how often the replicas of an EtcdStore compact etcd's
+	// history, as kube-apiserver does (--etcd-compaction-interval).
+	DefaultEtcdCompaction = 5 * time.Minute
 )
 
 // etcdFormat is the layout version in meta/store.
@@ -129,6 +141,15 @@ type etcdRevision struct {
 	// Fence names the fence the transaction was written under (FencedStore.Name): the
 	// leadership whose loops wrote it.
 	Fence string `json:"fence,omitempty"`
+	// Writer names the store (the process's EtcdStore) that wrote it.
+	Writer string `json:"writer,omitempty"`
+}
+
+// pendingTxn is a transaction an Update is committing.
+type pendingTxn struct {
+	rev     uint64
+	cause   string
+	changes []change
 }
 
 // WithEtcdPrefix sets the key prefix of an EtcdStore, which must end with "/"; stores
@@ -170,6 +191,23 @@ func WithEtcdTimeout(d time.Duration) StoreOption {
 	}
 }
 
+// WithEtcdCompaction sets how often the store compacts etcd's history: each interval, one
+// of the replicas (whichever wins a compare-and-swap of the key prefix+"meta/compact")
+// compacts etcd to the revision of the round before, so that the history of the last
+// interval is kept and no older one. Without compaction etcd keeps every version of every
+// key until its space quota is full and then refuses writes (NOSPACE). The default is
+// DefaultEtcdCompaction; 0 turns it off, for a cluster that compacts itself
+// (etcd --auto-compaction-retention) or that other programs share and compact.
+func WithEtcdCompaction(interval time.Duration) StoreOption {
+	return func(o *storeOptions) error {
+		if interval < 0 || interval > 0 && interval < time.Second {
+			return invalid("WithEtcdCompaction", "%v: must be 0 (off) or at least a second", interval)
+		}
+		o.etcdCompact = interval
+		return nil
+	}
+}
+
 // OpenEtcdStore opens the store under the prefix of the etcd cluster that cli talks to,
 // and creates it when there is none. cli is the caller's: it is not closed by Close. Build
 // it with the cluster's endpoints, TLS and credentials, as for any etcd client:
@@ -193,7 +231,7 @@ func OpenEtcdStore(ctx context.Context, cli *clientv3.Client, opts ...StoreOptio
 		return nil, err
 	}
 	s := &EtcdStore{cli: cli, prefix: o.etcdPrefix, log: o.log, opts: o, done: make(chan struct{}),
-		progress: make(chan struct{}), warned: map[string]bool{}}
+		progress: make(chan struct{}), warned: map[string]bool{}, writer: newStoreID()}
 	backoff := 100 * time.Millisecond
 	for {
 		l, err := s.load(ctx)
@@ -221,11 +259,73 @@ func OpenEtcdStore(ctx context.Context, cli *clientv3.Client, opts ...StoreOptio
 	s.c.onClose = func() error {
 		s.cancel()
 		<-s.done
+		if s.compactDone != nil {
+			<-s.compactDone
+		}
 		return nil
 	}
 	go s.follow()
+	if o.etcdCompact > 0 {
+		s.compactDone = make(chan struct{})
+		go s.compactLoop(o.etcdCompact)
+	}
 	return s, nil
 }
+
+func (s *EtcdStore) compactKey() string { return s.prefix + "meta/compact" }
+
+// compactLoop compacts etcd's history every interval until the store is closed (see
+// WithEtcdCompaction). The replicas take turns through the version of the compact key: a
+// replica whose compare-and-swap of it wins a round compacts to the etcd revision of the
+// round before it, whoever won that one; one that loses learns the version and waits.
+func (s *EtcdStore) compactLoop(interval time.Duration) {
+	defer close(s.compactDone)
+	var version, prev int64
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.etcdTimeout)
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.Version(s.compactKey()), "=", version)).
+			Then(clientv3.OpPut(s.compactKey(), "")).
+			Else(clientv3.OpGet(s.compactKey())).
+			Commit()
+		if err != nil {
+			cancel()
+			s.log.Debug("orchestrator: etcd store: compaction round", "prefix", s.prefix, "err", err)
+			continue
+		}
+		if !resp.Succeeded {
+			// Another replica won the round; the next one this replica wins compacts to
+			// here.
+			version, prev = 0, resp.Header.Revision
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+				version = kvs[0].Version
+			}
+			cancel()
+			continue
+		}
+		version++
+		if prev > 0 {
+			if _, err := s.cli.Compact(ctx, prev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+				s.log.Warn("orchestrator: etcd store: compact etcd's history", "prefix", s.prefix, "revision", prev, "err", err)
+			} else {
+				s.compacted.Store(prev)
+			}
+		}
+		prev = resp.Header.Revision
+		cancel()
+	}
+}
+
+// Compacted returns the etcd revision the store last compacted etcd's history to (see
+// WithEtcdCompaction), or 0.
+func (s *EtcdStore) Compacted() int64 { return s.compacted.Load() }
 
 func (s *EtcdStore) key(typ ObjectType, id string) string {
 	switch typ {
@@ -576,6 +676,13 @@ func (s *EtcdStore) applyGroup(etcdRev int64, evs []*clientv3.Event) error {
 		return nil // this process's own transaction, applied by Update
 	case rev.Revision != s.c.st.rev+1:
 		return fmt.Errorf("%w: at revision %d, etcd revision %d brings %d", errResync, s.c.st.rev, etcdRev, rev.Revision)
+	case rev.Writer == s.writer && s.pending != nil && s.pending.rev == rev.Revision:
+		// This process's transaction, whose Update has not applied it yet: its changes
+		// are what it wrote.
+		p := s.pending
+		s.pending = nil
+		s.c.applyLocked(p.rev, p.cause, p.changes)
+		return nil
 	}
 	changes := make([]change, 0, len(evs))
 	for _, ev := range evs {
@@ -758,6 +865,11 @@ func (s *EtcdStore) update(ctx context.Context, cause string, fn func(tx Tx) err
 	if err != nil || len(changes) == 0 {
 		return err
 	}
+	defer func() {
+		s.c.mu.Lock()
+		s.pending = nil
+		s.c.mu.Unlock()
+	}()
 	if limit := s.txnLimit(len(fences)); len(changes) > limit {
 		return fmt.Errorf("%w: the transaction writes %d objects; etcd takes %d in one (see EtcdStore.TxnLimit)",
 			ErrTxnTooLarge, len(changes), limit)
@@ -769,7 +881,7 @@ func (s *EtcdStore) update(ctx context.Context, cause string, fn func(tx Tx) err
 		}
 		cmps = append(cmps, fences...)
 		stamp(changes, rev)
-		ops, size, err := s.ops(changes, etcdRevision{Revision: rev, Cause: cause, Fence: fence})
+		ops, size, err := s.ops(changes, etcdRevision{Revision: rev, Cause: cause, Fence: fence, Writer: s.writer})
 		if err != nil {
 			return err
 		}
@@ -777,6 +889,9 @@ func (s *EtcdStore) update(ctx context.Context, cause string, fn func(tx Tx) err
 			return fmt.Errorf("%w: the transaction's %d objects encode to %d bytes; etcd takes %d in one request",
 				ErrTxnTooLarge, len(changes), size, s.opts.etcdBytes)
 		}
+		s.c.mu.Lock()
+		s.pending = &pendingTxn{rev: rev, cause: cause, changes: changes}
+		s.c.mu.Unlock()
 		// The commit is not interrupted by ctx (see Store.Update); the store's timeout
 		// bounds it.
 		cctx, cancel := context.WithTimeout(context.Background(), s.opts.etcdTimeout)
@@ -790,6 +905,7 @@ func (s *EtcdStore) update(ctx context.Context, cause string, fn func(tx Tx) err
 		}
 		if resp.Succeeded {
 			s.c.mu.Lock()
+			s.pending = nil
 			if s.c.st.rev < rev {
 				s.c.applyLocked(rev, cause, changes)
 				for i := range changes {

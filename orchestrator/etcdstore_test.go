@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/opendao/dao"
@@ -266,6 +267,55 @@ func TestEtcdStoreCompactedWatch(t *testing.T) {
 		}
 	}
 	createTask(t, a, "web.a") // and it writes again
+}
+
+// The replicas compact etcd's history between them, a round each interval, keeping the
+// last interval's; they go on reading and writing as they do.
+func TestEtcdStoreCompaction(t *testing.T) {
+	cli := etcdClient(t)
+	prefix := newEtcdPrefix()
+	c := storetest.Config{History: 100, WatchBuffer: 100}
+	a := openEtcdStore(t, cli, prefix, c, orchestrator.WithEtcdCompaction(time.Second))
+	defer a.Close()
+	b := openEtcdStore(t, cli, prefix, c, orchestrator.WithEtcdCompaction(time.Second))
+	defer b.Close()
+	first, err := cli.Get(context.Background(), prefix+"meta/rev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; a.Compacted() == 0 && b.Compacted() == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("no replica compacted etcd's history within 20s")
+		}
+		createTask(t, []*orchestrator.EtcdStore{a, b}[i%2], fmt.Sprintf("web.%d", i))
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, err = cli.Get(context.Background(), prefix+"meta/rev", clientv3.WithRev(first.Header.Revision))
+	if !errors.Is(err, rpctypes.ErrCompacted) {
+		t.Fatalf("read at etcd revision %d after compaction: %v, want ErrCompacted", first.Header.Revision, err)
+	}
+	createTask(t, a, "web.a")
+	createTask(t, b, "web.b")
+	for _, s := range []*orchestrator.EtcdStore{a, b} {
+		if err := s.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"web.0", "web.a", "web.b"} {
+			if _, err := readTask(t, s, id); err != nil {
+				t.Errorf("after compaction: %v", err)
+			}
+		}
+	}
+}
+
+func TestWithEtcdCompactionInvalid(t *testing.T) {
+	for _, d := range []time.Duration{-time.Second, time.Millisecond} {
+		_, err := orchestrator.OpenEtcdStore(context.Background(), &clientv3.Client{}, orchestrator.WithEtcdCompaction(d))
+		if !errors.Is(err, dao.ErrInvalid) || !strings.Contains(err.Error(), "WithEtcdCompaction") {
+			t.Errorf("WithEtcdCompaction(%v): %v, want ErrInvalid naming the option", d, err)
+		}
+	}
 }
 
 // What no store wrote under the prefix (a value that does not decode, a key written

@@ -31,12 +31,13 @@ type storeOptions struct {
 	etcdOps     int
 	etcdBytes   int
 	etcdTimeout time.Duration
+	etcdCompact time.Duration
 }
 
 func defaultStoreOptions() storeOptions {
 	return storeOptions{history: DefaultHistory, buffer: DefaultWatchBuffer, log: slog.Default(),
 		etcdPrefix: DefaultEtcdPrefix, etcdOps: DefaultEtcdMaxTxnOps, etcdBytes: DefaultEtcdMaxRequestBytes,
-		etcdTimeout: DefaultEtcdTimeout}
+		etcdTimeout: DefaultEtcdTimeout, etcdCompact: DefaultEtcdCompaction}
 }
 
 func (o *storeOptions) apply(opts []StoreOption) error {
