@@ -478,7 +478,7 @@ func (s *EtcdStore) decodeObject(st *state, typ ObjectType, id string, v []byte,
 	switch typ {
 	case ServiceObject:
 		var o Service
-		if err := json.Unmarshal(v, &o); err != nil {
+		if err := unmarshalValue(v, &o); err != nil {
 			return nil, err
 		}
 		if o.ID != id {
@@ -487,11 +487,14 @@ func (s *EtcdStore) decodeObject(st *state, typ ObjectType, id string, v []byte,
 		return cloneService(&o), nil
 	case TaskObject:
 		var t Task
-		if err := json.Unmarshal(v, &t); err != nil {
+		if err := unmarshalValue(v, &t); err != nil {
 			return nil, err
 		}
 		if t.ID != id {
 			return nil, fmt.Errorf("it is the task %q", t.ID)
+		}
+		if !t.DesiredState.Valid() || !t.Status.State.Valid() {
+			return nil, fmt.Errorf("task states %d and %d: not states", int(t.DesiredState), int(t.Status.State))
 		}
 		var addrs []string
 		if p, ok := prev.(*taskRec); ok {
@@ -503,7 +506,7 @@ func (s *EtcdStore) decodeObject(st *state, typ ObjectType, id string, v []byte,
 		return newTaskRec(&t, st.tasks.sharedSpec(&t), addrs), nil
 	default:
 		var n Node
-		if err := json.Unmarshal(v, &n); err != nil {
+		if err := unmarshalValue(v, &n); err != nil {
 			return nil, err
 		}
 		if n.ID != id {
@@ -514,12 +517,12 @@ func (s *EtcdStore) decodeObject(st *state, typ ObjectType, id string, v []byte,
 	}
 }
 
-func encodeObject(obj any) ([]byte, error) {
+func encodeObject(e EtcdEncoding, obj any) ([]byte, error) {
 	if r, ok := obj.(*taskRec); ok {
 		t := r.shallow()
-		return json.Marshal(&t)
+		return marshalValue(e, &t)
 	}
-	return json.Marshal(obj)
+	return marshalValue(e, obj)
 }
 
 // warnKey logs a problem with a key once.
@@ -983,7 +986,7 @@ func (s *EtcdStore) ops(changes []change, rev etcdRevision) ([]clientv3.Op, int,
 			ops = append(ops, clientv3.OpDelete(k))
 			continue
 		}
-		b, err := encodeObject(ch.cur)
+		b, err := encodeObject(s.opts.etcdEncoding, ch.cur)
 		if err != nil {
 			return nil, 0, fmt.Errorf("orchestrator: encode %s %s: %w", ch.typ, ch.id, err)
 		}

@@ -15,9 +15,19 @@ func FuzzEtcdValue(f *testing.F) {
 		`{"revision":7,"cause":"x","fence":"/dao/leader/1"}`,
 		`{}`, `null`, `[]`, `{"id":""}`, "\xff",
 	} {
-		f.Add("t/web.1", []byte(seed))
-		f.Add("s/web", []byte(seed))
-		f.Add("n/n1", []byte(seed))
+		vals := [][]byte{[]byte(seed)}
+		// The same in CBOR, the store's default encoding.
+		var m any
+		if json.Unmarshal([]byte(seed), &m) == nil {
+			if b, err := cborEnc.Marshal(m); err == nil {
+				vals = append(vals, b)
+			}
+		}
+		for _, v := range vals {
+			f.Add("t/web.1", v)
+			f.Add("s/web", v)
+			f.Add("n/n1", v)
+		}
 	}
 	s := &EtcdStore{prefix: "/dao/", warned: map[string]bool{}}
 	f.Fuzz(func(t *testing.T, key string, v []byte) {

@@ -27,11 +27,12 @@ type storeOptions struct {
 	log     *slog.Logger
 
 	// EtcdStore's; the other stores ignore them.
-	etcdPrefix  string
-	etcdOps     int
-	etcdBytes   int
-	etcdTimeout time.Duration
-	etcdCompact time.Duration
+	etcdPrefix   string
+	etcdOps      int
+	etcdBytes    int
+	etcdTimeout  time.Duration
+	etcdCompact  time.Duration
+	etcdEncoding EtcdEncoding
 }
 
 func defaultStoreOptions() storeOptions {
