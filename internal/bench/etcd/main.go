@@ -80,7 +80,10 @@ func main() {
 	tasks := flag.Int("tasks", 100_000, "replicas of the service (with -encoding: tasks to encode)")
 	nodes := flag.Int("nodes", 1000, "simulated nodes")
 	members := flag.Int("members", 3, "members of the larger etcd cluster (the other has 1)")
-	stores := flag.String("stores", "etcd3,etcd1,bolt", "stores to measure, comma-separated: etcd3 (-members members), etcd1, bolt")
+	stores := flag.String("stores", "etcd3,etcd1,bolt", "stores to measure, comma-separated: etcd3 (-members members), etcd1, bolt; an etcd store may name its encoding, etcd1-json or etcd1-cbor (the store's default)")
+	services := flag.Int("services", 1, "spread the tasks over this many services")
+	compact := flag.Duration("compact", 0, "the etcd stores' compaction interval (WithEtcdCompaction); 0 keeps the store's default")
+	quota := flag.Int64("quota", 0, "etcd's --quota-backend-bytes; 0 keeps etcd's 2 GiB")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of each store's first timed window to `file`.STORE")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up on a run after this long")
 	stall := flag.Duration("stall", 2*time.Minute, "give up on a run when the store has written no task for this long since its last one")
@@ -92,7 +95,7 @@ func main() {
 	if *encoding {
 		err = runEncoding(os.Stdout, *tasks)
 	} else {
-		cfg := config{runs: *runs, tasks: *tasks, nodes: *nodes, members: *members,
+		cfg := config{runs: *runs, tasks: *tasks, nodes: *nodes, members: *members, services: *services, compact: *compact, quota: *quota,
 			stores: strings.Split(*stores, ","), cpuprofile: *cpuprofile, timeout: *timeout, stall: *stall, txnOps: *txnOps}
 		if *etcdFlags != "" {
 			cfg.etcdFlags = strings.Split(*etcdFlags, ",")
@@ -107,6 +110,9 @@ func main() {
 
 type config struct {
 	runs, tasks, nodes, members int
+	services                    int
+	compact                     time.Duration
+	quota                       int64
 	stores                      []string
 	cpuprofile                  string
 	timeout, stall              time.Duration
@@ -119,6 +125,7 @@ type result struct {
 	placed, running time.Duration
 	writes, txns    int
 	self, etcd      time.Duration // CPU time
+	dbBytes         int64         // the size of the first etcd member's database after the run
 	byLoop          map[string]*loopCount
 	statusTo        map[dao.TaskState]int
 }
@@ -127,12 +134,13 @@ type result struct {
 type loopCount struct{ writes, txns int }
 
 func run(cfg config) error {
-	if cfg.runs < 1 || cfg.tasks < 1 || cfg.nodes < 1 || cfg.members < 1 {
-		return fmt.Errorf("-runs, -tasks, -nodes and -members must be positive")
+	if cfg.runs < 1 || cfg.tasks < 1 || cfg.nodes < 1 || cfg.members < 1 || cfg.services < 1 || cfg.services > cfg.tasks {
+		return fmt.Errorf("-runs, -tasks, -nodes, -members and -services must be positive, and -services at most -tasks")
 	}
 	for _, s := range cfg.stores {
-		if s != "etcd3" && s != "etcd1" && s != "bolt" {
-			return fmt.Errorf("-stores: %q is not etcd3, etcd1 or bolt", s)
+		base, enc, _ := strings.Cut(s, "-")
+		if s != "bolt" && (base != "etcd3" && base != "etcd1" || enc != "" && enc != "json" && enc != "cbor") {
+			return fmt.Errorf("-stores: %q is not etcd3, etcd1 (with -json or -cbor, or neither) or bolt", s)
 		}
 	}
 	extra := ""
@@ -141,6 +149,15 @@ func run(cfg config) error {
 	}
 	if cfg.txnOps > 0 {
 		extra += fmt.Sprintf(" -txn-ops %d", cfg.txnOps)
+	}
+	if cfg.services > 1 {
+		extra += fmt.Sprintf(" -services %d", cfg.services)
+	}
+	if cfg.compact > 0 {
+		extra += fmt.Sprintf(" -compact %v", cfg.compact)
+	}
+	if cfg.quota > 0 {
+		extra += fmt.Sprintf(" -quota %d", cfg.quota)
 	}
 	fmt.Printf("go run ./internal/bench/etcd -runs %d -tasks %d -nodes %d -members %d -stores %s%s\n",
 		cfg.runs, cfg.tasks, cfg.nodes, cfg.members, strings.Join(cfg.stores, ","), extra)
@@ -156,9 +173,9 @@ func run(cfg config) error {
 			if err != nil {
 				return fmt.Errorf("run %d, %s: %w", r+1, kind, err)
 			}
-			fmt.Printf("run %d %-5s placed %6.1fs running %6.1fs  %d task writes in %d txns (%.0f/s)  CPU %.1fs + etcd %.1fs  %s %s\n",
+			fmt.Printf("run %d %-10s placed %6.1fs running %6.1fs  %d task writes in %d txns (%.0f/s)  CPU %.1fs + etcd %.1fs  db %d MB  %s %s\n",
 				r+1, kind, res.placed.Seconds(), res.running.Seconds(), res.writes, res.txns,
-				float64(res.writes)/res.running.Seconds(), res.self.Seconds(), res.etcd.Seconds(), loops(res.byLoop), states(res.statusTo))
+				float64(res.writes)/res.running.Seconds(), res.self.Seconds(), res.etcd.Seconds(), res.dbBytes>>20, loops(res.byLoop), states(res.statusTo))
 			results[kind] = append(results[kind], res)
 			runtime.GC()
 		}
@@ -184,19 +201,27 @@ func states(m map[dao.TaskState]int) string {
 }
 
 func label(cfg config, kind string) string {
-	switch kind {
+	base, enc, _ := strings.Cut(kind, "-")
+	if enc != "" {
+		enc = ", " + strings.ToUpper(enc)
+	}
+	switch base {
 	case "etcd3":
-		return fmt.Sprintf("EtcdStore, %d-member etcd", cfg.members)
+		return fmt.Sprintf("EtcdStore, %d-member etcd%s", cfg.members, enc)
 	case "etcd1":
-		return "EtcdStore, 1-member etcd"
+		return "EtcdStore, 1-member etcd" + enc
 	}
 	return "BoltStore"
 }
 
 func printTable(cfg config, results map[string][]result) {
-	fmt.Printf("\n%d tasks (one service) on %d simulated nodes; median of %d runs; fsync on\n\n", cfg.tasks, cfg.nodes, cfg.runs)
-	fmt.Println("| store | all placed | all running | task writes (txns) | task writes/s | CPU of this process | CPU of etcd |")
-	fmt.Println("| --- | --- | --- | --- | --- | --- | --- |")
+	svc := "one service"
+	if cfg.services > 1 {
+		svc = fmt.Sprintf("%d services", cfg.services)
+	}
+	fmt.Printf("\n%d tasks (%s) on %d simulated nodes; median of %d runs; fsync on\n\n", cfg.tasks, svc, cfg.nodes, cfg.runs)
+	fmt.Println("| store | all placed | all running | task writes (txns) | task writes/s | CPU of this process | CPU of etcd | etcd database |")
+	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	met, measured := true, false
 	for _, kind := range cfg.stores {
 		rs := results[kind]
@@ -215,18 +240,19 @@ func printTable(cfg config, results map[string][]result) {
 			return time.Duration(float64(r.writes) / r.running.Seconds())
 		}))
 		placed := med(func(r result) time.Duration { return r.placed })
-		etcdCPU := "-"
+		etcdCPU, db := "-", "-"
 		if kind != "bolt" {
 			measured = true
 			etcdCPU = fmt.Sprintf("%.1f s", med(func(r result) time.Duration { return r.etcd }).Seconds())
+			db = fmt.Sprintf("%d MB", med(func(r result) time.Duration { return time.Duration(r.dbBytes) })>>20)
 			if placed > targetPlaced || rate < targetWritesPerSec {
 				met = false
 			}
 		}
-		fmt.Printf("| %s | %.1f s | %.1f s | %d (%d) | %.0f | %.1f s | %s |\n", label(cfg, kind),
+		fmt.Printf("| %s | %.1f s | %.1f s | %d (%d) | %.0f | %.1f s | %s | %s |\n", label(cfg, kind),
 			placed.Seconds(), med(func(r result) time.Duration { return r.running }).Seconds(),
 			medN(func(r result) int { return r.writes }), medN(func(r result) int { return r.txns }),
-			rate, med(func(r result) time.Duration { return r.self }).Seconds(), etcdCPU)
+			rate, med(func(r result) time.Duration { return r.self }).Seconds(), etcdCPU, db)
 	}
 	word := "met"
 	switch {
@@ -241,7 +267,8 @@ func printTable(cfg config, results map[string][]result) {
 // opened is a store under test and what to close with it.
 type opened struct {
 	store orchestrator.Store
-	pids  []int // the etcd members'
+	pids  []int  // the etcd members'
+	db    string // the first member's database file
 	close func()
 }
 
@@ -259,15 +286,29 @@ func openStore(cfg config, kind string) (*opened, error) {
 		}
 		return &opened{store: s, close: func() { s.Close(); os.RemoveAll(dir) }}, nil
 	}
+	base, enc, _ := strings.Cut(kind, "-")
 	n := 1
-	if kind == "etcd3" {
+	if base == "etcd3" {
 		n = cfg.members
 	}
 	var opts []daemon.EtcdOption
-	if len(cfg.etcdFlags) > 0 {
-		opts = append(opts, daemon.WithEtcdFlags(cfg.etcdFlags...))
+	flags := cfg.etcdFlags
+	if cfg.quota > 0 {
+		flags = append(slices.Clone(flags), fmt.Sprintf("--quota-backend-bytes=%d", cfg.quota))
+	}
+	if len(flags) > 0 {
+		opts = append(opts, daemon.WithEtcdFlags(flags...))
 	}
 	var storeOpts []orchestrator.StoreOption
+	switch enc {
+	case "json":
+		storeOpts = append(storeOpts, orchestrator.WithEtcdEncoding(orchestrator.EtcdJSON))
+	case "cbor":
+		storeOpts = append(storeOpts, orchestrator.WithEtcdEncoding(orchestrator.EtcdCBOR))
+	}
+	if cfg.compact > 0 {
+		storeOpts = append(storeOpts, orchestrator.WithEtcdCompaction(cfg.compact))
+	}
 	if cfg.txnOps > 0 {
 		bytes := max(orchestrator.DefaultEtcdMaxRequestBytes, cfg.txnOps*2048)
 		opts = append(opts, daemon.WithEtcdMaxTxnOps(cfg.txnOps), daemon.WithEtcdMaxRequestBytes(bytes))
@@ -302,7 +343,8 @@ func openStore(cfg config, kind string) (*opened, error) {
 		}
 		pids = append(pids, pid)
 	}
-	return &opened{store: s, pids: pids, close: func() { s.Close(); cli.Close(); ec.Close() }}, nil
+	db := filepath.Join(ec.Members()[0].DataDir, "member", "snap", "db")
+	return &opened{store: s, pids: pids, db: db, close: func() { s.Close(); cli.Close(); ec.Close() }}, nil
 }
 
 // findPid returns the process that runs etcd on dataDir, a child of this process.
@@ -499,8 +541,14 @@ func runOnce(cfg config, kind, profile string) (res result, err error) {
 	}
 	self0 := selfCPU()
 	begin := time.Now()
-	if _, err := o.CreateService(ctx, serviceSpec(cfg.tasks)); err != nil {
-		return res, err
+	for i := range cfg.services {
+		spec := serviceSpec(cfg.tasks/cfg.services + btoi(i < cfg.tasks%cfg.services))
+		if cfg.services > 1 {
+			spec.Name = fmt.Sprintf("web-%d", i)
+		}
+		if _, err := o.CreateService(ctx, spec); err != nil {
+			return res, err
+		}
 	}
 	lastWrites, lastMove := 0, begin
 	for {
@@ -535,6 +583,11 @@ func runOnce(cfg config, kind, profile string) (res result, err error) {
 		return res, err
 	}
 	res.etcd = etcd1 - etcd0
+	if st.db != "" {
+		if fi, err := os.Stat(st.db); err == nil {
+			res.dbBytes = fi.Size()
+		}
+	}
 	if profile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -561,4 +614,11 @@ func containerSpec() dao.ContainerSpec {
 			Interval: dao.Duration(10 * time.Second), Timeout: dao.Duration(2 * time.Second), Retries: 3},
 		Labels: map[string]string{"app": "web", "team": "shop"},
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
