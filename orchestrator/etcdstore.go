@@ -22,10 +22,19 @@ import (
 //
 // # Layout
 //
-// Under a prefix (WithEtcdPrefix, "/dao/" by default), each object is one key holding its
-// JSON: prefix+"s/"+ID for services, "t/" for tasks, "n/" for nodes. prefix+"meta/store"
-// names the store (its ID) and prefix+"meta/rev" holds the store's revision and the
-// cause of the transaction that set it. Other keys under the prefix are left alone.
+// Under a prefix (WithEtcdPrefix, "/dao/" by default), each object is one key holding it
+// in CBOR (or JSON: WithEtcdEncoding): prefix+"s/"+ID for services, "t/" for tasks, "n/"
+// for nodes. prefix+"meta/store" names the store (its ID), and prefix+"meta/rev" holds,
+// in JSON, the store's revision and the cause of the transaction that set it, the fence
+// it was written under and the replica that wrote it; prefix+"meta/compact" takes turns
+// of compaction (WithEtcdCompaction). Other keys under the prefix are left alone.
+//
+// # History
+//
+// The replicas compact etcd's history every 5 minutes to the revision of the round before
+// (WithEtcdCompaction), as kube-apiserver does, so that etcd does not fill its quota with
+// old versions. Compaction is of the whole etcd cluster: where other programs share it,
+// turn it off and let etcd compact (--auto-compaction-retention).
 //
 // # Revisions and transactions
 //
