@@ -231,7 +231,11 @@ func NewServer(ca *pki.CA, o *orchestrator.Orchestrator, opts ...ServerOption) (
 		grpc.MaxConcurrentStreams(8),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// A connection with no call open (a node's holds its session's) is closed after a
+		// minute, so that idle connections, a node's between sessions or anyone's who
+		// never calls, do not pile up.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionIdle: time.Minute}),
 	)
 	s.grpc.RegisterService(serviceDesc(s), s)
 	return s, nil
