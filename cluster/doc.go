@@ -16,9 +16,9 @@
 //
 // gRPC over HTTP/2 is already in the module's graph through containerd's client; it gives
 // flow control, deadlines, status codes that map onto containerd's errdefs classes and
-// message size limits. The messages are JSON (the dao types themselves) through a codec of
-// this package, so no code generator is needed. Service [ServiceName], methods Join, Renew
-// and Session.
+// message size limits. The messages are CBOR (the dao types themselves, with their JSON
+// field names) through a codec of this package, so no code generator is needed. Service
+// [ServiceName], methods Join, Renew and Session.
 //
 // # Identity
 //

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/cborenc"
 )
 
 // FuzzAgentMessage: whatever a peer sends, decoding it and judging it neither panics nor
@@ -17,7 +19,16 @@ func FuzzAgentMessage(f *testing.F) {
 		`{"updates":{"seq":1,"updates":[{"taskID":"","status":{"state":"pending"}}]}}`,
 		`{}`, `null`, `[]`, `{"hello":null}`,
 	} {
-		f.Add([]byte(seed))
+		// The wire is CBOR; JSON seeds are for reading here.
+		var v any
+		if err := json.Unmarshal([]byte(seed), &v); err != nil {
+			f.Fatal(err)
+		}
+		b, err := cborenc.Marshal(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m agentMessage

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/cborenc"
 	"github.com/opendao/dao/orchestrator"
 )
 
@@ -31,9 +31,9 @@ type session struct {
 	cancel context.CancelCauseFunc
 
 	mu         sync.Mutex
-	assignment json.RawMessage  // the latest assignment not yet sent
-	out        []controlMessage // welcome, heartbeats, acks, in order
-	owned      map[string]bool  // task IDs of the last two assignments given
+	assignment cborenc.RawMessage // the latest assignment not yet sent
+	out        []controlMessage   // welcome, heartbeats, acks, in order
+	owned      map[string]bool    // task IDs of the last two assignments given
 	prevOwned  map[string]bool
 	wake       chan struct{}
 	lastRecv   atomic.Int64 // unix nanoseconds of the last message received
@@ -50,7 +50,7 @@ func (ss *session) Assign(a dao.Assignment) error {
 	if ss.ctx.Err() != nil {
 		return fmt.Errorf("%w: node %s", ErrNotConnected, ss.id)
 	}
-	b, err := json.Marshal(a)
+	b, err := cborenc.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("cluster: encode assignment of node %s: %w", ss.id, err)
 	}

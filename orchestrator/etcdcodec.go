@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/opendao/dao/internal/cborenc"
 )
 
 // EtcdEncoding is how an EtcdStore encodes the objects it writes (WithEtcdEncoding).
@@ -46,40 +46,12 @@ func WithEtcdEncoding(e EtcdEncoding) StoreOption {
 	}
 }
 
-var (
-	cborEnc cbor.EncMode
-	cborDec cbor.DecMode
-)
-
-func init() {
-	var err error
-	cborEnc, err = cbor.EncOptions{
-		Time:          cbor.TimeRFC3339Nano,
-		TextMarshaler: cbor.TextMarshalerTextString,
-		Sort:          cbor.SortNone,
-	}.EncMode()
-	if err != nil {
-		panic(err)
-	}
-	cborDec, err = cbor.DecOptions{
-		TextUnmarshaler: cbor.TextUnmarshalerTextString,
-		// Bounds against a hostile value: as deep and as long as a spec can be, and no more.
-		MaxNestedLevels:  32,
-		MaxArrayElements: 1 << 16,
-		MaxMapPairs:      1 << 16,
-		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-}
-
 // marshalValue encodes an object as e says.
 func marshalValue(e EtcdEncoding, v any) ([]byte, error) {
 	if e == EtcdJSON {
 		return json.Marshal(v)
 	}
-	return cborEnc.Marshal(v)
+	return cborenc.Marshal(v)
 }
 
 // unmarshalValue decodes a value of either encoding.
@@ -87,7 +59,7 @@ func unmarshalValue(b []byte, v any) error {
 	if len(b) > 0 && b[0] == '{' {
 		return json.Unmarshal(b, v)
 	}
-	if err := cborDec.Unmarshal(b, v); err != nil {
+	if err := cborenc.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("not JSON, and not CBOR: %w", err)
 	}
 	return nil

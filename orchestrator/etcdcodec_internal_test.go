@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/cborenc"
 )
 
 // valid sets to zero what fill made that no program could write: an enum whose text
@@ -108,7 +109,7 @@ func TestUnmarshalValueErrors(t *testing.T) {
 	}
 	// An integer where a state's name belongs (a value written by another program): the
 	// store leaves the task out.
-	b, err := cborEnc.Marshal(map[string]any{"id": "t1", "desiredState": 99})
+	b, err := cborenc.Marshal(map[string]any{"id": "t1", "desiredState": 99})
 	if err != nil {
 		t.Fatal(err)
 	}

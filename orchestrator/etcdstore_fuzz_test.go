@@ -3,6 +3,8 @@ package orchestrator
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/opendao/dao/internal/cborenc"
 )
 
 // FuzzEtcdValue: whatever a key under the store's prefix holds (written by anyone with
@@ -19,7 +21,7 @@ func FuzzEtcdValue(f *testing.F) {
 		// The same in CBOR, the store's default encoding.
 		var m any
 		if json.Unmarshal([]byte(seed), &m) == nil {
-			if b, err := cborEnc.Marshal(m); err == nil {
+			if b, err := cborenc.Marshal(m); err == nil {
 				vals = append(vals, b)
 			}
 		}
