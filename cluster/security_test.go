@@ -171,6 +171,50 @@ func TestRemovedNodeIsCutOff(t *testing.T) {
 	}
 }
 
+// TestCheckSessionsAfterMerge: a node removed at another replica (its CA state merged
+// into this one's) has its session closed by CheckSessions, told why; others stay.
+func TestCheckSessionsAfterMerge(t *testing.T) {
+	p := newPlane(t, nil)
+	r := p.connect("edge-1")
+	other := p.connect("edge-2")
+	p.waitFor("connected", 5*time.Second, func() bool { return r.client.Connected() && other.client.Connected() })
+	if ids := p.srv.CheckSessions(); len(ids) != 0 {
+		t.Fatalf("CheckSessions with nothing refused closed %v", ids)
+	}
+	// The other replica: the same CA, a copy of its files, removes the node.
+	dir := t.TempDir()
+	if err := p.ca.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	replica, err := pki.LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica.RemoveNode("edge-1")
+	st, err := replica.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := p.ca.MergeState(st); err != nil || !changed {
+		t.Fatalf("MergeState = %v, %v", changed, err)
+	}
+	if ids := p.srv.CheckSessions(); len(ids) != 1 || ids[0] != "edge-1" {
+		t.Fatalf("CheckSessions closed %v, want [edge-1]", ids)
+	}
+	select {
+	case err := <-r.done:
+		r.cancel = nil
+		if !errdefs.IsPermissionDenied(err) || !strings.Contains(err.Error(), "removed") {
+			t.Fatalf("Run of a node removed at another replica: %v, want PermissionDenied saying it was removed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed node's client still runs after 10s")
+	}
+	if !other.client.Connected() {
+		t.Error("the other node's session was closed too")
+	}
+}
+
 // TestNodeCannotReportAnotherNodesTask: an update of a task assigned elsewhere is refused,
 // said in the acknowledgement, and the store is unchanged.
 func TestNodeCannotReportAnotherNodesTask(t *testing.T) {

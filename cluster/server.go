@@ -450,6 +450,35 @@ func (s *Server) RevokeCertificate(serial *big.Int) error {
 	return nil
 }
 
+// CheckSessions closes the sessions whose certificate the CA refuses now: after the CA's
+// state changed other than through this server, as when a replica merged the state of
+// another that removed a node or revoked a certificate (pki.CA.MergeState). It returns
+// the IDs of the nodes whose sessions it closed.
+func (s *Server) CheckSessions() []string {
+	type refused struct {
+		ss  *session
+		err error
+	}
+	s.mu.Lock()
+	var hit []refused
+	for _, ss := range s.sessions {
+		if ss.cert == nil {
+			continue
+		}
+		if _, err := s.ca.Verify([]*x509.Certificate{ss.cert}); err != nil {
+			hit = append(hit, refused{ss, err})
+		}
+	}
+	s.mu.Unlock()
+	ids := make([]string, 0, len(hit))
+	for _, r := range hit {
+		r.ss.end(errgrpc.ToGRPC(fmt.Errorf("node %s: %w", r.ss.id, r.err)))
+		ids = append(ids, r.ss.id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 func (s *Server) join(ctx context.Context, req *joinRequest) (*joinResponse, error) {
 	if err := pki.ValidateNodeID(req.NodeID); err != nil {
 		return nil, errgrpc.ToGRPC(err)

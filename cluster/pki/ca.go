@@ -61,8 +61,12 @@ type CA struct {
 
 	mu      sync.Mutex
 	tokens  []tokenEntry
+	dropped []tokenEntry        // revoked join tokens, until they would have expired
 	revoked map[string]struct{} // serial numbers, in hexadecimal
-	removed map[string]struct{} // node IDs
+	// removed counts the removals and readmissions of each node ID it names: an odd
+	// count is removed. The count only grows, so that replicas that merge their states
+	// agree on the latest (see MergeState).
+	removed map[string]uint64
 }
 
 type caOptions struct {
@@ -175,7 +179,7 @@ func newCA(c clock.Clock, der []byte, key *ecdsa.PrivateKey) (*CA, error) {
 		key:     key,
 		pin:     sha256.Sum256(der),
 		revoked: make(map[string]struct{}),
-		removed: make(map[string]struct{}),
+		removed: make(map[string]uint64),
 	}, nil
 }
 
@@ -296,7 +300,7 @@ func LoadCA(dir string, opts ...CAOption) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	ca.tokens, ca.removed, ca.revoked = state.tokens, state.removed, state.revoked
+	ca.tokens, ca.dropped, ca.removed, ca.revoked = state.tokens, state.dropped, state.removed, state.revoked
 	return ca, nil
 }
 

@@ -45,8 +45,10 @@
 //
 // Save writes, next to ca.crt and ca.key, the state a restart must not forget: state.json
 // (StateFile, mode 0600, JSON of version StateVersion) holds the join tokens (the SHA-256
-// digest of each secret, never the secret, and its expiry), the removed node IDs and the
-// revoked serial numbers; a revoked join token has no record, so it stays refused. Each file
+// digest of each secret, never the secret, and its expiry), the revoked join tokens until
+// they would have expired, the removals and readmissions of each node and the revoked
+// serial numbers. Replicas that share a CA exchange the same state (MarshalState) and merge
+// it (MergeState) so that each change spreads, a revocation as well as a new token. Each file
 // is written to a temporary file and renamed. LoadCA restores the state, so a revoked node is
 // not let back in after the control plane restarts; it refuses a state file others may read
 // or write (ErrInsecureKeyFile) and a damaged or tampered one with ErrCorruptState (class

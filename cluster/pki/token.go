@@ -7,6 +7,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -198,6 +199,7 @@ func (ca *CA) RotateJoinTokens(opts ...TokenOption) (string, error) {
 		return "", err
 	}
 	ca.mu.Lock()
+	ca.dropped = append(ca.dropped, ca.tokens...)
 	ca.tokens = []tokenEntry{e}
 	ca.mu.Unlock()
 	return token, nil
@@ -242,6 +244,7 @@ func (ca *CA) RevokeJoinToken(token string) error {
 	for i, e := range ca.tokens {
 		if subtle.ConstantTimeCompare(e.hash[:], h[:]) == 1 {
 			ca.tokens = append(ca.tokens[:i], ca.tokens[i+1:]...)
+			ca.dropped = append(ca.dropped, e)
 			return nil
 		}
 	}
@@ -302,5 +305,7 @@ func (ca *CA) PruneJoinTokens() int {
 	n := len(ca.tokens) - len(kept)
 	clear(ca.tokens[len(kept):])
 	ca.tokens = kept
+	// A revoked token past its expiry needs no record to stay refused.
+	ca.dropped = slices.DeleteFunc(ca.dropped, func(e tokenEntry) bool { return !e.expires.IsZero() && !now.Before(e.expires) })
 	return n
 }

@@ -19,7 +19,9 @@ import (
 func (ca *CA) RemoveNode(nodeID string) {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	ca.removed[nodeID] = struct{}{}
+	if c := ca.removed[nodeID]; c%2 == 0 {
+		ca.removed[nodeID] = c + 1
+	}
 }
 
 // ReadmitNode undoes RemoveNode: the node may join again (with a join token) and get a new
@@ -27,15 +29,16 @@ func (ca *CA) RemoveNode(nodeID string) {
 func (ca *CA) ReadmitNode(nodeID string) {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	delete(ca.removed, nodeID)
+	if c := ca.removed[nodeID]; c%2 == 1 {
+		ca.removed[nodeID] = c + 1
+	}
 }
 
 // IsRemoved reports whether RemoveNode removed the node.
 func (ca *CA) IsRemoved(nodeID string) bool {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	_, ok := ca.removed[nodeID]
-	return ok
+	return ca.removed[nodeID]%2 == 1
 }
 
 // RemovedNodes returns the IDs of the removed nodes, sorted, for the control plane to
@@ -44,8 +47,10 @@ func (ca *CA) RemovedNodes() []string {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
 	ids := make([]string, 0, len(ca.removed))
-	for id := range ca.removed {
-		ids = append(ids, id)
+	for id, c := range ca.removed {
+		if c%2 == 1 {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 	return ids
