@@ -7,7 +7,9 @@ import (
 )
 
 // TaskState is a step in the life of a task. States only move forward, in the order of the
-// constants below; the last five end a task.
+// constants below; the last five end a task. JSON has a state as its name ("running");
+// the etcd store and the node protocol (CBOR) as its number, so the constants are never
+// renumbered.
 type TaskState int
 
 // Task states, in order.

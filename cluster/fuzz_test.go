@@ -24,6 +24,10 @@ func FuzzAgentMessage(f *testing.F) {
 		if err := json.Unmarshal([]byte(seed), &v); err != nil {
 			f.Fatal(err)
 		}
+		var m agentMessage
+		if json.Unmarshal([]byte(seed), &m) == nil && v != nil {
+			v = &m // states as the protocol encodes them
+		}
 		b, err := cborenc.Marshal(v)
 		if err != nil {
 			f.Fatal(err)

@@ -16,9 +16,8 @@ type EtcdEncoding int
 const (
 	// EtcdCBOR is CBOR (RFC 8949) with the objects' JSON field names: about half the
 	// encoding and a third of the decoding time of JSON, and a fifth smaller
-	// (BENCHMARKS.md, "The encoding of the etcd store"). Task states and durations are
-	// written as their names ("running", "30s"), as in JSON, and times as RFC 3339 text.
-	// It is the default.
+	// (BENCHMARKS.md). Task states and durations are their numbers, times RFC 3339 text
+	// (internal/cborenc). It is the default.
 	EtcdCBOR EtcdEncoding = iota
 	// EtcdJSON is encoding/json, which etcdctl shows as it is.
 	EtcdJSON

@@ -12,6 +12,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/internal/cborenc"
 	"github.com/opendao/dao/orchestrator"
 )
 
@@ -22,11 +23,13 @@ type codec struct {
 	decode func(b []byte, t *orchestrator.Task) error
 }
 
-// codecs are the encodings measured: encoding/json, as the stores write now; CBOR with the
-// same struct tags (field names as text keys), times as RFC 3339 text with nanoseconds as
-// JSON has them, and the dao types' TextMarshalers (task states, durations) left out, so
-// that they go as integers; and a hand-written protobuf wire encoding (field numbers,
-// varints, times as Unix nanoseconds), the most compact of the three.
+// codecs are the encodings measured: encoding/json, as the stores wrote first; CBOR with
+// the same struct tags (field names as text keys), times as RFC 3339 text with nanoseconds
+// as JSON has them, in two modes: internal/cborenc's, which the etcd store and the node
+// protocol use (states and durations as their text, bounded decoding), and with the
+// dao types' TextMarshalers left out, so that they go as integers; and a hand-written
+// protobuf wire encoding (field numbers, varints, times as Unix nanoseconds), the most
+// compact.
 func codecs() ([]codec, error) {
 	em, err := cbor.EncOptions{Time: cbor.TimeRFC3339Nano}.EncMode()
 	if err != nil {
@@ -41,7 +44,11 @@ func codecs() ([]codec, error) {
 			b, err := json.Marshal(t)
 			return append(dst, b...), err
 		}, func(b []byte, t *orchestrator.Task) error { return json.Unmarshal(b, t) }},
-		{"cbor (fxamacker/cbor v2.10.0)", func(dst []byte, t *orchestrator.Task) ([]byte, error) {
+		{"cbor, internal/cborenc (what the etcd store writes)", func(dst []byte, t *orchestrator.Task) ([]byte, error) {
+			b, err := cborenc.Marshal(t)
+			return append(dst, b...), err
+		}, func(b []byte, t *orchestrator.Task) error { return cborenc.Unmarshal(b, t) }},
+		{"cbor, states as integers", func(dst []byte, t *orchestrator.Task) ([]byte, error) {
 			b, err := em.Marshal(t)
 			return append(dst, b...), err
 		}, func(b []byte, t *orchestrator.Task) error { return dm.Unmarshal(b, t) }},
