@@ -149,11 +149,16 @@ goos=$(cd / && "$downloader" env GOHOSTOS)
 [ "$goarch" != arm ] || goarch=armv6l
 mod=golang.org/toolchain@v0.0.1-go$install.$goos-$goarch
 log "downloading Go $install ($mod) with $("$downloader" version | awk '{ print $3 }')"
-# A module cache of its own, writable so that it can be removed; GOPROXY, GOSUMDB and the like
-# come from the environment and the user's go env file as for any go command.
-extracted=$(cd "$work" && env -u GOROOT GOTOOLCHAIN=local GO111MODULE=on GOFLAGS=-modcacherw \
+# Outside any module, with a module cache of its own that is writable so that it can be removed;
+# GOPROXY, GOSUMDB and the like come from the environment and the user's go env file as for any
+# go command.
+if ! json=$(cd / && env -u GOROOT GOTOOLCHAIN=local GO111MODULE=on GOFLAGS=-modcacherw \
 	GOPATH="$work/gopath" GOMODCACHE="$work/gopath/pkg/mod" \
-	"$downloader" mod download -json "$mod" | awk -F'"' '$2 == "Dir" { print $4 }')
+	"$downloader" mod download -json "$mod"); then
+	log "could not download $mod: $(echo "$json" | sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/\1/p')"
+	exit 1
+fi
+extracted=$(echo "$json" | awk -F'"' '$2 == "Dir" { print $4 }')
 if [ -z "$extracted" ] || [ ! -f "$extracted/bin/go" ]; then
 	log "the download of $mod has no bin/go"
 	exit 1
