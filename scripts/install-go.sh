@@ -16,7 +16,7 @@
 #                             fresh machine, scripts/test-install-go.sh, sets it)
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/.." && pwd -P)
 log() { echo "install-go: $*" >&2; }
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -54,9 +54,10 @@ go_version() {
 	(cd / && GOTOOLCHAIN=local "$1" version 2>/dev/null) | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^go[0-9]/) { print $i; exit } }'
 }
 
-# usable prints the bin directory of the go at $1 when it is at least go.mod's version.
+# usable prints the bin directory of the go at $1 when it is at least go.mod's version. Our own
+# scripts/go, were it on PATH, is not one: it would ask this script again.
 usable() {
-	[ -x "$1" ] || return 1
+	[ -x "$1" ] && [ "$(readlink -f "$1")" != "$repo/scripts/go" ] || return 1
 	local v
 	v=$(go_version "$1")
 	if [ -z "$v" ] || [ "$(ver_key "$v")" -lt "$(ver_key "$want")" ]; then
@@ -103,7 +104,7 @@ trap cleanup EXIT
 downloader=
 if [ "$ignore" = 0 ]; then
 	for c in "$(command -v go || true)" /usr/local/go/bin/go; do
-		if [ -n "$c" ] && [ -n "$(go_version "$c")" ]; then
+		if [ -n "$c" ] && [ "$(readlink -f "$c")" != "$repo/scripts/go" ] && [ -n "$(go_version "$c")" ]; then
 			downloader=$c
 			break
 		fi
