@@ -49,9 +49,10 @@ fi
 [[ $install == *.*.* || $install == *rc* || $install == *beta* ]] || install=$install.0
 
 # go_version prints the version a go binary reports (go1.26.8), or nothing when it does not run.
-# It runs outside the module so that a go 1.21 or later does not switch toolchains for go.mod.
+# It runs outside the module, so that a go 1.21 or later does not switch toolchains for go.mod,
+# and without a GOROOT, which may be meant for another go.
 go_version() {
-	(cd / && GOTOOLCHAIN=local "$1" version 2>/dev/null) | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^go[0-9]/) { print $i; exit } }'
+	(cd / && env -u GOROOT GOTOOLCHAIN=local "$1" version 2>/dev/null) | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^go[0-9]/) { print $i; exit } }'
 }
 
 # usable prints the bin directory of the go at $1 when it is at least go.mod's version. Our own
@@ -145,11 +146,11 @@ if [ -z "$downloader" ]; then
 	[ -n "$downloader" ] || { log "Debian's $pkg installed no go under /usr/lib"; exit 1; }
 fi
 
-goarch=$(cd / && "$downloader" env GOHOSTARCH)
-goos=$(cd / && "$downloader" env GOHOSTOS)
+goarch=$(cd / && env -u GOROOT "$downloader" env GOHOSTARCH)
+goos=$(cd / && env -u GOROOT "$downloader" env GOHOSTOS)
 [ "$goarch" != arm ] || goarch=armv6l
 mod=golang.org/toolchain@v0.0.1-go$install.$goos-$goarch
-log "downloading Go $install ($mod) with $("$downloader" version | awk '{ print $3 }')"
+log "downloading Go $install ($mod) with $(go_version "$downloader")"
 # Outside any module, with a module cache of its own that is writable so that it can be removed;
 # GOPROXY, GOSUMDB and the like come from the environment and the user's go env file as for any
 # go command.
