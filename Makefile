@@ -3,8 +3,10 @@
 #   make test   installs missing packages, runs every test against the real daemons
 #   make bench  runs the side-by-side benchmarks of BENCHMARKS.md
 #   make race   runs every test under the race detector (slower; not part of make test)
-export PATH := $(PATH):/usr/local/go/bin
-GO ?= go
+# Go is the one on PATH or at /usr/local/go when it is as new as go.mod says, else the one that
+# scripts/install-go.sh installs: scripts/go finds it, installing it first, at each use.
+GO ?= $(CURDIR)/scripts/go
+GOFMT ?= $(CURDIR)/scripts/gofmt
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all deps demo test race vet unit bench fuzz clean
@@ -13,13 +15,14 @@ all: vet test
 
 deps:
 	@./scripts/install-deps.sh
+	@./scripts/install-go.sh >/dev/null
 
 demo: deps
 	$(GO) run ./examples/quickstart
 
 vet:
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	@test -z "$$($(GOFMT) -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; $(GOFMT) -l .; exit 1; }
 
 # Integration tests skip only when DAO_REQUIRE_INTEGRATION is unset; here it is set, so a
 # missing containerd, runc or registry fails the run instead of hiding it.
