@@ -26,6 +26,7 @@ type Server struct {
 	limits          *limiters
 	maxManifestSize int64
 	automaticMount  bool
+	sparse          bool
 	now             func() time.Time
 }
 
@@ -137,6 +138,17 @@ func WithMaxManifestSize(n int64) Option {
 func WithAutomaticMount(on bool) Option {
 	return func(o *options) error {
 		o.s.automaticMount = on
+		return nil
+	}
+}
+
+// WithSparse sets whether a manifest may refer to content the repository lacks: an image
+// to blobs, an index to manifests, as a mirror that holds some platforms of an image
+// does. It is off by default: a manifest put is refused with MANIFEST_BLOB_UNKNOWN unless
+// everything it refers to (but nondistributable layers) is in the repository.
+func WithSparse(on bool) Option {
+	return func(o *options) error {
+		o.s.sparse = on
 		return nil
 	}
 }
