@@ -1,6 +1,8 @@
 package server
 
 import (
+	_ "crypto/sha256" // the digest algorithms the server takes
+	_ "crypto/sha512"
 	"fmt"
 	"net/http"
 	"regexp"

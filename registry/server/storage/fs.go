@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	_ "crypto/sha512" // digest.SHA512 needs it registered
 	"encoding/json"
 	"errors"
 	"fmt"
