@@ -33,6 +33,10 @@
 // the server against the distribution grammar, whose components cannot start with "_" or
 // ".", so a repository cannot reach into the store's own directories.
 //
+// FS keeps the tags, manifest links and manifests it reads or writes in memory (64 MiB of
+// manifests at most), so that a manifest GET of a hot image reads no file; this is why one
+// process only may use a root. A manifest read from disk is verified against its digest.
+//
 // # Garbage collection
 //
 // Nothing here deletes content that a repository no longer uses: DeleteManifest and

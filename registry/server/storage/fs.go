@@ -30,6 +30,8 @@ type FS struct {
 
 	mu      sync.Mutex
 	uploads map[string]*sync.Mutex // one per upload session in use, serialising its calls
+
+	cache *cache
 }
 
 var (
@@ -62,7 +64,7 @@ func OpenFS(root string, opts ...FSOption) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry storage: root %q: %w", root, err)
 	}
-	f := &FS{root: abs, now: time.Now, uploads: map[string]*sync.Mutex{}}
+	f := &FS{root: abs, now: time.Now, uploads: map[string]*sync.Mutex{}, cache: newCache()}
 	for _, o := range opts {
 		if err := o(f); err != nil {
 			return nil, err
@@ -257,8 +259,10 @@ func (f *FS) PutManifest(ctx context.Context, repo string, m Manifest) error {
 		return fmt.Errorf("registry storage: %w", err)
 	}
 	if err := atomicfile.WriteFile(lp, link, 0o644); err != nil {
+		f.cache.dropLink(repo, dgst)
 		return fmt.Errorf("registry storage: %w", err)
 	}
+	f.cache.setLink(repo, dgst, manifestLink{MediaType: m.Descriptor.MediaType, Size: int64(len(m.Raw)), Subject: m.Subject}, 0)
 	return nil
 }
 
@@ -272,6 +276,10 @@ func (f *FS) readLink(repo string, dgst digest.Digest) (manifestLink, error) {
 	if err := checkDigest(dgst); err != nil {
 		return l, err
 	}
+	if l, ok := f.cache.link(repo, dgst); ok {
+		return l, nil
+	}
+	gen := f.cache.generation()
 	data, err := os.ReadFile(linkPath(f, repo, "_manifests", dgst))
 	if errors.Is(err, fs.ErrNotExist) {
 		return l, fmt.Errorf("%w: %s", ErrManifestUnknown, dgst)
@@ -282,6 +290,7 @@ func (f *FS) readLink(repo string, dgst digest.Digest) (manifestLink, error) {
 	if err := json.Unmarshal(data, &l); err != nil {
 		return l, fmt.Errorf("registry storage: manifest link %s: %w", dgst, err)
 	}
+	f.cache.setLink(repo, dgst, l, gen)
 	return l, nil
 }
 
@@ -291,12 +300,19 @@ func (f *FS) Manifest(ctx context.Context, repo string, dgst digest.Digest) (Man
 	if err != nil {
 		return Manifest{}, err
 	}
-	raw, err := os.ReadFile(f.blobPath(dgst))
-	if errors.Is(err, fs.ErrNotExist) {
-		return Manifest{}, fmt.Errorf("%w: %s: content missing", ErrManifestUnknown, dgst)
-	}
-	if err != nil {
-		return Manifest{}, fmt.Errorf("registry storage: %w", err)
+	raw, ok := f.cache.manifest(dgst)
+	if !ok {
+		raw, err = os.ReadFile(f.blobPath(dgst))
+		if errors.Is(err, fs.ErrNotExist) {
+			return Manifest{}, fmt.Errorf("%w: %s: content missing", ErrManifestUnknown, dgst)
+		}
+		if err != nil {
+			return Manifest{}, fmt.Errorf("registry storage: %w", err)
+		}
+		if dgst.Algorithm().FromBytes(raw) != dgst {
+			return Manifest{}, fmt.Errorf("registry storage: manifest %s: stored content does not match its digest", dgst)
+		}
+		f.cache.setManifest(dgst, raw)
 	}
 	return Manifest{
 		Descriptor: ocispec.Descriptor{MediaType: l.MediaType, Digest: dgst, Size: int64(len(raw))},
@@ -341,7 +357,9 @@ func (f *FS) DeleteManifest(ctx context.Context, repo string, dgst digest.Digest
 			return fmt.Errorf("registry storage: %w", err)
 		}
 	}
-	if err := os.Remove(linkPath(f, repo, "_manifests", dgst)); err != nil {
+	err = os.Remove(linkPath(f, repo, "_manifests", dgst))
+	f.cache.dropLink(repo, dgst)
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w: %s", ErrManifestUnknown, dgst)
 		}
@@ -394,13 +412,19 @@ func (f *FS) Tag(ctx context.Context, repo, tag string, dgst digest.Digest) erro
 		return fmt.Errorf("registry storage: %w", err)
 	}
 	if err := atomicfile.WriteFile(p, []byte(dgst.String()), 0o644); err != nil {
+		f.cache.dropTag(repo, tag)
 		return fmt.Errorf("registry storage: %w", err)
 	}
+	f.cache.setTag(repo, tag, dgst, 0)
 	return nil
 }
 
 // ResolveTag returns the digest a tag names.
 func (f *FS) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	if d, ok := f.cache.tag(repo, tag); ok {
+		return d, nil
+	}
+	gen := f.cache.generation()
 	data, err := os.ReadFile(f.repoPath(repo, "_tags", tag))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("%w: tag %q", ErrManifestUnknown, tag)
@@ -412,12 +436,14 @@ func (f *FS) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, e
 	if err != nil {
 		return "", fmt.Errorf("registry storage: tag %q: %w", tag, err)
 	}
+	f.cache.setTag(repo, tag, d, gen)
 	return d, nil
 }
 
 // Untag removes a tag.
 func (f *FS) Untag(ctx context.Context, repo, tag string) error {
 	err := os.Remove(f.repoPath(repo, "_tags", tag))
+	f.cache.dropTag(repo, tag)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: tag %q", ErrManifestUnknown, tag)
 	}

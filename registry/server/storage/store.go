@@ -42,6 +42,7 @@ type Store interface {
 	// subject.
 	PutManifest(ctx context.Context, repo string, m Manifest) error
 	// Manifest returns the manifest dgst of repo, or an error matching ErrManifestUnknown.
+	// The caller must not modify its Raw, which the store may share between callers.
 	Manifest(ctx context.Context, repo string, dgst digest.Digest) (Manifest, error)
 	// ManifestLinked reports whether the manifest dgst is linked into repo.
 	ManifestLinked(ctx context.Context, repo string, dgst digest.Digest) (bool, error)
