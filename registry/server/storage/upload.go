@@ -205,7 +205,7 @@ func (u *fsUpload) Append(ctx context.Context, offset int64, r io.Reader) (int64
 		return 0, fmt.Errorf("registry storage: %w", err)
 	}
 	buf := make([]byte, 256<<10)
-	var n int64
+	var n, saved int64 // appended, and appended and recorded in the state
 	var rerr error
 	for {
 		if err := ctx.Err(); err != nil {
@@ -214,16 +214,20 @@ func (u *fsUpload) Append(ctx context.Context, offset int64, r io.Reader) (int64
 		}
 		m, err := r.Read(buf)
 		if m > 0 {
-			w, werr := fh.Write(buf[:m])
-			if werr != nil {
+			if _, werr := fh.Write(buf[:m]); werr != nil {
 				// Keep what was written whole before this buffer.
-				_ = fh.Truncate(u.st.Size + n)
-				_ = w
+				_ = fh.Truncate(u.st.Size + n - saved)
 				rerr = fmt.Errorf("registry storage: %w", werr)
 				break
 			}
 			h.Write(buf[:m])
 			n += int64(m)
+			if n-saved >= checkpointEvery {
+				if err := u.checkpoint(fh, h, n-saved); err != nil {
+					return n, err
+				}
+				saved = n
+			}
 		}
 		if err == io.EOF {
 			break
@@ -233,22 +237,31 @@ func (u *fsUpload) Append(ctx context.Context, offset int64, r io.Reader) (int64
 			break
 		}
 	}
-	if n == 0 {
-		return 0, rerr
+	if n > saved {
+		if err := u.checkpoint(fh, h, n-saved); err != nil {
+			return n, err
+		}
 	}
+	return n, rerr
+}
+
+// checkpointEvery is how much a long append writes between two records of the state, so
+// that a server killed during a large streamed PATCH resumes near where it stopped.
+const checkpointEvery = 16 << 20
+
+// checkpoint makes the data durable, then records that the session has grew bytes more,
+// with the hash's state.
+func (u *fsUpload) checkpoint(fh *os.File, h hash.Hash, grew int64) error {
 	if err := fh.Sync(); err != nil {
-		return 0, fmt.Errorf("registry storage: %w", err)
+		return fmt.Errorf("registry storage: %w", err)
 	}
 	st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
-		return 0, fmt.Errorf("registry storage: %w", err)
+		return fmt.Errorf("registry storage: %w", err)
 	}
-	u.st.Size += n
+	u.st.Size += grew
 	u.st.SHA256 = st
-	if err := u.saveState(); err != nil {
-		return n, err
-	}
-	return n, rerr
+	return u.saveState()
 }
 
 // Commit verifies the content and moves it into blobs/.
