@@ -122,3 +122,12 @@ func (h *hub) pushImage(repo, tag string, layer []byte) ([]byte, digest.Digest) 
 	h.do("PUT", "/v2/"+repo+"/manifests/"+tag, raw, "Content-Type", ocispec.MediaTypeImageManifest).want(h.t, http.StatusCreated, "")
 	return raw, digest.FromBytes(raw)
 }
+
+// mustRequest makes a request for the handler; header is pairs of names and values.
+func mustRequest(method, target string, body []byte, header ...string) *http.Request {
+	req := httptest.NewRequest(method, "http://hub.test"+target, bytes.NewReader(body))
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return req
+}
