@@ -92,7 +92,7 @@ func parseRange(h string, size int64) (start, end int64, partial bool, err error
 	if h == "" || !ok || strings.Contains(spec, ",") {
 		return 0, size, false, nil
 	}
-	unsatisfiable := newError(http.StatusRequestedRangeNotSatisfiable, codeBlobUnknown, "range %q is not satisfiable for %d bytes", h, size).
+	unsatisfiable := newError(http.StatusRequestedRangeNotSatisfiable, codeUnsupported, "range %q is not satisfiable for %d bytes", h, size).
 		withHeader("Content-Range", fmt.Sprintf("bytes */%d", size))
 	a, b, ok := strings.Cut(strings.TrimSpace(spec), "-")
 	if !ok {

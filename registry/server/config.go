@@ -21,6 +21,7 @@ import (
 //	addr: 127.0.0.1:5000
 //	root: /var/lib/dao/hub
 //	maxManifestSize: 4194304
+//	maxBlobSize: 10737418240       # 10 GiB
 //	rateLimit: {perSecond: 100, burst: 200}
 //	users: {ci: secret}          # basic auth; none means no authentication
 //	tls: {cert: hub.crt, key: hub.key}
@@ -31,6 +32,8 @@ type Config struct {
 	Root string `yaml:"root"`
 	// MaxManifestSize is the largest manifest taken, in bytes; 0 means 4 MiB.
 	MaxManifestSize int64 `yaml:"maxManifestSize"`
+	// MaxBlobSize is the largest blob taken, in bytes; 0 means no limit.
+	MaxBlobSize int64 `yaml:"maxBlobSize"`
 	// RateLimit limits each client IP address; none if PerSecond is 0.
 	RateLimit struct {
 		PerSecond float64 `yaml:"perSecond"`
@@ -78,6 +81,9 @@ func (c Config) Validate() error {
 	if c.MaxManifestSize != 0 && c.MaxManifestSize < 4<<10 {
 		return fmt.Errorf("%w: config: maxManifestSize %d: at least 4096", ErrInvalidOption, c.MaxManifestSize)
 	}
+	if c.MaxBlobSize < 0 {
+		return fmt.Errorf("%w: config: maxBlobSize %d", ErrInvalidOption, c.MaxBlobSize)
+	}
 	if c.RateLimit.PerSecond < 0 || c.RateLimit.PerSecond > 0 && c.RateLimit.Burst < 1 {
 		return fmt.Errorf("%w: config: rateLimit: perSecond %v, burst %d: both must be positive", ErrInvalidOption, c.RateLimit.PerSecond, c.RateLimit.Burst)
 	}
@@ -91,6 +97,9 @@ func (c Config) Validate() error {
 func (c Config) Options(opts ...Option) []Option {
 	if c.MaxManifestSize != 0 {
 		opts = append(opts, WithMaxManifestSize(c.MaxManifestSize))
+	}
+	if c.MaxBlobSize != 0 {
+		opts = append(opts, WithMaxBlobSize(c.MaxBlobSize))
 	}
 	if c.RateLimit.PerSecond > 0 {
 		opts = append(opts, WithRateLimit(c.RateLimit.PerSecond, c.RateLimit.Burst))

@@ -60,6 +60,7 @@
 //   - [WithEvents]: an [EventFunc] hears of every push, pull and delete.
 //   - [WithRateLimit] and [WithRateLimitKey]: a token bucket per client
 //     (golang.org/x/time/rate); past it, 429 TOOMANYREQUESTS with Retry-After.
+//   - [WithMaxBlobSize] cancels an upload that grows past a size, before the disk fills.
 //   - [WithAutomaticMount](false) stops mounts without a source, which let anyone who knows
 //     a digest read it from any repository; a multi-tenant server wants it off.
 //

@@ -81,15 +81,6 @@ func foreignLayer(mediaType string) bool {
 	return strings.Contains(mediaType, ".nondistributable.") || strings.Contains(mediaType, ".foreign.")
 }
 
-// CheckManifest decodes a manifest pushed with Content-Type contentType and returns it
-// with its media type: the one it is stored and served with. It checks what a push must
-// have right: JSON of schema version 2, a media type of an OCI or Docker schema 2 manifest
-// or index that agrees with the document, well-formed descriptors. The descriptor's digest
-// is the sha256 of data. Errors match oci.ErrInvalidImage.
-func CheckManifest(contentType string, data []byte) (*oci.Manifest, error) {
-	return oci.DecodeManifest(contentType, data)
-}
-
 func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref string) error {
 	tag, refDigest, err := parseReference(ref)
 	if err != nil {
@@ -123,7 +114,10 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 	if refDigest != "" && dgst != refDigest {
 		return newError(http.StatusBadRequest, codeDigestInvalid, "the manifest has digest %s, not %s", dgst, refDigest)
 	}
-	m, err := CheckManifest(r.Header.Get("Content-Type"), raw)
+	// JSON of schema version 2, a media type of an OCI or Docker schema 2 manifest or index
+	// that agrees with the document, well-formed descriptors; the media type it returns is
+	// the one the manifest is stored and served with.
+	m, err := oci.DecodeManifest(r.Header.Get("Content-Type"), raw)
 	if err != nil {
 		return newError(http.StatusBadRequest, codeManifestInvalid, "%v", err)
 	}

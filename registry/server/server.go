@@ -25,6 +25,7 @@ type Server struct {
 	catalogFilter   func(r *http.Request, repo string) bool
 	limits          *limiters
 	maxManifestSize int64
+	maxBlobSize     int64
 	automaticMount  bool
 	sparse          bool
 	now             func() time.Time
@@ -118,15 +119,29 @@ func WithRateLimitKey(key func(r *http.Request) string) Option {
 	}
 }
 
-// WithMaxManifestSize makes the server refuse manifests larger than n bytes (413 with
-// SIZE_INVALID... as MANIFEST_INVALID). The default is oci.MaxManifestSize, 4 MiB, the
-// least the distribution spec asks a registry to take; n must be at least 4 KiB.
+// WithMaxManifestSize makes the server refuse manifests larger than n bytes (413
+// MANIFEST_INVALID). The default is oci.MaxManifestSize, 4 MiB, the least the
+// distribution spec asks a registry to take; n must be at least 4 KiB.
 func WithMaxManifestSize(n int64) Option {
 	return func(o *options) error {
 		if n < 4<<10 {
 			return fmt.Errorf("%w: WithMaxManifestSize: %d bytes: at least 4096", ErrInvalidOption, n)
 		}
 		o.s.maxManifestSize = n
+		return nil
+	}
+}
+
+// WithMaxBlobSize makes the server refuse to let an upload grow past n bytes: the request
+// that would is answered 413 SIZE_INVALID and its session cancelled, before the disk fills
+// (a Quota is asked only at the commit). The default, 0, is no limit; n must not be
+// negative.
+func WithMaxBlobSize(n int64) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("%w: WithMaxBlobSize: %d bytes", ErrInvalidOption, n)
+		}
+		o.s.maxBlobSize = n
 		return nil
 	}
 }

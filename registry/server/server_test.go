@@ -473,3 +473,17 @@ func TestLoadConfig(t *testing.T) {
 		t.Error("config without root accepted")
 	}
 }
+
+func TestMaxBlobSize(t *testing.T) {
+	h := newHub(t, server.WithMaxBlobSize(100))
+	data := bytes.Repeat([]byte("x"), 101)
+	h.do("POST", "/v2/app/blobs/uploads/?digest="+digest.FromBytes(data).String(), data).want(t, http.StatusRequestEntityTooLarge, "SIZE_INVALID")
+	loc := h.do("POST", "/v2/app/blobs/uploads/", nil).want(t, http.StatusAccepted, "").header.Get("Location")
+	h.do("PATCH", loc, data[:60], "Content-Range", "0-59").want(t, http.StatusAccepted, "")
+	// A streamed chunk, without Content-Length, past the limit.
+	req := mustRequest("PATCH", loc, data[60:])
+	req.ContentLength = -1
+	h.serve(req).want(t, http.StatusRequestEntityTooLarge, "SIZE_INVALID")
+	h.do("GET", loc, nil).want(t, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	h.pushBlob("app", data[:100])
+}

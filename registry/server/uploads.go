@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -40,9 +39,9 @@ func (s *Server) serveStartUpload(w http.ResponseWriter, r *http.Request, repo s
 	if dgst == "" {
 		return uploadAccepted(w, repo, up, http.StatusAccepted)
 	}
-	if _, err := up.Append(r.Context(), 0, r.Body); err != nil {
+	if err := s.appendChunk(r, repo, up); err != nil {
 		_ = up.Cancel(r.Context())
-		return fmt.Errorf("registry server: upload body: %w", err)
+		return err
 	}
 	return s.commit(w, r, repo, up, dgst)
 }
@@ -131,7 +130,7 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, repo, id st
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	case http.MethodPatch:
-		if err := appendChunk(r, repo, up); err != nil {
+		if err := s.appendChunk(r, repo, up); err != nil {
 			return err
 		}
 		return uploadAccepted(w, repo, up, http.StatusAccepted)
@@ -141,7 +140,7 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, repo, id st
 	if err != nil {
 		return err
 	}
-	if err := appendChunk(r, repo, up); err != nil {
+	if err := s.appendChunk(r, repo, up); err != nil {
 		return err
 	}
 	return s.commit(w, r, repo, up, dgst)
@@ -151,8 +150,9 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, repo, id st
 var contentRangeRE = regexp.MustCompile(`^(?:bytes )?([0-9]+)-([0-9]+)$`)
 
 // appendChunk appends the request's body to up; with a Content-Range, it must start where
-// the upload ends (416 otherwise, with the upload's Range) and be as long as it says.
-func appendChunk(r *http.Request, repo string, up storage.Upload) error {
+// the upload ends (416 otherwise, with the upload's Range) and be as long as it says. An
+// upload that would grow past the largest blob is cancelled (413).
+func (s *Server) appendChunk(r *http.Request, repo string, up storage.Upload) error {
 	offset := up.Size()
 	body := io.Reader(r.Body)
 	want := int64(-1)
@@ -175,7 +175,18 @@ func appendChunk(r *http.Request, repo string, up storage.Upload) error {
 		}
 		body = io.LimitReader(r.Body, want)
 	}
+	var limited *io.LimitedReader
+	if s.maxBlobSize > 0 {
+		if want >= 0 && offset+want > s.maxBlobSize || r.ContentLength > 0 && offset+r.ContentLength > s.maxBlobSize {
+			return s.tooLarge(r, up)
+		}
+		limited = &io.LimitedReader{R: body, N: s.maxBlobSize - offset + 1}
+		body = limited
+	}
 	n, err := up.Append(r.Context(), offset, body)
+	if limited != nil && limited.N == 0 {
+		return s.tooLarge(r, up)
+	}
 	if errors.Is(err, storage.ErrRangeInvalid) {
 		return outOfOrder(repo, up, r.Header.Get("Content-Range"))
 	}
@@ -186,6 +197,12 @@ func appendChunk(r *http.Request, repo string, up storage.Upload) error {
 		return uploadError(repo, up, newError(http.StatusBadRequest, codeSizeInvalid, "chunk of %d bytes, its Content-Range says %d", n, want))
 	}
 	return nil
+}
+
+// tooLarge cancels an upload that would grow past the largest blob.
+func (s *Server) tooLarge(r *http.Request, up storage.Upload) error {
+	_ = up.Cancel(r.Context())
+	return newError(http.StatusRequestEntityTooLarge, codeSizeInvalid, "a blob may have %d bytes at most", s.maxBlobSize)
 }
 
 // outOfOrder is the 416 of a chunk that does not start where the upload ends; its headers
