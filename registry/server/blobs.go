@@ -41,6 +41,10 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, repo, ref str
 		return nil
 	}
 	linked, err := s.store.BlobLinked(r.Context(), repo, dgst)
+	if err == nil && !linked {
+		// A manifest is content of its repository too, as Distribution serves it.
+		linked, err = s.store.ManifestLinked(r.Context(), repo, dgst)
+	}
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,10 @@ func TestPushPullRoundTrip(t *testing.T) {
 	h.do("GET", "/v2/team/app/blobs/"+ld.String(), nil, "Range", "bytes=99999-").want(t, http.StatusRequestedRangeNotSatisfiable, "")
 	// Another repository does not see it.
 	h.do("GET", "/v2/team/other/blobs/"+ld.String(), nil).want(t, http.StatusNotFound, "BLOB_UNKNOWN")
+	// The manifest is content of the repository too.
+	if mb := h.do("GET", "/v2/team/app/blobs/"+md.String(), nil).want(t, http.StatusOK, ""); !bytes.Equal(mb.body, raw) {
+		t.Error("manifest served as a blob changed")
+	}
 }
 
 func TestChunkedUpload(t *testing.T) {
