@@ -43,6 +43,7 @@ type ChallengeError struct {
 	Message string
 }
 
+// Error returns the message, prefixed with the package name.
 func (e *ChallengeError) Error() string {
 	if e.Message != "" {
 		return "registry server: " + e.Message
