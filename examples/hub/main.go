@@ -38,7 +38,7 @@ func run(args []string) error {
 	var cfg server.Config
 	if *configFile != "" {
 		var err error
-		if cfg, err = server.LoadConfig(*configFile); err != nil && *root == "" {
+		if cfg, err = server.LoadConfig(*configFile); err != nil {
 			return err
 		}
 	}

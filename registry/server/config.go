@@ -55,7 +55,8 @@ type Config struct {
 const maxConfigSize = 1 << 20
 
 // LoadConfig reads a configuration file. Unknown fields are errors, so that a typo does
-// not go unseen; errors match ErrInvalidOption.
+// not go unseen; errors match ErrInvalidOption. It does not Validate the result, so that a
+// program may set fields from its flags first; ListenAndServe validates.
 func LoadConfig(path string) (Config, error) {
 	var c Config
 	data, err := os.ReadFile(path)
@@ -70,7 +71,7 @@ func LoadConfig(path string) (Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return c, fmt.Errorf("%w: config %s: %v", ErrInvalidOption, path, err)
 	}
-	return c, c.Validate()
+	return c, nil
 }
 
 // Validate checks the fields that do not need the file system.

@@ -473,8 +473,8 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("unknown field: %v", err)
 	}
 	os.WriteFile(p, []byte("addr: x\n"), 0o644)
-	if _, err := server.LoadConfig(p); err == nil {
-		t.Error("config without root accepted")
+	if c, err := server.LoadConfig(p); err != nil || c.Validate() == nil {
+		t.Errorf("config without root: %v, then validated", err)
 	}
 }
 
