@@ -1,0 +1,163 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v4"
+
+	"github.com/opendao/dao/registry/server/storage"
+)
+
+// Config is a server's configuration as a file gives it, in YAML (or JSON, which is YAML):
+//
+//	addr: 127.0.0.1:5000
+//	root: /var/lib/dao/hub
+//	maxManifestSize: 4194304
+//	maxBlobSize: 10737418240       # 10 GiB
+//	rateLimit: {perSecond: 100, burst: 200}
+//	users: {ci: secret}          # basic auth; none means no authentication
+//	tls: {cert: hub.crt, key: hub.key}
+type Config struct {
+	// Addr is the address to listen on; "127.0.0.1:5000" if empty.
+	Addr string `yaml:"addr"`
+	// Root is the directory of the file system store. Required.
+	Root string `yaml:"root"`
+	// MaxManifestSize is the largest manifest taken, in bytes; 0 means 4 MiB.
+	MaxManifestSize int64 `yaml:"maxManifestSize"`
+	// MaxBlobSize is the largest blob taken, in bytes; 0 means no limit.
+	MaxBlobSize int64 `yaml:"maxBlobSize"`
+	// RateLimit limits each client IP address; none if PerSecond is 0.
+	RateLimit struct {
+		PerSecond float64 `yaml:"perSecond"`
+		Burst     int     `yaml:"burst"`
+	} `yaml:"rateLimit"`
+	// Users are the accounts of basic authentication, by name, with their passwords; with
+	// none, everyone may do everything.
+	Users map[string]string `yaml:"users"`
+	// TLS serves HTTPS with the certificate and key files, if both are set.
+	TLS struct {
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+	} `yaml:"tls"`
+	// AutomaticMount: see WithAutomaticMount; true if absent.
+	AutomaticMount *bool `yaml:"automaticMount"`
+}
+
+// maxConfigSize bounds a configuration file.
+const maxConfigSize = 1 << 20
+
+// LoadConfig reads a configuration file. Unknown fields are errors, so that a typo does
+// not go unseen; errors match ErrInvalidOption. It does not Validate the result, so that a
+// program may set fields from its flags first; ListenAndServe validates.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("registry server: config: %w", err)
+	}
+	if len(data) > maxConfigSize {
+		return c, fmt.Errorf("%w: config %s: more than %d bytes", ErrInvalidOption, path, maxConfigSize)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("%w: config %s: %v", ErrInvalidOption, path, err)
+	}
+	return c, nil
+}
+
+// Validate checks the fields that do not need the file system.
+func (c Config) Validate() error {
+	if c.Root == "" {
+		return fmt.Errorf("%w: config: root is required", ErrInvalidOption)
+	}
+	if c.MaxManifestSize != 0 && c.MaxManifestSize < 4<<10 {
+		return fmt.Errorf("%w: config: maxManifestSize %d: at least 4096", ErrInvalidOption, c.MaxManifestSize)
+	}
+	if c.MaxBlobSize < 0 {
+		return fmt.Errorf("%w: config: maxBlobSize %d", ErrInvalidOption, c.MaxBlobSize)
+	}
+	if c.RateLimit.PerSecond < 0 || c.RateLimit.PerSecond > 0 && c.RateLimit.Burst < 1 {
+		return fmt.Errorf("%w: config: rateLimit: perSecond %v, burst %d: both must be positive", ErrInvalidOption, c.RateLimit.PerSecond, c.RateLimit.Burst)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return fmt.Errorf("%w: config: tls needs both cert and key", ErrInvalidOption)
+	}
+	return nil
+}
+
+// Options returns the server options that c says, after opts (which c's override).
+func (c Config) Options(opts ...Option) []Option {
+	if c.MaxManifestSize != 0 {
+		opts = append(opts, WithMaxManifestSize(c.MaxManifestSize))
+	}
+	if c.MaxBlobSize != 0 {
+		opts = append(opts, WithMaxBlobSize(c.MaxBlobSize))
+	}
+	if c.RateLimit.PerSecond > 0 {
+		opts = append(opts, WithRateLimit(c.RateLimit.PerSecond, c.RateLimit.Burst))
+	}
+	if len(c.Users) > 0 {
+		opts = append(opts, WithAuthorizer(BasicAuth("dao hub", c.Users)))
+	}
+	if c.AutomaticMount != nil {
+		opts = append(opts, WithAutomaticMount(*c.AutomaticMount))
+	}
+	return opts
+}
+
+// ListenAndServe serves the registry c describes until ctx is done, then shuts down,
+// letting requests in flight finish for up to 10 seconds. ready, if not nil, is called
+// with the address listened on once the server accepts connections (useful with port 0).
+// opts come before the Config's own options.
+func ListenAndServe(ctx context.Context, c Config, ready func(addr net.Addr), opts ...Option) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	st, err := storage.OpenFS(c.Root)
+	if err != nil {
+		return err
+	}
+	srv, err := New(st, c.Options(opts...)...)
+	if err != nil {
+		return err
+	}
+	addr := c.Addr
+	if addr == "" {
+		addr = "127.0.0.1:5000"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("registry server: %w", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() {
+		if c.TLS.Cert != "" {
+			errc <- hs.ServeTLS(ln, c.TLS.Cert, c.TLS.Key)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("registry server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	<-errc
+	return err
+}
