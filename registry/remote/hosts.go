@@ -24,7 +24,12 @@ const (
 
 // HostConfig says how to reach one registry: over plain HTTP or with which certificates, and
 // through which mirrors. A registry without a HostConfig is reached over HTTPS, verified
-// against the system's roots, with no mirror.
+// against the system's roots, with no mirror; one on a loopback address (127.0.0.0/8, ::1,
+// localhost) as containerd's resolver and docker reach it: over HTTPS without verifying its
+// certificate, and over plain HTTP if it answers HTTPS in plain HTTP (after one HTTPS
+// attempt, then plain HTTP for the rest of the client's life); only HTTPS on port 443 or
+// none, only plain HTTP on port 80. RootCAs turns that off (HTTPS, verified with them), and
+// PlainHTTP makes it plain HTTP at once.
 type HostConfig struct {
 	// Mirrors are tried in order, before the registry itself, for what their capabilities
 	// allow; when a mirror fails or lacks the content, the next is tried, then the registry.
@@ -134,17 +139,25 @@ func (c *Client) hostEndpoints(reg string) []*endpoint {
 		})
 	}
 	scheme, host := "https", reg
-	if hc.PlainHTTP {
+	skipVerify, fallback := hc.SkipVerify, false
+	switch {
+	case hc.PlainHTTP:
 		scheme = "http"
+	case hc.RootCAs == nil && isLoopback(reg):
+		scheme, skipVerify, fallback = loopbackScheme(reg)
 	}
 	if reg == "docker.io" {
 		host = "registry-1.docker.io"
+	}
+	client := c.httpClient(hc.RootCAs, skipVerify)
+	if fallback {
+		client = withHTTPFallback(client)
 	}
 	eps = append(eps, &endpoint{
 		host:   host,
 		base:   scheme + "://" + host,
 		caps:   CapPull | CapResolve | CapPush,
-		client: c.httpClient(hc.RootCAs, hc.SkipVerify),
+		client: client,
 	})
 	c.eps[reg] = eps
 	return eps
