@@ -54,9 +54,9 @@ func NewClient(opts ...Option) (*Client, error) {
 	}
 	if _, ok := o.httpClient.Transport.(*http.Transport); !ok {
 		for reg, hc := range o.hosts {
-			tls := hc.RootCAs != nil || hc.SkipVerify
+			tls := hc.RootCAs != nil || hc.SkipVerify || len(hc.Certificates) > 0
 			for _, m := range hc.Mirrors {
-				tls = tls || m.RootCAs != nil || m.SkipVerify
+				tls = tls || m.RootCAs != nil || m.SkipVerify || len(m.Certificates) > 0
 			}
 			if tls {
 				return nil, fmt.Errorf("%w: TLS settings for %s need an HTTP client whose Transport is an *http.Transport", ErrInvalidOption, reg)

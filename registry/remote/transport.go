@@ -171,6 +171,9 @@ func (c *Client) send(ctx context.Context, ep *endpoint, r *request) (*http.Resp
 		release()
 		return nil, err
 	}
+	for k, v := range ep.header {
+		req.Header[http.CanonicalHeaderKey(k)] = v
+	}
 	for k, v := range r.header {
 		req.Header[k] = v
 	}
