@@ -182,3 +182,27 @@ func TestHostsDirMirrors(t *testing.T) {
 		t.Errorf("the own mirror saw X-Dao-Test %q, want \"own\"", headers)
 	}
 }
+
+// FuzzLoadHostsDir feeds arbitrary hosts.toml files to LoadHostsDir: it refuses them with
+// an error of one line or gives hosts that NewClient takes, and never panics.
+func FuzzLoadHostsDir(f *testing.F) {
+	f.Add("server = \"https://r.example\"\n[host.\"https://m.example\"]\n  capabilities = [\"pull\"]\n")
+	f.Add("[host.\"http://m\"]\n  header = { a = [\"b\"] }\n  client = [[\"c\", \"k\"]]\n")
+	f.Add("server = \"\"\nskip_verify = true\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"r.example/hosts.toml": data})
+		hosts, err := remote.LoadHostsDir(dir)
+		if err != nil {
+			if !errors.Is(err, remote.ErrInvalidOption) {
+				t.Fatalf("LoadHostsDir = %v, not ErrInvalidOption", err)
+			}
+			return
+		}
+		c, err := remote.NewClient(remote.WithHosts(hosts))
+		if err != nil {
+			t.Fatalf("a hosts.toml the loader took is refused by the client: %v\n%s", err, data)
+		}
+		c.Close()
+	})
+}
