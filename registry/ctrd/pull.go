@@ -99,7 +99,10 @@ func whileRestarting(ctx context.Context, fn func() error) error {
 // matching oci.ErrDigestMismatch and is not stored, and a snapshot extracted from it is removed.
 // What the pull committed (verified blobs, unpacked layers) is kept under a lease for a while
 // (WithKeep), and its partial ingests stay (the bytes of a blob written directly are
-// moved into containerd's ingest), so that the next pull of the image reuses them.
+// moved into containerd's ingest), so that the next pull of the image reuses them: a pull
+// cancelled mid-layer (Ctrl-C) writes every byte it had fetched of each unfinished layer into
+// its ingest before it returns, and the next pull fetches only the rest of each, with a
+// Range request from the ingest's offset, its commit verifying the digest over the whole.
 //
 // The fetch of each blob reports its progress through the client's WithProgress. Pull is
 // safe for simultaneous use: pulls of the same image share what they can, one waiting for

@@ -63,8 +63,11 @@ func WithHTTPClient(hc *http.Client) Option {
 }
 
 // WithHosts says how to reach registries, keyed by the registry's host as references name it
-// ("docker.io", "127.0.0.1:5000"): mirrors, plain HTTP, certificates. Later calls add to
-// and replace the hosts of earlier ones. The default is HTTPS to every registry, no mirror.
+// ("docker.io", "127.0.0.1:5000"): mirrors, plain HTTP, certificates; the HostConfig under
+// DefaultHostsKey applies to every registry without one of its own. Later calls add to and
+// replace the hosts of earlier ones. LoadHostsDir reads them from containerd's hosts
+// directory. The default is HTTPS to every registry, no mirror, and loopback registries as
+// HostConfig says.
 func WithHosts(hosts map[string]HostConfig) Option {
 	return func(o *clientOptions) error {
 		if err := checkHosts(hosts); err != nil {
