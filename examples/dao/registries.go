@@ -24,6 +24,9 @@ import (
 type registriesConfig struct {
 	Mirrors map[string]mirrorConfig   `yaml:"mirrors"`
 	Configs map[string]registryConfig `yaml:"configs"`
+
+	// path is the file's, for errors; "" for no file.
+	path string `yaml:"-"`
 }
 
 type mirrorConfig struct {
@@ -57,7 +60,7 @@ func loadRegistriesConfig(path string) (*registriesConfig, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &registriesConfigError{path: path, problems: []string{strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
-	var cfg registriesConfig
+	cfg := registriesConfig{path: path}
 	if len(doc.Content) == 0 {
 		return &cfg, nil // an empty file
 	}
@@ -79,6 +82,7 @@ func loadRegistriesConfig(path string) (*registriesConfig, error) {
 			return nil, &registriesConfigError{path: path, problems: []string{fmt.Sprintf("configs.%s: %v", host, err)}}
 		}
 	}
+	cfg.path = path
 	return &cfg, nil
 }
 
@@ -349,7 +353,8 @@ func hostsDirOrDefault(dir string) string {
 // both the hosts directory and this config name takes this config's settings (mirrors,
 // plain HTTP, TLS) as a whole, not a mix of the two: this file is Dao's own, the more
 // specific. An --insecure host is then reached over plain HTTP whatever either says.
-// Errors name the file and line at fault.
+// Errors name the file (and the line, where the file says where) or the flag at fault, and
+// need no prefix.
 func (c *registriesConfig) registryHosts(hostsDir string, insecure []string) (map[string]remote.HostConfig, map[string]remote.Credentials, error) {
 	hosts := map[string]remote.HostConfig{}
 	if hostsDir != "" {
@@ -362,6 +367,9 @@ func (c *registriesConfig) registryHosts(hostsDir string, insecure []string) (ma
 	}
 	own, creds, err := c.hosts(nil)
 	if err != nil {
+		if c.path != "" {
+			err = &registriesConfigError{path: c.path, problems: []string{err.Error()}}
+		}
 		return nil, nil, err
 	}
 	maps.Copy(hosts, own)

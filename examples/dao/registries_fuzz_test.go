@@ -102,6 +102,19 @@ func TestRegistryHostsPrecedence(t *testing.T) {
 		t.Errorf("NewClient: %v", err)
 	}
 
+	// A mistake the yaml's checks find late still names the file.
+	bad := filepath.Join(t.TempDir(), "registries.yaml")
+	if err := os.WriteFile(bad, []byte("mirrors:\n  docker.io:\n    endpoint: [ftp://x]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = loadRegistriesConfig(bad); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = cfg.registryHosts("", nil)
+	if want := "registries config " + bad + `: mirrors.docker.io.endpoint[0]: "ftp://x" is not an http:// or https:// URL`; err == nil || err.Error() != want {
+		t.Errorf("registryHosts = %v, want %s", err, want)
+	}
+
 	// Without the yaml, the directory's settings of r.example:5000 hold.
 	hosts, _, err = (&registriesConfig{}).registryHosts("testdata/certs.d", nil)
 	if err != nil {
