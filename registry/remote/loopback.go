@@ -109,3 +109,11 @@ func answeredInPlainHTTP(err error) bool {
 	}
 	return strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
+
+// CloseIdleConnections closes the idle connections of the transport underneath, for
+// Client.Close.
+func (f *httpFallback) CloseIdleConnections() {
+	if c, ok := f.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}

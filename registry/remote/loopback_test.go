@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"go.uber.org/goleak"
 
 	"github.com/opendao/dao/registry/internal/regtest"
 	"github.com/opendao/dao/registry/registrytest"
@@ -47,11 +48,16 @@ func TestLoopbackRegistries(t *testing.T) {
 		{"tls verified with RootCAs", tlsAddr, []remote.Option{remote.WithHosts(map[string]remote.HostConfig{tlsAddr: {RootCAs: roots}})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
 			c, err := remote.NewClient(append([]remote.Option{regtest.QuickRetry()}, tc.opts...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Close()
+			defer func() {
+				// Close closes the connections of the fallback's transport too.
+				c.Close()
+				goleak.VerifyNone(t, ignore)
+			}()
 			ref := tc.addr + "/loop/" + strings.ToLower(strings.ReplaceAll(tc.name, " ", "-")) + ":1"
 			desc, err := c.Push(ctx, ref, img)
 			if err != nil {
