@@ -29,8 +29,10 @@ require (
 
 require (
 	github.com/containerd/errdefs/pkg v0.3.0
+	github.com/docker/docker-credential-helpers v0.9.13
 	github.com/fxamacker/cbor/v2 v2.10.0
 	github.com/hashicorp/go-multierror v1.1.1
+	github.com/pelletier/go-toml/v2 v2.4.3
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.etcd.io/etcd/client/v3 v3.7.3
 	go.uber.org/goleak v1.3.0

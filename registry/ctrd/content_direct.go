@@ -33,12 +33,12 @@ func (p *puller) directStore() *localStore {
 // into that ingest (keepPartial), so that the next pull, Dao's or containerd's, resumes it;
 // written counts them. A blob that does not match desc is never named in the store. Where
 // the store cannot be written after all, the blob goes through w and the pull writes no
-// more blobs directly.
-func (p *puller) copyDirect(ctx context.Context, w content.Writer, desc ocispec.Descriptor, t *tap) (written int64, err error) {
+// more blobs directly. The fetch ends with fctx, the rest with ctx, as in copyToStore.
+func (p *puller) copyDirect(ctx, fctx context.Context, w content.Writer, desc ocispec.Descriptor, t *tap) (written int64, err error) {
 	b, err := p.local.create(desc)
 	if err != nil {
 		p.localOff.Store(true)
-		return p.copyToStore(ctx, w, desc, 0, t)
+		return p.copyToStore(ctx, fctx, w, desc, 0, t)
 	}
 	defer b.close()
 	// The unpacker reads the blob from its file rather than from a copy of its own.
@@ -49,7 +49,7 @@ func (p *puller) copyDirect(ctx context.Context, w content.Writer, desc ocispec.
 			sink, ft = &tapSink{b: b, t: t}, nil
 		}
 	}
-	s, _, err := p.fetch(ctx, desc, 0, sink, ft)
+	s, _, err := p.fetch(fctx, desc, 0, sink, ft)
 	if err == nil {
 		defer s.Close()
 		if err = b.verify(); err != nil {

@@ -85,6 +85,9 @@ func (p *puller) runIngest(ctx context.Context, in *ingest) (err error) {
 	wctx, cancel := p.wctx(ctx)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		w, err := content.OpenWriter(wctx, p.cs, content.WithRef(ref), content.WithDescriptor(desc))
 		if errdefs.IsAlreadyExists(err) {
 			p.c.ReportDone(p.repo.Name(), desc)
@@ -117,9 +120,9 @@ func (p *puller) runIngest(ctx context.Context, in *ingest) (err error) {
 		startedOnce()
 		var written int64
 		if off == 0 && p.directStore() != nil {
-			written, err = p.copyDirect(wctx, w, desc, t)
+			written, err = p.copyDirect(wctx, ctx, w, desc, t)
 		} else {
-			written, err = p.copyToStore(wctx, w, desc, off, t)
+			written, err = p.copyToStore(wctx, ctx, w, desc, off, t)
 		}
 		w.Close() // leaves a partial ingest for the next pull to resume
 		if err == nil {
@@ -140,12 +143,13 @@ func (p *puller) runIngest(ctx context.Context, in *ingest) (err error) {
 }
 
 // copyToStore fetches desc from byte off into w, appending it to t (if not nil) too, and
-// commits it. containerd hashes what it is given as it writes it, and commits only the
+// commits it. The fetch ends with fctx; writes into w go on with ctx (the ingest's context
+// of puller.wctx), so that what was read before fctx ended is in the ingest. containerd hashes what it is given as it writes it, and commits only the
 // content of the expected digest and size, so the bytes are hashed once, in the same pass;
 // t is finished when the last byte is in, but its bytes are verified only once the commit
 // succeeds. The caller closes w.
-func (p *puller) copyToStore(ctx context.Context, w content.Writer, desc ocispec.Descriptor, off int64, t *tap) (written int64, err error) {
-	s, written, err := p.fetch(ctx, desc, off, w, t)
+func (p *puller) copyToStore(ctx, fctx context.Context, w content.Writer, desc ocispec.Descriptor, off int64, t *tap) (written int64, err error) {
+	s, written, err := p.fetch(fctx, desc, off, w, t)
 	if err != nil {
 		return written, err
 	}
@@ -180,7 +184,8 @@ func (p *puller) commitError(desc ocispec.Descriptor, err error) error {
 
 // fetch streams desc from byte off into sink, and appends it to t (if not nil) too. The
 // sink's writes go on in their own goroutine, so that fetching, the tap and the sink all
-// move at once. written counts the bytes the sink took. It returns the stream, to be closed,
+// move at once. written counts the bytes the sink took: when ctx ends, fetch stops reading
+// but waits for the sink to take what was read, so that an interrupted pull keeps it. It returns the stream, to be closed,
 // once its last byte is in the sink.
 func (p *puller) fetch(ctx context.Context, desc ocispec.Descriptor, off int64, sink io.Writer, t *tap) (_ *remote.BlobStream, written int64, err error) {
 	s, err := p.c.StreamBlob(ctx, p.repo.Name(), desc, off)
@@ -213,7 +218,6 @@ func (p *puller) fetch(ctx context.Context, desc ocispec.Descriptor, off int64, 
 	var rerr error
 	for rerr == nil {
 		if err := ctx.Err(); err != nil {
-			// What is read from the connection meanwhile would be kept for nothing.
 			rerr = err
 			break
 		}

@@ -99,7 +99,10 @@ func whileRestarting(ctx context.Context, fn func() error) error {
 // matching oci.ErrDigestMismatch and is not stored, and a snapshot extracted from it is removed.
 // What the pull committed (verified blobs, unpacked layers) is kept under a lease for a while
 // (WithKeep), and its partial ingests stay (the bytes of a blob written directly are
-// moved into containerd's ingest), so that the next pull of the image reuses them.
+// moved into containerd's ingest), so that the next pull of the image reuses them: a pull
+// cancelled mid-layer (Ctrl-C) writes every byte it had fetched of each unfinished layer into
+// its ingest before it returns, and the next pull fetches only the rest of each, with a
+// Range request from the ingest's offset, its commit verifying the digest over the whole.
 //
 // The fetch of each blob reports its progress through the client's WithProgress. Pull is
 // safe for simultaneous use: pulls of the same image share what they can, one waiting for
@@ -154,16 +157,28 @@ type puller struct {
 	cleanup sync.WaitGroup
 }
 
-// wctx returns a context for content writers that ends with ctx but carries the caller's
-// context, without the pull's lease: a partial ingest is then not removed with the lease of a
-// failed pull but stays (containerd keeps it a day) for the next pull to resume. The blobs
-// themselves are added to the lease before they are written.
+// wctx returns a context for content writers that carries the caller's context, without
+// the pull's lease: a partial ingest is then not removed with the lease of a failed pull but
+// stays (containerd keeps it a day) for the next pull to resume. The blobs themselves are
+// added to the lease before they are written. The context outlives ctx by up to
+// cleanupTimeout, so that a fetch interrupted by ctx still writes what it read into its
+// ingest, and the next pull resumes from the last byte fetched rather than from the last
+// write that happened to be done; it ends when the returned function is called.
 func (p *puller) wctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	base := p.base
 	if p.lease == "" {
-		return context.WithCancel(ctx)
+		base = ctx
 	}
-	wctx, cancel := context.WithCancel(p.base)
-	stop := context.AfterFunc(ctx, cancel)
+	wctx, cancel := context.WithCancel(context.WithoutCancel(base))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(cleanupTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-wctx.Done():
+		}
+	})
 	return wctx, func() {
 		stop()
 		cancel()

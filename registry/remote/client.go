@@ -18,8 +18,9 @@ import (
 // and how fast to go. A Client is safe for simultaneous use; make one and share it, so that
 // connections, tokens and downloads are shared too.
 type Client struct {
-	opts  clientOptions
-	creds map[string]Credentials
+	opts    clientOptions
+	creds   map[string]Credentials
+	helpers *credHelpers // of the docker config; nil for none
 
 	mu        sync.Mutex
 	eps       map[string][]*endpoint
@@ -53,9 +54,9 @@ func NewClient(opts ...Option) (*Client, error) {
 	}
 	if _, ok := o.httpClient.Transport.(*http.Transport); !ok {
 		for reg, hc := range o.hosts {
-			tls := hc.RootCAs != nil || hc.SkipVerify
+			tls := hc.RootCAs != nil || hc.SkipVerify || len(hc.Certificates) > 0
 			for _, m := range hc.Mirrors {
-				tls = tls || m.RootCAs != nil || m.SkipVerify
+				tls = tls || m.RootCAs != nil || m.SkipVerify || len(m.Certificates) > 0
 			}
 			if tls {
 				return nil, fmt.Errorf("%w: TLS settings for %s need an HTTP client whose Transport is an *http.Transport", ErrInvalidOption, reg)
@@ -73,10 +74,11 @@ func NewClient(opts ...Option) (*Client, error) {
 		downloads: make(map[string]*download),
 	}
 	if o.dockerConfig != "" {
-		dc, err := readDockerConfig(o.dockerConfig, o.dockerOptional)
+		dc, helpers, err := readDockerConfig(o.dockerConfig, o.dockerOptional)
 		if err != nil {
 			return nil, err
 		}
+		c.helpers = helpers
 		for h, cr := range dc {
 			c.creds[h] = cr
 		}
@@ -114,9 +116,12 @@ func (c *Client) host(host string) *hostState {
 }
 
 // credentials returns the credentials for host: those of WithCredentials, of the
-// credentials function, or of the docker config, in that order; zero for none.
+// credentials function, or of the docker config (its credential helper for the host, then
+// its "auths"), in that order; zero for none. A credential helper that fails is an error
+// (a *CredentialHelperError), which retrying does not fix.
 func (c *Client) credentials(ctx context.Context, host string) (Credentials, error) {
-	if cr, ok := c.opts.creds[dockerConfigHost(host)]; ok {
+	key := dockerConfigHost(host)
+	if cr, ok := c.opts.creds[key]; ok {
 		return cr, nil
 	}
 	if c.opts.credsFunc != nil {
@@ -128,5 +133,12 @@ func (c *Client) credentials(ctx context.Context, host string) (Credentials, err
 			return cr, nil
 		}
 	}
-	return c.creds[dockerConfigHost(host)], nil
+	cr, found, err := c.helpers.get(ctx, key)
+	if err != nil {
+		return Credentials{}, &permanentError{err}
+	}
+	if found {
+		return cr, nil
+	}
+	return c.creds[key], nil
 }

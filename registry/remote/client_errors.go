@@ -55,6 +55,22 @@ var (
 	// missing upload location, a range it was not asked for, a malformed token answer. Class
 	// errdefs.ErrDataLoss: the answer cannot be used, and asking again does not help.
 	ErrInvalidResponse = errclass.New(errdefs.ErrDataLoss, "registry: invalid response")
+	// ErrUnreachable means the client could not connect to a registry, a mirror or a token
+	// server: its name does not resolve, nothing listens on its port, or the network does
+	// not get there (a *ConnectError says which). Class errdefs.ErrUnavailable.
+	ErrUnreachable = errclass.New(errdefs.ErrUnavailable, "registry: unreachable")
+	// ErrPlainHTTP means a registry answered HTTPS in plain HTTP: it is reached over plain
+	// HTTP only if HostConfig.PlainHTTP says so, or if it is on a loopback address. Class
+	// errdefs.ErrFailedPrecondition.
+	ErrPlainHTTP = errclass.New(errdefs.ErrFailedPrecondition, "registry: plain HTTP registry")
+	// ErrUntrusted means a registry's certificate is not trusted: signed by an authority
+	// the client does not know (HostConfig.RootCAs), for another name, or expired. Class
+	// errdefs.ErrFailedPrecondition.
+	ErrUntrusted = errclass.New(errdefs.ErrFailedPrecondition, "registry: untrusted certificate")
+	// ErrCredentialHelper means a docker credential helper named by the docker config
+	// (credsStore, credHelpers) is not installed or failed (a *CredentialHelperError says
+	// how). Class errdefs.ErrFailedPrecondition.
+	ErrCredentialHelper = errclass.New(errdefs.ErrFailedPrecondition, "registry: credential helper failed")
 	// ErrInvalidOption means an option was given a value it does not accept. Class
 	// dao.ErrInvalid (errdefs.IsInvalidArgument).
 	ErrInvalidOption = errclass.New(dao.ErrInvalid, "registry: invalid option")

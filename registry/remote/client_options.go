@@ -63,8 +63,11 @@ func WithHTTPClient(hc *http.Client) Option {
 }
 
 // WithHosts says how to reach registries, keyed by the registry's host as references name it
-// ("docker.io", "127.0.0.1:5000"): mirrors, plain HTTP, certificates. Later calls add to
-// and replace the hosts of earlier ones. The default is HTTPS to every registry, no mirror.
+// ("docker.io", "127.0.0.1:5000"): mirrors, plain HTTP, certificates; the HostConfig under
+// DefaultHostsKey applies to every registry without one of its own. Later calls add to and
+// replace the hosts of earlier ones. LoadHostsDir reads them from containerd's hosts
+// directory. The default is HTTPS to every registry, no mirror, and loopback registries as
+// HostConfig says.
 func WithHosts(hosts map[string]HostConfig) Option {
 	return func(o *clientOptions) error {
 		if err := checkHosts(hosts); err != nil {
@@ -106,11 +109,15 @@ func WithCredentialsFunc(f CredentialsFunc) Option {
 	}
 }
 
-// WithDockerConfig reads credentials from a docker config.json ("auths" entries; credential
-// helpers are not run) for hosts that neither WithCredentials nor WithCredentialsFunc
-// answer. An empty path means $DOCKER_CONFIG/config.json or ~/.docker/config.json, which
-// may be missing; a path given must exist. NewClient reads the file once. The default is no
-// docker config.
+// WithDockerConfig reads credentials from a docker config.json for hosts that neither
+// WithCredentials nor WithCredentialsFunc answer, as docker does: from the credential
+// helper that credHelpers names for the host, else from that of credsStore
+// (docker-credential-NAME on $PATH, run with "get" and the server URL on its standard
+// input, once per host for the client's life), else from "auths". A helper that has no
+// credentials for the host means "auths", then anonymous access; a helper that is missing or
+// fails fails the request with a *CredentialHelperError. An empty path means
+// $DOCKER_CONFIG/config.json or ~/.docker/config.json, which may be missing; a path given
+// must exist. NewClient reads the file once. The default is no docker config.
 func WithDockerConfig(path string) Option {
 	return func(o *clientOptions) error {
 		o.dockerConfig, o.dockerOptional = path, path == ""

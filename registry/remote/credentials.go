@@ -58,19 +58,27 @@ func defaultDockerConfig() string {
 	return filepath.Join(home, ".docker", "config.json")
 }
 
-// readDockerConfig reads the credentials of a docker config.json, keyed by host. A missing
-// file gives none when missingOK. Credential helpers are not run: their hosts get nothing.
-func readDockerConfig(path string, missingOK bool) (map[string]Credentials, error) {
+// readDockerConfig reads the credentials of a docker config.json, keyed by host, and its
+// credential helpers (credsStore, credHelpers), nil if it names none. A missing file gives
+// none when missingOK.
+func readDockerConfig(path string, missingOK bool) (map[string]Credentials, *credHelpers, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && missingOK {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: docker config: %v", ErrInvalidOption, err)
+		return nil, nil, fmt.Errorf("%w: docker config: %v", ErrInvalidOption, err)
 	}
 	var cfg dockerConfig
 	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("%w: docker config %s: %v", ErrInvalidOption, path, err)
+		return nil, nil, fmt.Errorf("%w: docker config %s: %v", ErrInvalidOption, path, err)
+	}
+	var helpers *credHelpers
+	if cfg.CredsStore != "" || len(cfg.CredHelpers) > 0 {
+		helpers = &credHelpers{config: path, store: cfg.CredsStore, byHost: make(map[string]string), run: runHelper, cache: make(map[string]*helperAnswer)}
+		for key, name := range cfg.CredHelpers {
+			helpers.byHost[dockerConfigHost(key)] = name
+		}
 	}
 	creds := make(map[string]Credentials)
 	for key, a := range cfg.Auths {
@@ -78,17 +86,19 @@ func readDockerConfig(path string, missingOK bool) (map[string]Credentials, erro
 		if a.Auth != "" {
 			raw, err := base64.StdEncoding.DecodeString(a.Auth)
 			if err != nil {
-				return nil, fmt.Errorf("%w: docker config %s: auth of %s is not base64", ErrInvalidOption, path, key)
+				return nil, nil, fmt.Errorf("%w: docker config %s: auth of %s is not base64", ErrInvalidOption, path, key)
 			}
 			user, pass, ok := strings.Cut(string(raw), ":")
 			if !ok {
-				return nil, fmt.Errorf("%w: docker config %s: auth of %s is not user:password", ErrInvalidOption, path, key)
+				return nil, nil, fmt.Errorf("%w: docker config %s: auth of %s is not user:password", ErrInvalidOption, path, key)
 			}
 			c.Username, c.Password = user, pass
 		}
-		creds[dockerConfigHost(key)] = c
+		if !c.empty() {
+			creds[dockerConfigHost(key)] = c
+		}
 	}
-	return creds, nil
+	return creds, helpers, nil
 }
 
 // dockerConfigHost turns a key of config.json's "auths" ("https://index.docker.io/v1/",

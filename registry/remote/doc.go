@@ -21,9 +21,13 @@
 //
 // Authentication follows the registry's challenge: anonymous, basic, or bearer tokens from
 // its token server, cached per scope and refreshed before they expire; credentials come from
-// [WithCredentials] or a docker config.json ([WithDockerConfig]). Hosts are HTTPS unless
-// [WithHosts] says plain HTTP or a custom CA for one, and may have mirrors (tried in order for
-// what their capabilities allow, then the upstream). Requests are retried with exponential
+// [WithCredentials] or a docker config.json ([WithDockerConfig]: its "auths" and its
+// credential helpers, credsStore and credHelpers). Hosts are HTTPS unless [WithHosts] says
+// plain HTTP or a custom CA for one, and may have mirrors (tried in order for what their
+// capabilities allow, then the upstream); registries on loopback addresses are reached as
+// containerd and docker reach them, over HTTPS unverified or plain HTTP. [LoadHostsDir]
+// reads containerd's hosts.toml directories (/etc/containerd/certs.d) into [WithHosts]'s
+// settings. Requests are retried with exponential
 // backoff and jitter on 408, 429, 5xx and broken connections, honouring Retry-After in full,
 // and limited per host in rate ([WithRateLimit]) and concurrency ([WithMaxConcurrency]).
 // Every response body the client reads (manifests, indexes, configs, blobs, tokens, lists)
@@ -46,7 +50,9 @@
 // Errors from a registry are a *[ResponseError] (method, URL, status and the OCI error
 // codes), which matches sentinels such as [ErrNotFound], [ErrUnauthorized],
 // [ErrManifestUnknown] and [ErrTooManyRequests] with errors.Is. Every sentinel is of one of
-// containerd's error classes (errdefs.IsNotFound, errdefs.IsUnauthorized, ...). When a
+// containerd's error classes (errdefs.IsNotFound, errdefs.IsUnauthorized, ...). A registry
+// that cannot be reached at all gives a *[ConnectError] ([ErrUnreachable], [ErrPlainHTTP],
+// [ErrUntrusted]) whose message says what to do. When a
 // call fell back over mirrors, the error holds each endpoint's error, all of them seen by
 // errors.Is and errors.As.
 package remote

@@ -10,6 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/opendao/dao/registry/internal/operr"
 	"github.com/opendao/dao/registry/name"
 	"github.com/opendao/dao/registry/oci"
 )
@@ -117,11 +118,11 @@ func (c *Client) manifest(ctx context.Context, r name.Reference, want *ocispec.D
 			return m, nil
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("registry: manifest %s: %w", r, err)
+			return nil, operr.Errorf(err, "manifest %s", r)
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("registry: manifest %s: %w", r, endpointsError(errs))
+	return nil, operr.Errorf(endpointsError(errs), "manifest %s", r)
 }
 
 // getManifest fetches r's manifest from ep and verifies it. An answer whose body breaks or

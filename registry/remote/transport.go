@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,6 +53,12 @@ func (c *Client) do(ctx context.Context, ep *endpoint, r *request) (*http.Respon
 				return nil, fmt.Errorf("registry: %s %s: %w", r.method, redact(r.url), ctx.Err())
 			}
 			if !retryableError(ctx, err) || attempt >= p.MaxAttempts {
+				if ce := connectError(r.url, err); ce != nil {
+					return nil, ce
+				}
+				if errors.Is(err, ErrCredentialHelper) {
+					return nil, err // its message says all
+				}
 				return nil, fmt.Errorf("registry: %s %s: %w (attempt %d of %d)", r.method, redact(r.url), err, attempt, p.MaxAttempts)
 			}
 			if err := c.sleep(ctx, attempt, 0); err != nil {
@@ -164,6 +171,9 @@ func (c *Client) send(ctx context.Context, ep *endpoint, r *request) (*http.Resp
 		release()
 		return nil, err
 	}
+	for k, v := range ep.header {
+		req.Header[http.CanonicalHeaderKey(k)] = v
+	}
 	for k, v := range r.header {
 		req.Header[k] = v
 	}
@@ -178,9 +188,10 @@ func (c *Client) send(ctx context.Context, ep *endpoint, r *request) (*http.Resp
 			return nil, &permanentError{err}
 		}
 		req.Body, req.ContentLength = body, r.size
+		req.GetBody = r.body // for the plain HTTP fallback of loopback hosts
 		if r.size == 0 {
 			body.Close()
-			req.Body = http.NoBody
+			req.Body, req.GetBody = http.NoBody, nil
 		}
 	}
 	resp, err := ep.client.Do(req)
