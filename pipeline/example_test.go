@@ -78,7 +78,7 @@ steps:
     image: busybox
     needs: [build]
     if: steps.build.outputs.ok = 'yes'
-    continue-on-error: true
+    continue_on_eror: true
 `))
 	var verr *dao.ValidationError
 	if errors.As(err, &verr) {
@@ -90,7 +90,7 @@ steps:
 	// steps.build.needs[0]: unknown step "lint" (line 5)
 	// steps.build.timeout: "5 minutes" is not a duration such as 30s or 5m (line 6)
 	// steps.test.if: "=" is not an operator; compare with "==" (line 10, column 32)
-	// steps.test.continue-on-error: unknown field; did you mean "continue_on_error"? (line 11)
+	// steps.test.continue_on_eror: unknown field; did you mean "continue_on_error"? (line 11)
 }
 
 func ExamplePipeline_Validate() {
@@ -105,7 +105,7 @@ func ExamplePipeline_Validate() {
 	// Output:
 	// steps.deploy.needs[0]: unknown step "lint"
 	// steps.deploy: must have an image (a container step), a build or a deploy
-	// steps.deploy.if: column 34: unexpected end of expression, want a value: a string, a number, true, false, a function call or a name such as steps.<step>.outputs.<key>
+	// steps.deploy.if: column 34: unexpected end of expression, want a value: a string, a number, true, false, null, a function call or a name such as steps.<step>.outputs.<key>
 }
 
 // The examples below need root and a running containerd, so they are compiled but not run;

@@ -45,10 +45,10 @@ func FuzzParseExpr(f *testing.F) {
 		if y.String() != canon {
 			t.Fatalf("canonical form of %q: %q, then %q", src, canon, y.String())
 		}
-		_ = x.eval(&fakeScope{})
+		_, _ = x.eval(&fakeScope{})
 		// As a template, the same text parses or fails cleanly.
 		if tm, err := parseTemplate("${{ " + src + " }}"); err == nil {
-			_ = tm.render(&fakeScope{})
+			_, _ = tm.render(&fakeScope{})
 		}
 	})
 }
