@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -572,6 +574,9 @@ func (p *parser) postfix() (expr, error) {
 					r.path = append(r.path, l.v.s)
 					continue
 				}
+				if err := r.checkShape(); err != nil {
+					return nil, err
+				}
 			}
 			x = &indexExpr{pos: open.pos, x: x, i: i}
 		default:
@@ -629,10 +634,9 @@ func (p *parser) primary() (expr, error) {
 func (p *parser) call(t token) (expr, error) {
 	arity, ok := functions[t.text]
 	if !ok {
-		for name := range functions {
-			if strings.EqualFold(name, t.text) {
-				return nil, p.errorf(t, "unknown function %q; did you mean %s()?", t.text, name)
-			}
+		names := slices.Sorted(maps.Keys(functions))
+		if s := suggest(t.text, names); s != "" {
+			return nil, p.errorf(t, "unknown function %q; did you mean %s()?", t.text, s)
 		}
 		return nil, p.errorf(t, "unknown function %q; want one of success(), failure(), always(), cancelled(), contains(), startsWith(), endsWith(), format(), join(), toJSON(), fromJSON() and hashFiles()", t.text)
 	}

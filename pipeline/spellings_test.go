@@ -100,7 +100,6 @@ steps:
 	}
 }
 
-
 func TestParseSpellingErrors(t *testing.T) {
 	t.Parallel()
 	const head = "steps:\n  test:\n    image: busybox\n" // lines 1-3

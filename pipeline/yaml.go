@@ -581,7 +581,11 @@ func (d *decoder) boolean(field string, n *yaml.Node) bool {
 		return false
 	}
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-		d.fail(field, n, "must be true or false")
+		if strings.Contains(n.Value, "${{") {
+			d.fail(field, n, "must be true or false; an expression is not evaluated here")
+		} else {
+			d.fail(field, n, "must be true or false")
+		}
 		return false
 	}
 	b, _ := strconv.ParseBool(n.Value)
