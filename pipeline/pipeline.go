@@ -37,7 +37,11 @@ type Pipeline struct {
 //
 // Strings of a step may hold expressions between "${{" and "}}", replaced when the step starts:
 // "${{ steps.version.outputs.tag }}" (an output of a step this one needs, directly or not),
-// "${{ matrix.go }}" (this instance's matrix value) or "${{ steps.test.status }}".
+// "${{ matrix.go }}" (this instance's matrix value), "${{ steps.test.outcome }}",
+// "${{ env.MODE }}", "${{ secrets.TOKEN }}" or "${{ hashFiles('go.sum') }}": GitHub Actions'
+// expressions (see the package documentation). A container step's environment also has
+// GITHUB_OUTPUT (the same file as DAO_OUTPUT) and GITHUB_WORKSPACE, for scripts written for
+// GitHub Actions.
 type Step struct {
 	// Name identifies the step in Needs, expressions and the run record: letters and digits,
 	// with single '-' or '_' between them, at most 32 bytes. Required and unique.

@@ -160,6 +160,10 @@ func TestParseSpellingErrors(t *testing.T) {
 				`line 6: steps.test.download[1]: "a" is listed twice`,
 				`line 6: steps.test.download[2]: must not be empty`,
 			}},
+		{"download of nothing", "    commands: [a]\n    upload: {name: app, paths: [x]}\n  next:\n    image: busybox\n    needs: [test]\n    commands: [a]\n    download: [apq, '${{ env.X }}']\n",
+			[]string{`line 10: steps.next.download[0]: no step this one needs, directly or not, uploads "apq" (they upload app; did you mean "app"?)`}},
+		{"one name for a matrix", "    commands: [a]\n    matrix: {v: [a, b]}\n    upload: {name: app, paths: [x]}\n",
+			[]string{`line 6: steps.test.upload.name: every instance of the matrix would upload "app": give each its own name, such as "app-${{ matrix.<key> }}"`}},
 		{"max parallel", "    commands: [a]\n    max_parallel: -1\n",
 			[]string{`line 5: steps.test.max_parallel: must be >= 0, got -1`}},
 	} {

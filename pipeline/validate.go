@@ -110,6 +110,9 @@ func (p *Pipeline) validate(pr *problems) {
 			dagOK = false
 		}
 	}
+	if dagOK {
+		p.checkDownloads(pr, paths, index)
+	}
 	// What expressions read of other steps is checked once every step is: whether a step
 	// needs another, directly or not, is answered for all of them at once.
 	var reads []stepRead
@@ -568,6 +571,8 @@ func (s *Step) validateArtifacts(pr *problems, at string) {
 			pr.add(at+".upload.name", "must not be empty")
 		} else if err := checkArtifactName(u.Name); err != nil {
 			pr.add(at+".upload.name", "%v", err)
+		} else if s.hasMatrix() && !strings.Contains(u.Name, "${{") && s.instanceCount() > 1 {
+			pr.add(at+".upload.name", "every instance of the matrix would upload %q: give each its own name, such as %q", u.Name, u.Name+"-${{ matrix.<key> }}")
 		}
 		if len(u.Paths) == 0 {
 			pr.add(at+".upload.paths", "must list at least one path")
@@ -681,4 +686,48 @@ func (s *Step) secretRefs(at string) []secretRef {
 		}
 	})
 	return out
+}
+
+// checkDownloads refuses a download of a name that no step the step needs, directly or not,
+// uploads. A name with an expression, on either side, is checked when the step runs.
+func (p *Pipeline) checkDownloads(pr *problems, paths []string, index map[string]int) {
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		if len(s.Download) == 0 {
+			continue
+		}
+		names, dynamic := map[string]bool{}, false
+		seen := map[int]bool{}
+		stack := []int{i}
+		for len(stack) > 0 {
+			j := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, n := range p.Steps[j].Needs {
+				k := index[n]
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				stack = append(stack, k)
+				if u := p.Steps[k].Upload; u != nil {
+					names[u.Name] = true
+					dynamic = dynamic || strings.Contains(u.Name, "${{")
+				}
+			}
+		}
+		for j, name := range s.Download {
+			if names[name] || dynamic || strings.Contains(name, "${{") || name == "" {
+				continue
+			}
+			known := slices.Sorted(maps.Keys(names))
+			hint := "they upload none"
+			if len(known) > 0 {
+				hint = "they upload " + strings.Join(known, ", ")
+			}
+			if sg := suggest(name, known); sg != "" {
+				hint += fmt.Sprintf("; did you mean %q?", sg)
+			}
+			pr.add(fmt.Sprintf("%s.download[%d]", paths[i], j), "no step this one needs, directly or not, uploads %q (%s)", name, hint)
+		}
+	}
 }
