@@ -109,8 +109,8 @@ func isDigit(c byte) bool      { return '0' <= c && c <= '9' }
 
 // isIdent reports whether s is a name that can follow "." in a path.
 func isIdent(s string) bool {
-	if s == "" || !isIdentStart(s[0]) {
-		return false
+	if s == "" || !isIdentStart(s[0]) || s == "NaN" || s == "Infinity" {
+		return false // numbers to the lexer
 	}
 	for i := 1; i < len(s); i++ {
 		if !isIdentChar(s[i]) {
@@ -119,6 +119,12 @@ func isIdent(s string) bool {
 	}
 	return true
 }
+
+// The operators and punctuation, by their text.
+var (
+	twoCharTokens = map[string]tokKind{"==": tEq, "!=": tNe, "<=": tLe, ">=": tGe, "&&": tAnd, "||": tOr, "}}": tClose}
+	oneCharTokens = map[byte]tokKind{'!': tNot, '.': tDot, ',': tComma, '(': tLParen, ')': tRParen, '[': tLBracket, ']': tRBracket, '<': tLt, '>': tGt}
+)
 
 func (l *lexer) next() (token, error) {
 	for l.pos < len(l.src) && (l.src[l.pos] == ' ' || l.src[l.pos] == '\t' || l.src[l.pos] == '\n' || l.src[l.pos] == '\r') {
@@ -133,11 +139,11 @@ func (l *lexer) next() (token, error) {
 	if l.pos+1 < len(l.src) {
 		two = l.src[l.pos : l.pos+2]
 	}
-	if k, ok := map[string]tokKind{"==": tEq, "!=": tNe, "<=": tLe, ">=": tGe, "&&": tAnd, "||": tOr, "}}": tClose}[two]; ok {
+	if k, ok := twoCharTokens[two]; ok {
 		l.pos += 2
 		return token{kind: k, pos: start}, nil
 	}
-	if k, ok := map[byte]tokKind{'!': tNot, '.': tDot, ',': tComma, '(': tLParen, ')': tRParen, '[': tLBracket, ']': tRBracket, '<': tLt, '>': tGt}[c]; ok {
+	if k, ok := oneCharTokens[c]; ok {
 		l.pos++
 		return token{kind: k, pos: start}, nil
 	}

@@ -28,6 +28,7 @@ func FuzzParseExpr(f *testing.F) {
 		"hashFiles('**/go.sum', '!vendor/**') != '' && 1 <= 2 && 0xff > -2.5e-3 && null == 0",
 		"fromJSON(steps.a.outputs.j).x[0].y", "steps['a b'].outputs['k-1'] >= Infinity || NaN < -Infinity",
 		"matrix[format('{0}', 'go')]", "!(1 < 2) == false",
+		"matrix['NaN'] == matrix['a b']", "fromJSON('{}')['Infinity']",
 	} {
 		f.Add(s)
 	}
