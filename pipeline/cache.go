@@ -28,7 +28,7 @@ const cacheFormat = "dao-pipeline-cache-v1"
 func cacheKey(ws *os.Root, env map[string]string, s *Step, inst instance) (string, error) {
 	def := s.clone()
 	def.Needs, def.If, def.Timeout, def.Retries, def.ContinueOnError = nil, "", 0, 0, false
-	def.Matrix = nil
+	def.Matrix, def.MatrixInclude, def.MatrixExclude, def.FailFast, def.MaxParallel = nil, nil, nil, false, 0
 	h := sha256.New()
 	enc := json.NewEncoder(h)
 	if err := enc.Encode(struct {

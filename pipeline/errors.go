@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
@@ -133,4 +134,96 @@ func oneLine(err error) error {
 		}
 	}
 	return err
+}
+
+// ParseError is the error of Parse and Load: every problem of a file, in the order of their
+// lines, each with its field, line and column. Its text lists one problem a line:
+//
+//	invalid pipeline pipeline.yaml: 2 problems:
+//	  pipeline.yaml:5: steps.test.needs[0]: unknown step "lint"
+//	  pipeline.yaml:9:11: steps.test.if: unknown function "sucess"; did you mean success()?
+//
+// errors.Is(err, dao.ErrInvalid) is true for it; errors.As sees each Problem, and the same
+// problems as a *dao.ValidationError whose dao.FieldErrors have " (line L)" or " (line L,
+// column C)" at the end of their reasons.
+type ParseError struct {
+	// File is the file's path, for Load; "" for Parse.
+	File string
+	// Problems are the problems, those without a line first.
+	Problems []Problem
+
+	validation *dao.ValidationError
+}
+
+// Problem is one problem of a pipeline file.
+type Problem struct {
+	// Field is the field's path as the file spells it, such as "steps.test.needs[0]" or
+	// "steps.test.timeout-minutes"; "yaml" for a problem of the YAML itself.
+	Field string
+	// Line and Column are where the problem is, counted from 1; 0 when not known (Column is
+	// known for YAML syntax errors and expressions).
+	Line, Column int
+	// Reason says what is wrong.
+	Reason string
+}
+
+// Error returns "line L, column C: field: reason", the place left out when not known.
+func (p Problem) Error() string { return p.at("") + p.Field + ": " + p.Reason }
+
+// Is reports whether target is dao.ErrInvalid or its class.
+func (p Problem) Is(target error) bool { return errors.Is(dao.ErrInvalid, target) }
+
+// at returns where the problem is, followed by ": ": "file:L:C: ", or "line L, column C: "
+// without a file; "" when the line is not known.
+func (p Problem) at(file string) string {
+	switch {
+	case p.Line <= 0 && file != "":
+		return file + ": "
+	case p.Line <= 0:
+		return ""
+	case file != "" && p.Column > 0:
+		return fmt.Sprintf("%s:%d:%d: ", file, p.Line, p.Column)
+	case file != "":
+		return fmt.Sprintf("%s:%d: ", file, p.Line)
+	case p.Column > 0:
+		return fmt.Sprintf("line %d, column %d: ", p.Line, p.Column)
+	}
+	return fmt.Sprintf("line %d: ", p.Line)
+}
+
+// Error lists the problems one a line, at most dao.MaxProblems of them.
+func (e *ParseError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid pipeline")
+	if e.File != "" {
+		b.WriteString(" " + e.File)
+	}
+	if len(e.Problems) == 1 {
+		b.WriteString(": " + e.Problems[0].at(e.File) + e.Problems[0].Field + ": " + e.Problems[0].Reason)
+		return b.String()
+	}
+	fmt.Fprintf(&b, ": %d problems:", len(e.Problems))
+	for i, p := range e.Problems {
+		if i == dao.MaxProblems {
+			fmt.Fprintf(&b, "\n  and %d more", len(e.Problems)-i)
+			break
+		}
+		b.WriteString("\n  " + p.at(e.File) + p.Field + ": " + p.Reason)
+	}
+	return b.String()
+}
+
+// Is reports whether target is dao.ErrInvalid or its class.
+func (e *ParseError) Is(target error) bool { return errors.Is(dao.ErrInvalid, target) }
+
+// Unwrap returns the problems as a *dao.ValidationError, then each Problem.
+func (e *ParseError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Problems)+1)
+	if e.validation != nil {
+		errs = append(errs, e.validation)
+	}
+	for _, p := range e.Problems {
+		errs = append(errs, p)
+	}
+	return errs
 }

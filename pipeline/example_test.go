@@ -78,7 +78,7 @@ steps:
     image: busybox
     needs: [build]
     if: steps.build.outputs.ok = 'yes'
-    continue-on-error: true
+    continue_on_eror: true
 `))
 	var verr *dao.ValidationError
 	if errors.As(err, &verr) {
@@ -90,7 +90,7 @@ steps:
 	// steps.build.needs[0]: unknown step "lint" (line 5)
 	// steps.build.timeout: "5 minutes" is not a duration such as 30s or 5m (line 6)
 	// steps.test.if: "=" is not an operator; compare with "==" (line 10, column 32)
-	// steps.test.continue-on-error: unknown field; did you mean "continue_on_error"? (line 11)
+	// steps.test.continue_on_eror: unknown field; did you mean "continue_on_error"? (line 11)
 }
 
 func ExamplePipeline_Validate() {
@@ -105,7 +105,7 @@ func ExamplePipeline_Validate() {
 	// Output:
 	// steps.deploy.needs[0]: unknown step "lint"
 	// steps.deploy: must have an image (a container step), a build or a deploy
-	// steps.deploy.if: column 34: unexpected end of expression, want a value: a string, a number, true, false, a function call or a name such as steps.<step>.outputs.<key>
+	// steps.deploy.if: column 34: unexpected end of expression, want a value: a string, a number, true, false, null, a function call or a name such as steps.<step>.outputs.<key>
 }
 
 // The examples below need root and a running containerd, so they are compiled but not run;
@@ -190,6 +190,134 @@ func ExampleRunError() {
 			default:
 				fmt.Println(s.Step, "failed:", s.Err)
 			}
+		}
+	}
+}
+
+// A file written with GitHub Actions' and Woodpecker's spellings reads as Dao's keys.
+func ExampleParse_gitHubActions() {
+	p, err := pipeline.Parse([]byte(`
+steps:
+  build:
+    image: busybox
+    strategy:
+      matrix:
+        go: ["1.25", "1.26"]
+        include: [{go: "1.26", latest: "true"}]
+    shell: bash
+    run: |
+      go build ./...
+      echo "sum=${{ hashFiles('**/go.sum') }}" >> "$GITHUB_OUTPUT"
+    timeout-minutes: 10
+    continue-on-error: ${{ false }}
+  test:
+    depends_on: [build]
+    image: busybox
+    working-directory: src
+    environment: {MODE: ci}
+    run: go test ./...
+    if: ${{ success() && startsWith(steps.build.outputs.sum, 'a') }}
+`))
+	if err != nil {
+		// continue-on-error takes true or false, not an expression.
+		fmt.Println(err)
+	}
+	p, err = pipeline.Parse([]byte(`
+steps:
+  build:
+    image: busybox
+    strategy:
+      matrix:
+        go: ["1.25", "1.26"]
+        include: [{go: "1.26", latest: "true"}]
+    shell: bash
+    run: |
+      go build ./...
+    timeout-minutes: 10
+  test:
+    depends_on: [build]
+    image: busybox
+    working-directory: src
+    environment: {MODE: ci}
+    run: go test ./...
+    when: {status: [success, failure]}
+`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, t := p.Steps[0], p.Steps[1]
+	fmt.Printf("build: matrix %v include %v, fail_fast %t, shell %s, timeout %s, commands %q\n",
+		b.Matrix, b.MatrixInclude, b.FailFast, b.Shell, b.Timeout, b.Commands)
+	fmt.Printf("test: needs %v, working_dir %s, env %v, if %s\n", t.Needs, t.WorkingDir, t.Env, t.If)
+	// Output:
+	// invalid pipeline: line 14: steps.build.continue-on-error: must be true or false; an expression is not evaluated here
+	// build: matrix map[go:[1.25 1.26]] include [map[go:1.26 latest:true]], fail_fast true, shell bash, timeout 10m0s, commands ["go build ./...\n"]
+	// test: needs [build], working_dir src, env map[MODE:ci], if always()
+}
+
+// Parse and Load list every problem of a file one a line; errors.As gives each with its
+// field, line and column.
+func ExampleParseError() {
+	_, err := pipeline.Parse([]byte(`
+steps:
+  build:
+    image: busybox
+    run: make
+    commands: [make test]
+  test:
+    image: busybox
+    needs: [biuld]
+    if: startswith(steps.build.outputs.v, '1')
+`))
+	fmt.Println(err)
+	var pe *pipeline.ParseError
+	if errors.As(err, &pe) {
+		for _, p := range pe.Problems {
+			fmt.Printf("%s at %d:%d\n", p.Field, p.Line, p.Column)
+		}
+	}
+	// Output:
+	// invalid pipeline: 3 problems:
+	//   line 6: steps.build.commands: is "commands" again: give only one of "run" and "commands"
+	//   line 9: steps.test.needs[0]: unknown step "biuld"
+	//   line 10, column 9: steps.test.if: unknown function "startswith"; did you mean startsWith()?
+	// steps.build.commands at 6:0
+	// steps.test.needs[0] at 9:0
+	// steps.test.if at 10:9
+}
+
+// A step uploads an artifact; a step that needs it downloads it by name, and the run keeps it
+// in the directory of WithArtifactDir.
+func ExampleWithArtifactDir() {
+	ctx := context.Background()
+	var rt *edge.Runtime // a Runtime with the busybox image
+	r, err := pipeline.NewRunner(rt)
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := pipeline.Parse([]byte(`
+steps:
+  build:
+    image: busybox
+    matrix: {arch: [amd64, arm64]}
+    run: mkdir -p dist/$MATRIX_ARCH && echo app > dist/$MATRIX_ARCH/app
+    upload: {name: "app-${{ matrix.arch }}", paths: ["dist/${{ matrix.arch }}"]}
+  package:
+    needs: [build]
+    image: busybox
+    download: [app-amd64]
+    run: ls dist/amd64
+`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	rec, err := r.Run(ctx, p, pipeline.WithArtifactDir("/var/lib/ci/artifacts"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range rec.Steps {
+		if a := s.Artifact; a != nil {
+			fmt.Printf("%s: %s, %d files in %s\n", s.Name, a.Name, a.Files, a.Dir)
 		}
 	}
 }

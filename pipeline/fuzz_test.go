@@ -21,6 +21,14 @@ func FuzzParseExpr(f *testing.F) {
 		"success()", "steps.build.outputs.version == '1.2' && !failure()",
 		"(always() || cancelled()) && matrix.os != 'linux'", "'it''s' == 1.5",
 		"${{ x }}", "!!!true", "steps.a-b.status == 'success'",
+		// GitHub Actions' expressions.
+		"steps.build.outcome == 'failure' && steps.build.conclusion != 'success'",
+		"contains(fromJSON('[\"a\", 1]'), matrix.os) || startsWith(env.REF, 'refs/') && endsWith('x', 'X')",
+		"format('{0}-{{1}}', toJSON(secrets), join(fromJSON('[1,2]'), '+'))",
+		"hashFiles('**/go.sum', '!vendor/**') != '' && 1 <= 2 && 0xff > -2.5e-3 && null == 0",
+		"fromJSON(steps.a.outputs.j).x[0].y", "steps['a b'].outputs['k-1'] >= Infinity || NaN < -Infinity",
+		"matrix[format('{0}', 'go')]", "!(1 < 2) == false",
+		"matrix['NaN'] == matrix['a b']", "fromJSON('{}')['Infinity']",
 	} {
 		f.Add(s)
 	}
@@ -45,10 +53,10 @@ func FuzzParseExpr(f *testing.F) {
 		if y.String() != canon {
 			t.Fatalf("canonical form of %q: %q, then %q", src, canon, y.String())
 		}
-		_ = x.eval(&fakeScope{})
+		_, _ = x.eval(&fakeScope{})
 		// As a template, the same text parses or fails cleanly.
 		if tm, err := parseTemplate("${{ " + src + " }}"); err == nil {
-			_ = tm.render(&fakeScope{})
+			_, _ = tm.render(&fakeScope{})
 		}
 	})
 }
@@ -64,6 +72,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("steps:\n  a: {image: busybox}\n---\nsteps: {}\n"))
 	f.Add([]byte("steps:\n  - name: a\n    image: [x]\n  - name: a\n    imag: busybox\n    needs: [a, b]\n"))
 	f.Add([]byte("steps:\n  a:\n    image: busybox\n    if: 'steps.a.outputs.x = ''y'''\n    commands: [\"${{ matrix.é }}\"]\n"))
+	// GitHub Actions' and Woodpecker's spellings.
+	f.Add([]byte("steps:\n  a:\n    image: busybox\n    strategy: {matrix: {v: [\"1\"], include: [{v: \"2\"}], exclude: [{v: \"1\"}]}, max-parallel: 1, fail-fast: false}\n    shell: bash\n    run: |\n      echo ${{ matrix.v }}\n    timeout-minutes: 1.5\n    continue-on-error: true\n    working-directory: src\n    upload: {name: \"a-${{ matrix.v }}\", paths: [out]}\n  b:\n    image: busybox\n    depends_on: [a]\n    environment: {X: \"${{ toJSON(steps.a.outputs) }}\"}\n    when: [{status: failure}, {status: [success]}]\n    download: [a-2]\n    commands: [true]\n"))
+	f.Add([]byte("steps:\n  a:\n    image: busybox\n    run: x\n    commands: [y]\n    timeout: 1m\n    timeout-minutes: 2\n    uses: actions/checkout@v4\n    when: {branch: main}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data)
 		if err != nil {

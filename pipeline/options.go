@@ -153,10 +153,25 @@ func WithClock(c clock.Clock) Option {
 type RunOption func(*runOptions) error
 
 type runOptions struct {
-	workspace string
-	secrets   map[string]string
-	logf      func(LogLine)
-	runID     string
+	workspace   string
+	secrets     map[string]string
+	logf        func(LogLine)
+	runID       string
+	artifactDir string
+}
+
+// WithArtifactDir keeps the run's artifacts (Step.Upload) in dir, which must exist: one
+// directory per artifact, named by it, holding its files at their workspace paths; the
+// record's ArtifactRecord.Dir says where. The run leaves them there. The default is to keep
+// them only while the run goes on.
+func WithArtifactDir(dir string) RunOption {
+	return func(o *runOptions) error {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("%w: WithArtifactDir(%s): must be an absolute path", ErrInvalidOption, dao.Quote(dir))
+		}
+		o.artifactDir = filepath.Clean(dir)
+		return nil
+	}
 }
 
 // WithWorkspace runs the pipeline in an existing directory, such as a checked-out

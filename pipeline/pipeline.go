@@ -37,7 +37,11 @@ type Pipeline struct {
 //
 // Strings of a step may hold expressions between "${{" and "}}", replaced when the step starts:
 // "${{ steps.version.outputs.tag }}" (an output of a step this one needs, directly or not),
-// "${{ matrix.go }}" (this instance's matrix value) or "${{ steps.test.status }}".
+// "${{ matrix.go }}" (this instance's matrix value), "${{ steps.test.outcome }}",
+// "${{ env.MODE }}", "${{ secrets.TOKEN }}" or "${{ hashFiles('go.sum') }}": GitHub Actions'
+// expressions (see the package documentation). A container step's environment also has
+// GITHUB_OUTPUT (the same file as DAO_OUTPUT) and GITHUB_WORKSPACE, for scripts written for
+// GitHub Actions.
 type Step struct {
 	// Name identifies the step in Needs, expressions and the run record: letters and digits,
 	// with single '-' or '_' between them, at most 32 bytes. Required and unique.
@@ -50,7 +54,14 @@ type Step struct {
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	// Commands are shell lines, run in order by "/bin/sh -c" with "set -e": the step fails at
 	// the first line that fails. The image must have /bin/sh. Not with Args or Entrypoint.
+	// In YAML, "run" (GitHub Actions' spelling, one script) is the same.
 	Commands []string `json:"commands,omitempty"`
+	// Shell runs Commands as a script file, as GitHub Actions' "shell" does: "bash" runs it
+	// with "bash --noprofile --norc -eo pipefail {0}", "sh" with "sh -e {0}", and any other
+	// value with "{0}" in it is the command line itself, such as "python3 {0}" ({0} is the
+	// script's path, the other words are split at spaces). The image must have the shell,
+	// and /bin/sh. The default, "", runs the lines with "/bin/sh -c" and "set -e".
+	Shell string `json:"shell,omitempty"`
 	// Args replace the image's command (after its entrypoint), as in a container spec.
 	Args []string `json:"args,omitempty"`
 	// Env adds environment variables to the container.
@@ -59,13 +70,15 @@ type Step struct {
 	// each under its own name. Their values are masked in every log line, output and message.
 	Secrets []string `json:"secrets,omitempty"`
 	// WorkingDir is the container's working directory: absolute, or relative to the
-	// workspace. The default is the workspace (Workspace).
+	// workspace. The default is the workspace (Workspace). In YAML, "working-directory"
+	// (GitHub Actions) is the same.
 	WorkingDir string `json:"working_dir,omitempty"`
 	// User runs the container's process as "uid", "uid:gid", "name" or "name:group". The
 	// default is the image's user.
 	User string `json:"user,omitempty"`
 
 	// Needs names the steps that must finish before this one starts: the edges of the DAG.
+	// In YAML, "depends_on" (Woodpecker) is the same.
 	Needs []string `json:"needs,omitempty"`
 	// If is the condition under which the step runs once its needs have finished: an
 	// expression such as "always()", "failure()" or
@@ -76,23 +89,48 @@ type Step struct {
 	// is true when a step this one needs, directly or not, failed.
 	If string `json:"if,omitempty"`
 	// Timeout bounds each attempt; when it passes, the step's container is stopped and the
-	// attempt has timed out. Zero means no limit.
+	// attempt has timed out. Zero means no limit. In YAML, "timeout-minutes" (GitHub
+	// Actions) gives it in minutes.
 	Timeout dao.Duration `json:"timeout,omitempty"`
 	// Retries is how many times a failed or timed-out attempt is tried again, 0-10.
 	Retries int `json:"retries,omitempty"`
 	// ContinueOnError makes a failure of this step count as a success for the steps that need
-	// it and for the run's status. The step's own record still says it failed.
+	// it and for the run's status. The step's own record still says it failed. In YAML,
+	// "continue-on-error" (GitHub Actions) is the same.
 	ContinueOnError bool `json:"continue_on_error,omitempty"`
 	// Matrix fans the step out: one instance for every combination of the values, each with
 	// its values in ${{ matrix.<key> }} and in the environment as MATRIX_<KEY>. Steps that need
 	// a matrix step wait for all its instances; for them its status is the worst of its
 	// instances', and its outputs those of all instances, a later instance's value winning.
-	// At most 256 instances.
+	// At most 256 instances, MatrixInclude's and MatrixExclude's counted.
 	Matrix map[string][]string `json:"matrix,omitempty"`
+	// MatrixExclude removes the combinations of Matrix that have all the values of one of
+	// its entries, and MatrixInclude then adds each of its entries' values to every
+	// combination whose values of Matrix's keys it does not change, or adds it as an
+	// instance of its own when it fits none: GitHub Actions' "include" and "exclude". In YAML
+	// they are matrix.include and matrix.exclude. An exclude's keys must be Matrix's.
+	MatrixInclude []map[string]string `json:"matrix_include,omitempty"`
+	MatrixExclude []map[string]string `json:"matrix_exclude,omitempty"`
+	// FailFast cancels the other instances of a matrix step, running or not started, once
+	// one fails (and may not: ContinueOnError); they are cancelled, the run failed. The
+	// default is false: every instance runs. (GitHub Actions' strategy.fail-fast is true by
+	// default, and so is it when a YAML file writes the matrix under "strategy".)
+	FailFast bool `json:"fail_fast,omitempty"`
+	// MaxParallel is the most instances of a matrix step that run at once, within the
+	// Runner's parallelism. The default, 0, is no limit but the Runner's.
+	MaxParallel int `json:"max_parallel,omitempty"`
 	// Cache keeps paths of the workspace between runs, keyed by the content of files.
 	Cache *Cache `json:"cache,omitempty"`
 	// Services are containers started before the step and stopped and removed after it.
 	Services []Service `json:"services,omitempty"`
+	// Upload keeps workspace paths as a named artifact once the step succeeds, for the
+	// steps that need it to Download and for the run's record: the step's files as they
+	// were then, whatever steps running beside it or after it write to the same paths.
+	Upload *Artifact `json:"upload,omitempty"`
+	// Download names artifacts that steps this one needs, directly or not, uploaded; their
+	// files are copied into the workspace, at the paths they were uploaded from, before the
+	// step starts.
+	Download []string `json:"download,omitempty"`
 
 	// Build makes this a build step.
 	Build *Build `json:"build,omitempty"`
@@ -142,6 +180,19 @@ type Service struct {
 	Ports []int `json:"ports,omitempty"`
 	// ReadyTimeout bounds the wait for Ports. The default is 30s.
 	ReadyTimeout dao.Duration `json:"ready_timeout,omitempty"`
+}
+
+// Artifact names workspace paths to keep once a step succeeds (Step.Upload), as GitHub
+// Actions' upload-artifact does. A run keeps its artifacts until it ends, under the
+// directory of WithArtifactDir when it is given (one directory per artifact, by its name,
+// the files at their workspace paths), and lists them in the record (StepRecord.Artifact).
+type Artifact struct {
+	// Name names the artifact, unique in the run: letters, digits, '.', '-' and '_', at
+	// most 64 bytes, such as "app-${{ matrix.go }}". Required.
+	Name string `json:"name"`
+	// Paths are files or directories of the workspace, relative, as Cache.Paths. A path
+	// that is not there fails the step. Required.
+	Paths []string `json:"paths"`
 }
 
 // DefaultReadyTimeout is how long a service's ports may take to accept connections.

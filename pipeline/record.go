@@ -80,6 +80,8 @@ type StepRecord struct {
 	Outputs map[string]string `json:"outputs,omitempty"`
 	// Cache says whether the step's cache was hit, for a step with a Cache.
 	Cache *CacheResult `json:"cache,omitempty"`
+	// Artifact is what the step uploaded, for a step with an Upload that succeeded.
+	Artifact *ArtifactRecord `json:"artifact,omitempty"`
 	// Logs are the step's log lines, each starting with its time (see LogLine.String): its
 	// containers' output and what the runner did.
 	Logs []string `json:"logs,omitempty"`

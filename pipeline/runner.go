@@ -111,6 +111,11 @@ func (r *Runner) check(p *Pipeline, o *runOptions) error {
 		for k, sat := range servicePaths(at, s.Services) {
 			missing(sat+".secrets", s.Services[k].Secrets)
 		}
+		for _, ref := range s.secretRefs(at) {
+			if _, ok := o.secrets[ref.name]; !ok {
+				pr.add(ref.field, "column %d: secret %q was not given to the run (WithSecrets)", ref.col, ref.name)
+			}
+		}
 		if s.Deploy != nil && r.opts.deployer == nil {
 			pr.add(at+".deploy", "the Runner has no Deployer (WithDeployer)")
 		}
@@ -133,7 +138,12 @@ type run struct {
 
 	nodes  []*node
 	groups map[string][]*node
-	index  map[string]int // steps by name
+	ctl    map[string]*groupControl // by step, for matrix steps with FailFast or MaxParallel
+
+	artMu     sync.Mutex
+	artifacts map[string]*artifactEntry // by name
+	artDir    string                    // where artifacts are kept
+	index     map[string]int            // steps by name
 
 	upMu sync.Mutex
 	up   map[string]upstream // by step, once the steps it needs have finished
@@ -154,6 +164,24 @@ type node struct {
 	err  error // what failed the node, if an error did (see StepError.Err)
 	done chan struct{}
 	logs []string // guarded by run.logMu
+	// failFast is set when the node was cancelled because another instance of its step
+	// failed (Step.FailFast): it does not make the run cancelled.
+	failFast bool
+}
+
+// groupControl is what the instances of a matrix step share: the context that FailFast
+// cancels, and the slots of MaxParallel.
+type groupControl struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	slots  chan struct{} // nil: no limit
+}
+
+// errFailFast is the cause with which a FailFast step cancels its other instances.
+type errFailFast struct{ failed string }
+
+func (e errFailFast) Error() string {
+	return fmt.Sprintf("cancelled by fail_fast: instance %s failed", e.failed)
 }
 
 func (r *Runner) newRun(p *Pipeline, o *runOptions) (*run, error) {
@@ -176,8 +204,13 @@ func (r *Runner) newRun(p *Pipeline, o *runOptions) (*run, error) {
 		secrets: o.secrets,
 		logf:    o.logf,
 		groups:  map[string][]*node{},
+		ctl:     map[string]*groupControl{},
+		artDir:  o.artifactDir,
 	}
-	ru.masks = newSecretSet(slices.Collect(maps.Values(o.secrets)))
+	ru.masks = runSecretSet(o.secrets)
+	if ru.artDir == "" {
+		ru.artDir = filepath.Join(scratch, "artifacts")
+	}
 	if ru.ws == "" {
 		ru.ws, ru.ownWS = filepath.Join(scratch, "workspace"), true
 		if err := os.Mkdir(ru.ws, 0o777); err != nil {
@@ -197,10 +230,10 @@ func (r *Runner) newRun(p *Pipeline, o *runOptions) (*run, error) {
 	}
 	for i := range ru.p.Steps {
 		s := &ru.p.Steps[i]
-		insts := expand(s.Matrix)
+		insts := s.expand()
 		for j, inst := range insts {
 			n := &node{def: s, inst: inst, name: s.Name, key: s.Name, done: make(chan struct{})}
-			if len(s.Matrix) > 0 {
+			if s.hasMatrix() {
 				n.name = fmt.Sprintf("%s (%s)", s.Name, inst.label)
 				n.key = fmt.Sprintf("%s.m%d", s.Name, j)
 			}
@@ -226,9 +259,34 @@ func (ru *run) cleanup() {
 	}
 }
 
+// runSecretSet is the secrets to mask in a run: their values, and their values as toJSON
+// writes them (escaped), so that ${{ toJSON(secrets) }} shows none of them.
+func runSecretSet(secrets map[string]string) secretSet {
+	values := slices.Collect(maps.Values(secrets))
+	for _, v := range slices.Collect(maps.Values(secrets)) {
+		if e := jsonEscaped(v); e != v {
+			values = append(values, e)
+		}
+	}
+	return newSecretSet(values)
+}
+
 // execute runs every node, each in its own goroutine, and returns when all have finished.
 func (ru *run) execute(ctx context.Context) {
 	ru.startedAt = ru.now()
+	for i := range ru.p.Steps {
+		s := &ru.p.Steps[i]
+		if !s.hasMatrix() || !s.FailFast && s.MaxParallel == 0 {
+			continue
+		}
+		g := &groupControl{}
+		g.ctx, g.cancel = context.WithCancelCause(ctx)
+		defer g.cancel(nil)
+		if s.MaxParallel > 0 {
+			g.slots = make(chan struct{}, s.MaxParallel)
+		}
+		ru.ctl[s.Name] = g
+	}
 	var wg sync.WaitGroup
 	for _, n := range ru.nodes {
 		wg.Add(1)
@@ -270,20 +328,44 @@ func (ru *run) emit(n *node, line LogLine) {
 }
 
 // runNode waits for the node's needs, decides whether it runs, and runs it.
-func (ru *run) runNode(ctx context.Context, n *node) {
+func (ru *run) runNode(runCtx context.Context, n *node) {
 	for _, need := range n.def.Needs {
 		for _, m := range ru.groups[need] {
 			<-m.done
 		}
 	}
+	ctx := runCtx
+	g := ru.ctl[n.def.Name]
+	if g != nil {
+		ctx = g.ctx
+		defer func() {
+			switch {
+			case runCtx.Err() == nil && ctx.Err() != nil && n.rec.Status == StatusCancelled:
+				// Another instance failed first: this one is cancelled by it, not by the run.
+				n.failFast = true
+				n.rec.Reason = context.Cause(ctx).Error()
+			case n.def.FailFast && n.rec.Status.failed() && !n.def.ContinueOnError:
+				g.cancel(errFailFast{failed: n.name})
+			}
+		}()
+	}
 	if ctx.Err() != nil {
 		ru.finish(n, StatusCancelled, "run cancelled before the step started")
 		return
 	}
-	sc := &nodeScope{ru: ru, n: n, ctx: ctx}
+	sc := &nodeScope{ru: ru, n: n, ctx: runCtx}
 	if ok, reason := ru.shouldRun(n, sc); !ok {
 		ru.finish(n, StatusSkipped, reason)
 		return
+	}
+	if g != nil && g.slots != nil {
+		select {
+		case g.slots <- struct{}{}:
+		case <-ctx.Done():
+			ru.finish(n, StatusCancelled, "run cancelled before the step started")
+			return
+		}
+		defer func() { <-g.slots }()
 	}
 	select {
 	case ru.r.slots <- struct{}{}:
@@ -300,6 +382,11 @@ func (ru *run) runNode(ctx context.Context, n *node) {
 		ru.finish(n, StatusFailure, err.Error())
 		return
 	}
+	if err := ru.download(n, step); err != nil {
+		n.err = ru.maskErr("", err)
+		ru.finish(n, StatusFailure, n.err.Error())
+		return
+	}
 	switch step.kind() {
 	case kindBuild:
 		ru.attempts(ctx, n, step, func(ctx, actx context.Context, a *Attempt) result {
@@ -311,6 +398,13 @@ func (ru *run) runNode(ctx context.Context, n *node) {
 		})
 	default:
 		ru.runContainerStep(ctx, n, step)
+	}
+	if n.rec.Status == StatusSuccess && step.Upload != nil {
+		if err := ru.upload(n, step); err != nil {
+			n.err = ru.maskErr("", err)
+			n.rec.Status, n.rec.Reason = StatusFailure, n.err.Error()
+			ru.log(n, "%s: %s", n.rec.Status, n.rec.Reason)
+		}
 	}
 	if n.rec.Status.failed() && step.ContinueOnError {
 		n.rec.ContinueOnError = true
@@ -343,7 +437,11 @@ func (ru *run) shouldRun(n *node, sc *nodeScope) (bool, string) {
 			return false, ru.whyNotSuccess(n)
 		}
 	}
-	if !x.eval(sc).truth() {
+	v, err := x.eval(sc)
+	if err != nil {
+		return false, fmt.Sprintf("condition %q: %v", n.def.If, err)
+	}
+	if !v.truth() {
 		return false, fmt.Sprintf("condition %q is false", n.def.If)
 	}
 	return true, ""
@@ -463,19 +561,39 @@ type nodeScope struct {
 	ctx context.Context
 }
 
-func (s *nodeScope) output(step, key string) string {
-	v := ""
-	for _, m := range s.ru.groups[step] {
-		if o, ok := m.rec.Outputs[key]; ok {
-			v = o
-		}
+func (s *nodeScope) stepState(step string) (stepState, bool) {
+	group, ok := s.ru.groups[step]
+	if !ok {
+		return stepState{}, false
 	}
-	return v
+	st := stepState{status: s.ru.groupStatus(step), outputs: map[string]string{}}
+	for _, m := range group {
+		maps.Copy(st.outputs, m.rec.Outputs) // a later instance's value wins
+	}
+	st.outcome, st.conclusion = outcomeOf(st.status), outcomeOf(st.status)
+	if st.outcome == "failure" && !s.ru.groupBad(step) {
+		st.conclusion = "success" // continue_on_error
+	}
+	return st, true
 }
 
-func (s *nodeScope) status(step string) Status   { return s.ru.groupStatus(step) }
-func (s *nodeScope) matrixValue(k string) string { return s.n.inst.values[k] }
-func (s *nodeScope) cancelled() bool             { return s.ctx.Err() != nil }
+func (s *nodeScope) matrixValues() map[string]string { return s.n.inst.values }
+func (s *nodeScope) secretValues() map[string]string { return s.ru.secrets }
+func (s *nodeScope) cancelled() bool                 { return s.ctx.Err() != nil }
+
+// envValues is the pipeline's env with the step's own over it, as written.
+func (s *nodeScope) envValues() map[string]string {
+	env := maps.Clone(s.ru.p.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, s.n.def.Env)
+	return env
+}
+
+func (s *nodeScope) hashFiles(patterns []string) (string, error) {
+	return hashFiles(s.ru.ws, patterns)
+}
 
 func (s *nodeScope) success() bool { return s.ru.upstream(s.n.def.Name).ok }
 func (s *nodeScope) failure() bool { return s.ru.upstream(s.n.def.Name).bad }
@@ -495,6 +613,11 @@ func (ru *run) record() *Record {
 		sr := n.rec
 		sr.Logs = slices.Clone(n.logs)
 		sr.Reason = ru.masks.mask(sr.Reason)
+		if sr.Artifact != nil {
+			a := *sr.Artifact
+			a.Paths = slices.Clone(a.Paths)
+			sr.Artifact = &a
+		}
 		sr.Attempts = slices.Clone(sr.Attempts)
 		for i := range sr.Attempts {
 			sr.Attempts[i].Reason = ru.masks.mask(sr.Attempts[i].Reason)
@@ -507,7 +630,7 @@ func (ru *run) record() *Record {
 			sr.Outputs = out
 		}
 		switch {
-		case sr.Status == StatusCancelled:
+		case sr.Status == StatusCancelled && !n.failFast:
 			rec.Status = StatusCancelled
 		case n.bad() && rec.Status != StatusCancelled:
 			rec.Status = StatusFailure

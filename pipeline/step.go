@@ -198,6 +198,12 @@ func (ru *run) containerAttempt(ctx, actx context.Context, n *node, step *Step, 
 		masked := ru.maskErr("outputs file", err)
 		return result{status: StatusFailure, reason: masked.Error(), err: masked}
 	}
+	if step.Shell != "" {
+		if err := writeScript(outDir, step); err != nil {
+			masked := ru.maskErr("script file", err)
+			return result{status: StatusFailure, reason: masked.Error(), err: masked}
+		}
+	}
 	spec := ru.containerSpec(n, step, number, outDir, svcs)
 	labels := map[string]string{LabelRun: ru.id, LabelStep: n.def.Name}
 	// The log is opened between the container's creation and its start, so that the Runtime
@@ -347,9 +353,12 @@ func (ru *run) containerSpec(n *node, step *Step, number int, outDir string, svc
 		"CI":            "true",
 		"DAO_WORKSPACE": Workspace,
 		"DAO_OUTPUT":    path.Join(outputMount, outputFile),
-		"DAO_RUN_ID":    ru.id,
-		"DAO_STEP":      n.def.Name,
-		"DAO_ATTEMPT":   fmt.Sprint(number),
+		// What a script written for GitHub Actions writes to and reads.
+		"GITHUB_OUTPUT":    path.Join(outputMount, outputFile),
+		"GITHUB_WORKSPACE": Workspace,
+		"DAO_RUN_ID":       ru.id,
+		"DAO_STEP":         n.def.Name,
+		"DAO_ATTEMPT":      fmt.Sprint(number),
 	})
 	wd := step.WorkingDir
 	switch {
@@ -373,7 +382,39 @@ func (ru *run) containerSpec(n *node, step *Step, number int, outDir string, svc
 		spec.Mounts = append(spec.Mounts, dao.Mount{Type: dao.MountBind, Source: svcs.hosts, Target: "/etc/hosts", ReadOnly: true})
 	}
 	spec.Command, spec.Args = command(step.Entrypoint, step.Commands, step.Args)
+	if step.Shell != "" {
+		spec.Command, spec.Args = shellCommand(step.Shell, path.Join(outputMount, scriptFile)), nil
+	}
 	return spec
+}
+
+// scriptFile is the file, beside the outputs file, that holds the script of a step with a
+// Shell.
+const scriptFile = "script"
+
+// writeScript writes the script of a step with a Shell into its attempt's directory: its
+// commands, one a line.
+func writeScript(dir string, step *Step) error {
+	f := filepath.Join(dir, scriptFile)
+	if err := os.WriteFile(f, []byte(strings.Join(step.Commands, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Chmod(f, 0o755)
+}
+
+// shellCommand is the command line of a step with a Shell, as GitHub Actions makes it: the
+// shell's template with {0} replaced by the script's path, run with its stderr sent to its
+// stdout (see command).
+func shellCommand(shell, script string) []string {
+	words := shells[shell]
+	if words == nil {
+		words = strings.Fields(shell)
+	}
+	cmd := []string{"/bin/sh", "-c", "exec 2>&1; exec \"$@\"", "sh"}
+	for _, w := range words {
+		cmd = append(cmd, strings.ReplaceAll(w, "{0}", script))
+	}
+	return cmd
 }
 
 // command turns a step's or service's entrypoint, commands and args into a container's

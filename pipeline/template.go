@@ -29,6 +29,10 @@ func visitStrings(s *Step, at string, f func(field, v string, set func(string)))
 	env(at+".env", s.Env)
 	one(at+".working_dir", &s.WorkingDir)
 	one(at+".user", &s.User)
+	if s.Upload != nil {
+		one(at+".upload.name", &s.Upload.Name)
+	}
+	list(at+".download", s.Download)
 	svcPaths := servicePaths(at, s.Services)
 	for i := range s.Services {
 		sv := &s.Services[i]
@@ -63,6 +67,14 @@ func (s *Step) clone() *Step {
 	c.Env = maps.Clone(s.Env)
 	c.Secrets = slices.Clone(s.Secrets)
 	c.Needs = slices.Clone(s.Needs)
+	c.Download = slices.Clone(s.Download)
+	c.MatrixInclude = cloneMaps(s.MatrixInclude)
+	c.MatrixExclude = cloneMaps(s.MatrixExclude)
+	if s.Upload != nil {
+		u := *s.Upload
+		u.Paths = slices.Clone(u.Paths)
+		c.Upload = &u
+	}
 	if s.Matrix != nil {
 		c.Matrix = make(map[string][]string, len(s.Matrix))
 		for k, v := range s.Matrix {
@@ -114,7 +126,14 @@ func (s *Step) render(sc scope) (*Step, error) {
 			return
 		}
 		if t.hasExpr() {
-			set(t.render(sc))
+			out, err := t.render(sc)
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("%s: %w", field, err)
+				}
+				return
+			}
+			set(out)
 		}
 	})
 	return c, firstErr
@@ -165,6 +184,17 @@ func servicePaths(at string, services []Service) []string {
 		}
 		seen[name] = true
 		out[i] = serviceField(at, i, name)
+	}
+	return out
+}
+
+func cloneMaps(ms []map[string]string) []map[string]string {
+	if ms == nil {
+		return nil
+	}
+	out := make([]map[string]string, len(ms))
+	for i, m := range ms {
+		out[i] = maps.Clone(m)
 	}
 	return out
 }

@@ -110,6 +110,9 @@ func (p *Pipeline) validate(pr *problems) {
 			dagOK = false
 		}
 	}
+	if dagOK {
+		p.checkDownloads(pr, paths, index)
+	}
 	// What expressions read of other steps is checked once every step is: whether a step
 	// needs another, directly or not, is answered for all of them at once.
 	var reads []stepRead
@@ -281,6 +284,7 @@ func (s *Step) validate(pr *problems, at string, index map[string]int, reads fun
 			{"args", len(s.Args) > 0}, {"env", len(s.Env) > 0}, {"secrets", len(s.Secrets) > 0},
 			{"working_dir", s.WorkingDir != ""}, {"user", s.User != ""},
 			{"cache", s.Cache != nil}, {"services", len(s.Services) > 0},
+			{"shell", s.Shell != ""}, {"upload", s.Upload != nil}, {"download", len(s.Download) > 0},
 		} {
 			if f.set {
 				pr.add(at+"."+f.name, "only container steps (with an image) have %s", f.name)
@@ -301,6 +305,8 @@ func (s *Step) validate(pr *problems, at string, index map[string]int, reads fun
 		if s.Cache != nil {
 			s.Cache.validate(pr, at+".cache")
 		}
+		s.validateShell(pr, at)
+		s.validateArtifacts(pr, at)
 		names := make(map[string]int, len(s.Services))
 		for i, sat := range servicePaths(at, s.Services) {
 			sv := &s.Services[i]
@@ -318,29 +324,7 @@ func (s *Step) validate(pr *problems, at string, index map[string]int, reads fun
 	if s.Retries < 0 || s.Retries > MaxRetries {
 		pr.add(at+".retries", "must be 0-%d, got %d", MaxRetries, s.Retries)
 	}
-	if len(s.Matrix) > 0 {
-		instances := 1
-		upper := map[string]string{}
-		for _, key := range slices.Sorted(maps.Keys(s.Matrix)) {
-			field := at + ".matrix." + key
-			if !envNamePattern.MatchString(key) {
-				pr.add(field, "key %q must be letters, digits and '_', not starting with a digit", key)
-			} else if other, dup := upper[strings.ToUpper(key)]; dup {
-				pr.add(field, "key %q and %q give the same variable MATRIX_%s", other, key, strings.ToUpper(key))
-			}
-			upper[strings.ToUpper(key)] = key
-			if len(s.Matrix[key]) == 0 {
-				pr.add(field, "must list at least one value")
-			}
-			instances *= max(len(s.Matrix[key]), 1)
-			if instances > MaxMatrixInstances {
-				instances = MaxMatrixInstances + 1
-			}
-		}
-		if instances > MaxMatrixInstances {
-			pr.add(at+".matrix", "makes more than %d instances", MaxMatrixInstances)
-		}
-	}
+	s.validateMatrix(pr, at)
 	if b := s.Build; b != nil {
 		b.validate(pr, at+".build")
 	}
@@ -360,7 +344,7 @@ func (s *Step) validate(pr *problems, at string, index map[string]int, reads fun
 		for _, r := range refs {
 			switch r.path[0] {
 			case "matrix":
-				if _, ok := s.Matrix[r.path[1]]; !ok {
+				if len(r.path) > 1 && !s.hasMatrixKey(r.path[1]) {
 					pr.add(field, "column %d: matrix key %q is not in the step's matrix", r.pos+1, r.path[1])
 				}
 			case "steps":
@@ -378,13 +362,7 @@ func (s *Step) validate(pr *problems, at string, index map[string]int, reads fun
 		if err != nil {
 			pr.add(at+".if", "%v", err)
 		} else {
-			var refs []*refExpr
-			walk(x, func(e expr) {
-				if r, ok := e.(*refExpr); ok {
-					refs = append(refs, r)
-				}
-			})
-			check(at+".if", refs)
+			check(at+".if", refsOf(x))
 		}
 	}
 	visitStrings(s, at, func(field, v string, _ func(string)) {
@@ -553,6 +531,203 @@ func (b *Build) validate(pr *problems, at string) {
 		n, _ := strconv.Atoi(strings.SplitN(p, "/", 2)[0])
 		if n < 1 || n > 65535 {
 			pr.add(field, "port %d must be 1-65535", n)
+		}
+	}
+}
+
+// Shells a step may name; any other must have "{0}" in it.
+var shells = map[string][]string{
+	"bash": {"bash", "--noprofile", "--norc", "-eo", "pipefail", "{0}"},
+	"sh":   {"sh", "-e", "{0}"},
+}
+
+func (s *Step) validateShell(pr *problems, at string) {
+	switch {
+	case s.Shell == "":
+	case len(s.Commands) == 0:
+		pr.add(at+".shell", "a shell runs commands (run), and the step has none")
+	case shells[s.Shell] != nil:
+	case !strings.Contains(s.Shell, "{0}"):
+		pr.add(at+".shell", "%s must be bash, sh, or a command line with {0} for the script, such as \"python3 {0}\"", dao.Quote(s.Shell))
+	case strings.IndexByte(s.Shell, 0) >= 0:
+		pr.add(at+".shell", "must not contain a NUL byte")
+	}
+}
+
+var artifactNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// checkArtifactName checks an artifact's name unless it holds an expression; the runner
+// checks it again once rendered.
+func checkArtifactName(name string) error {
+	if strings.Contains(name, "${{") || artifactNamePattern.MatchString(name) {
+		return nil
+	}
+	return fmt.Errorf("%s must be letters, digits, '.', '-' and '_', starting with a letter or digit, at most 64 bytes", dao.Quote(name))
+}
+
+func (s *Step) validateArtifacts(pr *problems, at string) {
+	if u := s.Upload; u != nil {
+		if u.Name == "" {
+			pr.add(at+".upload.name", "must not be empty")
+		} else if err := checkArtifactName(u.Name); err != nil {
+			pr.add(at+".upload.name", "%v", err)
+		} else if s.hasMatrix() && !strings.Contains(u.Name, "${{") && s.instanceCount() > 1 {
+			pr.add(at+".upload.name", "every instance of the matrix would upload %q: give each its own name, such as %q", u.Name, u.Name+"-${{ matrix.<key> }}")
+		}
+		if len(u.Paths) == 0 {
+			pr.add(at+".upload.paths", "must list at least one path")
+		}
+		for i, p := range u.Paths {
+			if _, err := workspacePath(p); err != nil {
+				pr.add(fmt.Sprintf("%s.upload.paths[%d]", at, i), "%v", err)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for i, name := range s.Download {
+		field := fmt.Sprintf("%s.download[%d]", at, i)
+		switch err := checkArtifactName(name); {
+		case name == "":
+			pr.add(field, "must not be empty")
+		case err != nil:
+			pr.add(field, "%v", err)
+		case seen[name]:
+			pr.add(field, "%q is listed twice", name)
+		}
+		seen[name] = true
+	}
+}
+
+func (s *Step) validateMatrix(pr *problems, at string) {
+	upper := map[string]string{}
+	checkKey := func(field, key string) bool {
+		if !envNamePattern.MatchString(key) {
+			pr.add(field, "key %q must be letters, digits and '_', not starting with a digit", key)
+			return false
+		}
+		return true
+	}
+	for _, key := range slices.Sorted(maps.Keys(s.Matrix)) {
+		field := at + ".matrix." + key
+		if key == "include" || key == "exclude" {
+			pr.add(field, "must be a list of mappings of matrix keys to values")
+			continue
+		}
+		if checkKey(field, key) {
+			if other, dup := upper[strings.ToUpper(key)]; dup {
+				pr.add(field, "key %q and %q give the same variable MATRIX_%s", other, key, strings.ToUpper(key))
+			}
+			upper[strings.ToUpper(key)] = key
+		}
+		if len(s.Matrix[key]) == 0 {
+			pr.add(field, "must list at least one value")
+		}
+	}
+	for i, in := range s.MatrixInclude {
+		field := fmt.Sprintf("%s.matrix.include[%d]", at, i)
+		if len(in) == 0 {
+			pr.add(field, "must give at least one key")
+		}
+		for _, key := range slices.Sorted(maps.Keys(in)) {
+			if checkKey(field+"."+key, key) {
+				if other, dup := upper[strings.ToUpper(key)]; dup && other != key {
+					pr.add(field+"."+key, "key %q and %q give the same variable MATRIX_%s", other, key, strings.ToUpper(key))
+				}
+			}
+		}
+	}
+	for i, ex := range s.MatrixExclude {
+		field := fmt.Sprintf("%s.matrix.exclude[%d]", at, i)
+		if len(ex) == 0 {
+			pr.add(field, "must give at least one key")
+		}
+		for _, key := range slices.Sorted(maps.Keys(ex)) {
+			if _, ok := s.Matrix[key]; !ok {
+				pr.add(field+"."+key, "%q is not a key of the matrix", key)
+			}
+		}
+	}
+	if s.hasMatrix() {
+		if s.instanceCount() > MaxMatrixInstances {
+			pr.add(at+".matrix", "makes more than %d instances", MaxMatrixInstances)
+		} else if len(s.MatrixExclude) > 0 && len(s.expand()) == 0 {
+			pr.add(at+".matrix.exclude", "excludes every combination: the step would not run")
+		}
+	}
+	if s.MaxParallel < 0 {
+		pr.add(at+".max_parallel", "must be >= 0, got %d", s.MaxParallel)
+	}
+}
+
+// secretRef is a secrets.<name> an expression of a step reads.
+type secretRef struct {
+	field, name string
+	col         int
+}
+
+// secretRefs returns the secrets the expressions of the step at "at" read by name.
+func (s *Step) secretRefs(at string) []secretRef {
+	var out []secretRef
+	add := func(field string, refs []*refExpr) {
+		for _, r := range refs {
+			if r.path[0] == "secrets" && len(r.path) > 1 {
+				out = append(out, secretRef{field: field, name: r.path[1], col: r.pos + 1})
+			}
+		}
+	}
+	if s.If != "" {
+		if x, err := parseCondition(s.If); err == nil {
+			add(at+".if", refsOf(x))
+		}
+	}
+	visitStrings(s, at, func(field, v string, _ func(string)) {
+		if t, err := parseTemplate(v); err == nil {
+			add(field, t.refs())
+		}
+	})
+	return out
+}
+
+// checkDownloads refuses a download of a name that no step the step needs, directly or not,
+// uploads. A name with an expression, on either side, is checked when the step runs.
+func (p *Pipeline) checkDownloads(pr *problems, paths []string, index map[string]int) {
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		if len(s.Download) == 0 {
+			continue
+		}
+		names, dynamic := map[string]bool{}, false
+		seen := map[int]bool{}
+		stack := []int{i}
+		for len(stack) > 0 {
+			j := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, n := range p.Steps[j].Needs {
+				k := index[n]
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				stack = append(stack, k)
+				if u := p.Steps[k].Upload; u != nil {
+					names[u.Name] = true
+					dynamic = dynamic || strings.Contains(u.Name, "${{")
+				}
+			}
+		}
+		for j, name := range s.Download {
+			if names[name] || dynamic || strings.Contains(name, "${{") || name == "" {
+				continue
+			}
+			known := slices.Sorted(maps.Keys(names))
+			hint := "they upload none"
+			if len(known) > 0 {
+				hint = "they upload " + strings.Join(known, ", ")
+			}
+			if sg := suggest(name, known); sg != "" {
+				hint += fmt.Sprintf("; did you mean %q?", sg)
+			}
+			pr.add(fmt.Sprintf("%s.download[%d]", paths[i], j), "no step this one needs, directly or not, uploads %q (%s)", name, hint)
 		}
 	}
 }

@@ -190,16 +190,55 @@ func TestValidate(t *testing.T) {
 
 func TestExpandMatrix(t *testing.T) {
 	t.Parallel()
-	got := expand(map[string][]string{"os": {"linux", "darwin"}, "go": {"1.25", "1.26"}})
-	var labels []string
-	for _, in := range got {
-		labels = append(labels, in.label)
+	labels := func(s *Step) []string {
+		var out []string
+		for _, in := range s.expand() {
+			out = append(out, in.label)
+		}
+		return out
 	}
-	want := []string{"go=1.25, os=linux", "go=1.25, os=darwin", "go=1.26, os=linux", "go=1.26, os=darwin"}
-	if diff := cmp.Diff(want, labels); diff != "" {
-		t.Errorf("instances (-want +got):\n%s", diff)
+	for _, tc := range []struct {
+		name string
+		step Step
+		want []string
+	}{
+		{"product", Step{Matrix: map[string][]string{"os": {"linux", "darwin"}, "go": {"1.25", "1.26"}}},
+			[]string{"go=1.25, os=linux", "go=1.25, os=darwin", "go=1.26, os=linux", "go=1.26, os=darwin"}},
+		{"exclude a partial match", Step{
+			Matrix:        map[string][]string{"os": {"linux", "darwin"}, "go": {"1.25", "1.26"}},
+			MatrixExclude: []map[string]string{{"os": "darwin", "go": "1.25"}, {"go": "1.26", "os": "linux"}},
+		}, []string{"go=1.25, os=linux", "go=1.26, os=darwin"}},
+		{"exclude by one key", Step{
+			Matrix:        map[string][]string{"os": {"linux", "darwin"}, "go": {"1.25", "1.26"}},
+			MatrixExclude: []map[string]string{{"os": "darwin"}},
+		}, []string{"go=1.25, os=linux", "go=1.26, os=linux"}},
+		// GitHub's documented example: the include that adds color to every combination, the
+		// one that fits only some, and the one that fits none and is an instance of its own.
+		{"include", Step{
+			Matrix: map[string][]string{"fruit": {"apple", "pear"}, "animal": {"cat", "dog"}},
+			MatrixInclude: []map[string]string{
+				{"color": "green"},
+				{"color": "pink", "animal": "cat"},
+				{"fruit": "apple", "shape": "circle"},
+				{"fruit": "banana"},
+				{"fruit": "banana", "animal": "cat"},
+			},
+		}, []string{
+			"animal=cat, color=pink, fruit=apple, shape=circle",
+			"animal=cat, color=pink, fruit=pear",
+			"animal=dog, color=green, fruit=apple, shape=circle",
+			"animal=dog, color=green, fruit=pear",
+			"fruit=banana",
+			"animal=cat, fruit=banana",
+		}},
+		{"include only", Step{MatrixInclude: []map[string]string{{"os": "linux"}, {"os": "mac", "arm": "yes"}}},
+			[]string{"os=linux", "arm=yes, os=mac"}},
+	} {
+		if diff := cmp.Diff(tc.want, labels(&tc.step)); diff != "" {
+			t.Errorf("%s: instances (-want +got):\n%s", tc.name, diff)
+		}
 	}
-	if got := expand(nil); len(got) != 1 || got[0].values != nil {
-		t.Errorf("expand(nil) = %v, want one instance without values", got)
+	if got := (&Step{}).expand(); len(got) != 1 || got[0].values != nil {
+		t.Errorf("expand of no matrix = %v, want one instance without values", got)
 	}
 }

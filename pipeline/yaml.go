@@ -58,7 +58,11 @@ func Load(path string) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	return Parse(data)
+	p, err := Parse(data)
+	if pe, ok := err.(*ParseError); ok {
+		pe.File = path
+	}
+	return p, err
 }
 
 // Parse reads a pipeline from YAML and validates it. It reports every problem of the file at
@@ -71,7 +75,9 @@ func Load(path string) (*Pipeline, error) {
 // refused.
 func Parse(data []byte) (*Pipeline, error) {
 	if len(data) > maxYAMLSize {
-		return nil, &dao.ValidationError{What: "pipeline", Errors: []dao.FieldError{{Field: "yaml", Reason: fmt.Sprintf("larger than %d bytes", maxYAMLSize)}}}
+		d := newDecoder(nil)
+		d.problem("yaml", nil, "larger than %d bytes", maxYAMLSize)
+		return nil, d.err()
 	}
 	d := newDecoder(data)
 	root, ok := d.document()
@@ -103,6 +109,13 @@ type decoder struct {
 	bad   map[string]bool       // fields whose value could not be decoded
 	nodes int
 	lines []int // where the lines of src start, once needed (lineStarts)
+	// spelled maps the field path of a field given under another spelling (an alias, such as
+	// "steps.test.commands") to the path as written ("steps.test.run"), so that what
+	// Validate says of it names what the file says.
+	spelled map[string]string
+	// hints explains, for the mapping at a field path, keys it does not take that a GitHub
+	// Actions or Woodpecker file has.
+	hints map[string]map[string]string
 }
 
 // problem is one problem of a file, at a line and column (0 when not known).
@@ -114,7 +127,8 @@ type problem struct {
 type pos struct{ line, col int }
 
 func newDecoder(data []byte) *decoder {
-	return &decoder{src: data, pos: map[string]pos{}, vals: map[string]*yaml.Node{}, bad: map[string]bool{}}
+	return &decoder{src: data, pos: map[string]pos{}, vals: map[string]*yaml.Node{}, bad: map[string]bool{},
+		spelled: map[string]string{}, hints: map[string]map[string]string{"": topHints}}
 }
 
 // err returns the problems in the order of their lines, those without a line first, as a
@@ -130,10 +144,12 @@ func (d *decoder) err() error {
 		return a.col - b.col
 	})
 	out := make([]dao.FieldError, len(d.probs))
+	list := make([]Problem, len(d.probs))
 	for i, p := range d.probs {
 		out[i] = dao.FieldError{Field: p.field, Reason: p.reason + p.pos.String()}
+		list[i] = Problem{Field: p.field, Line: p.line, Column: p.col, Reason: p.reason}
 	}
-	return &dao.ValidationError{What: "pipeline", Errors: out}
+	return &ParseError{Problems: list, validation: &dao.ValidationError{What: "pipeline", Errors: out}}
 }
 
 // String is " (line L)", " (line L, column C)" or "".
@@ -170,6 +186,7 @@ func (d *decoder) validationProblem(fe dao.FieldError) {
 	if d.bad["yaml"] {
 		return // the file is not a mapping of name, env and steps
 	}
+	fe.Field = d.respell(fe.Field)
 	for f := fe.Field; ; {
 		if d.bad[f] {
 			return
@@ -187,6 +204,20 @@ func (d *decoder) validationProblem(fe dao.FieldError) {
 		}
 	}
 	d.probs = append(d.probs, p)
+}
+
+// respell returns field as the file spells it: a field given under an alias by its alias.
+func (d *decoder) respell(field string) string {
+	for f := field; ; {
+		if alias, ok := d.spelled[f]; ok {
+			return alias + field[len(f):]
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			return field
+		}
+		f = f[:i]
+	}
 }
 
 // cutColumn splits a reason "column N: rest" into N and rest.
@@ -466,7 +497,9 @@ func (d *decoder) fields(at string, n *yaml.Node, known []string, f func(key, fi
 		}
 		if !f(k.Value, field, v) {
 			msg := "unknown field"
-			if s := suggest(k.Value, known); s != "" {
+			if h, ok := d.hints[at][k.Value]; ok {
+				msg += "; " + h
+			} else if s := suggest(k.Value, known); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
 			d.problem(field, k, "%s", msg)
@@ -548,7 +581,11 @@ func (d *decoder) boolean(field string, n *yaml.Node) bool {
 		return false
 	}
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-		d.fail(field, n, "must be true or false")
+		if strings.Contains(n.Value, "${{") {
+			d.fail(field, n, "must be true or false; an expression is not evaluated here")
+		} else {
+			d.fail(field, n, "must be true or false")
+		}
 		return false
 	}
 	b, _ := strconv.ParseBool(n.Value)
@@ -604,7 +641,9 @@ func (d *decoder) list(field string, n *yaml.Node, f func(i int, v *yaml.Node)) 
 
 var (
 	pipelineFields = []string{"name", "env", "steps"}
-	stepFields     = []string{"name", "image", "entrypoint", "commands", "args", "env", "secrets", "working_dir", "user", "needs", "if", "timeout", "retries", "continue_on_error", "matrix", "cache", "services", "build", "deploy"}
+	stepFields     = []string{"name", "image", "entrypoint", "commands", "shell", "args", "env", "secrets", "working_dir", "user", "needs", "if", "timeout", "retries", "continue_on_error", "matrix", "fail_fast", "max_parallel", "cache", "services", "upload", "download", "build", "deploy"}
+	strategyFields = []string{"matrix", "fail_fast", "max_parallel"}
+	artifactFields = []string{"name", "paths"}
 	cacheFields    = []string{"key_files", "paths", "skip_on_hit"}
 	serviceFields  = []string{"name", "image", "entrypoint", "commands", "args", "env", "secrets", "ports", "ready_timeout"}
 	buildFields    = []string{"ref", "add", "entrypoint", "cmd", "env", "working_dir", "user", "exposed_ports"}
@@ -662,8 +701,79 @@ func (d *decoder) steps(field string, n *yaml.Node, p *Pipeline) {
 	})
 }
 
+// The spellings of a step's fields that GitHub Actions and Woodpecker users write, for
+// the field they mean (see the package documentation).
+var stepAliases = map[string]string{
+	"run":               "commands",
+	"continue-on-error": "continue_on_error",
+	"timeout-minutes":   "timeout",
+	"working-directory": "working_dir",
+	"depends_on":        "needs",
+	"environment":       "env",
+	"when":              "if",
+	"fail-fast":         "fail_fast",
+	"max-parallel":      "max_parallel",
+}
+
+// Keys of GitHub Actions and Woodpecker files that Dao does not take, and what to write.
+var (
+	topHints = map[string]string{
+		"jobs": `a Dao pipeline is one job: list its steps under "steps", and run several pipelines for several jobs`,
+		"on":   "a Dao pipeline runs when its caller runs it; it has no triggers",
+		"when": `put "if" on the steps`,
+	}
+	stepHints = map[string]string{
+		"uses":      "Dao runs images, not actions: give an image and run (or commands)",
+		"with":      "Dao runs images, not actions: give the step's values in env",
+		"id":        "a step's id is its key in steps (or its name in a list of steps)",
+		"runs-on":   "a step runs on the Runner's Runtime: give its image",
+		"container": `give the step's image as "image"`,
+		"outputs":   "a step writes its outputs as key=value lines to $DAO_OUTPUT (or $GITHUB_OUTPUT)",
+		"pull":      "the image must be in containerd's image store already",
+	}
+)
+
+// stepField decodes the field of canonical name key (a Dao key) of a step.
+type stepFieldSet struct {
+	d     *decoder
+	at    string
+	given map[string]string // canonical key -> the key as written
+}
+
+// claim records that key (canonical) is given as written, and reports false, recording a
+// problem, when it was given already under another spelling.
+func (g *stepFieldSet) claim(canonical, written, field string, k *yaml.Node) bool {
+	if prev, ok := g.given[canonical]; ok {
+		g.d.problem(field, k, "is %q again: give only one of %q and %q", canonical, prev, written)
+		return false
+	}
+	g.given[canonical] = written
+	if written != canonical {
+		g.d.spelled[join(g.at, canonical)] = field
+		g.d.pos[join(g.at, canonical)] = g.d.pos[field]
+	}
+	return true
+}
+
 func (d *decoder) step(at string, n *yaml.Node, s *Step, named bool) {
-	d.fields(at, n, stepFields, func(key, field string, v *yaml.Node) bool {
+	g := &stepFieldSet{d: d, at: at, given: map[string]string{}}
+	d.hints[at] = stepHints
+	defer delete(d.hints, at)
+	d.fields(at, n, stepFields, func(written, field string, v *yaml.Node) bool {
+		key := written
+		if canonical, ok := stepAliases[written]; ok {
+			key = canonical
+		}
+		if key == "strategy" {
+			d.strategy(g, field, v, s)
+			return true
+		}
+		if !slices.Contains(stepFields, key) {
+			return false
+		}
+		if !g.claim(key, written, field, keyNode(n, written)) {
+			return true
+		}
 		switch key {
 		case "name":
 			if !named {
@@ -680,6 +790,8 @@ func (d *decoder) step(at string, n *yaml.Node, s *Step, named bool) {
 			s.Entrypoint = d.strs(field, v)
 		case "commands":
 			s.Commands = d.strs(field, v)
+		case "shell":
+			s.Shell = d.str(field, v)
 		case "args":
 			s.Args = d.strs(field, v)
 		case "env":
@@ -693,21 +805,27 @@ func (d *decoder) step(at string, n *yaml.Node, s *Step, named bool) {
 		case "needs":
 			s.Needs = d.strs(field, v)
 		case "if":
-			s.If = d.str(field, v)
+			if written == "when" {
+				s.If = d.when(field, v)
+			} else {
+				s.If = d.str(field, v)
+			}
 		case "timeout":
-			s.Timeout = d.duration(field, v)
+			if written == "timeout-minutes" {
+				s.Timeout = d.minutes(field, v)
+			} else {
+				s.Timeout = d.duration(field, v)
+			}
 		case "retries":
 			s.Retries = d.integer(field, v)
 		case "continue_on_error":
 			s.ContinueOnError = d.boolean(field, v)
 		case "matrix":
-			d.fields(field, v, nil, func(k, f string, vv *yaml.Node) bool {
-				if s.Matrix == nil {
-					s.Matrix = map[string][]string{}
-				}
-				s.Matrix[k] = d.strs(f, vv)
-				return true
-			})
+			d.matrix(field, v, s)
+		case "fail_fast":
+			s.FailFast = d.boolean(field, v)
+		case "max_parallel":
+			s.MaxParallel = d.integer(field, v)
 		case "cache":
 			c := &Cache{}
 			d.fields(field, v, cacheFields, func(k, f string, vv *yaml.Node) bool {
@@ -726,6 +844,22 @@ func (d *decoder) step(at string, n *yaml.Node, s *Step, named bool) {
 			s.Cache = c
 		case "services":
 			d.services(field, v, s)
+		case "upload":
+			u := &Artifact{}
+			d.fields(field, v, artifactFields, func(k, f string, vv *yaml.Node) bool {
+				switch k {
+				case "name":
+					u.Name = d.str(f, vv)
+				case "paths", "path":
+					u.Paths = d.strs(f, vv)
+				default:
+					return false
+				}
+				return true
+			})
+			s.Upload = u
+		case "download":
+			s.Download = d.strs(field, v)
 		case "build":
 			s.Build = d.build(field, v)
 		case "deploy":
@@ -747,6 +881,155 @@ func (d *decoder) step(at string, n *yaml.Node, s *Step, named bool) {
 		}
 		return true
 	})
+}
+
+// keyNode returns the key node of key in the mapping n, for its line.
+func keyNode(n *yaml.Node, key string) *yaml.Node {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i]
+		}
+	}
+	return nil
+}
+
+// matrix reads a matrix: keys to lists of values, and "include" and "exclude", lists of
+// mappings of keys to values.
+func (d *decoder) matrix(field string, n *yaml.Node, s *Step) {
+	d.fields(field, n, nil, func(k, f string, v *yaml.Node) bool {
+		switch k {
+		case "include", "exclude":
+			var list []map[string]string
+			d.list(f, v, func(i int, item *yaml.Node) {
+				m := d.strMap(fmt.Sprintf("%s[%d]", f, i), item)
+				if m == nil {
+					m = map[string]string{}
+				}
+				list = append(list, m)
+			})
+			if k == "include" {
+				s.MatrixInclude = list
+			} else {
+				s.MatrixExclude = list
+			}
+		default:
+			if s.Matrix == nil {
+				s.Matrix = map[string][]string{}
+			}
+			s.Matrix[k] = d.strs(f, v)
+		}
+		return true
+	})
+}
+
+// strategy reads GitHub Actions' strategy: matrix, fail-fast (true unless it says false)
+// and max-parallel.
+func (d *decoder) strategy(g *stepFieldSet, field string, n *yaml.Node, s *Step) {
+	if _, ok := g.given["fail_fast"]; !ok {
+		s.FailFast = true
+	}
+	d.fields(field, n, strategyFields, func(written, f string, v *yaml.Node) bool {
+		key := written
+		if canonical, ok := stepAliases[written]; ok {
+			key = canonical
+		}
+		if !slices.Contains(strategyFields, key) {
+			return false
+		}
+		if !g.claim(key, "strategy."+written, f, keyNode(resolve(n), written)) {
+			return true
+		}
+		switch key {
+		case "matrix":
+			d.matrix(f, v, s)
+		case "fail_fast":
+			s.FailFast = d.boolean(f, v)
+		case "max_parallel":
+			s.MaxParallel = d.integer(f, v)
+		}
+		return true
+	})
+}
+
+// minutes reads GitHub Actions' timeout-minutes: a number of minutes.
+func (d *decoder) minutes(field string, n *yaml.Node) dao.Duration {
+	n, ok := d.deref(field, n)
+	if !ok {
+		return 0
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" && n.Tag != "!!float" {
+		d.fail(field, n, "must be a number of minutes, such as 10 or 0.5")
+		return 0
+	}
+	m, err := strconv.ParseFloat(n.Value, 64)
+	if err != nil || m < 0 || m > float64(1<<62)/float64(time.Minute) {
+		d.fail(field, n, "%s is not a number of minutes from 0 to a few million", n.Value)
+		return 0
+	}
+	return dao.Duration(m * float64(time.Minute))
+}
+
+// when reads Woodpecker's when, as far as it says how the steps the step needs ended:
+// "status: [success]" is success() (the default), "status: [failure]" failure(), both
+// always(). A list of whens holds when one of them does. Other conditions (branch, event,
+// and the like) have no meaning for Dao: they are refused for "if".
+func (d *decoder) when(field string, n *yaml.Node) string {
+	n, ok := d.deref(field, n)
+	if !ok {
+		return ""
+	}
+	items := []*yaml.Node{n}
+	if n.Kind == yaml.SequenceNode {
+		items = n.Content
+	}
+	var conds []string
+	for i, item := range items {
+		f := field
+		if n.Kind == yaml.SequenceNode {
+			f = fmt.Sprintf("%s[%d]", field, i)
+			d.pos[f] = pos{line: item.Line, col: item.Column}
+		}
+		cond := ""
+		d.fields(f, item, []string{"status"}, func(k, kf string, v *yaml.Node) bool {
+			if k != "status" {
+				d.problem(kf, keyNode(item, k), `Dao has no %q condition; write the step's condition as "if", such as if: failure()`, k)
+				d.bad[kf] = true
+				return true
+			}
+			var ok, bad bool
+			for j, st := range d.strs(kf, v) {
+				switch st {
+				case "success":
+					ok = true
+				case "failure":
+					bad = true
+				default:
+					d.fail(fmt.Sprintf("%s[%d]", kf, j), v, "%q is not a status: want success or failure", st)
+				}
+			}
+			switch {
+			case ok && bad:
+				cond = "always()"
+			case bad:
+				cond = "failure()"
+			case ok:
+				cond = "success()"
+			}
+			return true
+		})
+		if cond == "" {
+			cond = "success()"
+		}
+		conds = append(conds, cond)
+	}
+	if len(conds) == 0 {
+		return ""
+	}
+	return strings.Join(conds, " || ")
 }
 
 func (d *decoder) services(field string, n *yaml.Node, s *Step) {

@@ -150,8 +150,8 @@ func TestParseErrors(t *testing.T) {
 steps:
   test:
     image: busybox
-    depends_on: [x]
-`, []string{`steps.test.depends_on: unknown field (line 5)`}},
+    uses: actions/checkout@v4
+`, []string{`steps.test.uses: unknown field; Dao runs images, not actions: give an image and run (or commands) (line 5)`}},
 		{"typo", `
 steps:
   test:
@@ -161,8 +161,9 @@ steps:
 steps:
   test:
     image: busybox
-    continue-on-error: true
-`, []string{`steps.test.continue-on-error: unknown field; did you mean "continue_on_error"? (line 5)`}},
+    commands: [true]
+    cache: {paths: [x], skip-on-hit: true}
+`, []string{`steps.test.cache.skip-on-hit: unknown field; did you mean "skip_on_hit"? (line 6)`}},
 		{"bad types", `
 steps:
   test:
@@ -235,7 +236,7 @@ steps:
 				t.Fatalf("Parse error %T (%v), want *dao.ValidationError", err, err)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
+				if !strings.Contains(verr.Error(), w) {
 					t.Errorf("Parse error:\n  %v\nwant it to contain\n  %s", err, w)
 				}
 			}
@@ -359,7 +360,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 steps:
   build:
     image: busybox
-    depends_on: [x]
+    requirements: [x]
     needs: [lint]
   test:
     image: [busybox]
@@ -373,7 +374,7 @@ steps:
     cache: {paths: {a: b}}
 `))
 	want := []dao.FieldError{
-		{Field: "steps.build.depends_on", Reason: "unknown field (line 5)"},
+		{Field: "steps.build.requirements", Reason: "unknown field (line 5)"},
 		{Field: "steps.build.needs[0]", Reason: `unknown step "lint" (line 6)`},
 		{Field: "steps.test.image", Reason: "must be a string (line 8)"},
 		{Field: "steps.test.retries", Reason: "must be 0-10, got 11 (line 9)"},
@@ -469,7 +470,7 @@ steps:
 				t.Fatalf("Parse = nil error, want %q", tc.want)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
+				if !strings.Contains(validationText(err), w) {
 					t.Errorf("Parse error:\n  %v\nwant it to contain\n  %s", err, w)
 				}
 			}
@@ -485,7 +486,7 @@ func TestParseOneDocument(t *testing.T) {
 		"steps:\n  a: {image: busybox}\n---\n",
 	} {
 		_, err := Parse([]byte(doc))
-		if err == nil || !strings.Contains(err.Error(), "yaml: a second YAML document starts here; a pipeline is one document (line 3)") {
+		if err == nil || !strings.Contains(validationText(err), "yaml: a second YAML document starts here; a pipeline is one document (line 3)") {
 			t.Errorf("Parse(%q) = %v, want a second document refused at line 3", doc, err)
 		}
 	}
@@ -506,4 +507,17 @@ func TestParseTooManyNodes(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0].Reason, "nodes") {
 		t.Errorf("Parse: %d problems, the first %v; want one about the number of nodes", len(got), got[0])
 	}
+}
+
+// validationText is the text of the *dao.ValidationError in err: its problems on one line,
+// each with its line at the end.
+func validationText(err error) string {
+	var v *dao.ValidationError
+	if errors.As(err, &v) {
+		return v.Error()
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return ""
 }

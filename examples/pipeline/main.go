@@ -6,7 +6,8 @@
 //	go run ./examples/pipeline [-address /run/containerd/containerd.sock] [-registry host:port] [-f pipeline.yaml] [-runs 2]
 //
 // The pipeline is pipeline.yaml of this directory (built into the program; -f reads another
-// one). The program first does what a checkout and a compile would: there is no Go toolchain
+// one). pipeline-gha.yaml is the same pipeline written with GitHub Actions' spellings (run,
+// shell, timeout-minutes, $GITHUB_OUTPUT): -f examples/pipeline/pipeline-gha.yaml runs it. The program first does what a checkout and a compile would: there is no Go toolchain
 // image to run in a step, so it compiles the app and its smoke tests (package smoketest,
 // with go test -c) on the host, as static binaries, into the workspace, with a VERSION file.
 // The steps then run in containers of Debian's busybox-static image: one prints the version,

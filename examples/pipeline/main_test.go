@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/opendao/dao/internal/testutil"
+	"github.com/opendao/dao/pipeline"
 )
 
 // TestPipeline runs the example twice over, as `go run ./examples/pipeline` does, against a
@@ -85,4 +88,63 @@ func hasRow(out string, want []string) bool {
 		}
 	}
 	return false
+}
+
+// TestPipelineGitHubSpellingsLoads: pipeline-gha.yaml, the example written with GitHub
+// Actions' spellings, is the same pipeline as pipeline.yaml but for how its scripts run.
+func TestPipelineGitHubSpellingsLoads(t *testing.T) {
+	ours, err := pipeline.Load("pipeline.yaml")
+	if err != nil {
+		t.Fatalf("Load(pipeline.yaml): %v", err)
+	}
+	theirs, err := pipeline.Load("pipeline-gha.yaml")
+	if err != nil {
+		t.Fatalf("Load(pipeline-gha.yaml): %v", err)
+	}
+	// GitHub's spelling: one script for run, a script file for shell: sh, $GITHUB_OUTPUT,
+	// conditions in ${{ }}.
+	for i := range theirs.Steps {
+		s := &theirs.Steps[i]
+		if len(s.Commands) == 1 {
+			s.Commands = strings.Split(strings.TrimSuffix(strings.ReplaceAll(s.Commands[0], "GITHUB_OUTPUT", "DAO_OUTPUT"), "\n"), "\n")
+		}
+		s.Shell = ""
+		s.If = strings.TrimSuffix(strings.TrimPrefix(s.If, "${{ "), " }}")
+	}
+	if diff := cmp.Diff(ours, theirs); diff != "" {
+		t.Errorf("pipeline.yaml and pipeline-gha.yaml differ (-ours +theirs):\n%s", diff)
+	}
+}
+
+// TestPipelineGitHubSpellingsRuns runs pipeline-gha.yaml once, as
+// `go run ./examples/pipeline -f pipeline-gha.yaml` does.
+func TestPipelineGitHubSpellingsRuns(t *testing.T) {
+	testutil.RequireIntegration(t, "containerd", "runc", "go", "docker-registry", "busybox", "iptables", "ip")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	err := run(ctx, &out, config{runs: 1, file: "pipeline-gha.yaml"})
+	got := out.String()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, got)
+	}
+	for _, want := range []string{
+		`run 1 of pipeline "webapp": version 1.0.1`,
+		"| releasing webapp 1.0.1 to 127.0.0.1:",
+		"| --- PASS: TestAnswersWithItsVersionAndHost",
+		"service web does not exist yet: creating it with 2 replicas",
+		"run run1: success in",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	for _, want := range [][]string{{"test", "success"}, {"image", "success"}, {"deploy", "success"}, {"notify", "skipped"}} {
+		if !hasRow(got[strings.Index(got, "run run1:"):], want) {
+			t.Errorf("the summary lacks a row %q", want)
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("output:\n%s", got)
+	}
 }
