@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/internal/cborenc"
 	"github.com/opendao/dao/orchestrator"
@@ -23,22 +21,12 @@ type codec struct {
 	decode func(b []byte, t *orchestrator.Task) error
 }
 
-// codecs are the encodings measured: encoding/json, as the stores wrote first; CBOR with
-// the same struct tags (field names as text keys), times as RFC 3339 text with nanoseconds
-// as JSON has them, in two modes: internal/cborenc's, which the etcd store and the node
-// protocol use (states and durations as their text, bounded decoding), and with the
-// dao types' TextMarshalers left out, so that they go as integers; and a hand-written
-// protobuf wire encoding (field numbers, varints, times as Unix nanoseconds), the most
-// compact.
+// codecs are the encodings measured: encoding/json, as the stores wrote first (and the
+// bbolt store still does); CBOR as internal/cborenc has it, which the etcd store and the
+// node protocol use (the JSON field names as text keys, times as RFC 3339 text, states and
+// durations as numbers, bounded decoding); and a hand-written protobuf wire encoding
+// (field numbers, varints, times as Unix nanoseconds), the most compact.
 func codecs() ([]codec, error) {
-	em, err := cbor.EncOptions{Time: cbor.TimeRFC3339Nano}.EncMode()
-	if err != nil {
-		return nil, err
-	}
-	dm, err := cbor.DecOptions{}.DecMode()
-	if err != nil {
-		return nil, err
-	}
 	return []codec{
 		{"encoding/json", func(dst []byte, t *orchestrator.Task) ([]byte, error) {
 			b, err := json.Marshal(t)
@@ -48,10 +36,6 @@ func codecs() ([]codec, error) {
 			b, err := cborenc.Marshal(t)
 			return append(dst, b...), err
 		}, func(b []byte, t *orchestrator.Task) error { return cborenc.Unmarshal(b, t) }},
-		{"cbor, states as integers", func(dst []byte, t *orchestrator.Task) ([]byte, error) {
-			b, err := em.Marshal(t)
-			return append(dst, b...), err
-		}, func(b []byte, t *orchestrator.Task) error { return dm.Unmarshal(b, t) }},
 		{"protowire, hand-written", func(dst []byte, t *orchestrator.Task) ([]byte, error) {
 			return appendTask(dst, t), nil
 		}, decodeTask},

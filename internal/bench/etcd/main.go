@@ -31,10 +31,12 @@
 // table, and whether the targets hold: every task placed within 60 s, at least 2,000 task
 // writes per second through etcd.
 //
-// -encoding measures encoding/json, which the stores use, against CBOR
-// (github.com/fxamacker/cbor/v2, with the same struct tags) and a hand-written protobuf
-// wire encoding (google.golang.org/protobuf/encoding/protowire) on -tasks realistic
-// tasks of one service; see encoding.go.
+// -encoding measures encoding/json, which the bbolt store writes, against CBOR as the etcd
+// store writes it (internal/cborenc: fxamacker/cbor with the same struct tags) and a
+// hand-written protobuf wire encoding (google.golang.org/protobuf/encoding/protowire) on
+// -tasks realistic tasks of one service; see encoding.go. The stores' -json and -cbor
+// variants (etcd1-json, etcd1-cbor) compare the two encodings through the whole control
+// plane.
 package main
 
 import (
