@@ -64,6 +64,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -144,7 +145,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd, err := root.ExecuteContextC(ctx)
 	if err != nil {
 		var ue *usageErr
-		if !errors.As(err, &ue) {
+		if m := unknownCommand.FindStringSubmatch(err.Error()); m != nil && cmd == root {
+			ue = &usageErr{msg: fmt.Sprintf("unknown command %q%s", m[1], suggest(root, m[1]))}
+		}
+		if ue == nil && !errors.As(err, &ue) {
 			ue = &usageErr{msg: err.Error()}
 			if cmd != nil && cmd != root {
 				ue.cmd = strings.TrimPrefix(cmd.CommandPath(), "dao ")
@@ -155,12 +159,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return status
 }
 
+// unknownCommand matches cobra's error for an unknown command, with the name typed.
+var unknownCommand = regexp.MustCompile(`^unknown command "(.*)" for "dao"`)
+
 // newRoot returns the dao command, with its commands, that runs with g and sets *status.
 func newRoot(g *globals, status *int) *cobra.Command {
 	var noColor, showVersion bool
 	root := &cobra.Command{
-		Use:           "dao",
-		Args:          cobra.ArbitraryArgs,
+		Use: "dao",
+		// No Args: cobra then refuses an unknown command before it parses the flags that
+		// follow it (run rewrites its message).
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		// Flag errors name the command whose flags they are.
@@ -224,6 +232,11 @@ func newRoot(g *globals, status *int) *cobra.Command {
 		}
 		cc.Flags().SortFlags = false
 		c.flags(cc.Flags())
+		for _, name := range []string{"output", "format"} {
+			if cc.Flags().Lookup(name) != nil {
+				cc.RegisterFlagCompletionFunc(name, cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
+			}
+		}
 		usages[cc] = c
 		root.AddCommand(cc)
 	}
@@ -260,16 +273,50 @@ func newRoot(g *globals, status *int) *cobra.Command {
 	return root
 }
 
-// suggest is `: did you mean "pull"?` when typed is close to the name of a command.
+// suggest is `: did you mean "pull"?` when typed is the beginning of a command's name, or
+// close to it (two edits or fewer); of several, those closest.
 func suggest(root *cobra.Command, typed string) string {
-	s := root.SuggestionsFor(typed)
-	if len(s) == 0 {
+	best, names := 3, []string(nil)
+	for _, c := range root.Commands() {
+		if !c.IsAvailableCommand() && c.Name() != "help" {
+			continue
+		}
+		d := editDistance(strings.ToLower(typed), c.Name())
+		if strings.HasPrefix(c.Name(), strings.ToLower(typed)) {
+			d = 0
+		}
+		switch {
+		case d < best:
+			best, names = d, []string{fmt.Sprintf("%q", c.Name())}
+		case d == best:
+			names = append(names, fmt.Sprintf("%q", c.Name()))
+		}
+	}
+	if len(names) == 0 {
 		return ""
 	}
-	for i := range s {
-		s[i] = fmt.Sprintf("%q", s[i])
+	return ": did you mean " + strings.Join(names, " or ") + "?"
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
 	}
-	return ": did you mean " + strings.Join(s, " or ") + "?"
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // usageError prints one line naming the mistake and where help is, and returns exitUsage.
