@@ -12,10 +12,10 @@
 //	  ps             list containers
 //	  pull           pull an image from a registry into containerd, ready to run
 //	  version        print the versions of dao, Go and containerd
-//	  completion     print a script that completes dao's commands in bash, zsh or fish
+//	  completion     print a script that completes dao's commands: bash, zsh, fish or powershell
 //	  help           show the help of a command
 //
-//	Options (before or after the command, as docker and crane take them):
+//	Options (before or after the command):
 //	  --address PATH      containerd's socket (default $CONTAINERD_ADDRESS, else
 //	                      /run/containerd/containerd.sock)
 //	  -n, --namespace NS  containerd namespace (default $CONTAINERD_NAMESPACE, else dao)
@@ -25,17 +25,20 @@
 //	  --version           print the versions and exit
 //	  -h, --help          show this help
 //
-// Flags go before or after the arguments, short forms combine (dao ps -aq), "--" ends the
-// flags, and a mistyped command gets a "did you mean". The listings (dao ps, dao clean,
-// dao version) take -o json (or --format json): one JSON object a line, whose field names
-// are documented in each command's help and do not change.
+// Flags are taken as docker, nerdctl and crane take them (package cobra parses them): before
+// or after the arguments (dao pull IMAGE --insecure HOST), short forms that combine (dao ps
+// -aq, dao clean -af), "--" to end them; a mistyped command gets a "did you mean", and
+// `dao completion bash` (zsh, fish, powershell) prints a completion script. The listings (dao
+// ps, dao clean, dao version) take -o json (or docker's --format json): one JSON object a
+// line, with field names that each command's help documents and that do not change. Sizes
+// are written as docker writes them, in decimal units: 45.1MB.
 //
-// `dao clean` works like `docker system prune`: it shows what it would remove and asks
-// [y/N] (unless -f), then removes stopped containers, dangling
-// images (every image no container uses, with --all), the snapshots nothing references and
-// the content nothing references, as the cleaning policy of package policy chooses them. It
-// never removes a running container or what one uses. `dao clean --dry-run` lists what would
-// go, why, and the bytes it would free; `dao help clean` lists its options. `dao ps` lists the
+// `dao clean` works like `docker system prune`: it lists what it would remove and asks
+// "[y/N]" (unless -f), then removes stopped containers, dangling images (every image no
+// container uses, with --all), the snapshots nothing references and the content nothing
+// references, as the cleaning policy of package policy chooses them. It never removes a
+// running container or what one uses. `dao clean --dry-run` lists what would go, why, and the
+// bytes it would free; `dao help clean` lists its options. `dao ps` lists the
 // running containers and those an edge agent is restarting (with their last exit and next
 // attempt), `dao ps --all` the stopped ones too: what clean would look at.
 //

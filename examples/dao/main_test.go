@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -237,5 +239,72 @@ func TestBinary(t *testing.T) {
 			t.Errorf("dao %v: status %d, stdout %q, stderr %q\nwant status %d, stdout with %q, stderr %q",
 				tc.args, status, stdout.String(), stderr.String(), tc.status, tc.stdout, tc.stderr)
 		}
+	}
+}
+
+// TestFlagsAfterArguments checks that flags go after the arguments and the command too, as
+// docker takes them: the command line parses, and dao goes on to containerd.
+func TestFlagsAfterArguments(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "registries.yaml")
+	if err := os.WriteFile(config, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DAO_REGISTRIES_CONFIG", config)
+	addr := nowhere(t)
+	want := "dao: cannot reach containerd at " + addr + ": is it running? (connect: no such file or directory)\n"
+	for _, args := range [][]string{
+		{"pull", "busybox", "--insecure", "registry.local:5000", "--address", addr},
+		{"pull", "-q", "busybox", "--address=" + addr},
+		{"ps", "-aq", "--address", addr},
+		{"-n", "other", "ps", "--address", addr, "-o", "json"},
+		{"clean", "-af", "--filter", "until=24h", "--address", addr},
+		{"clean", "--address", addr, "--dry-run", "--format", "json"},
+	} {
+		status, out, errOut := runDao(t, args...)
+		if status != exitFailure || errOut != want || out != "" {
+			t.Errorf("dao %v: status %d, stderr %q, stdout %q; want 1 and %q", args, status, errOut, out, want)
+		}
+	}
+}
+
+func TestConfirm(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want error // nil: go on
+		hint bool  // the hint to give -f
+	}{
+		{"y\n", nil, false},
+		{"Y\n", nil, false},
+		{"yes\n", nil, false},
+		{" y \n", nil, false},
+		{"y", nil, false}, // no newline before the end
+		{"n\n", errNotConfirmed, false},
+		{"\n", errNotConfirmed, true},
+		{"", errNotConfirmed, true},
+		{"yy\n", errNotConfirmed, false},
+	} {
+		var out bytes.Buffer
+		g := &globals{stdin: strings.NewReader(tc.in), stdout: &out}
+		err := confirm(context.Background(), g)
+		if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+			t.Errorf("answer %q: %v, want %v", tc.in, err, tc.want)
+		}
+		if hint := err != nil && strings.Contains(err.Error(), "give -f"); hint != tc.hint {
+			t.Errorf("answer %q: %v: hint %v, want %v", tc.in, err, hint, tc.hint)
+		}
+		if !strings.HasPrefix(out.String(), "Are you sure you want to continue? [y/N] ") {
+			t.Errorf("answer %q: the question is %q", tc.in, out.String())
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r, w, err := os.Pipe() // an answer that never comes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := confirm(ctx, &globals{stdin: r, stdout: io.Discard}); !errors.Is(err, errNotConfirmed) {
+		t.Errorf("interrupted: %v, want errNotConfirmed", err)
 	}
 }
