@@ -170,7 +170,9 @@ func (b *progressBars) line(d digest.Digest, bp *blobProgress, width int) string
 	case bp.complete:
 		status, colour, rest = "Pull complete", green, "  "+formatBytes(bp.total)
 	default:
-		sizes := "  " + formatBytes(bp.done) + " / " + formatBytes(bp.total)
+		// The bytes done take six columns, the most formatBytes writes below 1000PB
+		// ("12.3MB"), so that the bar keeps its width as they grow.
+		sizes := fmt.Sprintf("  %6s / %s", formatBytes(bp.done), formatBytes(bp.total))
 		head := "  " + id + "  Downloading"
 		const maxBar = 30
 		bar := min(maxBar, room-len(head)-len(" []")-len(sizes))

@@ -29,7 +29,7 @@ func TestProgressBarsLive(t *testing.T) {
 	b.update(config)
 	b.redraw()
 	first := out.String()
-	if strings.Count(first, "\n") != 2 || !strings.Contains(first, "Downloading [===============>              ]  5MB / 10MB") ||
+	if strings.Count(first, "\n") != 2 || !strings.Contains(first, "Downloading [===============>              ]     5MB / 10MB") ||
 		!strings.Contains(first, "Already exists") {
 		t.Errorf("first frame:\n%s", first)
 	}
