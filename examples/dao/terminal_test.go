@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,10 +33,8 @@ func buildDao(t *testing.T) string {
 	return bin
 }
 
-var tmuxServers atomic.Int32
-
-// screen is a shell in a terminal of tmux, on a tmux server of its own that ends with the
-// test.
+// screen is a shell in a terminal of tmux, on a tmux server of its own (its socket in the
+// test's directory) that ends with the test.
 type screen struct {
 	t      *testing.T
 	socket string
@@ -46,13 +43,13 @@ type screen struct {
 
 func newScreen(t *testing.T, width int) *screen {
 	t.Helper()
-	s := &screen{t: t, socket: fmt.Sprintf("dao-test-%d-%d", os.Getpid(), tmuxServers.Add(1)), width: width}
-	cmd := exec.Command("tmux", "-L", s.socket, "-f", "/dev/null", "new-session", "-d",
+	s := &screen{t: t, socket: filepath.Join(t.TempDir(), "tmux"), width: width}
+	cmd := exec.Command("tmux", "-S", s.socket, "-f", "/dev/null", "new-session", "-d",
 		"-x", fmt.Sprint(width), "-y", "50", "-s", "t", "env", "PS1=$ ", "TERM=xterm-256color", "sh")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
+	t.Cleanup(func() { exec.Command("tmux", "-S", s.socket, "kill-server").Run() })
 	s.waitFor(`(?m)^\$\s*$`, 10*time.Second)
 	return s
 }
@@ -60,7 +57,7 @@ func newScreen(t *testing.T, width int) *screen {
 // send types keys (tmux send-keys: "Enter" is the key, other words are typed as they are).
 func (s *screen) send(keys ...string) {
 	s.t.Helper()
-	if out, err := exec.Command("tmux", append([]string{"-L", s.socket, "send-keys", "-t", "t"}, keys...)...).CombinedOutput(); err != nil {
+	if out, err := exec.Command("tmux", append([]string{"-S", s.socket, "send-keys", "-t", "t"}, keys...)...).CombinedOutput(); err != nil {
 		s.t.Fatalf("tmux send-keys: %v\n%s", err, out)
 	}
 }
@@ -78,7 +75,7 @@ func (s *screen) run(line string) {
 // terminal wrapped joined again (and so longer than its width).
 func (s *screen) text() string {
 	s.t.Helper()
-	out, err := exec.Command("tmux", "-L", s.socket, "capture-pane", "-p", "-J", "-t", "t").Output()
+	out, err := exec.Command("tmux", "-S", s.socket, "capture-pane", "-p", "-J", "-t", "t").Output()
 	if err != nil {
 		s.t.Fatalf("tmux capture-pane: %v", err)
 	}
