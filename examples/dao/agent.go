@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/spf13/pflag"
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/cluster"
@@ -43,7 +42,7 @@ type agentOptions struct {
 	join       string
 	stateDir   string
 	nodeID     string
-	labels     repeated
+	labels     []string
 	containerd string
 	namespace  string
 	logDir     string
@@ -53,25 +52,24 @@ type agentOptions struct {
 	address string // the control plane's host:port, the one argument
 }
 
-func (o *agentOptions) flags() *flag.FlagSet {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+func (o *agentOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.join, "join", "", "join the cluster with the join `TOKEN` the control plane printed; needed at the first start only")
 	fs.StringVar(&o.stateDir, "state-dir", "", "keep the node's identity, its last assignment and its containers' logs in `DIR`; required")
 	fs.StringVar(&o.nodeID, "node-id", "", "the node's `ID` in the cluster, at the first start (default: the host name)")
-	fs.Var(&o.labels, "label", "a node label `KEY=VALUE`, for placement constraints; repeatable")
+	fs.StringArrayVar(&o.labels, "label", nil, "a node label `KEY=VALUE`, for placement constraints; repeatable")
 	fs.StringVar(&o.containerd, "containerd", "", "containerd's `SOCKET` (default: dao's --address, $CONTAINERD_ADDRESS, else "+defaultAddress+")")
-	fs.StringVar(&o.namespace, "namespace", "", "run the containers in containerd namespace `NS` (default: dao's --namespace, $CONTAINERD_NAMESPACE, else "+edge.DefaultNamespace+")")
+	fs.StringVarP(&o.namespace, "namespace", "n", "", "run the containers in containerd namespace `NS` (default: dao's --namespace, $CONTAINERD_NAMESPACE, else "+edge.DefaultNamespace+")")
 	fs.StringVar(&o.logDir, "log-dir", "", "write the containers' logs into `DIR` (default: STATE-DIR/logs)")
 	fs.StringVar(&o.registries, "registries", "", "pull missing images with the mirrors, insecure hosts and credentials of `FILE`, as dao pull does (default $DAO_REGISTRIES_CONFIG, else "+defaultRegistriesConfig+" when it exists)")
-	fs.BoolVar(&o.verbose, "verbose", false, "log debug messages too (also -v)")
-	return fs
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log debug messages too")
 }
 
 func agentCommand() *command {
+	var o agentOptions
 	c := &command{
 		name:    "agent",
 		summary: "run this machine as a node of a dao control-plane",
-		flags:   func() *flag.FlagSet { return new(agentOptions).flags() },
+		flags:   o.flags,
 		usage: `Usage: dao agent --join TOKEN ADDRESS --state-dir DIR [options]   (the first start)
        dao agent ADDRESS --state-dir DIR [options]                (every later start)
 
@@ -91,18 +89,7 @@ SIGINT or SIGTERM stops the agent; its containers keep running. Logs go to stder
 `,
 	}
 	c.run = func(ctx context.Context, g *globals, args []string) int {
-		o := agentOptions{verbose: g.verbose}
-		fs := o.flags()
-		fs.BoolVar(&o.verbose, "v", o.verbose, "")
-		rest, err := parseInterspersed(fs, args)
-		if err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(g.stdout, commandUsage(c))
-				return exitOK
-			}
-			return usageError(g.stderr, c.name, err.Error())
-		}
-		info, err := o.check(g, rest)
+		info, err := o.check(g, args)
 		if err != nil {
 			return usageError(g.stderr, c.name, err.Error())
 		}
@@ -112,29 +99,6 @@ SIGINT or SIGTERM stops the agent; its containers keep running. Logs go to stder
 		return exitOK
 	}
 	return c
-}
-
-// parseInterspersed parses fs from args, where flags may follow the arguments, as in
-// "dao agent --join TOKEN ADDRESS --state-dir DIR"; it returns the arguments. A "--" ends
-// the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return rest, nil
-		}
-		// flag stops at the first argument, and after "--".
-		i := len(args) - fs.NArg()
-		if i > 0 && args[i-1] == "--" {
-			return append(rest, fs.Args()...), nil
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }
 
 // check completes the options from the globals and the argument, and returns the node's

@@ -3,9 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/cluster/pki"
@@ -45,7 +45,7 @@ func TestAgentUsageErrors(t *testing.T) {
 		{[]string{"agent", "127.0.0.1:7450", "--state-dir", dir, "--node-id", "edge 1"}, `dao agent: --node-id "edge 1" cannot name a node`},
 		{[]string{"agent", "127.0.0.1:7450", "--state-dir", dir, "--namespace", "a/b"}, `dao agent: --namespace "a/b": want letters and digits`},
 		{[]string{"agent", "--join", "secret", "127.0.0.1:7450", "--state-dir", dir}, "dao agent: --join: pki: parse join token: "},
-		{[]string{"agent", "127.0.0.1:7450", "--state-dir", dir, "--frob"}, "dao agent: flag provided but not defined: -frob (see 'dao help agent')"},
+		{[]string{"agent", "127.0.0.1:7450", "--state-dir", dir, "--frob"}, "dao agent: unknown flag: --frob (see 'dao help agent')"},
 		{[]string{"agent", "--join", token}, "dao agent: want the control plane's ADDRESS"},
 	} {
 		args := append([]string{"--address", addr}, tc.args...)
@@ -94,7 +94,9 @@ func TestAgentHelp(t *testing.T) {
 	}
 }
 
-func TestParseInterspersed(t *testing.T) {
+// TestAgentFlagsAfterArguments checks that flags go before and after the address, as the
+// commands the control plane prints have them.
+func TestAgentFlagsAfterArguments(t *testing.T) {
 	for _, tc := range []struct {
 		args       []string
 		rest       []string
@@ -108,12 +110,14 @@ func TestParseInterspersed(t *testing.T) {
 		{args: []string{"--label", "a=1", "cp:1", "--label", "b=2", "x"}, rest: []string{"cp:1", "x"}, labels: []string{"a=1", "b=2"}},
 		{args: []string{"--state-dir", "/d", "--", "--join", "cp:1"}, rest: []string{"--join", "cp:1"}, dir: "/d"},
 		{args: nil},
-		{args: []string{"cp:1", "--join"}, wantErrSub: "flag needs an argument: -join"},
+		{args: []string{"cp:1", "--join"}, wantErrSub: "flag needs an argument: --join"},
 	} {
 		var o agentOptions
-		fs := o.flags()
-		fs.BoolVar(&o.verbose, "v", false, "")
-		rest, err := parseInterspersed(fs, tc.args)
+		fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		o.flags(fs)
+		err := fs.Parse(tc.args)
+		rest := fs.Args()
 		if tc.wantErrSub != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErrSub) {
 				t.Errorf("%v: err %v, want %q", tc.args, err, tc.wantErrSub)
@@ -129,10 +133,6 @@ func TestParseInterspersed(t *testing.T) {
 		if got != want {
 			t.Errorf("%v: got %s, want %s", tc.args, got, want)
 		}
-	}
-	var o agentOptions
-	if _, err := parseInterspersed(o.flags(), []string{"-h"}); !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("-h: %v, want flag.ErrHelp", err)
 	}
 }
 

@@ -396,7 +396,7 @@ func TestCleanKeepsWhatRunningContainersUse(t *testing.T) {
 	intact(after)
 
 	// Without --all: stopped containers and dangling images only.
-	out = n.dao("clean")
+	out = n.dao("clean", "-f")
 	s := n.state()
 	intact(s)
 	if _, ok := s.Containers["done"]; ok || slices.Contains(s.Snapshots, "done-rootfs") {
@@ -417,7 +417,7 @@ func TestCleanKeepsWhatRunningContainersUse(t *testing.T) {
 	}
 
 	// --all with a filter: every unused image but those labelled tier=keep.
-	n.dao("clean", "--all", "--filter", "label!=tier=keep")
+	n.dao("clean", "--all", "--force", "--filter", "label!=tier=keep")
 	s = n.state()
 	intact(s)
 	if !s.lacks(extraName, n.extra) {
@@ -428,11 +428,14 @@ func TestCleanKeepsWhatRunningContainersUse(t *testing.T) {
 	}
 
 	// --until: only what is older than an hour; nothing here is.
-	if out := n.dao("clean", "--all", "--until", "1h"); !strings.Contains(out, "Nothing to remove.") {
+	if out := n.dao("clean", "--all", "-f", "--until", "1h"); !strings.Contains(out, "Nothing to remove.") {
 		t.Errorf("clean --all --until 1h would remove something")
 	}
+	if out := n.dao("clean", "-af", "--filter", "until=1h"); !strings.Contains(out, "Nothing to remove.") {
+		t.Errorf("clean -af --filter until=1h would remove something")
+	}
 
-	n.dao("clean", "--all")
+	n.dao("clean", "-af")
 	s = n.state()
 	intact(s)
 	if !s.lacks(labelledName, n.labelled) {

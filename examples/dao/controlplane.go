@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/spf13/pflag"
 
 	"github.com/opendao/dao"
 	"github.com/opendao/dao/cluster"
@@ -43,28 +43,27 @@ const (
 type controlPlaneOptions struct {
 	listen    string
 	stateDir  string
-	services  repeated
+	services  []string
 	advertise string
 	verbose   bool
 	etcd      etcdOptions
 }
 
-func (o *controlPlaneOptions) flags() *flag.FlagSet {
-	fs := flag.NewFlagSet("control-plane", flag.ContinueOnError)
+func (o *controlPlaneOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.listen, "listen", defaultListen, "serve the nodes on `ADDR` (host:port; 0.0.0.0:7450 for every interface)")
 	fs.StringVar(&o.stateDir, "state-dir", "", "keep the cluster's CA and the store of services, tasks and nodes in `DIR`; required")
-	fs.Var(&o.services, "service", "create the service of `FILE.json` (a dao.ServiceSpec in JSON) at start, or update it to that spec; repeatable")
+	fs.StringArrayVar(&o.services, "service", nil, "create the service of `FILE.json` (a dao.ServiceSpec in JSON) at start, or update it to that spec; repeatable")
 	fs.StringVar(&o.advertise, "advertise", "", "the host:port `ADDR` the nodes reach this control plane at, for the agent command it prints (default: --listen's)")
 	o.etcd.flags(fs)
-	fs.BoolVar(&o.verbose, "verbose", false, "log the node protocol's sessions and the orchestrator's decisions too (also -v); without it, only warnings and errors are logged")
-	return fs
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log the node protocol's sessions and the orchestrator's decisions too ; without it, only warnings and errors are logged")
 }
 
 func controlPlaneCommand() *command {
+	var o controlPlaneOptions
 	c := &command{
 		name:    "control-plane",
 		summary: "run a control plane that remote nodes (dao agent) join",
-		flags:   func() *flag.FlagSet { return new(controlPlaneOptions).flags() },
+		flags:   o.flags,
 		usage: `Usage: dao control-plane --state-dir DIR [options]
 
 Runs a control plane: an orchestrator whose services, tasks and nodes are kept in
@@ -101,11 +100,8 @@ The etcd client takes --etcd-cacert, --etcd-cert and --etcd-key for TLS, and
 `,
 	}
 	c.run = func(ctx context.Context, g *globals, args []string) int {
-		o := controlPlaneOptions{verbose: g.verbose}
-		fs := o.flags()
-		fs.BoolVar(&o.verbose, "v", o.verbose, "")
-		if status, done := parseFlags(g, c, fs, args); done {
-			return status
+		if err := noArguments(args); err != nil {
+			return usageError(g.stderr, c.name, err.Error())
 		}
 		specs, err := o.check()
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/pflag"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -37,7 +37,7 @@ type etcdOptions struct {
 	leaseTTL  time.Duration
 }
 
-func (o *etcdOptions) flags(fs *flag.FlagSet) {
+func (o *etcdOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.endpoints, "etcd", "", "keep the store in the etcd cluster at `URLS` (comma-separated, such as http://10.0.0.1:2379,...), shared by every replica of this control plane")
 	fs.StringVar(&o.prefix, "etcd-prefix", orchestrator.DefaultEtcdPrefix, "the etcd key `PREFIX` of this control plane's data")
 	fs.StringVar(&o.cacert, "etcd-cacert", "", "verify etcd's certificates with the CA in `FILE` (PEM)")

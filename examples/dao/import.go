@@ -4,9 +4,8 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
+
 	"io/fs"
 	"os/exec"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/platforms"
+	"github.com/spf13/pflag"
 
 	"github.com/opendao/dao/internal/busybox"
 	"github.com/opendao/dao/registry/ctrd"
@@ -28,15 +28,13 @@ const defaultBusyboxName = "dao.local/busybox:latest"
 var busyboxBinary = "/usr/bin/busybox"
 
 func importCommand() *command {
-	newFlags := func(snapshotter *string) *flag.FlagSet {
-		fs := flag.NewFlagSet("import", flag.ContinueOnError)
-		fs.StringVar(snapshotter, "snapshotter", "overlayfs", "unpack into the containerd snapshotter `NAME`")
-		return fs
-	}
+	var snapshotter string
 	c := &command{
 		name:    "import",
 		summary: "import an image of this machine's busybox into containerd, with no registry",
-		flags:   func() *flag.FlagSet { return newFlags(new(string)) },
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&snapshotter, "snapshotter", "overlayfs", "unpack into the containerd snapshotter `NAME`")
+		},
 		usage: `Usage: dao import [options] busybox [NAME]
 
 Builds an image of this machine's busybox (` + busyboxBinary + `, from the Debian package
@@ -48,29 +46,19 @@ same digest, so importing again changes nothing.
 `,
 	}
 	c.run = func(ctx context.Context, g *globals, args []string) int {
-		var snapshotter string
-		fs := newFlags(&snapshotter)
-		fs.SetOutput(io.Discard)
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(g.stdout, commandUsage(c))
-				return exitOK
-			}
-			return usageError(g.stderr, c.name, err.Error())
-		}
 		switch {
-		case fs.NArg() == 0:
+		case len(args) == 0:
 			return usageError(g.stderr, c.name, "want what to import: busybox")
-		case fs.Arg(0) != "busybox":
-			return usageError(g.stderr, c.name, fmt.Sprintf("cannot import %q: want busybox", fs.Arg(0)))
-		case fs.NArg() > 2:
-			return usageError(g.stderr, c.name, fmt.Sprintf("unexpected argument %q", fs.Arg(2)))
+		case args[0] != "busybox":
+			return usageError(g.stderr, c.name, fmt.Sprintf("cannot import %q: want busybox", args[0]))
+		case len(args) > 2:
+			return usageError(g.stderr, c.name, fmt.Sprintf("unexpected argument %q", args[2]))
 		}
 		ref := defaultBusyboxName
-		if fs.NArg() == 2 {
-			r, err := name.ParseReference(fs.Arg(1))
+		if len(args) == 2 {
+			r, err := name.ParseReference(args[1])
 			if err != nil || r.Digest != "" {
-				return usageError(g.stderr, c.name, fmt.Sprintf("%q is not an image name such as %s", fs.Arg(1), defaultBusyboxName))
+				return usageError(g.stderr, c.name, fmt.Sprintf("%q is not an image name such as %s", args[1], defaultBusyboxName))
 			}
 			ref = r.String() // as dao pull names images: "busybox" is docker.io/library/busybox:latest
 		}
@@ -102,7 +90,7 @@ same digest, so importing again changes nothing.
 		fmt.Fprintf(g.stdout, "%s %s\n", paint(g.color, green, "Imported"), rec.Name)
 		fmt.Fprintf(g.stdout, "  digest %s\n", rec.Target.Digest)
 		fmt.Fprintf(g.stdout, "  %s of %s: %s with %d applets; took %s\n", plural(layers, "layer", "layers"),
-			humanBytes(size), busyboxBinary, applets, time.Since(start).Round(time.Millisecond))
+			formatBytes(size), busyboxBinary, applets, time.Since(start).Round(time.Millisecond))
 		return exitOK
 	}
 	return c

@@ -44,7 +44,7 @@ func TestImportUsageErrors(t *testing.T) {
 		{[]string{"import", "busybox", "a", "b"}, `dao import: unexpected argument "b"`},
 		{[]string{"import", "busybox", "Not A Name"}, `dao import: "Not A Name" is not an image name such as dao.local/busybox:latest`},
 		{[]string{"import", "busybox", "busybox@sha256:" + strings.Repeat("0", 64)}, `dao import: "busybox@sha256:000`},
-		{[]string{"import", "--frob", "busybox"}, "dao import: flag provided but not defined: -frob"},
+		{[]string{"import", "--frob", "busybox"}, "dao import: unknown flag: --frob"},
 	} {
 		status, out, errOut := runDao(t, append([]string{"--address", addr}, tc.args...)...)
 		if status != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, tc.want) {
@@ -111,7 +111,7 @@ func TestImportBusybox(t *testing.T) {
 	for range 2 {
 		status, out, errOut := runDao(t, "--address", d.Address, "-n", testutil.Namespace, "import", "busybox")
 		t.Logf("$ dao import busybox\n%s%s", out, errOut)
-		m := regexp.MustCompile(`^Imported dao.local/busybox:latest\n  digest (sha256:\w{64})\n  1 layer of [\d.]+ MB: /usr/bin/busybox with \d+ applets; took `).FindStringSubmatch(out)
+		m := regexp.MustCompile(`^Imported dao.local/busybox:latest\n  digest (sha256:\w{64})\n  1 layer of [\d.]+MB: /usr/bin/busybox with \d+ applets; took `).FindStringSubmatch(out)
 		if status != exitOK || errOut != "" || m == nil {
 			t.Fatalf("dao import busybox: status %d, stderr %q, stdout %q", status, errOut, out)
 		}

@@ -12,9 +12,10 @@
 //	  ps             list containers
 //	  pull           pull an image from a registry into containerd, ready to run
 //	  version        print the versions of dao, Go and containerd
+//	  completion     print a script that completes dao's commands: bash, zsh, fish or powershell
 //	  help           show the help of a command
 //
-//	Options (before the command):
+//	Options (before or after the command):
 //	  --address PATH      containerd's socket (default $CONTAINERD_ADDRESS, else
 //	                      /run/containerd/containerd.sock)
 //	  -n, --namespace NS  containerd namespace (default $CONTAINERD_NAMESPACE, else dao)
@@ -24,11 +25,20 @@
 //	  --version           print the versions and exit
 //	  -h, --help          show this help
 //
-// `dao clean` works like `docker system prune`: it removes stopped containers, dangling
-// images (every image no container uses, with --all), the snapshots nothing references and
-// the content nothing references, as the cleaning policy of package policy chooses them. It
-// never removes a running container or what one uses. `dao clean --dry-run` lists what would
-// go, why, and the bytes it would free; `dao help clean` lists its options. `dao ps` lists the
+// Flags are taken as docker, nerdctl and crane take them (package cobra parses them): before
+// or after the arguments (dao pull IMAGE --insecure HOST), short forms that combine (dao ps
+// -aq, dao clean -af), "--" to end them; a mistyped command gets a "did you mean", and
+// `dao completion bash` (zsh, fish, powershell) prints a completion script. The listings (dao
+// ps, dao clean, dao version) take -o json (or docker's --format json): one JSON object a
+// line, with field names that each command's help documents and that do not change. Sizes
+// are written as docker writes them, in decimal units: 45.1MB.
+//
+// `dao clean` works like `docker system prune`: it lists what it would remove and asks
+// "[y/N]" (unless -f), then removes stopped containers, dangling images (every image no
+// container uses, with --all), the snapshots nothing references and the content nothing
+// references, as the cleaning policy of package policy chooses them. It never removes a
+// running container or what one uses. `dao clean --dry-run` lists what would go, why, and the
+// bytes it would free; `dao help clean` lists its options. `dao ps` lists the
 // running containers and those an edge agent is restarting (with their last exit and next
 // attempt), `dao ps --all` the stopped ones too: what clean would look at.
 //
@@ -53,22 +63,25 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/opendao/dao/edge"
 )
 
 // version is dao's version; release builds set it with
-// -ldflags "-X main.version=v1.2.3".
+// -ldflags "-X main.version=v1.2.3". Left at "dev", dao version shows the module version
+// go install recorded instead (see buildVersion).
 var version = "dev"
 
 const defaultAddress = "/run/containerd/containerd.sock"
@@ -81,15 +94,16 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// globals are the options given before the command, and where output goes.
+// globals are the options every command takes, and where input and output go.
 type globals struct {
 	address   string
 	namespace string
 	verbose   bool
 	color     bool
+	stdin     io.Reader
 	stdout    io.Writer
 	stderr    io.Writer
 }
@@ -105,34 +119,74 @@ func (g *globals) logf(format string, args ...any) {
 type command struct {
 	name    string
 	summary string
-	// run runs the command with its arguments; it returns the exit status.
+	usage   string
+	// flags adds the command's flags to fs, bound to the variables run reads.
+	flags func(fs *pflag.FlagSet)
+	// run runs the command with its arguments (the flags taken out); it returns the exit
+	// status.
 	run func(ctx context.Context, g *globals, args []string) int
-	// flags returns the command's flag set, for parsing and for help.
-	flags func() *flag.FlagSet
-	usage string
 }
 
 func commands() []*command {
 	return []*command{agentCommand(), cleanCommand(), controlPlaneCommand(), importCommand(), psCommand(), pullCommand(), versionCommand()}
 }
 
-func lookup(name string) *command {
-	for _, c := range commands() {
-		if c.name == name {
-			return c
-		}
-	}
-	return nil
-}
+// usageErr is a mistake in the command line: cmd is the command's name, "" for dao itself.
+type usageErr struct{ cmd, msg string }
+
+func (e *usageErr) Error() string { return e.msg }
 
 // run runs dao with args (without the program name) and returns its exit status.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	g := &globals{stdout: stdout, stderr: stderr}
-	fs := flag.NewFlagSet("dao", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	status := exitOK
+	root := newRoot(g, &status)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		var ue *usageErr
+		if m := unknownCommand.FindStringSubmatch(err.Error()); m != nil && cmd == root {
+			ue = &usageErr{msg: fmt.Sprintf("unknown command %q%s", m[1], suggest(root, m[1]))}
+		}
+		if ue == nil && !errors.As(err, &ue) {
+			ue = &usageErr{msg: err.Error()}
+			if cmd != nil && cmd != root {
+				ue.cmd = strings.TrimPrefix(cmd.CommandPath(), "dao ")
+			}
+		}
+		return usageError(stderr, ue.cmd, ue.msg)
+	}
+	return status
+}
+
+// unknownCommand matches cobra's error for an unknown command, with the name typed.
+var unknownCommand = regexp.MustCompile(`^unknown command "(.*)" for "dao"`)
+
+// newRoot returns the dao command, with its commands, that runs with g and sets *status.
+func newRoot(g *globals, status *int) *cobra.Command {
+	var noColor, showVersion bool
+	root := &cobra.Command{
+		Use: "dao",
+		// No Args: cobra then refuses an unknown command before it parses the flags that
+		// follow it (run rewrites its message).
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// Flag errors name the command whose flags they are.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.color = !noColor && os.Getenv("NO_COLOR") == "" && isTerminal(g.stdout)
+			if err := identifiers.Validate(g.namespace); err != nil {
+				return &usageErr{msg: fmt.Sprintf("--namespace %q: want letters and digits, joined by single '.', '_' or '-'", g.namespace)}
+			}
+			cmd.SetContext(namespaces.WithNamespace(cmd.Context(), g.namespace))
+			return nil
+		},
+	}
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
 	address := os.Getenv("CONTAINERD_ADDRESS")
 	if address == "" {
 		address = defaultAddress
@@ -141,58 +195,131 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if namespace == "" {
 		namespace = edge.DefaultNamespace
 	}
-	fs.StringVar(&g.address, "address", address, "")
-	fs.StringVar(&g.namespace, "namespace", namespace, "")
-	fs.StringVar(&g.namespace, "n", namespace, "")
-	fs.BoolVar(&g.verbose, "verbose", false, "")
-	fs.BoolVar(&g.verbose, "v", false, "")
-	noColor := fs.Bool("no-color", false, "")
-	showVersion := fs.Bool("version", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, mainUsage())
-			return exitOK
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.address, "address", address, "containerd's socket `PATH`")
+	pf.StringVarP(&g.namespace, "namespace", "n", namespace, "containerd namespace `NS`")
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "say what is done, step by step, on stderr")
+	pf.BoolVar(&noColor, "no-color", false, "no colour")
+	root.Flags().BoolVar(&showVersion, "version", false, "print the versions of dao, Go and containerd")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		name := ""
+		if cmd != root {
+			name = strings.TrimPrefix(cmd.CommandPath(), "dao ")
 		}
-		return usageError(stderr, "", err.Error())
+		return &usageErr{cmd: name, msg: err.Error()}
+	})
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case showVersion:
+			*status = runVersion(cmd.Context(), g, "table")
+		case len(args) == 0:
+			fmt.Fprint(g.stderr, mainUsage())
+			*status = exitUsage
+		default:
+			return &usageErr{msg: fmt.Sprintf("unknown command %q%s", args[0], suggest(root, args[0]))}
+		}
+		return nil
 	}
-	g.color = !*noColor && os.Getenv("NO_COLOR") == "" && isTerminal(stdout)
-	if *showVersion {
-		return runVersion(ctx, g)
+
+	usages := map[*cobra.Command]*command{}
+	for _, c := range commands() {
+		cc := &cobra.Command{
+			Use:                   c.name,
+			Short:                 c.summary,
+			Args:                  cobra.ArbitraryArgs,
+			DisableFlagsInUseLine: true,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				*status = c.run(cmd.Context(), g, args)
+				return nil
+			},
+		}
+		cc.Flags().SortFlags = false
+		c.flags(cc.Flags())
+		for _, name := range []string{"output", "format"} {
+			if cc.Flags().Lookup(name) != nil {
+				cc.RegisterFlagCompletionFunc(name, cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
+			}
+		}
+		usages[cc] = c
+		root.AddCommand(cc)
 	}
-	if fs.NArg() == 0 {
-		fmt.Fprint(stderr, mainUsage())
-		return exitUsage
-	}
-	if err := identifiers.Validate(g.namespace); err != nil {
-		return usageError(stderr, "", fmt.Sprintf("--namespace %q: want letters and digits, joined by single '.', '_' or '-'", g.namespace))
-	}
-	ctx = namespaces.WithNamespace(ctx, g.namespace)
-	name, rest := fs.Arg(0), fs.Args()[1:]
-	if name == "help" {
-		return help(g, rest)
-	}
-	cmd := lookup(name)
-	if cmd == nil {
-		return usageError(stderr, "", fmt.Sprintf("unknown command %q", name))
-	}
-	return cmd.run(ctx, g, rest)
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "show the help of a command",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				fmt.Fprint(g.stdout, mainUsage())
+				return nil
+			}
+			cmd, _, err := root.Find(args)
+			if err != nil || cmd == root {
+				return &usageErr{msg: fmt.Sprintf("no help for unknown command %q%s", args[0], suggest(root, args[0]))}
+			}
+			return cmd.Help()
+		},
+	})
+	cobraHelp := root.HelpFunc()
+	root.SetHelpFunc(func(cmd *cobra.Command, args []string) {
+		switch c := usages[cmd]; {
+		case cmd == root:
+			fmt.Fprint(g.stdout, mainUsage())
+		case c != nil:
+			fs := cmd.LocalNonPersistentFlags()
+			fs.SortFlags = false // in the order the command adds them
+			fmt.Fprint(g.stdout, commandUsage(c, fs))
+		default: // completion and its shells
+			cobraHelp(cmd, args)
+		}
+	})
+	root.InitDefaultCompletionCmd()
+	return root
 }
 
-// parseFlags parses the arguments of cmd. It returns done with the exit status when the
-// command must not run: after -h (0) or a usage error (2).
-func parseFlags(g *globals, cmd *command, fs *flag.FlagSet, args []string) (status int, done bool) {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(g.stdout, commandUsage(cmd))
-			return exitOK, true
+// suggest is `: did you mean "pull"?` when typed is the beginning of a command's name, or
+// close to it (two edits or fewer); of several, those closest.
+func suggest(root *cobra.Command, typed string) string {
+	best, names := 3, []string(nil)
+	for _, c := range root.Commands() {
+		if !c.IsAvailableCommand() && c.Name() != "help" {
+			continue
 		}
-		return usageError(g.stderr, cmd.name, err.Error()), true
+		d := editDistance(strings.ToLower(typed), c.Name())
+		if strings.HasPrefix(c.Name(), strings.ToLower(typed)) {
+			d = 0
+		}
+		switch {
+		case d < best:
+			best, names = d, []string{fmt.Sprintf("%q", c.Name())}
+		case d == best:
+			names = append(names, fmt.Sprintf("%q", c.Name()))
+		}
 	}
-	if fs.NArg() > 0 {
-		return usageError(g.stderr, cmd.name, fmt.Sprintf("unexpected argument %q", fs.Arg(0))), true
+	if len(names) == 0 {
+		return ""
 	}
-	return 0, false
+	return ": did you mean " + strings.Join(names, " or ") + "?"
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // usageError prints one line naming the mistake and where help is, and returns exitUsage.
@@ -217,17 +344,12 @@ func fail(g *globals, cmd string, err error) int {
 	return exitFailure
 }
 
-func help(g *globals, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(g.stdout, mainUsage())
-		return exitOK
+// noArguments returns a usage error when args is not empty.
+func noArguments(args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q", args[0])
 	}
-	cmd := lookup(args[0])
-	if cmd == nil {
-		return usageError(g.stderr, "", fmt.Sprintf("no help for unknown command %q", args[0]))
-	}
-	fmt.Fprint(g.stdout, commandUsage(cmd))
-	return exitOK
+	return nil
 }
 
 func mainUsage() string {
@@ -239,16 +361,25 @@ nothing uses; it runs a control plane, and nodes that join it from other machine
 
 Commands:
 `)
-	width := len("help")
+	extra := [][2]string{
+		{"completion", "print a script that completes dao's commands: bash, zsh, fish or powershell"},
+		{"help", "show the help of a command"},
+	}
+	width := 0
+	for _, e := range extra {
+		width = max(width, len(e[0]))
+	}
 	for _, c := range commands() {
 		width = max(width, len(c.name))
 	}
 	for _, c := range commands() {
 		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name, c.summary)
 	}
-	fmt.Fprintf(&b, "  %-*s  %s\n", width, "help", "show the help of a command")
+	for _, e := range extra {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, e[0], e[1])
+	}
 	fmt.Fprintf(&b, `
-Options:
+Options (before or after the command):
   --address PATH      containerd's socket (default $CONTAINERD_ADDRESS, else %s)
   -n, --namespace NS  containerd namespace (default $CONTAINERD_NAMESPACE, else %s)
   -v, --verbose       say what is done, step by step, on stderr
@@ -256,17 +387,21 @@ Options:
   --version           print the versions of dao, Go and containerd
   -h, --help          show this help
 
-Run 'dao help COMMAND' for the options of a command.
+Run 'dao help COMMAND' for the options of a command. Shell completion:
+  source <(dao completion bash)    (zsh: dao completion zsh; fish: dao completion fish | source)
 `, defaultAddress, edge.DefaultNamespace)
 	return b.String()
 }
 
-func commandUsage(c *command) string {
+func commandUsage(c *command, fs *pflag.FlagSet) string {
 	var b strings.Builder
 	b.WriteString(c.usage)
-	fs := c.flags()
 	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "help" {
+			n++
+		}
+	})
 	if n > 0 {
 		b.WriteString("\nOptions:\n")
 		printFlags(&b, fs)

@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
-	"flag"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // ANSI colours.
@@ -109,16 +113,22 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// printFlags lists the flags of fs in GNU style: "  --until DURATION|TIMESTAMP  text".
-func printFlags(w io.Writer, fs *flag.FlagSet) {
+// printFlags lists the flags of fs in GNU style: "  -a, --all      text", "      --until WHEN  text".
+func printFlags(w io.Writer, fs *pflag.FlagSet) {
 	var rows [][2]string
-	fs.VisitAll(func(f *flag.Flag) {
-		name, text := flag.UnquoteUsage(f)
-		head := "--" + f.Name
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" || f.Hidden {
+			return
+		}
+		name, text := pflag.UnquoteUsage(f)
+		head := "    --" + f.Name
+		if f.Shorthand != "" {
+			head = "-" + f.Shorthand + ", --" + f.Name
+		}
 		if name != "" {
 			head += " " + name
 		}
-		if def := f.DefValue; def != "" && def != "false" && def != "[]" {
+		if def := f.DefValue; def != "" && def != "false" && def != "[]" && def != "0" {
 			text += " (default " + def + ")"
 		}
 		rows = append(rows, [2]string{head, text})
@@ -128,4 +138,68 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		fmt.Fprintf(tw, "  %s\t%s\n", r[0], r[1])
 	}
 	tw.Flush()
+}
+
+// formatBytes writes n in decimal units with three significant digits, as docker does:
+// "0B", "512B", "1.23kB", "45.1MB", "120MB", "2.5GB". Every size dao prints is written so.
+func formatBytes(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB", "EB"}
+	v, i := float64(n), 0
+	for i < len(units)-1 && math.Abs(v) >= 999.5 {
+		v /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d%s", n, units[0])
+	}
+	s := strconv.FormatFloat(v, 'g', 3, 64)
+	if strings.ContainsAny(s, "e") { // 999.6kB rounds to 1e+03kB: one unit up
+		s = strconv.FormatFloat(v/1000, 'g', 3, 64)
+		i++
+	}
+	return s + units[i]
+}
+
+// outputFormat is the value of -o/--output and --format: "table" (the default) or "json".
+type outputFormat string
+
+func (f *outputFormat) String() string { return string(*f) }
+func (f *outputFormat) Type() string   { return "FORMAT" }
+func (f *outputFormat) Set(v string) error {
+	switch v {
+	case "table", "json":
+		*f = outputFormat(v)
+		return nil
+	}
+	return fmt.Errorf("want table or json")
+}
+
+// formatFlags adds -o/--output and its docker spelling --format, both setting f.
+func formatFlags(fs *pflag.FlagSet, f *outputFormat) {
+	fs.VarP(f, "output", "o", "print `FORMAT`: table (the default), or json for scripts (one JSON object a line)")
+	fs.Var(f, "format", "the same as --output, as docker spells it: `FORMAT` table or json")
+	*f = "table" // after: no "(default table)" in the help
+}
+
+// writeJSON writes v as one line of JSON.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// terminalWidth is the width of the terminal w is, or 0 when w is not one.
+func terminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return width
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,12 +15,16 @@ import (
 )
 
 // progressBars draws one line per layer of a pull, as docker pull does. On a terminal the
-// lines are redrawn in place ten times a second; elsewhere (a log, a pipe) each layer gets
-// one line when it is done, so that the output stays readable.
+// lines are redrawn in place ten times a second, each cut to the terminal's width (read at
+// each redraw, so that resizing works) so that no line wraps and the redraw stays in place;
+// the lines keep their places during the pull, and the last frame has the layers in the
+// image's order. Elsewhere (a log, a pipe) each layer gets one plain line when it is done.
 type progressBars struct {
 	w     io.Writer
 	live  bool
 	color bool
+	// width returns the terminal's width in columns, 0 when unknown: no limit.
+	width func() int
 
 	mu    sync.Mutex
 	order []digest.Digest
@@ -39,7 +45,32 @@ type blobProgress struct {
 }
 
 func newProgressBars(w io.Writer, live, color bool) *progressBars {
-	return &progressBars{w: w, live: live, color: color, blobs: map[digest.Digest]*blobProgress{}}
+	return &progressBars{w: w, live: live, color: color, blobs: map[digest.Digest]*blobProgress{},
+		width: func() int { return terminalWidth(w) }}
+}
+
+// setOrder puts the lines of layers in the order of layers (the image's), for the last
+// frame; layers it does not name keep their places after them.
+func (b *progressBars) setOrder(layers []digest.Digest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rank := map[digest.Digest]int{}
+	for i, d := range layers {
+		rank[d] = i
+	}
+	slices.SortStableFunc(b.order, func(x, y digest.Digest) int {
+		rx, okx := rank[x]
+		ry, oky := rank[y]
+		switch {
+		case okx && oky:
+			return rx - ry
+		case okx:
+			return -1
+		case oky:
+			return 1
+		}
+		return 0
+	})
 }
 
 // update takes one report of the registry client.
@@ -59,7 +90,7 @@ func (b *progressBars) update(p remote.Progress) {
 	bp.complete = bp.complete || p.Complete
 	if !b.live && bp.layer && bp.complete && !bp.announced {
 		bp.announced = true
-		fmt.Fprintln(b.w, b.line(p.Descriptor.Digest, bp))
+		fmt.Fprintln(b.w, b.line(p.Descriptor.Digest, bp, 0))
 	}
 }
 
@@ -107,10 +138,11 @@ func (b *progressBars) redraw() {
 		fmt.Fprintf(&sb, "\x1b[%dA", b.drawn)
 	}
 	n := 0
+	width := b.width()
 	for _, d := range b.order {
 		if bp := b.blobs[d]; bp.layer {
 			sb.WriteString("\x1b[2K")
-			sb.WriteString(b.line(d, bp))
+			sb.WriteString(b.line(d, bp, width))
 			sb.WriteByte('\n')
 			n++
 		}
@@ -119,28 +151,57 @@ func (b *progressBars) redraw() {
 	io.WriteString(b.w, sb.String())
 }
 
-// line is one layer's line: "  0123456789ab  Downloading [=====>      ]  12.3 MB / 25.0 MB".
-func (b *progressBars) line(d digest.Digest, bp *blobProgress) string {
+// line is one layer's line: "  0123456789ab  Downloading [=====>      ]  12.3MB / 25MB",
+// cut to fit in width columns (0: no limit) with one to spare, so that no terminal wraps
+// it: the bar shrinks, then goes, then the line is cut.
+func (b *progressBars) line(d digest.Digest, bp *blobProgress, width int) string {
 	id := d.Encoded()
 	if len(id) > 12 {
 		id = id[:12]
 	}
+	room := math.MaxInt
+	if width > 0 {
+		room = width - 1
+	}
+	status, colour, rest := "", "", ""
 	switch {
 	case bp.existed:
-		return fmt.Sprintf("  %s  %s", id, paint(b.color, dim, "Already exists"))
+		status, colour = "Already exists", dim
 	case bp.complete:
-		return fmt.Sprintf("  %s  %s  %s", id, paint(b.color, green, "Pull complete"), humanBytes(bp.total))
+		status, colour, rest = "Pull complete", green, "  "+formatBytes(bp.total)
+	default:
+		// The bytes done take six columns, the most formatBytes writes below 1000PB
+		// ("12.3MB"), so that the bar keeps its width as they grow.
+		sizes := fmt.Sprintf("  %6s / %s", formatBytes(bp.done), formatBytes(bp.total))
+		head := "  " + id + "  Downloading"
+		const maxBar = 30
+		bar := min(maxBar, room-len(head)-len(" []")-len(sizes))
+		if bar < 10 {
+			return cut(head+sizes, room)
+		}
+		fill := 0
+		if bp.total > 0 {
+			fill = int(min(bp.done, bp.total) * int64(bar) / bp.total)
+		}
+		s := strings.Repeat("=", fill)
+		if fill < bar {
+			s += ">" + strings.Repeat(" ", bar-fill-1)
+		}
+		return head + " [" + s + "]" + sizes
 	}
-	const width = 30
-	fill := 0
-	if bp.total > 0 {
-		fill = int(bp.done * width / bp.total)
+	plain := "  " + id + "  " + status + rest
+	if len(plain) > room {
+		return cut(plain, room)
 	}
-	bar := strings.Repeat("=", fill)
-	if fill < width {
-		bar += ">" + strings.Repeat(" ", width-fill-1)
+	return "  " + id + "  " + paint(b.color, colour, status) + rest
+}
+
+// cut shortens the ASCII text s to n bytes at most.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return fmt.Sprintf("  %s  Downloading [%s]  %s / %s", id, bar, humanBytes(bp.done), humanBytes(bp.total))
+	return s[:max(n, 0)]
 }
 
 // fetched is how many bytes came from the registry (blobs the store had not).

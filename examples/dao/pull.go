@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +14,8 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/pflag"
 
 	"github.com/opendao/dao/registry"
 	"github.com/opendao/dao/registry/ctrd"
@@ -31,27 +31,26 @@ const defaultRegistriesConfig = "/etc/dao/registries.yaml"
 // pullOptions are the flags of dao pull.
 type pullOptions struct {
 	config      string
-	insecure    repeated
+	insecure    []string
 	platform    string
 	snapshotter string
 	quiet       bool
 }
 
-func (o *pullOptions) flags() *flag.FlagSet {
-	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
+func (o *pullOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.config, "config", "", "read mirrors, insecure hosts and credentials from `FILE` (default $DAO_REGISTRIES_CONFIG, else "+defaultRegistriesConfig+" when it exists)")
-	fs.Var(&o.insecure, "insecure", "reach registry `HOST[:PORT]` over plain HTTP; repeatable")
+	fs.StringArrayVar(&o.insecure, "insecure", nil, "reach registry `HOST[:PORT]` over plain HTTP; repeatable")
 	fs.StringVar(&o.platform, "platform", "", "pull the image for `OS/ARCH[/VARIANT]` from an index (default this machine's)")
 	fs.StringVar(&o.snapshotter, "snapshotter", "overlayfs", "unpack into the containerd snapshotter `NAME`")
-	fs.BoolVar(&o.quiet, "quiet", false, "print only the image's name and digest")
-	return fs
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image's name and digest")
 }
 
 func pullCommand() *command {
+	var o pullOptions
 	c := &command{
 		name:    "pull",
 		summary: "pull an image from a registry into containerd, ready to run",
-		flags:   func() *flag.FlagSet { return new(pullOptions).flags() },
+		flags:   o.flags,
 		usage: `Usage: dao pull [options] REF
 
 Pulls the image REF (such as busybox, registry.local:5000/app:1.2 or app@sha256:...) into
@@ -75,20 +74,10 @@ Credentials are also read from ~/.docker/config.json (docker login) when it exis
 `,
 	}
 	c.run = func(ctx context.Context, g *globals, args []string) int {
-		var o pullOptions
-		fs := o.flags()
-		fs.SetOutput(io.Discard)
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(g.stdout, commandUsage(c))
-				return exitOK
-			}
-			return usageError(g.stderr, c.name, err.Error())
+		if len(args) != 1 {
+			return usageError(g.stderr, c.name, fmt.Sprintf("want one image reference, got %d arguments", len(args)))
 		}
-		if fs.NArg() != 1 {
-			return usageError(g.stderr, c.name, fmt.Sprintf("want one image reference, got %d arguments", fs.NArg()))
-		}
-		ref := fs.Arg(0)
+		ref := args[0]
 		if _, err := name.ParseReference(ref); err != nil {
 			msg := err.Error()
 			if i := strings.Index(msg, "invalid reference format"); i >= 0 {
@@ -137,6 +126,9 @@ Credentials are also read from ~/.docker/config.json (docker login) when it exis
 		start := time.Now()
 		bars.start()
 		img, err := rc.Pull(ctx, cl, ref, popts...)
+		if err == nil {
+			bars.setOrder(imageLayers(ctx, cl.ContentStore(), img, platform))
+		}
 		bars.stop()
 		elapsed := time.Since(start)
 		if err != nil {
@@ -150,12 +142,12 @@ Credentials are also read from ~/.docker/config.json (docker login) when it exis
 		fetched := bars.fetched()
 		fmt.Fprintf(g.stdout, "%s %s\n", paint(g.color, green, "Pulled"), img.Name)
 		fmt.Fprintf(g.stdout, "  digest %s\n", img.Target.Digest)
-		what := plural(layers, "layer", "layers") + " of " + humanBytes(size)
+		what := plural(layers, "layer", "layers") + " of " + formatBytes(size)
 		if fetched == 0 {
 			fmt.Fprintf(g.stdout, "  %s, all there already; took %s\n", what, elapsed.Round(time.Millisecond))
 		} else {
-			fmt.Fprintf(g.stdout, "  %s, %s fetched in %s (%s/s)\n", what, humanBytes(fetched),
-				elapsed.Round(time.Millisecond), humanBytes(int64(float64(fetched)/elapsed.Seconds())))
+			fmt.Fprintf(g.stdout, "  %s, %s fetched in %s (%s/s)\n", what, formatBytes(fetched),
+				elapsed.Round(time.Millisecond), formatBytes(int64(float64(fetched)/elapsed.Seconds())))
 		}
 		return exitOK
 	}
@@ -241,16 +233,16 @@ func imageSize(ctx context.Context, cs content.Provider, img images.Image, platf
 	return len(m.Layers), size
 }
 
-// humanBytes formats n in decimal units, as docker does: "25.3 MB".
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+// imageLayers returns the digests of the image's layers (for the platform pulled), in the
+// manifest's order; none when it cannot be read.
+func imageLayers(ctx context.Context, cs content.Provider, img images.Image, platform platforms.MatchComparer) []digest.Digest {
+	m, err := images.Manifest(ctx, cs, img.Target, platform)
+	if err != nil {
+		return nil
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
+	var out []digest.Digest
+	for _, l := range m.Layers {
+		out = append(out, l.Digest)
 	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+	return out
 }
