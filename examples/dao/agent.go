@@ -47,6 +47,7 @@ type agentOptions struct {
 	namespace  string
 	logDir     string
 	registries string
+	hostsDir   string
 	verbose    bool
 
 	address string // the control plane's host:port, the one argument
@@ -60,6 +61,7 @@ func (o *agentOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.containerd, "containerd", "", "containerd's `SOCKET` (default: dao's --address, $CONTAINERD_ADDRESS, else "+defaultAddress+")")
 	fs.StringVarP(&o.namespace, "namespace", "n", "", "run the containers in containerd namespace `NS` (default: dao's --namespace, $CONTAINERD_NAMESPACE, else "+edge.DefaultNamespace+")")
 	fs.StringVar(&o.logDir, "log-dir", "", "write the containers' logs into `DIR` (default: STATE-DIR/logs)")
+	fs.StringVar(&o.hostsDir, "hosts-dir", "", "read containerd's registry hosts from `DIR`/HOST/hosts.toml, as dao pull does (default "+defaultHostsDir+" when it exists)")
 	fs.StringVar(&o.registries, "registries", "", "pull missing images with the mirrors, insecure hosts and credentials of `FILE`, as dao pull does (default $DAO_REGISTRIES_CONFIG, else "+defaultRegistriesConfig+" when it exists)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log debug messages too")
 }
@@ -196,7 +198,7 @@ func runAgent(ctx context.Context, g *globals, o *agentOptions, info dao.Node) e
 		return err
 	}
 	cl.Close()
-	popts := pullOptions{config: o.registries}
+	popts := pullOptions{config: o.registries, hostsDir: o.hostsDir}
 	ropts, err := popts.clientOptions(g)
 	if err != nil {
 		return err

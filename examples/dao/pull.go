@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,6 +29,7 @@ const defaultRegistriesConfig = "/etc/dao/registries.yaml"
 // pullOptions are the flags of dao pull.
 type pullOptions struct {
 	config      string
+	hostsDir    string
 	insecure    []string
 	platform    string
 	snapshotter string
@@ -39,6 +38,7 @@ type pullOptions struct {
 
 func (o *pullOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.config, "config", "", "read mirrors, insecure hosts and credentials from `FILE` (default $DAO_REGISTRIES_CONFIG, else "+defaultRegistriesConfig+" when it exists)")
+	fs.StringVar(&o.hostsDir, "hosts-dir", "", "read containerd's registry hosts from `DIR`/HOST/hosts.toml (default "+defaultHostsDir+" when it exists); registries.yaml wins for a host both name")
 	fs.StringArrayVar(&o.insecure, "insecure", nil, "reach registry `HOST[:PORT]` over plain HTTP; repeatable")
 	fs.StringVar(&o.platform, "platform", "", "pull the image for `OS/ARCH[/VARIANT]` from an index (default this machine's)")
 	fs.StringVar(&o.snapshotter, "snapshotter", "overlayfs", "unpack into the containerd snapshotter `NAME`")
@@ -70,7 +70,11 @@ format of k3s's registries.yaml:
       tls: {ca_file: /etc/dao/registry-ca.pem, insecure_skip_verify: false}
       auth: {username: ci, password: secret}
 
-Credentials are also read from ~/.docker/config.json (docker login) when it exists.
+Registries configured for containerd in /etc/containerd/certs.d/HOST/hosts.toml (or
+--hosts-dir) are honoured too; registries.yaml wins for a host both name. Registries on
+loopback addresses (127.0.0.1, ::1, localhost) need no --insecure, as with ctr and docker.
+Credentials are also read from $DOCKER_CONFIG/config.json or ~/.docker/config.json (docker
+login), with its credential helpers (credsStore, credHelpers).
 `,
 	}
 	c.run = func(ctx context.Context, g *globals, args []string) int {
@@ -171,23 +175,23 @@ func (o *pullOptions) clientOptions(g *globals) ([]remote.Option, error) {
 		}
 		g.logf("registries from %s", path)
 	}
-	hosts, creds, err := cfg.hosts(o.insecure)
+	hostsDir := hostsDirOrDefault(o.hostsDir)
+	if hostsDir != "" {
+		g.logf("registry hosts from %s", hostsDir)
+	}
+	hosts, creds, err := cfg.registryHosts(hostsDir, o.insecure)
 	if err != nil {
-		if len(o.insecure) == 0 || !strings.HasPrefix(err.Error(), "--insecure") {
-			err = fmt.Errorf("registries config %s: %w", path, err)
-		}
-		return nil, err
+		return nil, err // it names the file or the flag
 	}
 	opts := []remote.Option{remote.WithHosts(hosts), remote.WithUserAgent("dao/" + version)}
 	for host, cred := range creds {
 		opts = append(opts, remote.WithCredentials(host, cred))
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		if p := filepath.Join(home, ".docker", "config.json"); fileExists(p) {
-			g.logf("credentials from %s", p)
-			opts = append(opts, remote.WithDockerConfig(p))
-		}
+	dc, dcPath := dockerConfigOption()
+	if dcPath != "" {
+		g.logf("credentials from %s", dcPath)
 	}
+	opts = append(opts, dc)
 	return opts, nil
 }
 
@@ -206,7 +210,6 @@ func pullError(g *globals, ref string, err error) error {
 		}
 		answer += ")"
 	}
-	var op *net.OpError
 	switch {
 	case errors.Is(err, remote.ErrManifestUnknown), errors.Is(err, remote.ErrNotFound):
 		return fmt.Errorf("%s: no such image in the registry%s", ref, answer)
@@ -216,8 +219,6 @@ func pullError(g *globals, ref string, err error) error {
 		return fmt.Errorf("%s: the registry sent content that does not match its digest; nothing of it was kept", ref)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("%s: interrupted; what was fetched is kept for the next pull", ref)
-	case errors.As(err, &op):
-		return fmt.Errorf("%s: cannot reach the registry at %s: %v", ref, op.Addr, op.Err)
 	}
 	return err
 }
