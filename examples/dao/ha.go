@@ -35,6 +35,7 @@ type etcdOptions struct {
 	key       string
 	user      string
 	leaseTTL  time.Duration
+	compact   time.Duration
 }
 
 func (o *etcdOptions) flags(fs *pflag.FlagSet) {
@@ -44,6 +45,7 @@ func (o *etcdOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.cert, "etcd-cert", "", "the client certificate `FILE` (PEM) for etcd")
 	fs.StringVar(&o.key, "etcd-key", "", "the client key `FILE` (PEM) for etcd")
 	fs.StringVar(&o.user, "etcd-user", "", "authenticate to etcd as `USER`, with the password in $DAO_ETCD_PASSWORD")
+	fs.DurationVar(&o.compact, "etcd-compaction", orchestrator.DefaultEtcdCompaction, "compact etcd's history every `DURATION`, as kube-apiserver does; 0 for an etcd that compacts itself (--auto-compaction-retention)")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", orchestrator.DefaultLeaseTTL, "the leader's lease: a lost leader is replaced within about `DURATION` (whole seconds)")
 }
 
@@ -71,6 +73,9 @@ func (o *etcdOptions) check() error {
 	}
 	if !strings.HasSuffix(o.prefix, "/") {
 		return fmt.Errorf("--etcd-prefix %q: must end with /", o.prefix)
+	}
+	if o.compact < 0 || o.compact > 0 && o.compact < time.Second {
+		return fmt.Errorf("--etcd-compaction %v: 0 (off) or at least 1s", o.compact)
 	}
 	return nil
 }
@@ -131,6 +136,8 @@ type sharedCAState struct {
 	key string
 	ca  *pki.CA
 	dir string
+	// changed, when set, is called after the state of another replica changed this one's.
+	changed func()
 }
 
 // push merges etcd's state into the CA and the CA's into etcd.
@@ -179,6 +186,9 @@ func (s *sharedCAState) follow(ctx context.Context, log *slog.Logger) {
 				} else if grew {
 					if err := s.ca.Save(s.dir); err != nil {
 						log.Warn("dao control-plane: save the CA's state", "err", err)
+					}
+					if s.changed != nil {
+						s.changed()
 					}
 				}
 			}
@@ -290,7 +300,8 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 	defer cli.Close()
 	out := &lockedWriter{w: g.stdout}
 	fmt.Fprintf(out, "dao control-plane %s: opening the store in etcd at %s (%s)\n", version, o.etcd.endpoints, o.etcd.prefix)
-	store, err := orchestrator.OpenEtcdStore(ctx, cli, orchestrator.WithEtcdPrefix(o.etcd.prefix), orchestrator.WithStoreLogger(log))
+	store, err := orchestrator.OpenEtcdStore(ctx, cli, orchestrator.WithEtcdPrefix(o.etcd.prefix), orchestrator.WithStoreLogger(log),
+		orchestrator.WithEtcdCompaction(o.etcd.compact))
 	if err != nil {
 		return err
 	}
@@ -306,7 +317,14 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 		return err
 	}
 	shared := &sharedCAState{cli: cli, key: o.etcd.prefix + etcdCAState, ca: ca, dir: caDir}
-	srv, err := cluster.NewServer(ca, nil, cluster.WithCADir(caDir), cluster.WithServerLogger(log),
+	var srv *cluster.Server
+	// A node removed, or a certificate revoked, at another replica: its session here ends.
+	shared.changed = func() {
+		if ids := srv.CheckSessions(); len(ids) > 0 {
+			log.Info("dao control-plane: closed the sessions of nodes another replica removed or revoked", "nodes", ids)
+		}
+	}
+	srv, err = cluster.NewServer(ca, nil, cluster.WithCADir(caDir), cluster.WithServerLogger(log),
 		cluster.WithStandbyReader(api), cluster.WithCAChanged(func(*pki.CA) error { return shared.push(ctx) }))
 	if err != nil {
 		return err
