@@ -1,0 +1,146 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/opendao/dao/registry/server/storage"
+)
+
+// TestQuotaRefusesAPushAndStoresNothing: a project of 64 KiB holds a blob of 40 KiB;
+// a second of 40 KiB is refused with DENIED and a message naming the project and the
+// quota, whether pushed at once or in chunks, and nothing of it is stored; a blob the
+// project holds already adds nothing; the usage is the same after a restart.
+func TestQuotaRefusesAPushAndStoresNothing(t *testing.T) {
+	th := newTestHub(t)
+	ctx := context.Background()
+	if err := th.h.SetQuota(ctx, "team-a", 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	alice := basic("alice", password)
+	first := bytes.Repeat([]byte("a"), 40<<10)
+	second := bytes.Repeat([]byte("b"), 40<<10)
+	th.pushBlob(alice, "team-a/app", first).want(t, http.StatusCreated, "")
+	// The same blob in another repository of the project costs nothing more.
+	th.pushBlob(alice, "team-a/web", first).want(t, http.StatusCreated, "")
+	if used, quota, _ := th.h.Usage("team-a"); used != 40<<10 || quota != 64<<10 {
+		t.Fatalf("usage %d of %d, want %d of %d", used, quota, 40<<10, 64<<10)
+	}
+	ans := th.pushBlob(alice, "team-a/app", second).want(t, http.StatusForbidden, "DENIED")
+	if got, want := ans.message(), "project team-a: quota of 64 KiB exceeded: 40 KiB used, this push adds 40 KiB"; got != want {
+		t.Errorf("message %q, want %q", got, want)
+	}
+	// Chunked: a session, a PATCH, then the PUT that commits is refused.
+	ans = th.do(alice, "POST", "/v2/team-a/app/blobs/uploads/", nil).want(t, http.StatusAccepted, "")
+	loc := ans.header.Get("Location")
+	th.do(alice, "PATCH", loc, second, "Content-Type", "application/octet-stream").want(t, http.StatusAccepted, "")
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	th.do(alice, "PUT", loc+sep+"digest="+digest.FromBytes(second).String(), nil).want(t, http.StatusForbidden, "DENIED")
+	// A token changes nothing.
+	tok := bearer(th.token(alice, "repository:team-a/app:pull,push"))
+	th.pushBlob(tok, "team-a/app", second).want(t, http.StatusForbidden, "DENIED")
+
+	// Nothing of the refused blob is stored, linked, or left in an upload.
+	fs := th.h.Store().(*storage.FS)
+	if _, err := fs.StatBlob(ctx, digest.FromBytes(second)); !errors.Is(err, storage.ErrBlobUnknown) {
+		t.Errorf("the refused blob is stored: %v", err)
+	}
+	th.do(alice, "HEAD", "/v2/team-a/app/blobs/"+digest.FromBytes(second).String(), nil).want(t, http.StatusNotFound, "")
+	var uploads []string
+	fs.WalkUploads(ctx, func(repo, id string, size int64, _ time.Time) error {
+		uploads = append(uploads, repo+"/"+id)
+		return nil
+	})
+	if len(uploads) != 0 {
+		t.Errorf("uploads left: %v", uploads)
+	}
+	// Another project's quota is its own.
+	th.pushBlob(basic("bob", password), "team-b/app", second).want(t, http.StatusCreated, "")
+
+	// A manifest counts too, and once the quota is raised the push goes through.
+	img := newImage(second, nil, nil)
+	if err := th.h.SetQuota(ctx, "team-a", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	th.pushImage(alice, "team-a/app", "1", img)
+	want := int64(len(first) + len(second) + len(img.config) + len(img.manifest))
+	if used, _, _ := th.h.Usage("team-a"); used != want {
+		t.Fatalf("usage %d, want %d", used, want)
+	}
+
+	// After a restart, the usage is the same: the manifest's blobs from the store, and
+	// the blob linked by no manifest from the hub's database.
+	root := th.root
+	th.close()
+	th2 := openTestHub(t, root)
+	if used, _, _ := th2.h.Usage("team-a"); used != want {
+		t.Fatalf("usage after a restart %d, want %d", used, want)
+	}
+	// Deleting the blob from one repository keeps it counted; from both, uncounts it.
+	th2.do(basic("root", password), "DELETE", "/v2/team-a/web/blobs/"+digest.FromBytes(first).String(), nil).want(t, http.StatusAccepted, "")
+	if used, _, _ := th2.h.Usage("team-a"); used != want {
+		t.Fatalf("usage %d, want %d", used, want)
+	}
+	th2.do(basic("root", password), "DELETE", "/v2/team-a/app/blobs/"+digest.FromBytes(first).String(), nil).want(t, http.StatusAccepted, "")
+	want -= int64(len(first))
+	if used, _, _ := th2.h.Usage("team-a"); used != want {
+		t.Fatalf("usage after deletes %d, want %d", used, want)
+	}
+	th2.close()
+	th3 := openTestHub(t, root)
+	if used, _, _ := th3.h.Usage("team-a"); used != want {
+		t.Fatalf("usage after deletes and a restart %d, want %d", used, want)
+	}
+}
+
+// TestQuotaReservesAdmittedPushes: two pushes admitted at once cannot together go past
+// the quota: the second is refused while the first is in progress, and a reservation
+// whose push never completes expires.
+func TestQuotaReservesAdmittedPushes(t *testing.T) {
+	now := time.Now()
+	u := newUsage(nil, nil, func() time.Time { return now })
+	d1, d2 := digest.FromString("one"), digest.FromString("two")
+	if err := u.admit("p", 100, d1, 60); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.admit("p", 100, d1, 60); err != nil {
+		t.Errorf("the same blob again: %v", err)
+	}
+	var qe *QuotaError
+	if err := u.admit("p", 100, d2, 60); !errors.As(err, &qe) || qe.Used != 60 || !errors.Is(err, ErrQuotaExceeded) {
+		t.Fatalf("second push: %v, want a QuotaError with 60 used", err)
+	}
+	now = now.Add(reservationTTL + time.Second)
+	if err := u.admit("p", 100, d2, 60); err != nil {
+		t.Errorf("after the first reservation expired: %v", err)
+	}
+}
+
+// TestParseSize reads quota sizes and FormatSize writes them.
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"10GiB": 10 << 30, "512 MiB": 512 << 20, "1048576": 1 << 20, "1.5KiB": 1536, "2GB": 2 << 30, "0": 0} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "ten", "-1", "1 XB", "1e30"} {
+		if _, err := ParseSize(in); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("ParseSize(%q): %v, want ErrInvalidOption", in, err)
+		}
+	}
+	for n, want := range map[int64]string{512: "512 B", 10 << 20: "10 MiB", 9.5 * (1 << 20): "9.5 MiB", 2 << 30: "2 GiB"} {
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
