@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -33,7 +34,7 @@ func ParseScope(s string) (server.Access, error) {
 	if k := strings.IndexByte(typ, '('); k > 0 && strings.HasSuffix(typ, ")") {
 		typ = typ[:k]
 	}
-	if name == "" || acts == "" || strings.ContainsAny(s, " \t\r\n") {
+	if name == "" || acts == "" || strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		return server.Access{}, fmt.Errorf("%w: %q: want type:name:actions", ErrInvalidScope, s)
 	}
 	a := server.Access{Type: typ, Name: name}
