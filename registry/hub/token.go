@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -101,6 +102,9 @@ type signer struct {
 	service string
 	now     func() time.Time
 	leeway  time.Duration
+
+	mu       sync.Mutex
+	verified map[string]*parsedClaims // tokens verified, whose claims are never modified
 }
 
 // newSigner reads a PKCS #8 key.
@@ -163,6 +167,11 @@ func (s *signer) verify(token string, refresh bool) (*parsedClaims, error) {
 	if len(token) > maxTokenLength {
 		return nil, fmt.Errorf("%w: %d bytes", ErrInvalidToken, len(token))
 	}
+	if !refresh {
+		if c := s.cached(token); c != nil {
+			return c, nil
+		}
+	}
 	var c parsedClaims
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		if kid, _ := t.Header["kid"].(string); kid != s.kid {
@@ -183,7 +192,41 @@ func (s *signer) verify(token string, refresh bool) (*parsedClaims, error) {
 		}
 		return nil, fmt.Errorf("%w: a refresh token, not an access token", ErrInvalidToken)
 	}
+	if !refresh {
+		s.remember(token, &c)
+	}
 	return &c, nil
+}
+
+// verifiedCacheSize bounds the tokens the signer remembers having verified.
+const verifiedCacheSize = 4096
+
+// cached returns the claims of a token verified before that is still within its times,
+// so that a client sending one token with many requests pays for one ECDSA verification.
+func (s *signer) cached(token string) *parsedClaims {
+	s.mu.Lock()
+	c := s.verified[token]
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	now := s.now()
+	if !now.Before(c.ExpiresAt.Add(s.leeway)) || (c.NotBefore != nil && now.Before(c.NotBefore.Add(-s.leeway))) {
+		return nil
+	}
+	return c
+}
+
+func (s *signer) remember(token string, c *parsedClaims) {
+	if c.ExpiresAt == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.verified == nil || len(s.verified) >= verifiedCacheSize {
+		s.verified = make(map[string]*parsedClaims)
+	}
+	s.verified[token] = c
 }
 
 // covers reports whether a token's access grants every access of need.

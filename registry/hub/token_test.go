@@ -193,6 +193,8 @@ func TestTokenEndpoint(t *testing.T) {
 	th.do(basic("alice", password), "GET", "/token?service=other&scope=repository:team-a/app:pull", nil).want(t, http.StatusBadRequest, "")
 	th.do(basic("alice", password), "GET", "/token?scope=repository:team-a", nil).want(t, http.StatusBadRequest, "")
 	th.do("", "GET", "/token?offline_token=true", nil).want(t, http.StatusUnauthorized, "")
+	th.do(basic("alice", password), "GET", "/token?account=bob&scope=repository:team-b/app:pull", nil).want(t, http.StatusBadRequest, "")
+	th.do(basic("alice", password), "GET", "/token?account=alice&scope=repository:team-a/app:pull", nil).want(t, http.StatusOK, "")
 	// A deleted user's refresh token is refused.
 	if err := th.h.DeleteUser(t.Context(), "alice"); err != nil {
 		t.Fatal(err)

@@ -49,6 +49,10 @@ func (h *Hub) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		offline = q.Get("offline_token") == "true"
 		if u, p, ok := r.BasicAuth(); ok {
+			if a := q.Get("account"); a != "" && a != u {
+				tokenError(w, http.StatusBadRequest, "invalid_request", fmt.Errorf("%w: account %q is not the user %q who logs in", ErrInvalidOption, a, u))
+				return
+			}
 			if who, err = h.login(u, p); err != nil {
 				w.Header().Set("WWW-Authenticate", fmt.Sprintf("Basic realm=%q", h.cfg.Service))
 				tokenError(w, http.StatusUnauthorized, "invalid_grant", err)
