@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -228,3 +230,22 @@ func TestAnonymous(t *testing.T) {
 }
 
 var _ server.Authorizer = (*Hub)(nil).Authorizer()
+
+// TestRobotExpires: a robot account's secret and tokens stop working when it expires.
+func TestRobotExpires(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	th := newTestHub(t, func(c *Config) { c.Clock = func() time.Time { return time.Unix(0, now.Load()) } })
+	th.fill()
+	name, secret, err := th.h.CreateRobot(context.Background(), Robot{Name: "temp", ExpiresAt: time.Unix(0, now.Load()).Add(time.Hour),
+		Permissions: []Permission{{Repository: "team-a/app", Actions: []string{"pull"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := bearer(th.token(basic(name, secret), "repository:team-a/app:pull"))
+	th.do(basic(name, secret), "GET", "/v2/team-a/app/manifests/1", nil).want(t, http.StatusOK, "")
+	th.do(tok, "GET", "/v2/team-a/app/manifests/1", nil).want(t, http.StatusOK, "")
+	now.Add(int64(time.Hour))
+	th.do(basic(name, secret), "GET", "/v2/team-a/app/manifests/1", nil).want(t, http.StatusUnauthorized, "UNAUTHORIZED")
+	th.do(tok, "GET", "/v2/team-a/app/manifests/1", nil).want(t, http.StatusUnauthorized, "UNAUTHORIZED")
+}

@@ -144,3 +144,47 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotaUnderConcurrentPushes: 16 developers push distinct 10 KiB blobs at once into a
+// project of 64 KiB; six fit, and the project holds no more than its quota.
+func TestQuotaUnderConcurrentPushes(t *testing.T) {
+	th := newTestHub(t)
+	if err := th.h.SetQuota(context.Background(), "team-a", 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	codes := make(chan int, n)
+	for i := range n {
+		go func() {
+			data := bytes.Repeat([]byte{byte(i)}, 10<<10)
+			req, _ := http.NewRequest("POST", th.url+"/v2/team-a/app/blobs/uploads/?digest="+digest.FromBytes(data).String(), bytes.NewReader(data))
+			req.SetBasicAuth("alice", password)
+			res, err := th.srv.Client().Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			res.Body.Close()
+			codes <- res.StatusCode
+		}()
+	}
+	created := 0
+	for range n {
+		select {
+		case c := <-codes:
+			switch c {
+			case http.StatusCreated:
+				created++
+			case http.StatusForbidden:
+			default:
+				t.Errorf("status %d", c)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("pushes did not finish")
+		}
+	}
+	used, _, _ := th.h.Usage("team-a")
+	if created != 6 || used != 6*10<<10 {
+		t.Errorf("%d pushes created, %d bytes used; want 6 and %d", created, used, 6*10<<10)
+	}
+}
