@@ -232,15 +232,16 @@ func (h *Hub) apiProjects(_ *http.Request, who principal) (any, error) {
 	return out, nil
 }
 
-// projectFor returns a project the caller may see; one it may not is not found, so that
-// the names of private projects do not leak.
+// projectFor returns a project the caller may see; one it may not is not found (and for
+// an anonymous caller, whether it exists or not, asks for credentials), so that the
+// names of private projects do not leak.
 func (h *Hub) projectFor(name string, who principal) (*Project, error) {
 	p, ok := h.state().Projects[name]
 	if !ok || !visibleProject(p, who) {
-		if !ok || who.kind != kindAnonymous {
-			return nil, fmt.Errorf("%w: project %s", ErrNotFound, name)
+		if who.kind == kindAnonymous {
+			return nil, fmt.Errorf("%w: log in to see project %s", ErrUnauthenticated, name)
 		}
-		return nil, fmt.Errorf("%w: project %s", ErrUnauthenticated, name)
+		return nil, fmt.Errorf("%w: project %s", ErrNotFound, name)
 	}
 	return p, nil
 }
@@ -450,7 +451,7 @@ func (h *Hub) apiCreateProject(r *http.Request, who principal) (any, error) {
 	if err := h.CreateProject(r.Context(), Project{Name: req.Name, Public: req.Public, Quota: req.Quota}); err != nil {
 		return nil, err
 	}
-	p, _ := h.state().Projects[req.Name]
+	p := h.state().Projects[req.Name]
 	return h.projectInfo(p, who), nil
 }
 

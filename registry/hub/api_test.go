@@ -44,6 +44,8 @@ func TestAppStore(t *testing.T) {
 		t.Errorf("anonymous projects %+v", ps)
 	}
 	th.do("", "GET", "/api/v1/projects/team-a/repositories", nil).want(t, http.StatusUnauthorized, "UNAUTHORIZED")
+	// Whether a project exists or not, an anonymous caller is asked to log in alike.
+	th.do("", "GET", "/api/v1/projects/no-such/repositories", nil).want(t, http.StatusUnauthorized, "UNAUTHORIZED")
 	ans = th.do(basic("gina", password), "GET", "/api/v1/projects/team-a/repositories", nil).want(t, http.StatusOK, "")
 	json.Unmarshal(ans.body, &repos)
 	if len(repos) != 1 || repos[0].Latest.Title != "secret" {
