@@ -58,7 +58,7 @@
 // [QuotaError] ("project team-a: quota of 10 MiB exceeded: 9.5 MiB used, this push adds
 // 2 MiB") that the server answers 403 DENIED; admitted pushes reserve their size until
 // they are linked, so concurrent pushes cannot together go past. Usage follows the
-// server's push and delete events, is kept in hub.db, and is checked against the store
+// server's push and delete events, is kept in hub.db (written in the background), and is checked against the store
 // and completed from its manifests at start ([Hub.Recount] does it again).
 //
 // # The catalog and the app store
@@ -75,5 +75,8 @@
 //
 // # Goroutines
 //
-// Hub starts none; it serves each request on the goroutine that calls its handler.
+// Hub serves each request on the goroutine that calls its handler. It starts one
+// goroutine, which writes the usage's changes to hub.db off the requests' path (a crash
+// may lose the last of them; the count at start restores what manifests refer to); Close
+// stops it once it has written what is left.
 package hub

@@ -151,6 +151,12 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if err := h.usage.recount(ctx); err != nil {
 		return nil, err
 	}
+	h.usage.start()
+	defer func() {
+		if !ok {
+			h.usage.close()
+		}
+	}()
 	opts := append(slices.Clone(cfg.ServerOptions),
 		server.WithAuthorizer(h.Authorizer()),
 		server.WithQuota(server.QuotaFunc(h.admit)),
@@ -165,8 +171,12 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// Close closes the hub's database. Requests in flight may fail.
-func (h *Hub) Close() error { return h.db.Close() }
+// Close writes what is left of the usage to the hub's database and closes it. Requests
+// in flight may fail. Close must be called once.
+func (h *Hub) Close() error {
+	h.usage.close()
+	return h.db.Close()
+}
 
 // Store returns the store of the hub's content.
 func (h *Hub) Store() storage.Store { return h.store }

@@ -95,6 +95,10 @@ type usage struct {
 	mu       sync.Mutex
 	projects map[string]*projectUsage
 	pending  map[string]map[digest.Digest]reservation
+	dirty    map[string]int64 // links changed and not yet written: key, size or -1 for gone
+
+	kick          chan struct{}
+	stop, stopped chan struct{}
 }
 
 type projectUsage struct {
@@ -114,7 +118,8 @@ type reservation struct {
 }
 
 func newUsage(db *bolt.DB, store storage.Store, now func() time.Time) *usage {
-	return &usage{db: db, store: store, now: now, projects: map[string]*projectUsage{}, pending: map[string]map[digest.Digest]reservation{}}
+	return &usage{db: db, store: store, now: now, projects: map[string]*projectUsage{}, pending: map[string]map[digest.Digest]reservation{},
+		dirty: map[string]int64{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 func linkKey(repo, kind string, d digest.Digest) []byte {
@@ -172,34 +177,82 @@ func (u *usage) used(project string) int64 {
 // linked records a link the server made.
 func (u *usage) linked(repo, kind string, d digest.Digest, size int64) {
 	u.mu.Lock()
-	fresh := addLink(u.projects, repo, kind, d, size)
+	defer u.mu.Unlock()
+	if addLink(u.projects, repo, kind, d, size) {
+		u.dirty[string(linkKey(repo, kind, d))] = size
+		u.kickLocked()
+	}
 	if m := u.pending[projectOf(repo)]; m != nil {
 		delete(m, d)
-	}
-	u.mu.Unlock()
-	if fresh {
-		val := []byte(strconv.FormatInt(size, 10))
-		_ = u.db.Batch(func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists(bucketLinks)
-			if err != nil {
-				return err
-			}
-			return b.Put(linkKey(repo, kind, d), val)
-		})
 	}
 }
 
 // unlinked records a link the server removed.
 func (u *usage) unlinked(repo, kind string, d digest.Digest) {
 	u.mu.Lock()
+	defer u.mu.Unlock()
 	removeLink(u.projects, repo, kind, d)
+	u.dirty[string(linkKey(repo, kind, d))] = -1
+	u.kickLocked()
+}
+
+func (u *usage) kickLocked() {
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeLinks writes the links changed since it last ran to the database, in one
+// transaction, off the requests' path: a push does not wait for an fsync of hub.db. A
+// crash may lose the last changes; recount at start restores the links that the store's
+// manifests refer to, so only blobs that no manifest refers to may go uncounted.
+func (u *usage) writeLinks() {
+	defer close(u.stopped)
+	for {
+		select {
+		case <-u.kick:
+		case <-u.stop:
+			u.flush()
+			return
+		}
+		u.flush()
+	}
+}
+
+func (u *usage) flush() {
+	u.mu.Lock()
+	dirty := u.dirty
+	u.dirty = map[string]int64{}
 	u.mu.Unlock()
-	_ = u.db.Batch(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketLinks); b != nil {
-			return b.Delete(linkKey(repo, kind, d))
+	if len(dirty) == 0 {
+		return
+	}
+	_ = u.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketLinks)
+		if err != nil {
+			return err
+		}
+		for k, size := range dirty {
+			if size < 0 {
+				err = b.Delete([]byte(k))
+			} else {
+				err = b.Put([]byte(k), []byte(strconv.FormatInt(size, 10)))
+			}
+			if err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+}
+
+// start starts the writer of links; close stops it once it has written what is left.
+func (u *usage) start() { go u.writeLinks() }
+
+func (u *usage) close() {
+	close(u.stop)
+	<-u.stopped
 }
 
 // admit reserves size bytes of project's quota for d, unless the project holds d already
