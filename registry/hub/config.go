@@ -46,29 +46,41 @@ type FileConfig struct {
 
 // HubSection is the hub's part of a FileConfig.
 type HubSection struct {
+	// URL, Service, Issuer, TokenLifetime and RefreshLifetime are Config's fields of
+	// those names; durations are written "5m", "168h".
 	URL             string        `yaml:"url"`
 	Service         string        `yaml:"service"`
 	Issuer          string        `yaml:"issuer"`
 	TokenLifetime   time.Duration `yaml:"tokenLifetime"`
 	RefreshLifetime time.Duration `yaml:"refreshLifetime"`
-	Users           []UserSpec    `yaml:"users"`
-	Projects        []ProjectSpec `yaml:"projects"`
+	// Users are created at start if they do not exist.
+	Users []UserSpec `yaml:"users"`
+	// Projects are created at start if they do not exist, after the users.
+	Projects []ProjectSpec `yaml:"projects"`
 }
 
 // UserSpec declares a user: its password in clear, or better its bcrypt hash
 // (htpasswd -nbB user pass gives one).
 type UserSpec struct {
-	Name         string `yaml:"name"`
-	Password     string `yaml:"password"`
+	// Name is the user's name.
+	Name string `yaml:"name"`
+	// Password is the password in clear; give it or PasswordHash.
+	Password string `yaml:"password"`
+	// PasswordHash is a bcrypt hash of the password ("$2y$..." or "$2a$...").
 	PasswordHash string `yaml:"passwordHash"`
-	SystemAdmin  bool   `yaml:"systemAdmin"`
+	// SystemAdmin makes the user a system admin.
+	SystemAdmin bool `yaml:"systemAdmin"`
 }
 
 // ProjectSpec declares a project; Quota is a size as ParseSize reads it ("10GiB").
 type ProjectSpec struct {
-	Name    string          `yaml:"name"`
-	Public  bool            `yaml:"public"`
-	Quota   string          `yaml:"quota"`
+	// Name is the project's name.
+	Name string `yaml:"name"`
+	// Public lets anyone pull.
+	Public bool `yaml:"public"`
+	// Quota is the project's quota, "" or "0" for none.
+	Quota string `yaml:"quota"`
+	// Members are users declared in the same file or existing, with their roles.
 	Members map[string]Role `yaml:"members"`
 }
 

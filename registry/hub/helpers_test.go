@@ -15,6 +15,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/opendao/dao/registry/server"
 )
 
 // testHub is a hub with a fixture of projects and accounts, served on a loopback
@@ -231,3 +233,8 @@ func (th *testHub) pushImage(a auth, repo, tag string, img image) {
 }
 
 func digestFromBytes(b []byte) digest.Digest { return digest.FromBytes(b) }
+
+// eventPush is a push event of a blob or manifest of size bytes.
+func eventPush(repo, kind string, size int64) server.Event {
+	return server.Event{Action: server.EventPush, Kind: kind, Repository: repo, Digest: digest.FromString(repo), Size: size}
+}
