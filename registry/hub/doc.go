@@ -57,7 +57,10 @@
 // refuses a blob or manifest that would go past it, before the server stores it, with a
 // [QuotaError] ("project team-a: quota of 10 MiB exceeded: 9.5 MiB used, this push adds
 // 2 MiB") that the server answers 403 DENIED; admitted pushes reserve their size until
-// they are linked, so concurrent pushes cannot together go past. Usage follows the
+// they are linked, so concurrent pushes cannot together go past. Since the server asks
+// the quota only at an upload's commit, Handler also bounds each upload session: a chunk
+// whose length would take it past what the quota leaves is refused DENIED before it is
+// read, and a streamed one is cut off there. Usage follows the
 // server's push and delete events, is kept in hub.db (written in the background), and is checked against the store
 // and completed from its manifests at start ([Hub.Recount] does it again).
 //

@@ -507,7 +507,12 @@ func (h *Hub) Handler() http.Handler {
 		case strings.HasPrefix(r.URL.Path, "/api/"):
 			api.ServeHTTP(w, r)
 		default:
-			h.srv.ServeHTTP(w, r.WithContext(withIdentity(r.Context(), h.identify(r))))
+			id := h.identify(r)
+			r, ok := h.guardUpload(w, r, id)
+			if !ok {
+				return
+			}
+			h.srv.ServeHTTP(w, r.WithContext(withIdentity(r.Context(), id)))
 		}
 	})
 }

@@ -174,6 +174,31 @@ func (u *usage) used(project string) int64 {
 	return 0
 }
 
+// holds reports whether project holds the content of digest d.
+func (u *usage) holds(project, d string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	pu := u.projects[project]
+	return pu != nil && pu.refs[digest.Digest(d)] != nil
+}
+
+// committed returns what project holds and what pushes admitted for it reserve.
+func (u *usage) committed(project string) int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var n int64
+	if pu := u.projects[project]; pu != nil {
+		n = pu.used
+	}
+	now := u.now()
+	for _, r := range u.pending[project] {
+		if !now.After(r.expires) {
+			n += r.size
+		}
+	}
+	return n
+}
+
 // linked records a link the server made.
 func (u *usage) linked(repo, kind string, d digest.Digest, size int64) {
 	u.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -37,15 +38,24 @@ func TestQuotaRefusesAPushAndStoresNothing(t *testing.T) {
 	if got, want := ans.message(), "project team-a: quota of 64 KiB exceeded: 40 KiB used, this push adds 40 KiB"; got != want {
 		t.Errorf("message %q, want %q", got, want)
 	}
-	// Chunked: a session, a PATCH, then the PUT that commits is refused.
+	// Chunked: a session, then the PATCH is refused before it is read (see
+	// TestQuotaBoundsUploadSessions); the client cancels the session.
 	ans = th.do(alice, "POST", "/v2/team-a/app/blobs/uploads/", nil).want(t, http.StatusAccepted, "")
 	loc := ans.header.Get("Location")
-	th.do(alice, "PATCH", loc, second, "Content-Type", "application/octet-stream").want(t, http.StatusAccepted, "")
+	th.do(alice, "PATCH", loc, second, "Content-Type", "application/octet-stream").want(t, http.StatusForbidden, "DENIED")
+	th.do(alice, "DELETE", loc, nil).want(t, http.StatusNoContent, "")
+	// The server's own check at the commit: a session within the quota, a commit whose
+	// digest is counted nowhere, after the usage grew meanwhile.
+	ans = th.do(alice, "POST", "/v2/team-a/app/blobs/uploads/", nil).want(t, http.StatusAccepted, "")
+	loc = ans.header.Get("Location")
+	th.do(alice, "PATCH", loc, second[:20<<10], "Content-Type", "application/octet-stream").want(t, http.StatusAccepted, "")
+	th.pushBlob(basic("mo", password), "team-a/web", bytes.Repeat([]byte("m"), 10<<10)).want(t, http.StatusCreated, "")
 	sep := "?"
 	if strings.Contains(loc, "?") {
 		sep = "&"
 	}
-	th.do(alice, "PUT", loc+sep+"digest="+digest.FromBytes(second).String(), nil).want(t, http.StatusForbidden, "DENIED")
+	th.do(alice, "PUT", loc+sep+"digest="+digest.FromBytes(second[:20<<10]).String(), nil).want(t, http.StatusForbidden, "DENIED")
+	th.do(basic("mo", password), "DELETE", "/v2/team-a/web/blobs/"+digest.FromBytes(bytes.Repeat([]byte("m"), 10<<10)).String(), nil).want(t, http.StatusAccepted, "")
 	// A token changes nothing.
 	tok := bearer(th.token(alice, "repository:team-a/app:pull,push"))
 	th.pushBlob(tok, "team-a/app", second).want(t, http.StatusForbidden, "DENIED")
@@ -187,4 +197,47 @@ func TestQuotaUnderConcurrentPushes(t *testing.T) {
 	if created != 6 || used != 6*10<<10 {
 		t.Errorf("%d pushes created, %d bytes used; want 6 and %d", created, used, 6*10<<10)
 	}
+}
+
+// TestQuotaBoundsUploadSessions: chunks appended to an upload cannot pile up past the
+// quota before the commit: a PATCH whose length would pass it is refused with DENIED
+// before it is read, and a streamed one is cut off where the quota ends.
+func TestQuotaBoundsUploadSessions(t *testing.T) {
+	th := newTestHub(t)
+	ctx := context.Background()
+	if err := th.h.SetQuota(ctx, "team-a", 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	alice := basic("alice", password)
+	th.pushBlob(alice, "team-a/app", bytes.Repeat([]byte("a"), 40<<10)).want(t, http.StatusCreated, "")
+	loc := th.do(alice, "POST", "/v2/team-a/app/blobs/uploads/", nil).want(t, http.StatusAccepted, "").header.Get("Location")
+	ans := th.do(alice, "PATCH", loc, bytes.Repeat([]byte("b"), 30<<10), "Content-Type", "application/octet-stream").want(t, http.StatusForbidden, "DENIED")
+	if got, want := ans.message(), "project team-a: quota of 64 KiB exceeded: 40 KiB used, this push adds 30 KiB"; got != want {
+		t.Errorf("message %q, want %q", got, want)
+	}
+	th.do(alice, "PATCH", loc, bytes.Repeat([]byte("b"), 20<<10), "Content-Type", "application/octet-stream").want(t, http.StatusAccepted, "")
+	// A monolithic push too is refused before its body is read.
+	th.pushBlob(alice, "team-a/app", bytes.Repeat([]byte("c"), 30<<10)).want(t, http.StatusForbidden, "DENIED")
+
+	// Streamed, without a length: cut off at the 4 KiB left.
+	req, _ := http.NewRequest("PATCH", th.url+loc, io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("d"), 20<<10))))
+	req.SetBasicAuth("alice", password)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	res, err := th.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode < 400 {
+		t.Errorf("a streamed chunk past the quota: %d", res.StatusCode)
+	}
+	up, err := th.h.Store().Upload(ctx, "team-a/app", loc[strings.LastIndex(loc, "/")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Size() > 24<<10 {
+		t.Errorf("the session holds %d bytes, more than the %d the quota leaves", up.Size(), 24<<10)
+	}
+	// Others' uploads, and projects without quota, are not bounded.
+	th.pushBlob(basic("bob", password), "team-b/app", bytes.Repeat([]byte("e"), 100<<10)).want(t, http.StatusCreated, "")
 }
