@@ -128,7 +128,7 @@ type command struct {
 }
 
 func commands() []*command {
-	return []*command{agentCommand(), cleanCommand(), controlPlaneCommand(), importCommand(), psCommand(), pullCommand(), versionCommand()}
+	return []*command{agentCommand(), cleanCommand(), controlPlaneCommand(), hubCommand(), importCommand(), psCommand(), pullCommand(), versionCommand()}
 }
 
 // usageErr is a mistake in the command line: cmd is the command's name, "" for dao itself.
