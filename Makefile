@@ -49,6 +49,7 @@ bench: deps
 	$(GO) run ./internal/bench/agent
 	$(GO) run ./internal/bench/failover
 	$(GO) run ./internal/bench/etcd
+	$(GO) run ./internal/bench/hub
 
 # Each fuzzer for a minute; the corpus grows under testdata/fuzz when a failure is found.
 fuzz:
@@ -69,6 +70,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseJoinToken -fuzztime=60s ./cluster/pki/
 	$(GO) test -run='^$$' -fuzz='^FuzzLoadState$$' -fuzztime=60s ./cluster/pki/
 	$(GO) test -run='^$$' -fuzz=FuzzAgentMessage -fuzztime=60s ./cluster/
+	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=60s ./registry/server/
 
 clean:
 	$(GO) clean -testcache

@@ -68,6 +68,9 @@ func (o *Orchestrator) dispatch(ctx context.Context) {
 		if c := o.nodes[tg.id]; c != nil && c.agent == tg.agent {
 			c.failed = err != nil
 			c.assigned = len(a.Tasks)
+			if err == nil {
+				c.sent = a.Revision
+			}
 		}
 		o.mu.Unlock()
 		if err != nil && ctx.Err() == nil {

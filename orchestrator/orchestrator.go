@@ -92,6 +92,9 @@ type nodeConn struct {
 	failed bool
 	// assigned is the number of tasks in the last assignment sent.
 	assigned int
+	// sent is the store revision of the last assignment sent: a change of the node's tasks
+	// at or before it is in it already.
+	sent uint64
 	// lostAt is when the node's connection was seen to close (Disconnect), zero while it
 	// is open: from then on the node is judged as if its heartbeat timeout had run out.
 	lostAt time.Time
@@ -409,7 +412,7 @@ func (o *Orchestrator) observeLocked(e *Event) (arm bool) {
 		if e.Kind == EventDeleted {
 			o.sched.Uncount(t.ID)
 			if t.NodeID != "" {
-				o.dirtyNodes[t.NodeID] = true
+				o.markNode(t.NodeID, e.Revision)
 			}
 			if occupies(&t.Task) {
 				o.pendingWork = true
@@ -431,10 +434,10 @@ func (o *Orchestrator) observeLocked(e *Event) (arm bool) {
 			}
 			if t.NodeID != "" && (p == nil || p.NodeID != t.NodeID || p.DesiredState != t.DesiredState ||
 				p.Status.State.Terminal() != t.Status.State.Terminal()) {
-				o.dirtyNodes[t.NodeID] = true
+				o.markNode(t.NodeID, e.Revision)
 			}
 			if p != nil && p.NodeID != "" && p.NodeID != t.NodeID {
-				o.dirtyNodes[p.NodeID] = true
+				o.markNode(p.NodeID, e.Revision)
 			}
 		}
 		switch {
@@ -455,6 +458,17 @@ func (o *Orchestrator) observeLocked(e *Event) (arm bool) {
 		}
 	}
 	return false
+}
+
+// markNode marks a node for an assignment for a change of its tasks at store revision rev,
+// unless the last assignment sent to it was read at or after rev and so holds the change
+// (the dispatcher often reads the scheduler's placements before their events come); o.mu
+// is held.
+func (o *Orchestrator) markNode(id string, rev uint64) {
+	if c := o.nodes[id]; c != nil && !c.failed && c.sent >= rev {
+		return
+	}
+	o.dirtyNodes[id] = true
 }
 
 // reconcileSees reports whether a task's change from p to t can change what the reconciler

@@ -4,10 +4,16 @@ package benchutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -88,3 +94,50 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 
 // Ms formats d in milliseconds with one decimal.
 func Ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
+
+// Pin keeps every thread of this process, and those it starts later, on the CPUs named
+// (0-based), and sets GOMAXPROCS to their number: so that two processes of a benchmark on
+// one machine each have cores of their own, as they would on two machines.
+func Pin(cpus []int) error {
+	if len(cpus) == 0 {
+		return fmt.Errorf("pin: no CPUs")
+	}
+	var set unix.CPUSet
+	for _, c := range cpus {
+		if c < 0 || c >= 1024 {
+			return fmt.Errorf("pin: CPU %d: out of range", c)
+		}
+		set.Set(c)
+	}
+	// Twice: a thread started during the first pass by one not yet pinned is in the second.
+	for range 2 {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return fmt.Errorf("pin: %w", err)
+		}
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("pin: thread %d: %w", tid, err)
+			}
+		}
+	}
+	runtime.GOMAXPROCS(len(cpus))
+	return nil
+}
+
+// ParseCPUs reads a list of CPUs as Pin takes them: "1", "1,3".
+func ParseCPUs(s string) ([]int, error) {
+	var cpus []int
+	for f := range strings.SplitSeq(s, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("CPUs %q: %q is not a CPU number", s, f)
+		}
+		cpus = append(cpus, c)
+	}
+	return cpus, nil
+}

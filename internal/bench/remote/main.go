@@ -4,7 +4,7 @@
 // tasks of a node whose agent died or fell silent.
 //
 //	go run ./internal/bench/remote [-runs 5] [-agents 1000] [-tasks 10000] [-procs 4]
-//	    [-only fanout,kill,stop] [-cpuprofile FILE] [-agentprofile FILE] [-v]
+//	    [-only fanout,kill,stop] [-cpuprofile FILE] [-agentprofile FILE] [-pin] [-v]
 //
 // Fan-out: the control plane (orchestrator over the memory store, cluster.Server on
 // 127.0.0.1) runs in this process; the agents (simnode.Node behind cluster.Client) run in
@@ -17,7 +17,10 @@
 // the children count them), and until the store has every task running (as the nodes
 // reported it back). Beside it, in alternating order, the same run on -agents simulated
 // nodes added with Orchestrator.AddNode in this process, beating and reporting directly.
-// Each run starts from a new control plane; connecting the nodes is not timed.
+// Each run starts from a new control plane; connecting the nodes is not timed. With -pin,
+// this process (the control plane, in both runs) keeps to CPU 0 and the agents' processes
+// to the other CPUs, so that each side has cores of its own, as with the agents on other
+// machines; the in-process run then has the one core too.
 //
 // Failure detection, with the orchestrator's and the protocol's defaults: three agents, each
 // in a child process of its own, run a service of 6 replicas. One child is killed with
@@ -40,8 +43,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,7 +73,23 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write CPU profiles of this process over the first fan-out runs to `file` (remote) and file.local (in-process)")
 	agentprofile := flag.String("agentprofile", "", "write CPU profiles of the agent processes over the first remote fan-out run to `file`.0, .1, ...")
 	verbose := flag.Bool("v", false, "print the control plane's warnings")
+	pin := flag.Bool("pin", false, "run the control plane on CPU 0 and the agents' processes on the other CPUs, as on two machines")
 	flag.Parse()
+	if *pin {
+		if runtime.NumCPU() < 2 {
+			fmt.Fprintln(os.Stderr, "remote: -pin needs at least 2 CPUs")
+			os.Exit(2)
+		}
+		if err := benchutil.Pin([]int{0}); err != nil {
+			fmt.Fprintln(os.Stderr, "remote:", err)
+			os.Exit(1)
+		}
+		var rest []string
+		for c := 1; c < runtime.NumCPU(); c++ {
+			rest = append(rest, strconv.Itoa(c))
+		}
+		agentCPUs = strings.Join(rest, ",")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{ctx: ctx, log: slog.New(slog.DiscardHandler), cpuProfile: *cpuprofile, agentProfile: *agentprofile}
@@ -82,6 +103,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// agentCPUs are the CPUs of the agents' processes with -pin.
+var agentCPUs string
 
 // bench holds what the runs share: the cluster's CA and the identities it issued.
 type bench struct {
@@ -247,7 +271,7 @@ func (b *bench) startChildren(addr string, n, procs int) (children, error) {
 	var cs children
 	per := (n + procs - 1) / procs
 	for from := 0; from < n; from += per {
-		cfg := agentsim.Config{Addr: addr, Dir: b.dir, From: from, Count: min(per, n-from)}
+		cfg := agentsim.Config{Addr: addr, Dir: b.dir, From: from, Count: min(per, n-from), CPUs: agentCPUs}
 		c, err := agentsim.Start(cfg)
 		if err != nil {
 			cs.kill()

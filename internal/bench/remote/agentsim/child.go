@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opendao/dao/cluster"
+	"github.com/opendao/dao/internal/bench/benchutil"
 	"github.com/opendao/dao/orchestrator"
 	"github.com/opendao/dao/orchestrator/simnode"
 )
@@ -29,7 +30,7 @@ func NodeID(i int) string { return fmt.Sprintf("node-%04d", i) }
 // in dir/<node ID>, connected to the control plane at addr, until its standard input
 // closes. It returns the exit code.
 //
-//	-addr host:port -dir DIR -from N -count N
+//	-addr host:port -dir DIR -from N -count N [-cpus 1,2]
 //
 // Its standard input takes commands, one a line: "profile FILE" starts a CPU profile of the
 // child into FILE, "endprofile" ends it and the child answers "profiled".
@@ -39,6 +40,7 @@ func Main(args []string) int {
 	dir := fs.String("dir", "", "directory of the identities, one subdirectory per node")
 	from := fs.Int("from", 0, "first node")
 	count := fs.Int("count", 1, "nodes")
+	cpus := fs.String("cpus", "", "run on these CPUs only, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -47,6 +49,15 @@ func Main(args []string) int {
 		fmt.Fprintf(out, "error %v\n", err)
 		out.Flush()
 		return 1
+	}
+	if *cpus != "" {
+		set, err := benchutil.ParseCPUs(*cpus)
+		if err == nil {
+			err = benchutil.Pin(set)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -22,6 +22,8 @@ type Config struct {
 	Dir string
 	// From and Count select the nodes NodeID(From) to NodeID(From+Count-1).
 	From, Count int
+	// CPUs, when set, are the only CPUs the child runs on (benchutil.Pin).
+	CPUs string
 }
 
 // Proc is a child process of simulated agents, as its parent sees it. Kill it when done:
@@ -47,6 +49,9 @@ func Start(cfg Config) (*Proc, error) {
 		return nil, err
 	}
 	args := []string{"-addr", cfg.Addr, "-dir", cfg.Dir, "-from", strconv.Itoa(cfg.From), "-count", strconv.Itoa(cfg.Count)}
+	if cfg.CPUs != "" {
+		args = append(args, "-cpus", cfg.CPUs)
+	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), EnvChild+"=1")
 	cmd.Stderr = os.Stderr
