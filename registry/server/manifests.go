@@ -122,6 +122,11 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 		return newError(http.StatusBadRequest, codeManifestInvalid, "%v", err)
 	}
 	desc := ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: dgst, Size: int64(len(raw))}
+	if s.fence != nil {
+		// From the check of the references to the tags: see package gc.
+		leave := s.fence.Enter(repo)
+		defer leave()
+	}
 	if err := s.checkReferences(r, repo, m); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/server/gc"
 	"github.com/opendao/dao/registry/server/storage"
 )
 
@@ -28,6 +29,7 @@ type Server struct {
 	maxBlobSize     int64
 	automaticMount  bool
 	sparse          bool
+	fence           *gc.Fence
 	now             func() time.Time
 }
 
@@ -164,6 +166,20 @@ func WithAutomaticMount(on bool) Option {
 func WithSparse(on bool) Option {
 	return func(o *options) error {
 		o.s.sparse = on
+		return nil
+	}
+}
+
+// WithFence makes each manifest put enter f while it checks what the manifest references
+// and stores it, so that a collection given the same Fence (gc.WithFence) never deletes
+// what a put in progress has checked, however long the put takes; see package gc. The
+// default is none.
+func WithFence(f *gc.Fence) Option {
+	return func(o *options) error {
+		if f == nil {
+			return fmt.Errorf("%w: WithFence: nil fence", ErrInvalidOption)
+		}
+		o.s.fence = f
 		return nil
 	}
 }

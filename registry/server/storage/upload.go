@@ -300,11 +300,12 @@ func (u *fsUpload) Commit(ctx context.Context, dgst digest.Digest) error {
 	if err := os.MkdirAll(filepath.Dir(bp), 0o755); err != nil {
 		return fmt.Errorf("registry storage: %w", err)
 	}
-	if _, err := os.Stat(bp); err == nil {
-		if err := u.f.touch(bp); err != nil {
-			return fmt.Errorf("registry storage: %w", err)
-		}
-	} else {
+	unlock := u.f.lockBlob(dgst)
+	defer unlock()
+	// Stored already: touched, so that a collector sees it referenced now; else stored.
+	if err := u.f.touch(bp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("registry storage: %w", err)
+	} else if err != nil {
 		if err := os.Rename(data, bp); err != nil {
 			return fmt.Errorf("registry storage: %w", err)
 		}
