@@ -26,6 +26,7 @@ import (
 //	maxManifestSize: 4194304
 //	maxBlobSize: 10737418240       # 10 GiB
 //	rateLimit: {perSecond: 100, burst: 200}
+//	maxUploads: {perRepository: 100, total: 10000}
 //	users: {ci: secret}          # basic auth; none means no authentication
 //	tls: {cert: hub.crt, key: hub.key}
 //	gc: {interval: 1h, grace: 1h, uploadTTL: 24h, deleteUntagged: false}
@@ -58,6 +59,11 @@ type Config struct {
 	} `yaml:"tls"`
 	// AutomaticMount: see WithAutomaticMount; true if absent.
 	AutomaticMount *bool `yaml:"automaticMount"`
+	// MaxUploads bounds the open upload sessions (WithMaxUploads); none if both are 0.
+	MaxUploads struct {
+		PerRepository int `yaml:"perRepository"`
+		Total         int `yaml:"total"`
+	} `yaml:"maxUploads"`
 	// GC runs a collection (package gc) every Interval, if it is not 0.
 	GC GCConfig `yaml:"gc"`
 	// Notifications are the webhook endpoints that hear of pushes, pulls and deletes.
@@ -128,6 +134,9 @@ func (c Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		return fmt.Errorf("%w: config: tls needs both cert and key", ErrInvalidOption)
 	}
+	if c.MaxUploads.PerRepository < 0 || c.MaxUploads.Total < 0 {
+		return fmt.Errorf("%w: config: maxUploads: negative", ErrInvalidOption)
+	}
 	if c.GC.Interval < 0 || c.GC.Grace < 0 || c.GC.UploadTTL < 0 {
 		return fmt.Errorf("%w: config: gc: negative interval, grace or uploadTTL", ErrInvalidOption)
 	}
@@ -157,6 +166,9 @@ func (c Config) Options(opts ...Option) []Option {
 	}
 	if c.AutomaticMount != nil {
 		opts = append(opts, WithAutomaticMount(*c.AutomaticMount))
+	}
+	if c.MaxUploads.PerRepository > 0 || c.MaxUploads.Total > 0 {
+		opts = append(opts, WithMaxUploads(c.MaxUploads.PerRepository, c.MaxUploads.Total))
 	}
 	return opts
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,6 +31,7 @@ type Server struct {
 	automaticMount  bool
 	sparse          bool
 	fence           *gc.Fence
+	sessions        *sessions
 	now             func() time.Time
 }
 
@@ -40,6 +42,8 @@ type options struct {
 	rateLimit rate.Limit
 	burst     int
 	rateKey   func(*http.Request) string
+	// rateClients bounds the rate limit's table.
+	rateClients int
 }
 
 // Option configures New. Each rejects a value it does not take with an error matching
@@ -207,7 +211,7 @@ func New(store storage.Store, opts ...Option) (*Server, error) {
 		maxManifestSize: oci.MaxManifestSize,
 		automaticMount:  true,
 		now:             time.Now,
-	}, rateKey: RemoteIP}
+	}, rateKey: RemoteIP, rateClients: defaultRateClients}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -215,7 +219,7 @@ func New(store storage.Store, opts ...Option) (*Server, error) {
 	}
 	s := o.s
 	if o.rateLimit > 0 {
-		s.limits = &limiters{limit: o.rateLimit, burst: o.burst, key: o.rateKey, now: s.now, clients: map[string]*client{}}
+		s.limits = &limiters{limit: o.rateLimit, burst: o.burst, key: o.rateKey, now: s.now, max: o.rateClients, clients: map[string]*list.Element{}}
 	}
 	return &s, nil
 }

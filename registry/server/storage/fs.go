@@ -36,6 +36,14 @@ type FS struct {
 	// blobLocks serialise, per blob (by its digest's first byte), what refreshes a blob's
 	// reference time or stores it with DeleteBlob's compare-and-delete.
 	blobLocks [256]sync.Mutex
+
+	// repos is the sorted list of repositories once Repositories walked them (nil
+	// before), kept up to date by the writes that create a repository: repositories are
+	// never removed.
+	reposMu sync.Mutex
+	repos   []string
+	walking int             // walks in progress before repos is kept
+	noted   map[string]bool // repositories written during them
 }
 
 var (
@@ -211,6 +219,7 @@ func (f *FS) LinkBlob(ctx context.Context, repo string, dgst digest.Digest) erro
 	if err := atomicfile.WriteFile(lp, nil, 0o644); err != nil {
 		return fmt.Errorf("registry storage: %w", err)
 	}
+	f.noteRepo(repo)
 	return nil
 }
 
@@ -296,6 +305,7 @@ func (f *FS) PutManifest(ctx context.Context, repo string, m Manifest) error {
 		return fmt.Errorf("registry storage: %w", err)
 	}
 	f.cache.setLink(repo, dgst, manifestLink{MediaType: m.Descriptor.MediaType, Size: int64(len(m.Raw)), Subject: m.Subject}, 0)
+	f.noteRepo(repo)
 	return nil
 }
 
@@ -449,6 +459,7 @@ func (f *FS) Tag(ctx context.Context, repo, tag string, dgst digest.Digest) erro
 		return fmt.Errorf("registry storage: %w", err)
 	}
 	f.cache.setTag(repo, tag, dgst, 0)
+	f.noteRepo(repo)
 	return nil
 }
 
@@ -522,8 +533,57 @@ func (f *FS) Referrers(ctx context.Context, repo string, subject digest.Digest) 
 	return out, nil
 }
 
-// Repositories lists the repositories: the directories under repos/ that hold links.
+// noteRepo adds repo to the list of repositories, if it is kept.
+func (f *FS) noteRepo(repo string) {
+	f.reposMu.Lock()
+	defer f.reposMu.Unlock()
+	if f.repos == nil {
+		if f.walking > 0 {
+			f.noted[repo] = true
+		}
+		return
+	}
+	if i, found := slices.BinarySearch(f.repos, repo); !found {
+		f.repos = slices.Insert(f.repos, i, repo)
+	}
+}
+
+// Repositories lists the repositories: the directories under repos/ that hold links. The
+// first call walks them; later ones read the list the writes keep.
 func (f *FS) Repositories(ctx context.Context) ([]string, error) {
+	f.reposMu.Lock()
+	if f.repos != nil {
+		out := slices.Clone(f.repos)
+		f.reposMu.Unlock()
+		return out, nil
+	}
+	if f.walking == 0 {
+		f.noted = map[string]bool{}
+	}
+	f.walking++
+	f.reposMu.Unlock()
+	out, err := f.walkRepositories(ctx)
+	f.reposMu.Lock()
+	defer f.reposMu.Unlock()
+	f.walking--
+	if err != nil {
+		return nil, err
+	}
+	if f.repos == nil {
+		// What was written during the walk, which it may have missed.
+		for r := range f.noted {
+			if i, found := slices.BinarySearch(out, r); !found {
+				out = slices.Insert(out, i, r)
+			}
+		}
+		f.repos = slices.Clone(out)
+		f.noted = nil
+	}
+	return out, nil
+}
+
+// walkRepositories walks repos/ for the repositories.
+func (f *FS) walkRepositories(ctx context.Context) ([]string, error) {
 	base := filepath.Join(f.root, "repos")
 	var out []string
 	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
