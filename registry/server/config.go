@@ -29,6 +29,7 @@ import (
 //	maxUploads: {perRepository: 100, total: 10000}
 //	users: {ci: secret}          # basic auth; none means no authentication
 //	tls: {cert: hub.crt, key: hub.key}
+//	mirror: {upstream: https://registry.example.com, username: u, password: p, ttl: 5m}
 //	gc: {interval: 1h, grace: 1h, uploadTTL: 24h, deleteUntagged: false}
 //	notifications:
 //	  - url: https://ci.example/hooks/registry
@@ -66,6 +67,8 @@ type Config struct {
 	} `yaml:"maxUploads"`
 	// GC runs a collection (package gc) every Interval, if it is not 0.
 	GC GCConfig `yaml:"gc"`
+	// Mirror makes the registry a pull-through cache of an upstream, if Upstream is set.
+	Mirror MirrorConfig `yaml:"mirror"`
 	// Notifications are the webhook endpoints that hear of pushes, pulls and deletes.
 	Notifications []Endpoint `yaml:"notifications"`
 }
@@ -140,6 +143,13 @@ func (c Config) Validate() error {
 	if c.GC.Interval < 0 || c.GC.Grace < 0 || c.GC.UploadTTL < 0 {
 		return fmt.Errorf("%w: config: gc: negative interval, grace or uploadTTL", ErrInvalidOption)
 	}
+	if c.Mirror.Upstream != "" {
+		m, err := NewMirror(c.Mirror)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		m.Close()
+	}
 	if len(c.Notifications) > 0 {
 		n, err := NewNotifier(c.Notifications)
 		if err != nil {
@@ -202,6 +212,14 @@ func ListenAndServe(ctx context.Context, c Config, ready func(addr net.Addr), op
 			n.Close(sctx)
 		}()
 		opts = append(opts, WithEvents(n.Send))
+	}
+	if c.Mirror.Upstream != "" {
+		m, err := NewMirror(c.Mirror)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		opts = append(opts, WithMirror(m))
 	}
 	if c.GC.Interval > 0 {
 		fence := gc.NewFence()

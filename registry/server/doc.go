@@ -64,6 +64,7 @@
 //   - [WithMaxUploads] bounds the upload sessions open per repository and in all (429).
 //   - [WithFence] with package gc: collections run online, beside pushes; [Config]'s gc
 //     runs them periodically.
+//   - [WithMirror]: a pull-through cache of an upstream registry ([NewMirror]).
 //   - [NewNotifier]: webhooks of the events, queued, batched and retried ([Endpoint]).
 //   - [WithMaxBlobSize] cancels an upload that grows past a size, before the disk fills.
 //   - [WithAutomaticMount](false) stops mounts without a source, which let anyone who knows

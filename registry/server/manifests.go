@@ -52,6 +52,16 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 	if err != nil {
 		return err
 	}
+	if s.mirror != nil {
+		if tag != "" {
+			err = s.mirrorTag(r.Context(), repo, tag)
+		} else {
+			err = s.mirrorManifestDigest(r.Context(), repo, dgst)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if tag != "" {
 		if dgst, err = s.store.ResolveTag(r.Context(), repo, tag); err != nil {
 			return err

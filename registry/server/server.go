@@ -32,6 +32,7 @@ type Server struct {
 	sparse          bool
 	fence           *gc.Fence
 	sessions        *sessions
+	mirror          *Mirror
 	now             func() time.Time
 }
 
@@ -218,6 +219,9 @@ func New(store storage.Store, opts ...Option) (*Server, error) {
 		}
 	}
 	s := o.s
+	if s.mirror != nil {
+		s.sparse = true
+	}
 	if o.rateLimit > 0 {
 		s.limits = &limiters{limit: o.rateLimit, burst: o.burst, key: o.rateKey, now: s.now, max: o.rateClients, clients: map[string]*list.Element{}}
 	}
@@ -292,6 +296,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, newError(http.StatusBadRequest, codeNameInvalid, "%v", err))
 			return
 		}
+	}
+	if s.mirror != nil && s.mirror.refusesWrite() && isWrite(r) {
+		writeError(w, r, mirrorWriteRefused(r))
+		return
 	}
 	if err := s.serve(w, r, rt); err != nil {
 		writeError(w, r, err)
