@@ -75,7 +75,8 @@
 //
 // # Goroutines
 //
-// Server starts none; it serves each request on the goroutine that calls ServeHTTP.
-// ListenAndServe runs an http.Server until its context is done, and returns once it has
-// shut down.
+// Server starts none; it serves each request on the goroutine that calls ServeHTTP (a
+// Mirror fetches from its upstream on it too). A Notifier runs a goroutine per endpoint
+// until Close. ListenAndServe runs an http.Server, and the Config's collections
+// (gc.Run) and notifier, until its context is done, and returns once all have stopped.
 package server

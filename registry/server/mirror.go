@@ -128,6 +128,9 @@ func (m *Mirror) once(ctx context.Context, key string, fetch func() error) error
 	return f.err
 }
 
+// maxChecked bounds the tags whose last check a Mirror remembers.
+const maxChecked = 100_000
+
 // refusesWrite reports whether the mirror refuses pushes and deletes.
 func (m *Mirror) refusesWrite() bool { return !m.allowPush }
 
@@ -172,6 +175,9 @@ func (s *Server) mirrorTag(ctx context.Context, repo, tag string) error {
 			}
 		}
 		m.mu.Lock()
+		if len(m.checked) >= maxChecked {
+			clear(m.checked) // all asked again once: cheaper than an LRU, and rare
+		}
 		m.checked[repo+":"+tag] = m.now()
 		m.mu.Unlock()
 		return nil

@@ -199,7 +199,10 @@ func (f *FS) writeBlob(dgst digest.Digest, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(p, data, 0o644)
+	if err := atomicfile.WriteFile(p, data, 0o644); err != nil {
+		return err
+	}
+	return f.touch(p) // by the store's clock
 }
 
 // LinkBlob links a stored blob into repo.
