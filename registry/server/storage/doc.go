@@ -34,8 +34,9 @@
 // ".", so a repository cannot reach into the store's own directories.
 //
 // FS keeps the tags, manifest links and manifests it reads or writes in memory (64 MiB of
-// manifests at most), so that a manifest GET of a hot image reads no file; this is why one
-// process only may use a root. A manifest read from disk is verified against its digest.
+// manifests at most), so that a manifest GET of a hot image reads no file, and, after the
+// first Repositories walks repos/, the list of repositories, which the writes keep; this is
+// why one process only may use a root. A manifest read from disk is verified against its digest.
 //
 // # Garbage collection
 //
