@@ -2,9 +2,11 @@
 //
 //	go run ./examples/hub --addr 127.0.0.1:5000 --root /tmp/hub
 //	go run ./examples/hub --config hub.yaml
+//	go run ./examples/hub --root /tmp/mirror --mirror https://registry.example.com --gc-interval 1h
 //
-// The configuration file is a registry/server.Config in YAML; --addr and --root override
-// its fields. It stops on SIGINT or SIGTERM, letting requests in flight finish.
+// The configuration file is a registry/server.Config in YAML; --addr, --root, --mirror
+// (a pull-through cache of an upstream) and --gc-interval (online garbage collection, with
+// the default grace of an hour) override its fields. It stops on SIGINT or SIGTERM, letting requests in flight finish.
 package main
 
 import (
@@ -32,6 +34,8 @@ func run(args []string) error {
 	configFile := fs.String("config", "", "a registry/server.Config file (YAML)")
 	addr := fs.String("addr", "", "address to listen on (default 127.0.0.1:5000)")
 	root := fs.String("root", "", "directory of the store")
+	mirror := fs.String("mirror", "", "upstream registry URL: serve as its pull-through cache")
+	gcInterval := fs.Duration("gc-interval", 0, "run a garbage collection this often (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,6 +51,12 @@ func run(args []string) error {
 	}
 	if *root != "" {
 		cfg.Root = *root
+	}
+	if *mirror != "" {
+		cfg.Mirror.Upstream = *mirror
+	}
+	if *gcInterval != 0 {
+		cfg.GC.Interval = *gcInterval
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

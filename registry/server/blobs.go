@@ -40,6 +40,11 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, repo, ref str
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
+	if s.mirror != nil {
+		if err := s.mirrorBlob(r.Context(), repo, dgst); err != nil {
+			return err
+		}
+	}
 	linked, err := s.store.BlobLinked(r.Context(), repo, dgst)
 	if err == nil && !linked {
 		// A manifest is content of its repository too, as Distribution serves it.

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v4"
 
+	"github.com/opendao/dao/registry/server/gc"
 	"github.com/opendao/dao/registry/server/storage"
 )
 
@@ -23,8 +26,16 @@ import (
 //	maxManifestSize: 4194304
 //	maxBlobSize: 10737418240       # 10 GiB
 //	rateLimit: {perSecond: 100, burst: 200}
+//	maxUploads: {perRepository: 100, total: 10000}
 //	users: {ci: secret}          # basic auth; none means no authentication
 //	tls: {cert: hub.crt, key: hub.key}
+//	mirror: {upstream: https://registry.example.com, username: u, password: p, ttl: 5m}
+//	gc: {interval: 1h, grace: 1h, uploadTTL: 24h, deleteUntagged: false}
+//	notifications:
+//	  - url: https://ci.example/hooks/registry
+//	    events: [push, delete]
+//	    headers: {Authorization: Bearer secret}
+//	    timeout: 5s
 type Config struct {
 	// Addr is the address to listen on; "127.0.0.1:5000" if empty.
 	Addr string `yaml:"addr"`
@@ -49,6 +60,41 @@ type Config struct {
 	} `yaml:"tls"`
 	// AutomaticMount: see WithAutomaticMount; true if absent.
 	AutomaticMount *bool `yaml:"automaticMount"`
+	// MaxUploads bounds the open upload sessions (WithMaxUploads); none if both are 0.
+	MaxUploads struct {
+		PerRepository int `yaml:"perRepository"`
+		Total         int `yaml:"total"`
+	} `yaml:"maxUploads"`
+	// GC runs a collection (package gc) every Interval, if it is not 0.
+	GC GCConfig `yaml:"gc"`
+	// Mirror makes the registry a pull-through cache of an upstream, if Upstream is set.
+	Mirror MirrorConfig `yaml:"mirror"`
+	// Notifications are the webhook endpoints that hear of pushes, pulls and deletes.
+	Notifications []Endpoint `yaml:"notifications"`
+}
+
+// GCConfig is the online garbage collection of a Config; see package gc.
+type GCConfig struct {
+	// Interval is the time between collections; 0 means none.
+	Interval time.Duration `yaml:"interval"`
+	// Grace is how long unreferenced content is kept; 1 hour if 0.
+	Grace time.Duration `yaml:"grace"`
+	// UploadTTL is how long an upload session may stay open; 24 hours if 0.
+	UploadTTL time.Duration `yaml:"uploadTTL"`
+	// DeleteUntagged unlinks untagged manifests (gc.WithDeleteUntagged).
+	DeleteUntagged bool `yaml:"deleteUntagged"`
+}
+
+// options returns the gc options it says.
+func (g GCConfig) options() []gc.Option {
+	var opts []gc.Option
+	if g.Grace > 0 {
+		opts = append(opts, gc.WithGrace(g.Grace))
+	}
+	if g.UploadTTL > 0 {
+		opts = append(opts, gc.WithUploadTTL(g.UploadTTL))
+	}
+	return append(opts, gc.WithDeleteUntagged(g.DeleteUntagged))
 }
 
 // maxConfigSize bounds a configuration file.
@@ -91,6 +137,26 @@ func (c Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		return fmt.Errorf("%w: config: tls needs both cert and key", ErrInvalidOption)
 	}
+	if c.MaxUploads.PerRepository < 0 || c.MaxUploads.Total < 0 {
+		return fmt.Errorf("%w: config: maxUploads: negative", ErrInvalidOption)
+	}
+	if c.GC.Interval < 0 || c.GC.Grace < 0 || c.GC.UploadTTL < 0 {
+		return fmt.Errorf("%w: config: gc: negative interval, grace or uploadTTL", ErrInvalidOption)
+	}
+	if c.Mirror.Upstream != "" {
+		m, err := NewMirror(c.Mirror)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		m.Close()
+	}
+	if len(c.Notifications) > 0 {
+		n, err := NewNotifier(c.Notifications)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		n.Close(context.Background())
+	}
 	return nil
 }
 
@@ -111,6 +177,9 @@ func (c Config) Options(opts ...Option) []Option {
 	if c.AutomaticMount != nil {
 		opts = append(opts, WithAutomaticMount(*c.AutomaticMount))
 	}
+	if c.MaxUploads.PerRepository > 0 || c.MaxUploads.Total > 0 {
+		opts = append(opts, WithMaxUploads(c.MaxUploads.PerRepository, c.MaxUploads.Total))
+	}
 	return opts
 }
 
@@ -125,6 +194,49 @@ func ListenAndServe(ctx context.Context, c Config, ready func(addr net.Addr), op
 	st, err := storage.OpenFS(c.Root)
 	if err != nil {
 		return err
+	}
+	var bg sync.WaitGroup
+	bgCtx, stopBG := context.WithCancel(ctx)
+	defer func() {
+		stopBG()
+		bg.Wait()
+	}()
+	if len(c.Notifications) > 0 {
+		n, err := NewNotifier(c.Notifications)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			n.Close(sctx)
+		}()
+		opts = append(opts, WithEvents(n.Send))
+	}
+	if c.Mirror.Upstream != "" {
+		m, err := NewMirror(c.Mirror)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		opts = append(opts, WithMirror(m))
+	}
+	if c.GC.Interval > 0 {
+		fence := gc.NewFence()
+		opts = append(opts, WithFence(fence))
+		gcOpts := append(c.GC.options(), gc.WithFence(fence))
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			gc.Run(bgCtx, st, c.GC.Interval, func(rep gc.Report, err error) {
+				if err != nil {
+					slog.Warn("registry gc failed", "err", err)
+					return
+				}
+				slog.Info("registry gc", "blobsDeleted", rep.BlobsDeleted, "bytesFreed", rep.BytesFreed,
+					"untaggedDeleted", len(rep.UntaggedDeleted), "uploadsCancelled", rep.UploadsCancelled, "took", rep.Duration)
+			}, gcOpts...)
+		}()
 	}
 	srv, err := New(st, c.Options(opts...)...)
 	if err != nil {

@@ -60,6 +60,12 @@
 //   - [WithEvents]: an [EventFunc] hears of every push, pull and delete.
 //   - [WithRateLimit] and [WithRateLimitKey]: a token bucket per client
 //     (golang.org/x/time/rate); past it, 429 TOOMANYREQUESTS with Retry-After.
+//   - [WithRateLimitClients] bounds the table of buckets (least recently seen forgotten).
+//   - [WithMaxUploads] bounds the upload sessions open per repository and in all (429).
+//   - [WithFence] with package gc: collections run online, beside pushes; [Config]'s gc
+//     runs them periodically.
+//   - [WithMirror]: a pull-through cache of an upstream registry ([NewMirror]).
+//   - [NewNotifier]: webhooks of the events, queued, batched and retried ([Endpoint]).
 //   - [WithMaxBlobSize] cancels an upload that grows past a size, before the disk fills.
 //   - [WithAutomaticMount](false) stops mounts without a source, which let anyone who knows
 //     a digest read it from any repository; a multi-tenant server wants it off.
@@ -69,7 +75,8 @@
 //
 // # Goroutines
 //
-// Server starts none; it serves each request on the goroutine that calls ServeHTTP.
-// ListenAndServe runs an http.Server until its context is done, and returns once it has
-// shut down.
+// Server starts none; it serves each request on the goroutine that calls ServeHTTP (a
+// Mirror fetches from its upstream on it too). A Notifier runs a goroutine per endpoint
+// until Close. ListenAndServe runs an http.Server, and the Config's collections
+// (gc.Run) and notifier, until its context is done, and returns once all have stopped.
 package server

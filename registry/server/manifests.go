@@ -52,6 +52,16 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 	if err != nil {
 		return err
 	}
+	if s.mirror != nil {
+		if tag != "" {
+			err = s.mirrorTag(r.Context(), repo, tag)
+		} else {
+			err = s.mirrorManifestDigest(r.Context(), repo, dgst)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if tag != "" {
 		if dgst, err = s.store.ResolveTag(r.Context(), repo, tag); err != nil {
 			return err
@@ -122,6 +132,11 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 		return newError(http.StatusBadRequest, codeManifestInvalid, "%v", err)
 	}
 	desc := ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: dgst, Size: int64(len(raw))}
+	if s.fence != nil {
+		// From the check of the references to the tags: see package gc.
+		leave := s.fence.Enter(repo)
+		defer leave()
+	}
 	if err := s.checkReferences(r, repo, m); err != nil {
 		return err
 	}

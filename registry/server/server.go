@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/opendao/dao/registry/oci"
+	"github.com/opendao/dao/registry/server/gc"
 	"github.com/opendao/dao/registry/server/storage"
 )
 
@@ -28,6 +30,9 @@ type Server struct {
 	maxBlobSize     int64
 	automaticMount  bool
 	sparse          bool
+	fence           *gc.Fence
+	sessions        *sessions
+	mirror          *Mirror
 	now             func() time.Time
 }
 
@@ -38,6 +43,8 @@ type options struct {
 	rateLimit rate.Limit
 	burst     int
 	rateKey   func(*http.Request) string
+	// rateClients bounds the rate limit's table.
+	rateClients int
 }
 
 // Option configures New. Each rejects a value it does not take with an error matching
@@ -168,6 +175,20 @@ func WithSparse(on bool) Option {
 	}
 }
 
+// WithFence makes each manifest put enter f while it checks what the manifest references
+// and stores it, so that a collection given the same Fence (gc.WithFence) never deletes
+// what a put in progress has checked, however long the put takes; see package gc. The
+// default is none.
+func WithFence(f *gc.Fence) Option {
+	return func(o *options) error {
+		if f == nil {
+			return fmt.Errorf("%w: WithFence: nil fence", ErrInvalidOption)
+		}
+		o.s.fence = f
+		return nil
+	}
+}
+
 // WithClock makes the server read the time from now, for events and the rate limit. The
 // default is time.Now.
 func WithClock(now func() time.Time) Option {
@@ -191,15 +212,18 @@ func New(store storage.Store, opts ...Option) (*Server, error) {
 		maxManifestSize: oci.MaxManifestSize,
 		automaticMount:  true,
 		now:             time.Now,
-	}, rateKey: RemoteIP}
+	}, rateKey: RemoteIP, rateClients: defaultRateClients}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
 	s := o.s
+	if s.mirror != nil {
+		s.sparse = true
+	}
 	if o.rateLimit > 0 {
-		s.limits = &limiters{limit: o.rateLimit, burst: o.burst, key: o.rateKey, now: s.now, clients: map[string]*client{}}
+		s.limits = &limiters{limit: o.rateLimit, burst: o.burst, key: o.rateKey, now: s.now, max: o.rateClients, clients: map[string]*list.Element{}}
 	}
 	return &s, nil
 }
@@ -272,6 +296,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, newError(http.StatusBadRequest, codeNameInvalid, "%v", err))
 			return
 		}
+	}
+	if s.mirror != nil && s.mirror.refusesWrite() && isWrite(r) {
+		writeError(w, r, mirrorWriteRefused(r))
+		return
 	}
 	if err := s.serve(w, r, rt); err != nil {
 		writeError(w, r, err)

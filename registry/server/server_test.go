@@ -491,3 +491,33 @@ func TestMaxBlobSize(t *testing.T) {
 	h.do("GET", loc, nil).want(t, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 	h.pushBlob("app", data[:100])
 }
+
+func TestLoadConfigGCAndNotifications(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "hub.yaml")
+	os.WriteFile(p, []byte(`root: `+dir+`
+gc: {interval: 30m, grace: 2h, uploadTTL: 12h, deleteUntagged: true}
+notifications:
+  - url: http://127.0.0.1:9/hook
+    events: [push, delete]
+    headers: {Authorization: Bearer x}
+    timeout: 3s
+`), 0o644)
+	c, err := server.LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GC.Interval != 30*time.Minute || c.GC.Grace != 2*time.Hour || c.GC.UploadTTL != 12*time.Hour || !c.GC.DeleteUntagged {
+		t.Errorf("gc %+v", c.GC)
+	}
+	if len(c.Notifications) != 1 || c.Notifications[0].Timeout != 3*time.Second || c.Notifications[0].Headers["Authorization"] != "Bearer x" {
+		t.Errorf("notifications %+v", c.Notifications)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+	c.Notifications[0].Events = []string{"pushed"}
+	if err := c.Validate(); err == nil {
+		t.Error("event pushed validated")
+	}
+}

@@ -32,7 +32,7 @@ func (s *Server) serveStartUpload(w http.ResponseWriter, r *http.Request, repo s
 			return err
 		}
 	}
-	up, err := s.store.NewUpload(r.Context(), repo)
+	up, err := s.newUpload(r.Context(), repo)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (s *Server) mount(w http.ResponseWriter, r *http.Request, repo, mount, from
 		}
 		// Deleted meanwhile: fall back to an upload.
 	}
-	up, err := s.store.NewUpload(r.Context(), repo)
+	up, err := s.newUpload(r.Context(), repo)
 	if err != nil {
 		return err
 	}
@@ -126,6 +126,7 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, repo, id st
 		if err := up.Cancel(r.Context()); err != nil {
 			return err
 		}
+		s.ended(id)
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -233,6 +234,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, repo string, up 
 		}
 		return err
 	}
+	s.ended(up.ID())
 	if err := s.store.LinkBlob(r.Context(), repo, dgst); err != nil {
 		return err
 	}

@@ -3,6 +3,14 @@
 // its own and with its storage in a new temporary directory:
 //
 //	go run ./internal/bench/hub [-blobs 8] [-blob-mib 16] [-clients 50] [-duration 5s] [-runs 3]
+//	                            [-layers 8] [-layer-mb 25] [-big-mb 200]
+//
+// Images: the pull benchmark's two images (internal/bench/pull: -layers layers of about
+// -layer-mb MB compressed, and one layer of about -big-mb MB, files about half
+// compressible, gzip by Dao's image builder) are pushed with Dao's client (registry/remote:
+// blobs at once, then the manifest) to a new repository of each run and pulled back (the
+// manifest, then every blob at once, verified as read); rates are compressed MB (10^6
+// bytes) over the wall time. -layers 0 skips them.
 //
 // Blob push: -blobs blobs of -blob-mib MiB of random bytes are pushed at once, each as a
 // POST that opens a session and a PUT ?digest= with the whole body (as docker and
@@ -38,6 +46,7 @@ import (
 
 	"github.com/opendao/dao/internal/bench/benchutil"
 	"github.com/opendao/dao/internal/daemon"
+	"github.com/opendao/dao/registry/remote"
 	"github.com/opendao/dao/registry/server"
 )
 
@@ -48,6 +57,9 @@ func main() {
 	clients := flag.Int("clients", 50, "concurrent clients of the manifest GETs")
 	duration := flag.Duration("duration", 5*time.Second, "how long the manifest GETs run")
 	runs := flag.Int("runs", 3, "runs; medians are printed")
+	layers := flag.Int("layers", 8, "layers of the layered image; 0 skips the images")
+	layerMB := flag.Int("layer-mb", 25, "compressed size of each of its layers, in MB")
+	bigMB := flag.Int("big-mb", 200, "compressed size of the single-layer image, in MB")
 	flag.Parse()
 	if *serve != "" {
 		if err := child(*serve); err != nil {
@@ -56,7 +68,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*blobs, *blobMiB<<20, *clients, *duration, *runs); err != nil {
+	if err := run(*blobs, *blobMiB<<20, *clients, *duration, *runs, *layers, *layerMB, *bigMB); err != nil {
 		fmt.Fprintln(os.Stderr, "bench hub:", err)
 		os.Exit(1)
 	}
@@ -113,7 +125,9 @@ func startHub() (string, func(), error) {
 }
 
 type result struct {
-	push, pull   float64 // MiB/s
+	push, pull   float64   // MiB/s
+	imgPush      []float64 // MB/s, per image
+	imgPull      []float64
 	rate         float64 // manifest GETs/s
 	p50, p99     time.Duration
 	getsMeasured int
@@ -121,7 +135,7 @@ type result struct {
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 0, DisableCompression: true}}
 
-func run(nblobs, size, clients int, dur time.Duration, runs int) error {
+func run(nblobs, size, clients int, dur time.Duration, runs, layers, layerMB, bigMB int) error {
 	reg, err := daemon.StartRegistry()
 	if err != nil {
 		return err
@@ -137,6 +151,27 @@ func run(nblobs, size, clients int, dur time.Duration, runs int) error {
 		data[i] = make([]byte, size)
 		rand.Read(data[i])
 	}
+	var imgs []*benchImage
+	if layers > 0 {
+		fmt.Println("building the images...")
+		ctx := context.Background()
+		multi, err := buildImage(ctx, fmt.Sprintf("%d layers", layers), 1, layers, layerMB)
+		if err != nil {
+			return err
+		}
+		defer multi.close()
+		single, err := buildImage(ctx, "1 layer", 100, 1, bigMB)
+		if err != nil {
+			return err
+		}
+		defer single.close()
+		imgs = []*benchImage{multi, single}
+	}
+	rc, err := remote.NewClient(remote.WithHosts(map[string]remote.HostConfig{hubAddr: {PlainHTTP: true}, reg.Addr: {PlainHTTP: true}}))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
 	targets := []struct{ name, addr string }{{"dao hub", hubAddr}, {"docker-registry 2.8", reg.Addr}}
 	results := map[string][]result{}
 	for r := 0; r < runs; r++ {
@@ -148,6 +183,15 @@ func run(nblobs, size, clients int, dur time.Duration, runs int) error {
 			res, err := measure(tg.addr, fmt.Sprintf("bench/run%d", r), data, clients, dur)
 			if err != nil {
 				return fmt.Errorf("%s: %w", tg.name, err)
+			}
+			for i, img := range imgs {
+				repo := fmt.Sprintf("%s/bench/image%d-run%d", tg.addr, i, r)
+				push, pull, err := imageRates(context.Background(), rc, repo+":1", repo, img)
+				if err != nil {
+					return fmt.Errorf("%s: image %q: %w", tg.name, img.name, err)
+				}
+				res.imgPush = append(res.imgPush, push)
+				res.imgPull = append(res.imgPull, pull)
 			}
 			results[tg.name] = append(results[tg.name], res)
 		}
@@ -172,6 +216,33 @@ func run(nblobs, size, clients int, dur time.Duration, runs int) error {
 		fmt.Printf("%-22s %12.0f %12.0f %14.0f %10s %10s\n", tg.name,
 			med(func(r result) float64 { return r.push }), med(func(r result) float64 { return r.pull }),
 			med(func(r result) float64 { return r.rate }), benchutil.Ms(benchutil.Median(p50)), benchutil.Ms(benchutil.Median(p99)))
+	}
+	if len(imgs) == 0 {
+		return nil
+	}
+	fmt.Printf("\nimages pushed and pulled with Dao's client, compressed MB/s, medians of %d runs\n", runs)
+	fmt.Printf("%-22s", "registry")
+	for _, img := range imgs {
+		fmt.Printf(" %14s %14s", fmt.Sprintf("%s push", img.name), fmt.Sprintf("%s pull", img.name))
+	}
+	fmt.Println()
+	for _, tg := range targets {
+		rs := results[tg.name]
+		fmt.Printf("%-22s", tg.name)
+		for i := range imgs {
+			push := make([]float64, len(rs))
+			pull := make([]float64, len(rs))
+			for j, r := range rs {
+				push[j], pull[j] = r.imgPush[i], r.imgPull[i]
+			}
+			slices.Sort(push)
+			slices.Sort(pull)
+			fmt.Printf(" %14.0f %14.0f", push[len(push)/2], pull[len(pull)/2])
+		}
+		fmt.Println()
+	}
+	for _, img := range imgs {
+		fmt.Printf("image %q: %d layers, %.1f MB compressed\n", img.name, len(img.layers), float64(img.compressed)/1e6)
 	}
 	return nil
 }

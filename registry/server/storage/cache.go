@@ -124,3 +124,13 @@ func (c *cache) setManifest(d digest.Digest, raw []byte) {
 	c.content[d] = raw
 	c.bytes += len(raw)
 }
+
+// dropManifest forgets a manifest's content, deleted by a collector.
+func (c *cache) dropManifest(d digest.Digest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.content[d]; ok {
+		delete(c.content, d)
+		c.bytes -= len(b)
+	}
+}

@@ -34,8 +34,9 @@
 // ".", so a repository cannot reach into the store's own directories.
 //
 // FS keeps the tags, manifest links and manifests it reads or writes in memory (64 MiB of
-// manifests at most), so that a manifest GET of a hot image reads no file; this is why one
-// process only may use a root. A manifest read from disk is verified against its digest.
+// manifests at most), so that a manifest GET of a hot image reads no file, and, after the
+// first Repositories walks repos/, the list of repositories, which the writes keep; this is
+// why one process only may use a root. A manifest read from disk is verified against its digest.
 //
 // # Garbage collection
 //
@@ -45,18 +46,22 @@
 //
 //  1. Note the time T at which the collection starts.
 //  2. Mark: for every repository (Repositories), every manifest it links (Manifests) and every
-//     blob those manifests reference, and every blob linked into a repository whose own
-//     link is still wanted, are live.
+//     blob those manifests reference are live. A blob linked into a repository that no
+//     manifest references is not: its link dangles once it is deleted, and BlobLinked
+//     reports false.
 //  3. Sweep: WalkBlobs lists every stored blob with the time it was last referenced (written,
 //     committed, linked, or checked by a manifest put). A blob that is not live and was last
 //     referenced before T minus a grace period is deleted with DeleteBlob(dgst, before),
 //     which deletes it only if it was still not referenced since: a push that linked it
-//     during the sweep wins. WalkUploads lists the sessions with their start times, so that
-//     sessions abandoned longer than a limit are cancelled.
+//     during the sweep wins (FS serialises the two per blob). WalkUploads lists the
+//     sessions with their start times, so that sessions abandoned longer than a limit are
+//     cancelled.
 //
 // A push in progress never loses a blob: uploads live under uploads/ until committed, a
 // commit and a link refresh the blob's reference time, and a manifest put refreshes the
 // time of every blob it checks before it links the manifest, so that a sweep that started
 // before sees it as recent. The grace period must be longer than the longest time between a
 // blob's commit and the put of the manifest that references it.
+//
+// Package [github.com/opendao/dao/registry/server/gc] is this collector.
 package storage

@@ -32,6 +32,18 @@ type FS struct {
 	uploads map[string]*sync.Mutex // one per upload session in use, serialising its calls
 
 	cache *cache
+
+	// blobLocks serialise, per blob (by its digest's first byte), what refreshes a blob's
+	// reference time or stores it with DeleteBlob's compare-and-delete.
+	blobLocks [256]sync.Mutex
+
+	// repos is the sorted list of repositories once Repositories walked them (nil
+	// before), kept up to date by the writes that create a repository: repositories are
+	// never removed.
+	reposMu sync.Mutex
+	repos   []string
+	walking int             // walks in progress before repos is kept
+	noted   map[string]bool // repositories written during them
 }
 
 var (
@@ -112,6 +124,35 @@ func (f *FS) touch(path string) error {
 	return os.Chtimes(path, now, now)
 }
 
+// lockBlob takes the lock of blob dgst against DeleteBlob, and returns its unlock.
+func (f *FS) lockBlob(dgst digest.Digest) func() {
+	hex := dgst.Encoded()
+	var b byte
+	if len(hex) >= 2 {
+		b = hexByte(hex[0])<<4 | hexByte(hex[1])
+	}
+	l := &f.blobLocks[b]
+	l.Lock()
+	return l.Unlock
+}
+
+func hexByte(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 0
+}
+
+// touchBlob records that the stored blob dgst was referenced now; an error matching
+// fs.ErrNotExist if it is not stored.
+func (f *FS) touchBlob(dgst digest.Digest) error {
+	defer f.lockBlob(dgst)()
+	return f.touch(f.blobPath(dgst))
+}
+
 // StatBlob returns the size of a stored blob.
 func (f *FS) StatBlob(ctx context.Context, dgst digest.Digest) (int64, error) {
 	if err := checkDigest(dgst); err != nil {
@@ -150,14 +191,18 @@ func (f *FS) OpenBlob(ctx context.Context, dgst digest.Digest) (io.ReadSeekClose
 // writeBlob stores data as the blob dgst, which it is, unless it is stored already; either
 // way the blob counts as referenced now.
 func (f *FS) writeBlob(dgst digest.Digest, data []byte) error {
+	defer f.lockBlob(dgst)()
 	p := f.blobPath(dgst)
-	if _, err := os.Stat(p); err == nil {
-		return f.touch(p)
+	if err := f.touch(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err // stored already (or an error): a collector sees it referenced now
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(p, data, 0o644)
+	if err := atomicfile.WriteFile(p, data, 0o644); err != nil {
+		return err
+	}
+	return f.touch(p) // by the store's clock
 }
 
 // LinkBlob links a stored blob into repo.
@@ -165,8 +210,7 @@ func (f *FS) LinkBlob(ctx context.Context, repo string, dgst digest.Digest) erro
 	if err := checkDigest(dgst); err != nil {
 		return err
 	}
-	bp := f.blobPath(dgst)
-	if err := f.touch(bp); errors.Is(err, fs.ErrNotExist) {
+	if err := f.touchBlob(dgst); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s", ErrBlobUnknown, dgst)
 	} else if err != nil {
 		return fmt.Errorf("registry storage: %w", err)
@@ -178,6 +222,7 @@ func (f *FS) LinkBlob(ctx context.Context, repo string, dgst digest.Digest) erro
 	if err := atomicfile.WriteFile(lp, nil, 0o644); err != nil {
 		return fmt.Errorf("registry storage: %w", err)
 	}
+	f.noteRepo(repo)
 	return nil
 }
 
@@ -192,7 +237,7 @@ func (f *FS) BlobLinked(ctx context.Context, repo string, dgst digest.Digest) (b
 		}
 		return false, fmt.Errorf("registry storage: %w", err)
 	}
-	if err := f.touch(f.blobPath(dgst)); err != nil {
+	if err := f.touchBlob(dgst); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
 		}
@@ -263,6 +308,7 @@ func (f *FS) PutManifest(ctx context.Context, repo string, m Manifest) error {
 		return fmt.Errorf("registry storage: %w", err)
 	}
 	f.cache.setLink(repo, dgst, manifestLink{MediaType: m.Descriptor.MediaType, Size: int64(len(m.Raw)), Subject: m.Subject}, 0)
+	f.noteRepo(repo)
 	return nil
 }
 
@@ -329,7 +375,7 @@ func (f *FS) ManifestLinked(ctx context.Context, repo string, dgst digest.Digest
 		}
 		return false, err
 	}
-	if err := f.touch(f.blobPath(dgst)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := f.touchBlob(dgst); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("registry storage: %w", err)
 	}
 	return true, nil
@@ -416,6 +462,7 @@ func (f *FS) Tag(ctx context.Context, repo, tag string, dgst digest.Digest) erro
 		return fmt.Errorf("registry storage: %w", err)
 	}
 	f.cache.setTag(repo, tag, dgst, 0)
+	f.noteRepo(repo)
 	return nil
 }
 
@@ -489,8 +536,57 @@ func (f *FS) Referrers(ctx context.Context, repo string, subject digest.Digest) 
 	return out, nil
 }
 
-// Repositories lists the repositories: the directories under repos/ that hold links.
+// noteRepo adds repo to the list of repositories, if it is kept.
+func (f *FS) noteRepo(repo string) {
+	f.reposMu.Lock()
+	defer f.reposMu.Unlock()
+	if f.repos == nil {
+		if f.walking > 0 {
+			f.noted[repo] = true
+		}
+		return
+	}
+	if i, found := slices.BinarySearch(f.repos, repo); !found {
+		f.repos = slices.Insert(f.repos, i, repo)
+	}
+}
+
+// Repositories lists the repositories: the directories under repos/ that hold links. The
+// first call walks them; later ones read the list the writes keep.
 func (f *FS) Repositories(ctx context.Context) ([]string, error) {
+	f.reposMu.Lock()
+	if f.repos != nil {
+		out := slices.Clone(f.repos)
+		f.reposMu.Unlock()
+		return out, nil
+	}
+	if f.walking == 0 {
+		f.noted = map[string]bool{}
+	}
+	f.walking++
+	f.reposMu.Unlock()
+	out, err := f.walkRepositories(ctx)
+	f.reposMu.Lock()
+	defer f.reposMu.Unlock()
+	f.walking--
+	if err != nil {
+		return nil, err
+	}
+	if f.repos == nil {
+		// What was written during the walk, which it may have missed.
+		for r := range f.noted {
+			if i, found := slices.BinarySearch(out, r); !found {
+				out = slices.Insert(out, i, r)
+			}
+		}
+		f.repos = slices.Clone(out)
+		f.noted = nil
+	}
+	return out, nil
+}
+
+// walkRepositories walks repos/ for the repositories.
+func (f *FS) walkRepositories(ctx context.Context) ([]string, error) {
 	base := filepath.Join(f.root, "repos")
 	var out []string
 	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
@@ -560,33 +656,46 @@ func (f *FS) WalkBlobs(ctx context.Context, fn func(digest.Digest, int64, time.T
 	return nil
 }
 
-// DeleteBlob deletes a blob not referenced since before.
+// BlobReferenced returns when the blob was last referenced.
+func (f *FS) BlobReferenced(ctx context.Context, dgst digest.Digest) (time.Time, error) {
+	if err := checkDigest(dgst); err != nil {
+		return time.Time{}, err
+	}
+	fi, err := os.Stat(f.blobPath(dgst))
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("%w: %s", ErrBlobUnknown, dgst)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("registry storage: %w", err)
+	}
+	return fi.ModTime(), nil
+}
+
+// DeleteBlob deletes a blob not referenced since before. What references a blob takes
+// the same lock, so that a reference either comes first (and the blob stays) or finds the
+// blob gone.
 func (f *FS) DeleteBlob(ctx context.Context, dgst digest.Digest, before time.Time) (bool, error) {
 	if err := checkDigest(dgst); err != nil {
 		return false, err
 	}
+	defer f.lockBlob(dgst)()
 	p := f.blobPath(dgst)
-	// Rename first, then check the time: a reference that touches the blob after the
-	// rename fails to find it (and the push re-uploads), one before is seen in the time.
-	tmp := p + ".gc"
-	if err := os.Rename(p, tmp); err != nil {
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("registry storage: %w", err)
+	}
+	if !fi.ModTime().Before(before) {
+		return false, nil
+	}
+	if err := os.Remove(p); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
 		}
 		return false, fmt.Errorf("registry storage: %w", err)
 	}
-	fi, err := os.Stat(tmp)
-	if err != nil {
-		return false, fmt.Errorf("registry storage: %w", err)
-	}
-	if !fi.ModTime().Before(before) {
-		if err := os.Rename(tmp, p); err != nil {
-			return false, fmt.Errorf("registry storage: %w", err)
-		}
-		return false, nil
-	}
-	if err := os.Remove(tmp); err != nil {
-		return false, fmt.Errorf("registry storage: %w", err)
-	}
+	f.cache.dropManifest(dgst)
 	return true, nil
 }

@@ -109,6 +109,9 @@ type Collector interface {
 	// WalkBlobs calls fn for each stored blob, with its size and the time it was last
 	// referenced, until fn returns an error, which WalkBlobs returns.
 	WalkBlobs(ctx context.Context, fn func(dgst digest.Digest, size int64, referenced time.Time) error) error
+	// BlobReferenced returns the time the stored blob dgst was last referenced, or an
+	// error matching ErrBlobUnknown.
+	BlobReferenced(ctx context.Context, dgst digest.Digest) (time.Time, error)
 	// DeleteBlob deletes the blob dgst if it was last referenced before before, and
 	// reports whether it did.
 	DeleteBlob(ctx context.Context, dgst digest.Digest, before time.Time) (bool, error)

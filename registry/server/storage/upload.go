@@ -206,6 +206,27 @@ func (u *fsUpload) Append(ctx context.Context, offset int64, r io.Reader) (int64
 	}
 	buf := make([]byte, 256<<10)
 	var n, saved int64 // appended, and appended and recorded in the state
+	// A checkpoint's sync runs beside the appends that follow it (at most one at a time),
+	// so that the disk writes while the network reads; its state is recorded once it is
+	// done, with the hash's state as it was when the sync started.
+	var syncing chan error
+	var syncAt int64
+	var syncState []byte
+	settle := func() error {
+		if syncing == nil {
+			return nil
+		}
+		err := <-syncing
+		syncing = nil
+		if err != nil {
+			return fmt.Errorf("registry storage: %w", err)
+		}
+		if err := u.record(syncState, syncAt-saved); err != nil {
+			return err
+		}
+		saved = syncAt
+		return nil
+	}
 	var rerr error
 	for {
 		if err := ctx.Err(); err != nil {
@@ -215,6 +236,9 @@ func (u *fsUpload) Append(ctx context.Context, offset int64, r io.Reader) (int64
 		m, err := r.Read(buf)
 		if m > 0 {
 			if _, werr := fh.Write(buf[:m]); werr != nil {
+				if serr := settle(); serr != nil {
+					return n, serr
+				}
 				// Keep what was written whole before this buffer.
 				_ = fh.Truncate(u.st.Size + n - saved)
 				rerr = fmt.Errorf("registry storage: %w", werr)
@@ -222,11 +246,16 @@ func (u *fsUpload) Append(ctx context.Context, offset int64, r io.Reader) (int64
 			}
 			h.Write(buf[:m])
 			n += int64(m)
-			if n-saved >= checkpointEvery {
-				if err := u.checkpoint(fh, h, n-saved); err != nil {
+			if n-max(saved, syncAt) >= checkpointEvery {
+				if err := settle(); err != nil {
 					return n, err
 				}
-				saved = n
+				st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+				if err != nil {
+					return n, fmt.Errorf("registry storage: %w", err)
+				}
+				syncing, syncAt, syncState = make(chan error, 1), n, st
+				go func(c chan error) { c <- fh.Sync() }(syncing)
 			}
 		}
 		if err == io.EOF {
@@ -236,6 +265,9 @@ func (u *fsUpload) Append(ctx context.Context, offset int64, r io.Reader) (int64
 			rerr = err
 			break
 		}
+	}
+	if err := settle(); err != nil {
+		return n, err
 	}
 	if n > saved {
 		if err := u.checkpoint(fh, h, n-saved); err != nil {
@@ -259,6 +291,12 @@ func (u *fsUpload) checkpoint(fh *os.File, h hash.Hash, grew int64) error {
 	if err != nil {
 		return fmt.Errorf("registry storage: %w", err)
 	}
+	return u.record(st, grew)
+}
+
+// record records that the session has grew bytes more, synced, with the hash's state
+// after them.
+func (u *fsUpload) record(st []byte, grew int64) error {
 	u.st.Size += grew
 	u.st.SHA256 = st
 	return u.saveState()
@@ -300,11 +338,12 @@ func (u *fsUpload) Commit(ctx context.Context, dgst digest.Digest) error {
 	if err := os.MkdirAll(filepath.Dir(bp), 0o755); err != nil {
 		return fmt.Errorf("registry storage: %w", err)
 	}
-	if _, err := os.Stat(bp); err == nil {
-		if err := u.f.touch(bp); err != nil {
-			return fmt.Errorf("registry storage: %w", err)
-		}
-	} else {
+	unlock := u.f.lockBlob(dgst)
+	defer unlock()
+	// Stored already: touched, so that a collector sees it referenced now; else stored.
+	if err := u.f.touch(bp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("registry storage: %w", err)
+	} else if err != nil {
 		if err := os.Rename(data, bp); err != nil {
 			return fmt.Errorf("registry storage: %w", err)
 		}
