@@ -45,7 +45,9 @@ func (a Access) Scope() string {
 // calls, two for a cross-repository mount (push on the target, pull on the source). It
 // returns nil to allow, a *ChallengeError to ask for credentials (401), or an error that
 // matches ErrDenied (or any other error) to refuse (403 DENIED). It is called from many
-// goroutines at once.
+// goroutines at once. The request it is given is the one, context included, that the
+// Quota, the catalog filter and the event hook get for the same call, so that what the
+// Authorizer learned of the caller can go on in the request's context.
 type Authorizer interface {
 	Authorize(r *http.Request, access []Access) error
 }

@@ -91,7 +91,7 @@ func (s *Server) serveCatalog(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(r, "GET, HEAD")
 	}
-	if err := s.auth.Authorize(r, []Access{{Type: "registry", Name: "catalog", Actions: []string{ActionCatalog}}}); err != nil {
+	if err := s.checkAccess(r, []Access{{Type: "registry", Name: "catalog", Actions: []string{ActionCatalog}}}); err != nil {
 		return err
 	}
 	repos, err := s.store.Repositories(r.Context())

@@ -317,7 +317,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) error {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return methodNotAllowed(r, "GET, HEAD")
 		}
-		if err := s.auth.Authorize(r, nil); err != nil {
+		if err := s.checkAccess(r, nil); err != nil {
 			return err
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -347,7 +347,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) error {
 
 // authorize asks the Authorizer for actions on repo.
 func (s *Server) authorize(r *http.Request, repo string, actions ...string) error {
-	return s.auth.Authorize(r, []Access{{Type: "repository", Name: repo, Actions: actions}})
+	return s.checkAccess(r, []Access{{Type: "repository", Name: repo, Actions: actions}})
+}
+
+// checkAccess asks the Authorizer, and makes what it answers one of the answers its
+// documentation names: an error that is not a challenge, a 429 or already an API error is
+// a 403 DENIED, whatever it wraps, never a 500.
+func (s *Server) checkAccess(r *http.Request, access []Access) error {
+	err := s.auth.Authorize(r, access)
+	if err == nil {
+		return nil
+	}
+	var ce *ChallengeError
+	var ae *apiError
+	if errors.As(err, &ce) || errors.As(err, &ae) || errors.Is(err, ErrTooManyRequests) || errors.Is(err, ErrDenied) {
+		return err
+	}
+	return newError(http.StatusForbidden, codeDenied, "%v", err)
 }
 
 // emit calls the event hook, if any.

@@ -57,7 +57,7 @@ func (s *Server) mount(w http.ResponseWriter, r *http.Request, repo, mount, from
 		}
 		access = append(access, Access{Type: "repository", Name: from, Actions: []string{ActionPull}})
 	}
-	if err := s.auth.Authorize(r, access); err != nil {
+	if err := s.checkAccess(r, access); err != nil {
 		return err
 	}
 	dgst, err := parseDigest(mount)
