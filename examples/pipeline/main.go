@@ -22,8 +22,8 @@
 // Finally it removes the service, its containers and images, and whatever it started.
 //
 // Without -address (or CONTAINERD_ADDRESS) it starts a private containerd under a temporary
-// directory; without -registry it starts a private registry (Debian's docker-registry) on
-// 127.0.0.1. A registry given with -registry must serve plain HTTP; the images pushed to it
+// directory; without -registry it starts a private registry (Dao's own, registry/server,
+// in this process, over a temporary directory) on 127.0.0.1. A registry given with -registry must serve plain HTTP; the images pushed to it
 // stay there. It needs root, containerd, runc, the CNI plugins, busybox-static and Go.
 package main
 
@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -63,6 +64,8 @@ import (
 	"github.com/opendao/dao/registry/ctrd"
 	"github.com/opendao/dao/registry/oci"
 	"github.com/opendao/dao/registry/remote"
+	"github.com/opendao/dao/registry/server"
+	"github.com/opendao/dao/registry/server/storage"
 )
 
 const (
@@ -154,17 +157,17 @@ func deliver(ctx context.Context, con *console, cfg config) error {
 	}
 	defer c.Close()
 	if cfg.registry == "" {
-		con.step("starting a private registry (docker-registry)")
+		con.step("starting a private registry (Dao's registry/server)")
 		t := time.Now()
-		r, err := daemon.StartRegistry()
+		addr, stop, err := startRegistry()
 		if err != nil {
 			return firstLine(err)
 		}
 		defer func() {
 			con.step("removing the private registry")
-			r.Close()
+			stop()
 		}()
-		cfg.registry = r.Addr
+		cfg.registry = addr
 		con.done("registry at %s (%s)", cfg.registry, since(t))
 	}
 	reg, err := registry.NewClient(remote.WithHosts(map[string]remote.HostConfig{cfg.registry: {PlainHTTP: true}}))
@@ -685,3 +688,33 @@ func short(ref string) string {
 }
 
 func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }
+
+// startRegistry serves Dao's registry (registry/server over a file system store in a
+// temporary directory) on a loopback port, until stop.
+func startRegistry() (addr string, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "dao-pipeline-registry-")
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := storage.OpenFS(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	srv, err := server.New(st)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+	go hs.Serve(l)
+	return l.Addr().String(), func() {
+		hs.Close()
+		os.RemoveAll(dir)
+	}, nil
+}
