@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -117,6 +116,16 @@ func (c FileConfig) Validate() error {
 	if c.AutomaticMount != nil && *c.AutomaticMount {
 		return fmt.Errorf("%w: config: automaticMount: a hub never mounts without a source, which would let anyone read any blob", ErrInvalidOption)
 	}
+	// Not yet through the hub: the collector's deletions would have to reach the quotas'
+	// usage, and the mirror and webhooks are the plain server's.
+	switch {
+	case c.GC.Interval > 0:
+		return fmt.Errorf("%w: config: gc: not run by the hub yet (the plain registry server runs it)", ErrInvalidOption)
+	case c.Mirror.Upstream != "":
+		return fmt.Errorf("%w: config: mirror: not served by the hub yet (the plain registry server is one)", ErrInvalidOption)
+	case len(c.Notifications) > 0:
+		return fmt.Errorf("%w: config: notifications: not sent by the hub yet (the plain registry server sends them)", ErrInvalidOption)
+	}
 	for _, u := range c.Hub.Users {
 		if err := validateUserName(u.Name); err != nil {
 			return err
@@ -204,34 +213,5 @@ func ListenAndServe(ctx context.Context, c FileConfig, ready func(addr net.Addr)
 	if err := c.Apply(ctx, h); err != nil {
 		return err
 	}
-	addr := c.Addr
-	if addr == "" {
-		addr = "127.0.0.1:5000"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("hub: %w", err)
-	}
-	hs := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 30 * time.Second}
-	errc := make(chan error, 1)
-	go func() {
-		if c.TLS.Cert != "" {
-			errc <- hs.ServeTLS(ln, c.TLS.Cert, c.TLS.Key)
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	if ready != nil {
-		ready(ln.Addr())
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("hub: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = hs.Shutdown(sctx)
-	<-errc
-	return err
+	return server.Serve(ctx, c.Config, h.Handler(), ready)
 }

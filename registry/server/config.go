@@ -242,6 +242,15 @@ func ListenAndServe(ctx context.Context, c Config, ready func(addr net.Addr), op
 	if err != nil {
 		return err
 	}
+	return Serve(ctx, c, srv, ready)
+}
+
+// Serve serves h on the address and with the TLS files of c (127.0.0.1:5000 and plain
+// HTTP by default) until ctx is done, then shuts down, letting requests in flight finish
+// for up to 10 seconds. ready, if not nil, is called with the address listened on once it
+// accepts connections. It is ListenAndServe's server, for a program that wraps the
+// registry's handler in its own (registry/hub does).
+func Serve(ctx context.Context, c Config, h http.Handler, ready func(addr net.Addr)) error {
 	addr := c.Addr
 	if addr == "" {
 		addr = "127.0.0.1:5000"
@@ -250,7 +259,7 @@ func ListenAndServe(ctx context.Context, c Config, ready func(addr net.Addr), op
 	if err != nil {
 		return fmt.Errorf("registry server: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() {
 		if c.TLS.Cert != "" {
