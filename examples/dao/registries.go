@@ -213,7 +213,7 @@ func cfgField(t reflect.Type, k string) (reflect.StructField, bool) {
 func cfgDidYouMean(k string, known []string) string {
 	best, bestD := "", 3
 	for _, c := range known {
-		if d := cfgEditDistance(k, c); d < bestD {
+		if d := editDistance(k, c); d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -221,27 +221,6 @@ func cfgDidYouMean(k string, known []string) string {
 		return ""
 	}
 	return " (did you mean " + best + "?)"
-}
-
-// cfgEditDistance is the Levenshtein distance of a and b.
-func cfgEditDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // typeName matches the Go type yaml names in its errors, which means nothing to a reader of
