@@ -212,7 +212,11 @@ func WithEtcdTimeout(d time.Duration) StoreOption {
 // interval is kept and no older one. Without compaction etcd keeps every version of every
 // key until its space quota is full and then refuses writes (NOSPACE). The default is
 // DefaultEtcdCompaction; 0 turns it off, for a cluster that compacts itself
-// (etcd --auto-compaction-retention) or that other programs share and compact.
+// (etcd --auto-compaction-retention) or that other programs share and compact. Keep the
+// interval well above the time a replica takes to read the whole store (seconds for a
+// million tasks): a replica whose watch fell behind the compaction reads the store again
+// at one revision, and a compaction past that revision before it is done makes it start
+// over.
 func WithEtcdCompaction(interval time.Duration) StoreOption {
 	return func(o *storeOptions) error {
 		if interval < 0 || interval > 0 && interval < time.Second {
