@@ -26,3 +26,13 @@ func HoldEtcdWatch(s *EtcdStore) (release func()) {
 		close(hold)
 	}
 }
+
+// SlowEtcdLoad makes the store's reads of the whole store take page keys a request and
+// call each after every request, as a large store read over a slow link would.
+func SlowEtcdLoad(s *EtcdStore, page int64, each func()) {
+	s.loadPage, s.onLoadPage = page, each
+}
+
+// ReloadEtcdStore reads the whole store again, as the store does when its watch fell
+// behind etcd's compaction.
+func ReloadEtcdStore(s *EtcdStore) error { return s.reload() }

@@ -27,7 +27,9 @@ import (
 // for nodes. prefix+"meta/store" names the store (its ID), and prefix+"meta/rev" holds,
 // in JSON, the store's revision and the cause of the transaction that set it, the fence
 // it was written under and the replica that wrote it; prefix+"meta/compact" takes turns
-// of compaction (WithEtcdCompaction). Other keys under the prefix are left alone.
+// of compaction, and keys under prefix+"meta/reading/" hold it off the revision a replica
+// reads the whole store at (WithEtcdCompaction). Other keys under the prefix are left
+// alone.
 //
 // # History
 //
@@ -121,6 +123,11 @@ type EtcdStore struct {
 	writer  string
 	pending *pendingTxn
 
+	// loadPage is how many keys load reads a request (1,000), and onLoadPage, when set,
+	// is called after each (tests).
+	loadPage   int64
+	onLoadPage func()
+
 	// hold, when set, stops the watch until it is closed (tests: HoldEtcdWatch).
 	holdMu      sync.Mutex
 	hold        chan struct{}
@@ -212,11 +219,12 @@ func WithEtcdTimeout(d time.Duration) StoreOption {
 // interval is kept and no older one. Without compaction etcd keeps every version of every
 // key until its space quota is full and then refuses writes (NOSPACE). The default is
 // DefaultEtcdCompaction; 0 turns it off, for a cluster that compacts itself
-// (etcd --auto-compaction-retention) or that other programs share and compact. Keep the
-// interval well above the time a replica takes to read the whole store (seconds for a
-// million tasks): a replica whose watch fell behind the compaction reads the store again
-// at one revision, and a compaction past that revision before it is done makes it start
-// over.
+// (etcd --auto-compaction-retention) or that other programs share and compact. A replica
+// that reads the whole store (at its start, or when its watch fell behind the compaction)
+// holds the replicas' compaction off the revision it reads until it is done, under a key
+// prefix+"meta/reading/"+ID with a lease of 30 seconds, so however long a read takes no
+// compaction fails it. A compaction by anything else (etcdctl, etcd's own) does not know
+// these keys.
 func WithEtcdCompaction(interval time.Duration) StoreOption {
 	return func(o *storeOptions) error {
 		if interval < 0 || interval > 0 && interval < time.Second {
@@ -293,6 +301,49 @@ func OpenEtcdStore(ctx context.Context, cli *clientv3.Client, opts ...StoreOptio
 
 func (s *EtcdStore) compactKey() string { return s.prefix + "meta/compact" }
 
+// readingPrefix is that of the keys by which a replica reading the whole store at an etcd
+// revision (load) holds compaction off it: each is put with a lease, at the revision the
+// replica reads, and deleted when it is done.
+func (s *EtcdStore) readingPrefix() string { return s.prefix + "meta/reading/" }
+
+// readingLeaseTTL is the lease of a reading key, in seconds: a replica that dies while it
+// reads holds compaction off for this long.
+const readingLeaseTTL = 30
+
+// holdHistory keeps the replicas' compaction (compactLoop) from passing the etcd revision
+// it returns until release is called (or, should this process die, its lease ends): a
+// read of the whole store at that revision can then take as long as it needs, where a
+// compaction past it would fail the read and make it start over, again and again when
+// one read takes longer than the compaction interval.
+func (s *EtcdStore) holdHistory(ctx context.Context) (rev int64, release func(), err error) {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.etcdTimeout)
+	defer cancel()
+	lease, err := s.cli.Grant(rctx, readingLeaseTTL)
+	if err != nil {
+		return 0, nil, err
+	}
+	revoke := func() {
+		rctx, cancel := context.WithTimeout(context.Background(), s.opts.etcdTimeout)
+		defer cancel()
+		if _, err := s.cli.Revoke(rctx, lease.ID); err != nil {
+			s.log.Debug("orchestrator: etcd store: revoke the lease of a read", "prefix", s.prefix, "err", err)
+		}
+	}
+	resp, err := s.cli.Put(rctx, s.readingPrefix()+s.writer, "", clientv3.WithLease(lease.ID))
+	if err != nil {
+		revoke()
+		return 0, nil, err
+	}
+	kctx, stop := context.WithCancel(context.Background())
+	if ch, err := s.cli.KeepAlive(kctx, lease.ID); err == nil {
+		go func() {
+			for range ch {
+			}
+		}()
+	}
+	return resp.Header.Revision, func() { stop(); revoke() }, nil
+}
+
 // compactLoop compacts etcd's history every interval until the store is closed (see
 // WithEtcdCompaction). The replicas take turns through the version of the compact key: a
 // replica whose compare-and-swap of it wins a round compacts to the etcd revision of the
@@ -311,7 +362,7 @@ func (s *EtcdStore) compactLoop(interval time.Duration) {
 		ctx, cancel := context.WithTimeout(s.ctx, s.opts.etcdTimeout)
 		resp, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.Version(s.compactKey()), "=", version)).
-			Then(clientv3.OpPut(s.compactKey(), "")).
+			Then(clientv3.OpPut(s.compactKey(), ""), clientv3.OpGet(s.readingPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())).
 			Else(clientv3.OpGet(s.compactKey())).
 			Commit()
 		if err != nil {
@@ -330,11 +381,16 @@ func (s *EtcdStore) compactLoop(interval time.Duration) {
 			continue
 		}
 		version++
-		if prev > 0 {
-			if _, err := s.cli.Compact(ctx, prev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
-				s.log.Warn("orchestrator: etcd store: compact etcd's history", "prefix", s.prefix, "revision", prev, "err", err)
+		// Never past a revision a replica is reading the whole store at (holdHistory).
+		to := prev
+		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+			to = min(to, kv.ModRevision)
+		}
+		if to > s.compacted.Load() {
+			if _, err := s.cli.Compact(ctx, to); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+				s.log.Warn("orchestrator: etcd store: compact etcd's history", "prefix", s.prefix, "revision", to, "err", err)
 			} else {
-				s.compacted.Store(prev)
+				s.compacted.Store(to)
 			}
 		}
 		prev = resp.Header.Revision
@@ -390,25 +446,30 @@ type loaded struct {
 // load reads the whole store at one etcd revision, page by page, creating it first when
 // there is none.
 func (s *EtcdStore) load(ctx context.Context) (*loaded, error) {
+	page := s.loadPage
+	if page == 0 {
+		page = 1000
+	}
 	for range 2 {
-		l := &loaded{st: newState(0), modRev: map[objectKey]int64{}}
+		rev, release, err := s.holdHistory(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		l := &loaded{st: newState(0), modRev: map[objectKey]int64{}, etcdRev: rev}
 		var meta *etcdStoreMeta
 		var maxRev uint64
 		end := clientv3.GetPrefixRangeEnd(s.prefix)
 		from := s.prefix
 		for {
-			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(1000)}
-			if l.etcdRev != 0 {
-				opts = append(opts, clientv3.WithRev(l.etcdRev))
-			}
 			rctx, cancel := context.WithTimeout(ctx, s.opts.etcdTimeout)
-			resp, err := s.cli.Get(rctx, from, opts...)
+			resp, err := s.cli.Get(rctx, from, clientv3.WithRange(end), clientv3.WithLimit(page), clientv3.WithRev(l.etcdRev))
 			cancel()
 			if err != nil {
 				return nil, err
 			}
-			if l.etcdRev == 0 {
-				l.etcdRev = resp.Header.Revision
+			if s.onLoadPage != nil {
+				s.onLoadPage()
 			}
 			for _, kv := range resp.Kvs {
 				switch string(kv.Key) {
@@ -472,7 +533,7 @@ func (s *EtcdStore) load(ctx context.Context) (*loaded, error) {
 		b, _ := json.Marshal(etcdStoreMeta{ID: newStoreID(), Format: etcdFormat})
 		r, _ := json.Marshal(etcdRevision{Revision: 0, Cause: "store created"})
 		rctx, cancel := context.WithTimeout(ctx, s.opts.etcdTimeout)
-		_, err := s.cli.Txn(rctx).
+		_, err = s.cli.Txn(rctx).
 			If(clientv3.Compare(clientv3.CreateRevision(s.storeKey()), "=", 0)).
 			Then(clientv3.OpPut(s.storeKey(), string(b)), clientv3.OpPut(s.revKey(), string(r))).
 			Commit()

@@ -309,6 +309,74 @@ func TestEtcdStoreCompaction(t *testing.T) {
 	}
 }
 
+// A replica that reads the whole store again (its watch fell behind the compaction) holds
+// the replicas' compaction off the revision it reads, however long the read takes: before,
+// a read longer than the compaction interval failed with ErrCompacted and started over,
+// for ever, and the control plane stood still.
+func TestEtcdStoreCompactionWaitsForARead(t *testing.T) {
+	cli := etcdClient(t)
+	prefix := newEtcdPrefix()
+	c := storetest.Config{History: 100, WatchBuffer: 100}
+	a := openEtcdStore(t, cli, prefix, c, orchestrator.WithEtcdCompaction(time.Second))
+	defer a.Close()
+	b := openEtcdStore(t, cli, prefix, c, orchestrator.WithEtcdCompaction(0))
+	defer b.Close()
+	for i := range 10 {
+		createTask(t, b, fmt.Sprintf("web.%d", i))
+	}
+	// a's watch falls behind, as when it missed compacted revisions; writes go on while a
+	// reads: each compaction round has a newer revision to go to.
+	release := orchestrator.HoldEtcdWatch(a)
+	stop, written := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { written <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			createTask(t, b, fmt.Sprintf("more.%d", n))
+			n++
+		}
+	}()
+	var pages atomic.Int64
+	orchestrator.SlowEtcdLoad(a, 2, func() { pages.Add(1); time.Sleep(600 * time.Millisecond) })
+	began := time.Now()
+	err := orchestrator.ReloadEtcdStore(a)
+	took := time.Since(began)
+	orchestrator.SlowEtcdLoad(a, 0, nil)
+	release()
+	if err != nil {
+		close(stop)
+		<-written
+		t.Fatalf("read the store again in %v (%d requests) with a compaction each second: %v", took, pages.Load(), err)
+	}
+	if took < 3*time.Second {
+		t.Fatalf("the read took %v: too short to show anything, with compaction rounds a second apart", took)
+	}
+	// And compaction goes on once the read is done.
+	after := a.Compacted()
+	deadline := time.Now().Add(15 * time.Second)
+	for a.Compacted() == after {
+		if time.Now().After(deadline) {
+			t.Fatalf("no compaction after the read ended (last to etcd revision %d)", after)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	n := <-written
+	if err := a.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := readTask(t, a, fmt.Sprintf("more.%d", i)); err != nil {
+			t.Errorf("after the read: %v", err)
+		}
+	}
+}
+
 func TestWithEtcdCompactionInvalid(t *testing.T) {
 	for _, d := range []time.Duration{-time.Second, time.Millisecond} {
 		_, err := orchestrator.OpenEtcdStore(context.Background(), &clientv3.Client{}, orchestrator.WithEtcdCompaction(d))
