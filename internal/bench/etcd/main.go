@@ -575,11 +575,17 @@ func runOnce(cfg config, kind, profile string) (res result, err error) {
 			break
 		}
 		if time.Since(begin) > cfg.timeout {
-			return res, fmt.Errorf("after %v: %d tasks, %d placed, %d running of %d", cfg.timeout, tasks, placed, running, cfg.tasks)
+			return res, fmt.Errorf("after %v: %d tasks, %d placed, %d running of %d (the store holds %s)",
+				cfg.timeout, tasks, placed, running, cfg.tasks, storeCount(st.store))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	res.self = selfCPU() - self0
+	// The count from the events must be the store's: a task counted twice, or a slot that
+	// has two live tasks, is a bug of the store or of the loops.
+	if got := storeCount(st.store); got != fmt.Sprintf("%d tasks, %d placed, %d running, 0 slots with two live tasks", cfg.tasks, cfg.tasks, cfg.tasks) {
+		return res, fmt.Errorf("the events counted %d tasks, all running, but the store holds %s", cfg.tasks, got)
+	}
 	etcd1, err := etcdCPU(st.pids)
 	if err != nil {
 		return res, err
@@ -597,6 +603,39 @@ func runOnce(cfg config, kind, profile string) (res result, err error) {
 	res.writes, res.txns, res.byLoop, res.statusTo = c.writes, c.txns, c.byLoop, c.statusTo
 	c.mu.Unlock()
 	return res, nil
+}
+
+// storeCount reads the store's tasks and says how many there are, placed and running, and
+// how many slots of a service have more than one task that is not terminal.
+func storeCount(store orchestrator.Store) string {
+	var tasks, placed, running, twice int
+	type slot struct {
+		service string
+		n       int
+	}
+	live := map[slot]int{}
+	err := store.View(context.Background(), func(tx orchestrator.ReadTx) error {
+		for t := range tx.Tasks() {
+			tasks++
+			if t.NodeID != "" {
+				placed++
+			}
+			if t.Status.State == dao.TaskRunning {
+				running++
+			}
+			if !t.Status.State.Terminal() && t.DesiredState <= dao.TaskRunning {
+				k := slot{t.ServiceID, t.Slot}
+				if live[k]++; live[k] == 2 {
+					twice++
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "nothing readable: " + err.Error()
+	}
+	return fmt.Sprintf("%d tasks, %d placed, %d running, %d slots with two live tasks", tasks, placed, running, twice)
 }
 
 // serviceSpec is the service of the benchmark: a small web service, as a user would write
