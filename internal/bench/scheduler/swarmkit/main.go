@@ -27,12 +27,14 @@
 //     orchestrator/scheduler, imported as daosched) for every service, exactly what
 //     ../main.go times (the scheduler already holds the nodes; nothing is written but the
 //     task's NodeID).
-//   - dao, decisions: the same plus building the scheduler's node set (daosched.New, SetNode
-//     for every node), which swarmkit's figure below also includes.
-//   - dao, end to end: the decisions plus a commit of every placement: a copy of the task,
-//     with NodeID, state assigned and a timestamp, put into a map under a mutex. The map
-//     stands in for a store and is much cheaper than swarmkit's (no indexes, no
-//     copy-on-write, no events); Dao's own store is not used here.
+//   - dao, decisions: the same plus reading the snapshot from Dao's own store (the nodes
+//     and the tasks on no node, from an orchestrator.MemoryStore that holds them before the
+//     clock starts) and building the scheduler's node set (daosched.New, SetNode for every
+//     node), which swarmkit's figure below also includes.
+//   - dao, end to end: the decisions plus the commit of every placement into that store,
+//     as the orchestrator's scheduling pass writes it: one Update per service, each task
+//     read again, checked unchanged and written with NodeID, state assigned and a
+//     timestamp (the store copies it, keeps its indexes and publishes the events).
 //   - swarmkit, decisions: swarmkit's scheduler used as swarmkit uses it. The nodes (ready,
 //     with resources and labels), the services and their tasks (pending, desired running,
 //     with the service's SpecVersion, as swarmkit's orchestrators create them, so that a
@@ -47,10 +49,9 @@
 //     placements into the memdb store (a copy of each task, index updates, events), as
 //     swarmkit must before anything acts on them.
 //
-// The like-for-like pairs are "decisions" (both: node set built, every task decided, nothing
-// written; swarmkit also reads its snapshot from the store) and "end to end" (both: decided
-// and committed, but into a plain map for Dao and a real store for swarmkit, so that pair
-// flatters Dao). The two schedulers do not decide alike: Dao weighs a bounded sample of
+// The like-for-like pairs are "decisions" (both: snapshot read from the store, node set
+// built, every task decided, nothing written) and "end to end" (both: decided and committed
+// into the side's own in-memory store). The two schedulers do not decide alike: Dao weighs a bounded sample of
 // feasible nodes and spreads exactly by label counts; swarmkit filters every node into a
 // decision tree per group of tasks, sorts each branch and fills nodes in turn. swarmkit's Run
 // loop and the store's event fan-out run in goroutines of their own; Dao's scheduler runs on
@@ -78,7 +79,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -87,6 +87,7 @@ import (
 	"github.com/moby/swarmkit/v2/manager/state"
 	"github.com/moby/swarmkit/v2/manager/state/store"
 	"github.com/opendao/dao"
+	"github.com/opendao/dao/orchestrator"
 	daosched "github.com/opendao/dao/orchestrator/scheduler"
 	"github.com/sirupsen/logrus"
 )
@@ -153,13 +154,13 @@ func main() {
 				fmt.Fprintln(os.Stderr, "dao:", err)
 				os.Exit(1)
 			}
-			fmt.Printf("  run %d dao:      scheduler alone %s, end to end %s (node set %s, commit %s); worst imbalance over zones %d, over eligible nodes %d\n",
-				i+1, d.alone.Round(time.Microsecond), d.all.Round(time.Microsecond), d.nodeSet.Round(time.Microsecond),
-				d.commit.Round(time.Microsecond), d.q.zone, d.q.node)
+			fmt.Printf("  run %d dao:      scheduler alone %s, end to end %s (snapshot read %s, node set %s, commit into the store %s); worst imbalance over zones %d, over eligible nodes %d\n",
+				i+1, d.alone.Round(time.Microsecond), d.all.Round(time.Microsecond), d.read.Round(time.Microsecond),
+				d.nodeSet.Round(time.Microsecond), d.commit.Round(time.Microsecond), d.q.zone, d.q.node)
 			r.skDecide = append(r.skDecide, rate(w.tasks, sk.lastDecision))
 			r.skAll = append(r.skAll, rate(w.tasks, sk.all))
 			r.daoAlone = append(r.daoAlone, rate(w.tasks, d.alone))
-			r.daoDecide = append(r.daoDecide, rate(w.tasks, d.nodeSet+d.alone))
+			r.daoDecide = append(r.daoDecide, rate(w.tasks, d.read+d.nodeSet+d.alone))
 			r.daoAll = append(r.daoAll, rate(w.tasks, d.all))
 		}
 		rows = append(rows, r)
@@ -181,9 +182,9 @@ func main() {
 			fmt.Fprintf(tw, "%d\t%d\t%s\t\t%s\t%.0f\t\n", r.nodes, r.tasks, name, strings.Join(s, " "), median(xs))
 		}
 		line("dao: scheduler alone, Pipeline+Place (as ../main.go)", r.daoAlone)
-		line("dao: decisions (node set built + Pipeline+Place)", r.daoDecide)
+		line("dao: decisions (snapshot read, node set built, Pipeline+Place)", r.daoDecide)
 		line(sk+": decisions (Run to last decision: snapshot, node set, decide)", r.skDecide)
-		line("dao: end to end (decisions + commit copies to a map)", r.daoAll)
+		line("dao: end to end (decisions + commit into its MemoryStore)", r.daoAll)
 		line(sk+": end to end (Run until all assigned in its memdb store)", r.skAll)
 	}
 	tw.Flush()
@@ -192,11 +193,10 @@ func main() {
 		fmt.Printf("  %d nodes, %d tasks: decisions %.1fx, end to end %.1fx\n", r.nodes, r.tasks,
 			median(r.daoDecide)/median(r.skDecide), median(r.daoAll)/median(r.skAll))
 	}
-	fmt.Println("\nNot equal between the sides: end to end, swarmkit writes every placement into a real\n" +
-		"store (memdb: a copy of the task, radix-tree indexes, events to watchers) and Dao into a map\n" +
-		"under a mutex (Dao's own store is not used); swarmkit's decisions also include reading its\n" +
-		"snapshot from the store. The schedulers do not decide alike (Dao samples nodes, swarmkit\n" +
-		"filters and sorts all of them per service). See the doc comment of main.go.")
+	fmt.Println("\nBoth sides read their snapshot from their own in-memory store and write every placement\n" +
+		"back into it (swarmkit: memdb; Dao: orchestrator.MemoryStore). The schedulers do not decide\n" +
+		"alike (Dao samples nodes, swarmkit filters and sorts all of them per service). See the doc\n" +
+		"comment of main.go.")
 }
 
 type row struct {
@@ -316,46 +316,76 @@ func (w workload) check(where map[string]string) (quality, error) {
 // Dao's side.
 
 type daoResult struct {
-	alone, nodeSet, commit, all time.Duration
-	q                           quality
+	read, alone, nodeSet, commit, all time.Duration
+	q                                 quality
 }
 
+// runDao runs Dao's side: the scheduler over Dao's own store (orchestrator.MemoryStore, the
+// counterpart of swarmkit's memdb), as the orchestrator's scheduling pass uses it.
 func runDao(w workload) (daoResult, error) {
 	var res daoResult
-	nodes := make([]*dao.Node, len(w.nodes))
-	for i, n := range w.nodes {
-		nodes[i] = &dao.Node{
-			ID:          n.id,
-			Labels:      map[string]string{"zone": n.zone, "tier": n.tier},
-			Capacity:    dao.Resources{MilliCPU: nodeMilliCPU, Memory: nodeMemory},
-			Allocatable: dao.Resources{MilliCPU: nodeMilliCPU, Memory: nodeMemory},
-			Status:      dao.NodeStatus{State: dao.NodeReady},
-		}
+	ctx := context.Background()
+	st, err := orchestrator.NewMemoryStore()
+	if err != nil {
+		return res, err
 	}
+	defer st.Close()
 	spec := dao.ContainerSpec{Image: image, Resources: dao.Resources{MilliCPU: taskMilliCPU, Memory: taskMemory}}
-	type service struct {
-		id        string
-		placement dao.Placement
-		tasks     []*dao.Task
-	}
-	services := make([]service, len(w.services))
-	for i, sd := range w.services {
-		svc := service{id: sd.id, placement: dao.Placement{Spread: []string{spreadKey}}}
-		if sd.constrained {
-			svc.placement.Constraints = []string{constraint}
+	placements := map[string]dao.Placement{}
+	// Before the clock starts, as on swarmkit's side: the nodes, the services and their
+	// tasks (on no node, wanted running) in the store.
+	err = st.Update(ctx, "bench: the cluster", func(tx orchestrator.Tx) error {
+		for _, n := range w.nodes {
+			if err := tx.CreateNode(&orchestrator.Node{Node: dao.Node{
+				ID:          n.id,
+				Labels:      map[string]string{"zone": n.zone, "tier": n.tier},
+				Capacity:    dao.Resources{MilliCPU: nodeMilliCPU, Memory: nodeMemory},
+				Allocatable: dao.Resources{MilliCPU: nodeMilliCPU, Memory: nodeMemory},
+				Status:      dao.NodeStatus{State: dao.NodeReady},
+			}}); err != nil {
+				return err
+			}
 		}
-		svc.tasks = make([]*dao.Task, sd.replicas)
-		for j := range svc.tasks {
-			svc.tasks[j] = &dao.Task{ID: taskID(sd.id, j+1), ServiceID: sd.id, ServiceVersion: 1,
-				Slot: j + 1, Spec: spec, DesiredState: dao.TaskRunning}
+		for _, sd := range w.services {
+			pl := dao.Placement{Spread: []string{spreadKey}}
+			if sd.constrained {
+				pl.Constraints = []string{constraint}
+			}
+			placements[sd.id] = pl
+			for j := range sd.replicas {
+				t := orchestrator.Task{Task: dao.Task{ID: taskID(sd.id, j+1), ServiceID: sd.id, ServiceVersion: 1,
+					Slot: j + 1, Spec: spec, DesiredState: dao.TaskRunning}}
+				if err := tx.CreateTask(&t); err != nil {
+					return err
+				}
+			}
 		}
-		services[i] = svc
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
-	committed := make(map[string]*dao.Task, w.tasks)
-	var mu sync.Mutex
 	runtime.GC()
 
 	begin := time.Now()
+	// The snapshot: the nodes, and the tasks on no node by service, as the orchestrator's
+	// scheduling pass reads them.
+	var nodes []*dao.Node
+	pending := map[string][]*orchestrator.Task{}
+	err = st.View(ctx, func(tx orchestrator.ReadTx) error {
+		for n := range tx.Nodes() {
+			nodes = append(nodes, &n.Node)
+		}
+		for t := range tx.TasksByNode("") {
+			pending[t.ServiceID] = append(pending[t.ServiceID], &t)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.read = time.Since(begin)
+	t0 := time.Now()
 	s, err := daosched.New()
 	if err != nil {
 		return res, err
@@ -363,41 +393,68 @@ func runDao(w workload) (daoResult, error) {
 	for _, n := range nodes {
 		s.SetNode(n)
 	}
-	res.nodeSet = time.Since(begin)
-	for _, svc := range services {
+	res.nodeSet = time.Since(t0)
+	now := time.Now()
+	for _, sd := range w.services {
+		tasks := pending[sd.id]
+		slices.SortFunc(tasks, func(a, b *orchestrator.Task) int { return a.Slot - b.Slot })
 		t0 := time.Now()
 		// What ../main.go times.
-		p, err := s.Placer(svc.id, 1, svc.placement)
+		p, err := s.Placer(sd.id, 1, placements[sd.id])
 		if err != nil {
 			return res, err
 		}
-		decisions := s.Place(p, svc.tasks)
-		for _, d := range decisions {
+		dts := make([]*dao.Task, len(tasks))
+		for i, t := range tasks {
+			dts[i] = &t.Task
+		}
+		decisions := s.Place(p, dts)
+		for i, d := range decisions {
 			if d.Err != nil {
 				return res, fmt.Errorf("task %s: %w", d.Task.ID, d.Err)
 			}
-			d.Task.NodeID = d.NodeID
+			tasks[i].NodeID = d.NodeID
 		}
 		t1 := time.Now()
 		res.alone += t1.Sub(t0)
-		// The commit: what a store write would at least do.
-		mu.Lock()
-		for _, d := range decisions {
-			c := *d.Task
-			c.Status = dao.TaskStatus{State: dao.TaskAssigned, Message: "scheduler assigned task to node", Timestamp: time.Now()}
-			committed[c.ID] = &c
+		// The commit, as the orchestrator's scheduling pass writes it: each task read
+		// again in the transaction, checked unchanged, and written assigned.
+		err = st.Update(ctx, "scheduler: placed "+sd.id, func(tx orchestrator.Tx) error {
+			for _, t := range tasks {
+				cur, err := tx.Task(t.ID)
+				if err != nil {
+					return err
+				}
+				if cur.Revision != t.Revision || cur.NodeID != "" {
+					return fmt.Errorf("task %s changed under the scheduler", t.ID)
+				}
+				cur.NodeID = t.NodeID
+				cur.Status = dao.TaskStatus{State: dao.TaskAssigned, Message: "placed on node " + t.NodeID, Timestamp: now}
+				if err := tx.UpdateTask(&cur); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return res, err
 		}
-		mu.Unlock()
 		res.commit += time.Since(t1)
 	}
 	res.all = time.Since(begin)
 
-	where := make(map[string]string, len(committed))
-	for id, t := range committed {
-		if t.Status.State != dao.TaskAssigned {
-			return res, fmt.Errorf("task %s: state %v", id, t.Status.State)
+	where := make(map[string]string, w.tasks)
+	err = st.View(ctx, func(tx orchestrator.ReadTx) error {
+		for t := range tx.Tasks() {
+			if t.Status.State != dao.TaskAssigned {
+				return fmt.Errorf("task %s: state %v", t.ID, t.Status.State)
+			}
+			where[t.ID] = t.NodeID
 		}
-		where[id] = t.NodeID
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	res.q, err = w.check(where)
 	return res, err
