@@ -111,21 +111,21 @@ func run(kills, hogs, slowest int) error {
 		return err
 	}
 
-	// The naive path: the same spec, made by a Runtime of the other namespace (which is
-	// closed at once, so that nothing of Dao's watches the container), then driven by a loop
-	// over the containerd client with the same logger.
-	nv, err := newNaive(ctx, env, spec, logDir)
-	if err != nil {
-		return err
-	}
-	go nv.run(ctx)
-
 	if _, err := events.wait(benchutil.Namespace, daoID, "/tasks/start", time.Now().Add(-time.Minute), 60*time.Second); err != nil {
 		return err
 	}
 	if _, err := trace.waitRunning(0, 10*time.Second); err != nil {
 		return err
 	}
+
+	// The naive path: the same spec, made by a Runtime of the other namespace (which is
+	// closed at once, so that nothing of Dao's watches the container), then driven by a loop
+	// over the containerd client with the same logger as Dao's container.
+	nv, err := newNaive(ctx, env, spec, logDir)
+	if err != nil {
+		return err
+	}
+	go nv.run(ctx)
 	if _, err := nv.waitStarted(10 * time.Second); err != nil {
 		return err
 	}

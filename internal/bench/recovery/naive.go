@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -55,9 +55,15 @@ func newNaive(ctx context.Context, env *benchutil.Env, spec dao.ContainerSpec, l
 	if err != nil {
 		return nil, err
 	}
-	// The same logger as Dao's containers: the script its Runtime wrote in logDir.
-	logger := &url.URL{Scheme: "binary", Path: filepath.Join(logDir, "dao-logger.sh"),
-		RawQuery: url.Values{"dir": {logDir}}.Encode()}
+	// The same logger as Dao's container: its task's stdout URI, as the Runtime set it.
+	resp, err := env.Client.TaskService().Get(env.Ctx, &tasksapi.GetRequest{ContainerID: daoID})
+	if err != nil {
+		return nil, fmt.Errorf("naive: the logger of %s: %w", daoID, err)
+	}
+	logger, err := url.Parse(resp.Process.Stdout)
+	if err != nil {
+		return nil, fmt.Errorf("naive: the logger of %s: %w", daoID, err)
+	}
 	envelopes, errs := env.Client.Subscribe(nctx, fmt.Sprintf(`namespace==%s,topic=="/tasks/exit"`, naiveNS))
 	return &naive{
 		ctx: nctx, c: c, creator: cio.LogURI(logger),
