@@ -300,12 +300,16 @@ func (w *taskWorker) exited(st ContainerStatus) time.Duration {
 	var restarts int
 	w.update(func(s *dao.TaskStatus) { s.Restarts++; restarts = s.Restarts })
 	w.a.log.Debug("restarting container", "task", w.id, "restarts", restarts)
+	wait := w.start("restarting")
+	// The count goes on the container once it runs again, not before: a write of
+	// containerd's metadata (a transaction synced to disk) is not worth delaying the restart
+	// for. A program that stops in between loses one restart from the count.
 	labels := map[string]string{LabelRestarts: strconv.Itoa(restarts)}
 	if w.restartLabel {
 		labels[LabelNextRestart] = ""
 	}
 	w.setRestartLabel(labels)
-	return w.start("restarting")
+	return wait
 }
 
 // setRestartLabel sets labels that record restarts on the container.

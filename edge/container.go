@@ -366,7 +366,9 @@ func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error)
 	if err != nil {
 		return ContainerStatus{}, err
 	}
-	task, err := c.Task(ctx, nil)
+	// A restart is on this path: it asks containerd as little as it can, once for the task's
+	// status and once to delete its exited process.
+	st, _, err := r.taskStatus(ctx, id)
 	if err == nil || errdefs.IsNotFound(err) {
 		if cerr := ctx.Err(); cerr != nil {
 			return ContainerStatus{}, fmt.Errorf("edge: start %s: %w", id, cerr)
@@ -377,17 +379,20 @@ func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error)
 	defer cancel()
 	switch {
 	case err == nil:
-		st, err := task.Status(ctx)
-		if err != nil {
-			return ContainerStatus{}, wrap(err, "edge: start %s", id)
-		}
 		switch st.Status {
 		case client.Running, client.Paused, client.Pausing:
 			return r.Status(outer, id)
 		case client.Created:
+			task, err := c.Task(ctx, nil)
+			if err != nil {
+				return ContainerStatus{}, wrap(err, "edge: start %s", id)
+			}
 			return r.startTask(ctx, c, task)
 		}
-		if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		// Stopped (or its shim gone): the task service deletes it as Task.Delete would,
+		// without asking for its status again first.
+		_, err := r.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerID: id})
+		if err := native(err); err != nil && !errdefs.IsNotFound(err) {
 			return ContainerStatus{}, wrap(err, "edge: start %s: delete exited process", id)
 		}
 	case !errdefs.IsNotFound(err):
@@ -398,7 +403,7 @@ func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error)
 		return ContainerStatus{}, fmt.Errorf("edge: start %s: %w", id, err)
 	}
 	r.clearOOM(ctx, c)
-	task, err = c.NewTask(ctx, r.logCreator())
+	task, err := c.NewTask(ctx, r.logCreator())
 	if errdefs.IsAlreadyExists(err) {
 		// containerd restarted while the task was being created: its runtime holds a task
 		// that the task service cannot load. Delete that husk and create the task again.
@@ -617,6 +622,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	r.mu.Lock()
 	delete(r.oom, id)
+	delete(r.noOOM, id)
 	waiters := r.waiters[id]
 	delete(r.waiters, id)
 	r.mu.Unlock()
@@ -665,6 +671,22 @@ func (r *Runtime) deleteTask(ctx context.Context, c client.Container) error {
 		return fmt.Errorf("edge: remove %s: its task is still there after its deletion", id)
 	}
 	return nil
+}
+
+// taskStatus asks containerd's task service for the status and PID of the container's task,
+// in one call (Container.Task and then Task.Status make two). A container without a task is
+// errdefs.ErrNotFound.
+func (r *Runtime) taskStatus(ctx context.Context, id string) (client.Status, uint32, error) {
+	resp, err := r.client.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: id})
+	if err != nil {
+		return client.Status{}, 0, native(err)
+	}
+	p := resp.Process
+	return client.Status{
+		Status:     client.ProcessStatus(strings.ToLower(p.GetStatus().String())),
+		ExitStatus: p.GetExitStatus(),
+		ExitTime:   p.GetExitedAt().AsTime(),
+	}, p.GetPid(), nil
 }
 
 // Status returns the container's status.
@@ -729,14 +751,7 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (ContainerStat
 	if a := info.Labels[LabelAddresses]; a != "" {
 		s.Addresses = strings.Split(a, ",")
 	}
-	task, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return s, nil
-	}
-	if err != nil {
-		return ContainerStatus{}, wrap(err, "edge: container %s", c.ID())
-	}
-	st, err := task.Status(ctx)
+	st, pid, err := r.taskStatus(ctx, c.ID())
 	if errdefs.IsNotFound(err) {
 		return s, nil
 	}
@@ -746,11 +761,11 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (ContainerStat
 	switch st.Status {
 	case client.Running:
 		s.State = StateRunning
-		s.PID = task.Pid()
+		s.PID = pid
 		s.StartedAt = processStart(s.PID)
 	case client.Paused, client.Pausing:
 		s.State = StatePaused
-		s.PID = task.Pid()
+		s.PID = pid
 		s.StartedAt = processStart(s.PID)
 	case client.Created:
 		s.State = StateCreated
@@ -764,9 +779,11 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (ContainerStat
 		if info.Labels[LabelOOMKilled] != "" {
 			s.OOMKilled = true
 		}
-		if !s.OOMKilled && s.ExitCode == sigkillExit && cgroupOOMKilled(ctx, task) {
-			s.OOMKilled = true
-			r.markOOM(c.ID(), true)
+		if !s.OOMKilled && s.ExitCode == sigkillExit && !r.checkedNoOOM(c.ID(), st.ExitTime) {
+			if oom, _ := r.cgroupOOMKilled(ctx, c.ID()); oom {
+				s.OOMKilled = true
+				r.markOOM(c.ID(), true)
+			}
 		}
 	default:
 		s.State = StateUnknown

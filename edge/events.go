@@ -292,7 +292,7 @@ func (r *Runtime) handle(env *events.Envelope) {
 		r.mu.Lock()
 		_, oom := r.oom[e.ContainerID]
 		r.mu.Unlock()
-		if !oom && e.ExitStatus == sigkillExit && r.oomAtExit(e.ContainerID) {
+		if !oom && e.ExitStatus == sigkillExit && r.oomAtExit(e.ContainerID, e.ExitedAt.AsTime()) {
 			oom = true
 			r.markOOM(e.ContainerID, true)
 		}

@@ -2,11 +2,15 @@ package edge
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
 )
 
 // sigkillExit is the exit status containerd reports for a process killed by SIGKILL, as the
@@ -55,50 +59,66 @@ func (r *Runtime) markOOM(id string, inferred bool) {
 	})
 }
 
-// clearOOM forgets an OOM kill before the container starts again.
+// clearOOM forgets an OOM kill before the container starts again. The labels are those
+// of c as loaded: the label is cleared only when it was there, or the kill known here.
 func (r *Runtime) clearOOM(ctx context.Context, c client.Container) {
 	r.mu.Lock()
 	_, had := r.oom[c.ID()]
 	delete(r.oom, c.ID())
+	delete(r.noOOM, c.ID())
 	r.mu.Unlock()
-	labels, err := c.Labels(ctx)
-	if had || err == nil && labels[LabelOOMKilled] != "" {
+	info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
+	if had || err == nil && info.Labels[LabelOOMKilled] != "" {
 		_, _ = c.SetLabels(ctx, map[string]string{LabelOOMKilled: ""})
 	}
 }
 
-// oomAtExit asks the cgroup of a container whose task just exited whether the kernel
-// OOM-killed it.
-func (r *Runtime) oomAtExit(id string) bool {
+// oomAtExit asks the cgroup of a container whose task just exited at exitedAt whether the
+// kernel OOM-killed it. When it did not, status does not ask again for this exit: the
+// cgroup's counter was final once the process had exited.
+func (r *Runtime) oomAtExit(id string, exitedAt time.Time) bool {
 	ctx, cancel := context.WithTimeout(r.ctx(r.bg), 2*time.Second)
 	defer cancel()
-	c, err := r.load(ctx, id)
-	if err != nil {
-		return false
+	oom, err := r.cgroupOOMKilled(ctx, id)
+	if err == nil && !oom {
+		r.mu.Lock()
+		r.noOOM[id] = exitedAt
+		r.mu.Unlock()
 	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		return false
-	}
-	return cgroupOOMKilled(ctx, task)
+	return oom
 }
 
-// cgroupOOMKilled reports whether the kernel's OOM killer has killed a process in the task's
-// cgroup. containerd's shim starts watching for OOM kills only after the task has started,
-// so a process that goes over its limit at once is killed before the shim looks, and no
-// /tasks/oom event ever comes (on a loaded machine, most of the time). The cgroup's own
-// counter (oom_kill in memory.oom_control on cgroup v1, in memory.events on v2) is still
-// there after the exit, until the task is deleted.
-func cgroupOOMKilled(ctx context.Context, task client.Task) bool {
-	v, _, err := cgroupMetrics(ctx, task)
+// checkedNoOOM reports whether the event loop found no OOM kill at the exit of exitedAt.
+func (r *Runtime) checkedNoOOM(id string, exitedAt time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.noOOM[id]
+	return ok && !exitedAt.IsZero() && at.Equal(exitedAt)
+}
+
+// cgroupOOMKilled reports whether the kernel's OOM killer has killed a process in the cgroup
+// of the container's task, in one call to containerd. containerd's shim starts watching for
+// OOM kills only after the task has started, so a process that goes over its limit at once
+// is killed before the shim looks, and no /tasks/oom event ever comes (on a loaded machine,
+// most of the time). The cgroup's own counter (oom_kill in memory.oom_control on cgroup v1,
+// in memory.events on v2) is still there after the exit, until the task is deleted.
+func (r *Runtime) cgroupOOMKilled(ctx context.Context, id string) (bool, error) {
+	resp, err := r.client.TaskService().Metrics(ctx, &tasksapi.MetricsRequest{Filters: []string{"id==" + id}})
 	if err != nil {
-		return false
+		return false, native(err)
+	}
+	if len(resp.Metrics) == 0 || resp.Metrics[0].Data == nil {
+		return false, fmt.Errorf("edge: metrics of %s: none: %w", id, errdefs.ErrNotFound)
+	}
+	v, err := typeurl.UnmarshalAny(resp.Metrics[0].Data)
+	if err != nil {
+		return false, err
 	}
 	switch m := v.(type) {
 	case *v1.Metrics:
-		return m.MemoryOomControl.GetOomKill() > 0
+		return m.MemoryOomControl.GetOomKill() > 0, nil
 	case *v2.Metrics:
-		return m.MemoryEvents.GetOomKill() > 0
+		return m.MemoryEvents.GetOomKill() > 0, nil
 	}
-	return false
+	return false, nil
 }

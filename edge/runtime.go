@@ -45,7 +45,10 @@ type Runtime struct {
 	subs    map[*subscriber]struct{}
 	waiters map[string][]chan struct{}
 	oom     map[string]oomMark // containers the kernel OOM-killed, by ID, until restarted
-	closed  bool
+	// noOOM holds, by container ID, the exit time of the last exit that the event loop
+	// found was no OOM kill in the cgroup: status need not ask the cgroup again.
+	noOOM  map[string]time.Time
+	closed bool
 
 	// bg is the context of the Runtime's background work, ended by Close (stop); wg counts
 	// every goroutine the Runtime started (see background), which Close waits for.
@@ -107,6 +110,7 @@ func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
 		subs:    map[*subscriber]struct{}{},
 		waiters: map[string][]chan struct{}{},
 		oom:     map[string]oomMark{},
+		noOOM:   map[string]time.Time{},
 		bg:      bg,
 		stop:    cancel,
 	}
