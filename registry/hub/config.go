@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/opendao/dao/registry/server"
+	"github.com/opendao/dao/registry/server/gc"
 )
 
 // FileConfig is a hub's configuration file, in YAML (or JSON): the registry server's
@@ -119,8 +120,6 @@ func (c FileConfig) Validate() error {
 	// Not yet through the hub: the collector's deletions would have to reach the quotas'
 	// usage, and the mirror and webhooks are the plain server's.
 	switch {
-	case c.GC.Interval > 0:
-		return fmt.Errorf("%w: config: gc: not run by the hub yet (the plain registry server runs it)", ErrInvalidOption)
 	case c.Mirror.Upstream != "":
 		return fmt.Errorf("%w: config: mirror: not served by the hub yet (the plain registry server is one)", ErrInvalidOption)
 	case len(c.Notifications) > 0:
@@ -163,7 +162,20 @@ func (c FileConfig) HubConfig() Config {
 		Root: c.Root, URL: c.Hub.URL, Service: c.Hub.Service, Issuer: c.Hub.Issuer,
 		TokenLifetime: c.Hub.TokenLifetime, RefreshLifetime: c.Hub.RefreshLifetime,
 		ServerOptions: c.Config.Options(),
+		GC:            GCConfig{Interval: c.GC.Interval, Options: gcOptions(c.GC)},
 	}
+}
+
+// gcOptions returns the collection options of a config's gc section.
+func gcOptions(g server.GCConfig) []gc.Option {
+	var opts []gc.Option
+	if g.Grace > 0 {
+		opts = append(opts, gc.WithGrace(g.Grace))
+	}
+	if g.UploadTTL > 0 {
+		opts = append(opts, gc.WithUploadTTL(g.UploadTTL))
+	}
+	return append(opts, gc.WithDeleteUntagged(g.DeleteUntagged))
 }
 
 // Apply creates the users and projects the file declares that do not exist yet.
