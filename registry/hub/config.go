@@ -122,8 +122,6 @@ func (c FileConfig) Validate() error {
 	switch {
 	case c.Mirror.Upstream != "":
 		return fmt.Errorf("%w: config: mirror: not served by the hub yet (the plain registry server is one)", ErrInvalidOption)
-	case len(c.Notifications) > 0:
-		return fmt.Errorf("%w: config: notifications: not sent by the hub yet (the plain registry server sends them)", ErrInvalidOption)
 	}
 	for _, u := range c.Hub.Users {
 		if err := validateUserName(u.Name); err != nil {
@@ -217,7 +215,20 @@ func ListenAndServe(ctx context.Context, c FileConfig, ready func(addr net.Addr)
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	h, err := New(ctx, c.HubConfig())
+	hc := c.HubConfig()
+	if len(c.Notifications) > 0 {
+		n, err := server.NewNotifier(c.Notifications)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			n.Close(sctx)
+		}()
+		hc.Events = func(e Event) { n.Send(e.Event) }
+	}
+	h, err := New(ctx, hc)
 	if err != nil {
 		return err
 	}

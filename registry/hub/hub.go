@@ -52,6 +52,12 @@ type Config struct {
 	ServerOptions []server.Option
 	// GC is the online garbage collection; none by default (but Hub.CollectGarbage).
 	GC GCConfig
+	// Events, if not nil, is called after each push, pull and delete through the hub
+	// has succeeded, on the request's goroutine and before the answer is written (as a
+	// server.EventFunc is), so it must be quick: give a server.Notifier's Send its
+	// Event to send webhooks, which only queues. A server.WithEvents among
+	// ServerOptions is replaced by the hub's; this is the hub's hook.
+	Events func(Event)
 	// Clock is the hub's clock, for tokens and quota reservations; time.Now if nil.
 	Clock func() time.Time
 	// BcryptCost is the cost of password hashes; bcrypt.DefaultCost if 0.

@@ -469,13 +469,3 @@ func (h *Hub) admit(r *http.Request, u server.Usage) error {
 	}
 	return h.usage.admit(proj, p.Quota, u.Digest, u.Size)
 }
-
-// event is the hub's server.EventFunc: it keeps the usage.
-func (h *Hub) event(e server.Event) {
-	switch {
-	case e.Action == server.EventPush && (e.Kind == "blob" || e.Kind == "manifest"):
-		h.usage.linked(e.Repository, e.Kind, e.Digest, e.Size)
-	case e.Action == server.EventDelete && (e.Kind == "blob" || e.Kind == "manifest"):
-		h.usage.unlinked(e.Repository, e.Kind, e.Digest)
-	}
-}
