@@ -25,7 +25,7 @@ import (
 func TestEvents(t *testing.T) {
 	type seen struct {
 		Action, Kind, Repository, Tag, Project, Actor string
-		Robot                                        bool
+		Robot                                         bool
 	}
 	var mu sync.Mutex
 	var got []seen
