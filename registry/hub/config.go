@@ -82,6 +82,10 @@ type ProjectSpec struct {
 	Quota string `yaml:"quota"`
 	// Members are users declared in the same file or existing, with their roles.
 	Members map[string]Role `yaml:"members"`
+	// Proxy makes the project a proxy cache of an upstream registry (Config.ProxyCaches):
+	// {upstream: https://registry-1.docker.io, username: u, password: p, ttl: 5m}. It
+	// applies at each start, to a project created before too.
+	Proxy *server.MirrorConfig `yaml:"proxy"`
 }
 
 // maxConfigSize bounds a configuration file.
@@ -117,11 +121,9 @@ func (c FileConfig) Validate() error {
 	if c.AutomaticMount != nil && *c.AutomaticMount {
 		return fmt.Errorf("%w: config: automaticMount: a hub never mounts without a source, which would let anyone read any blob", ErrInvalidOption)
 	}
-	// Not yet through the hub: the collector's deletions would have to reach the quotas'
-	// usage, and the mirror and webhooks are the plain server's.
-	switch {
-	case c.Mirror.Upstream != "":
-		return fmt.Errorf("%w: config: mirror: not served by the hub yet (the plain registry server is one)", ErrInvalidOption)
+	// A hub mirrors per project, as Harbor's proxy cache projects do.
+	if c.Mirror.Upstream != "" {
+		return fmt.Errorf("%w: config: mirror: a hub mirrors per project: give the project a proxy (hub.projects[].proxy)", ErrInvalidOption)
 	}
 	for _, u := range c.Hub.Users {
 		if err := validateUserName(u.Name); err != nil {
@@ -150,17 +152,39 @@ func (c FileConfig) Validate() error {
 				return fmt.Errorf("%w: config: project %s: member %s: role %q", ErrInvalidOption, p.Name, u, r)
 			}
 		}
+		if p.Proxy != nil {
+			if p.Proxy.AllowPush || (p.Proxy.Namespace != "" && p.Proxy.Namespace != p.Name) {
+				return fmt.Errorf("%w: config: project %s: proxy: a proxy cache project takes no allowPush or namespace", ErrInvalidOption, p.Name)
+			}
+			mc := *p.Proxy
+			mc.Namespace = p.Name
+			m, err := server.NewMirror(mc)
+			if err != nil {
+				return fmt.Errorf("%w: config: project %s: proxy: %v", ErrInvalidOption, p.Name, err)
+			}
+			m.Close()
+		}
 	}
 	return nil
 }
 
 // HubConfig returns the Config New takes, with the server options the file gives.
 func (c FileConfig) HubConfig() Config {
+	var proxies map[string]server.MirrorConfig
+	for _, p := range c.Hub.Projects {
+		if p.Proxy != nil {
+			if proxies == nil {
+				proxies = map[string]server.MirrorConfig{}
+			}
+			proxies[p.Name] = *p.Proxy
+		}
+	}
 	return Config{
 		Root: c.Root, URL: c.Hub.URL, Service: c.Hub.Service, Issuer: c.Hub.Issuer,
 		TokenLifetime: c.Hub.TokenLifetime, RefreshLifetime: c.Hub.RefreshLifetime,
 		ServerOptions: c.Config.Options(),
 		GC:            GCConfig{Interval: c.GC.Interval, Options: gcOptions(c.GC)},
+		ProxyCaches:   proxies,
 	}
 }
 

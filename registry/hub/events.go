@@ -24,6 +24,10 @@ func (h *Hub) event(e server.Event) {
 		h.usage.linked(e.Repository, e.Kind, e.Digest, e.Size)
 	case e.Action == server.EventDelete && (e.Kind == "blob" || e.Kind == "manifest"):
 		h.usage.unlinked(e.Repository, e.Kind, e.Digest)
+	case e.Action == server.EventPull && (e.Kind == "blob" || e.Kind == "manifest") && h.proxies[projectOf(e.Repository)] != nil:
+		// What a proxy cache serves it has stored (fetched now or before): counted as a
+		// push would be.
+		h.usage.linked(e.Repository, e.Kind, e.Digest, e.Size)
 	}
 	if h.cfg.Events == nil {
 		return

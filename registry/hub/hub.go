@@ -58,6 +58,13 @@ type Config struct {
 	// Event to send webhooks, which only queues. A server.WithEvents among
 	// ServerOptions is replaced by the hub's; this is the hub's hook.
 	Events func(Event)
+	// ProxyCaches are the proxy cache projects, by name, with the upstream each caches
+	// (server.MirrorConfig: its URL, credentials and tag TTL; its Namespace is the
+	// project's name, and AllowPush is refused): pulls of <project>/<repository> are
+	// served from the upstream's <repository>, with the same digests, and pushes are
+	// refused. The projects must be created as any other, with their members. None by
+	// default.
+	ProxyCaches map[string]server.MirrorConfig
 	// Clock is the hub's clock, for tokens and quota reservations; time.Now if nil.
 	Clock func() time.Time
 	// BcryptCost is the cost of password hashes; bcrypt.DefaultCost if 0.
@@ -86,6 +93,9 @@ type Hub struct {
 	gcLock chan struct{} // held by the collection in progress
 	gcStop context.CancelFunc
 	gcDone chan struct{}
+
+	proxies map[string]*server.Server // of the proxy cache projects, by name
+	mirrors []*server.Mirror
 }
 
 // New opens the hub under cfg.Root, creating it if needed, and counts each project's
@@ -182,6 +192,14 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if h.srv, err = server.New(h.store, opts...); err != nil {
 		return nil, err
 	}
+	defer func() {
+		if !ok {
+			h.closeProxies()
+		}
+	}()
+	if err := h.startProxies(opts); err != nil {
+		return nil, err
+	}
 	if err := h.startGC(); err != nil {
 		return nil, err
 	}
@@ -194,6 +212,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 // Requests in flight may fail. Close must be called once.
 func (h *Hub) Close() error {
 	h.stopGC()
+	h.closeProxies()
 	h.usage.close()
 	return h.db.Close()
 }
@@ -533,7 +552,7 @@ func (h *Hub) Handler() http.Handler {
 			if !ok {
 				return
 			}
-			h.srv.ServeHTTP(w, r.WithContext(withIdentity(r.Context(), id)))
+			h.serverFor(r.URL.Path).ServeHTTP(w, r.WithContext(withIdentity(r.Context(), id)))
 		}
 	})
 }
