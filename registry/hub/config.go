@@ -24,6 +24,9 @@ import (
 //	addr: 127.0.0.1:5000
 //	root: /var/lib/dao/hub
 //	rateLimit: {perSecond: 100, burst: 200}
+//	gc: {interval: 1h, grace: 1h, uploadTTL: 24h, deleteUntagged: true}
+//	notifications:                    # webhooks, with the actor: the user or robot
+//	  - {url: https://ci.example/hooks/registry, events: [push, delete]}
 //	hub:
 //	  url: https://hub.example        # the token realm's base; from the request if absent
 //	  service: dao-hub
@@ -34,10 +37,15 @@ import (
 //	  projects:
 //	    - {name: team-a, public: false, quota: 10GiB, members: {alice: developer}}
 //	    - {name: library, public: true}
+//	    - {name: dockerhub, public: true, proxy: {upstream: https://registry-1.docker.io, ttl: 5m}}
 //
 // Users and projects are created when the hub starts if they do not exist; those that
 // exist are left as they are (their passwords, members and quotas may have been changed
-// since). The server's own users field (basic auth) is refused: the hub has accounts.
+// since), but for a project's proxy, which applies at each start. gc runs the hub's
+// collection (Config.GC), notifications send the hub's events (Config.Events), and a
+// project's proxy makes it a proxy cache (Config.ProxyCaches). The server's own users
+// field (basic auth) is refused: the hub has accounts; so is its mirror, since a hub
+// mirrors per project.
 type FileConfig struct {
 	server.Config `yaml:",inline"`
 	// Hub is the hub's section.
