@@ -35,6 +35,9 @@ interrupted. The file is YAML:
 
   addr: 127.0.0.1:5000
   root: /var/lib/dao/hub
+  gc: {interval: 1h, grace: 1h, deleteUntagged: true}   # online; quotas follow
+  notifications:                    # webhooks on push, pull, delete, with the actor
+    - {url: https://ci.example/hooks/registry, events: [push, delete]}
   hub:
     url: http://127.0.0.1:5000      # the token realm's base, as clients reach it
     users:
@@ -42,10 +45,13 @@ interrupted. The file is YAML:
       - {name: alice, password: alice-secret}
     projects:
       - {name: team-a, public: false, quota: 10GiB, members: {alice: developer}}
+      - {name: dockerhub, public: true, proxy: {upstream: https://registry-1.docker.io}}
 
 Clients log in as with any registry (docker login, skopeo --creds, ctr --user); the token
-endpoint is /token, the app store listing /api/v1/projects. --addr and --root override the
-file's fields.
+endpoint is /token, the app store listing /api/v1/projects. A project with a proxy is a
+proxy cache, as Harbor's: dockerhub/library/nginx is pulled through from the upstream's
+library/nginx with the same digests, and pushes to it are refused. --addr and --root
+override the file's fields.
 `,
 	}
 	c.run = func(ctx context.Context, g *globals, args []string) int {

@@ -7,6 +7,10 @@
 // The configuration file is a registry/server.Config in YAML; --addr, --root, --mirror
 // (a pull-through cache of an upstream) and --gc-interval (online garbage collection, with
 // the default grace of an hour) override its fields. It stops on SIGINT or SIGTERM, letting requests in flight finish.
+//
+// It is the plain, single-tenant server. `dao hub serve` (examples/dao, registry/hub)
+// runs the multi-tenant hub, whose file takes the same gc and notifications sections and
+// mirrors per project instead (hub.projects[].proxy, Harbor's proxy cache projects).
 package main
 
 import (

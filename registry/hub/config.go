@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/opendao/dao/registry/server"
+	"github.com/opendao/dao/registry/server/gc"
 )
 
 // FileConfig is a hub's configuration file, in YAML (or JSON): the registry server's
@@ -23,6 +24,9 @@ import (
 //	addr: 127.0.0.1:5000
 //	root: /var/lib/dao/hub
 //	rateLimit: {perSecond: 100, burst: 200}
+//	gc: {interval: 1h, grace: 1h, uploadTTL: 24h, deleteUntagged: true}
+//	notifications:                    # webhooks, with the actor: the user or robot
+//	  - {url: https://ci.example/hooks/registry, events: [push, delete]}
 //	hub:
 //	  url: https://hub.example        # the token realm's base; from the request if absent
 //	  service: dao-hub
@@ -33,10 +37,15 @@ import (
 //	  projects:
 //	    - {name: team-a, public: false, quota: 10GiB, members: {alice: developer}}
 //	    - {name: library, public: true}
+//	    - {name: dockerhub, public: true, proxy: {upstream: https://registry-1.docker.io, ttl: 5m}}
 //
 // Users and projects are created when the hub starts if they do not exist; those that
 // exist are left as they are (their passwords, members and quotas may have been changed
-// since). The server's own users field (basic auth) is refused: the hub has accounts.
+// since), but for a project's proxy, which applies at each start. gc runs the hub's
+// collection (Config.GC), notifications send the hub's events (Config.Events), and a
+// project's proxy makes it a proxy cache (Config.ProxyCaches). The server's own users
+// field (basic auth) is refused: the hub has accounts; so is its mirror, since a hub
+// mirrors per project.
 type FileConfig struct {
 	server.Config `yaml:",inline"`
 	// Hub is the hub's section.
@@ -81,6 +90,10 @@ type ProjectSpec struct {
 	Quota string `yaml:"quota"`
 	// Members are users declared in the same file or existing, with their roles.
 	Members map[string]Role `yaml:"members"`
+	// Proxy makes the project a proxy cache of an upstream registry (Config.ProxyCaches):
+	// {upstream: https://registry-1.docker.io, username: u, password: p, ttl: 5m}. It
+	// applies at each start, to a project created before too.
+	Proxy *server.MirrorConfig `yaml:"proxy"`
 }
 
 // maxConfigSize bounds a configuration file.
@@ -116,15 +129,9 @@ func (c FileConfig) Validate() error {
 	if c.AutomaticMount != nil && *c.AutomaticMount {
 		return fmt.Errorf("%w: config: automaticMount: a hub never mounts without a source, which would let anyone read any blob", ErrInvalidOption)
 	}
-	// Not yet through the hub: the collector's deletions would have to reach the quotas'
-	// usage, and the mirror and webhooks are the plain server's.
-	switch {
-	case c.GC.Interval > 0:
-		return fmt.Errorf("%w: config: gc: not run by the hub yet (the plain registry server runs it)", ErrInvalidOption)
-	case c.Mirror.Upstream != "":
-		return fmt.Errorf("%w: config: mirror: not served by the hub yet (the plain registry server is one)", ErrInvalidOption)
-	case len(c.Notifications) > 0:
-		return fmt.Errorf("%w: config: notifications: not sent by the hub yet (the plain registry server sends them)", ErrInvalidOption)
+	// A hub mirrors per project, as Harbor's proxy cache projects do.
+	if c.Mirror.Upstream != "" {
+		return fmt.Errorf("%w: config: mirror: a hub mirrors per project: give the project a proxy (hub.projects[].proxy)", ErrInvalidOption)
 	}
 	for _, u := range c.Hub.Users {
 		if err := validateUserName(u.Name); err != nil {
@@ -153,17 +160,52 @@ func (c FileConfig) Validate() error {
 				return fmt.Errorf("%w: config: project %s: member %s: role %q", ErrInvalidOption, p.Name, u, r)
 			}
 		}
+		if p.Proxy != nil {
+			if p.Proxy.AllowPush || (p.Proxy.Namespace != "" && p.Proxy.Namespace != p.Name) {
+				return fmt.Errorf("%w: config: project %s: proxy: a proxy cache project takes no allowPush or namespace", ErrInvalidOption, p.Name)
+			}
+			mc := *p.Proxy
+			mc.Namespace = p.Name
+			m, err := server.NewMirror(mc)
+			if err != nil {
+				return fmt.Errorf("%w: config: project %s: proxy: %v", ErrInvalidOption, p.Name, err)
+			}
+			m.Close()
+		}
 	}
 	return nil
 }
 
 // HubConfig returns the Config New takes, with the server options the file gives.
 func (c FileConfig) HubConfig() Config {
+	var proxies map[string]server.MirrorConfig
+	for _, p := range c.Hub.Projects {
+		if p.Proxy != nil {
+			if proxies == nil {
+				proxies = map[string]server.MirrorConfig{}
+			}
+			proxies[p.Name] = *p.Proxy
+		}
+	}
 	return Config{
 		Root: c.Root, URL: c.Hub.URL, Service: c.Hub.Service, Issuer: c.Hub.Issuer,
 		TokenLifetime: c.Hub.TokenLifetime, RefreshLifetime: c.Hub.RefreshLifetime,
 		ServerOptions: c.Config.Options(),
+		GC:            GCConfig{Interval: c.GC.Interval, Options: gcOptions(c.GC)},
+		ProxyCaches:   proxies,
 	}
+}
+
+// gcOptions returns the collection options of a config's gc section.
+func gcOptions(g server.GCConfig) []gc.Option {
+	var opts []gc.Option
+	if g.Grace > 0 {
+		opts = append(opts, gc.WithGrace(g.Grace))
+	}
+	if g.UploadTTL > 0 {
+		opts = append(opts, gc.WithUploadTTL(g.UploadTTL))
+	}
+	return append(opts, gc.WithDeleteUntagged(g.DeleteUntagged))
 }
 
 // Apply creates the users and projects the file declares that do not exist yet.
@@ -205,7 +247,20 @@ func ListenAndServe(ctx context.Context, c FileConfig, ready func(addr net.Addr)
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	h, err := New(ctx, c.HubConfig())
+	hc := c.HubConfig()
+	if len(c.Notifications) > 0 {
+		n, err := server.NewNotifier(c.Notifications)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			n.Close(sctx)
+		}()
+		hc.Events = func(e Event) { n.Send(e.Event) }
+	}
+	h, err := New(ctx, hc)
 	if err != nil {
 		return err
 	}

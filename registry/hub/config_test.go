@@ -116,20 +116,48 @@ hub:
 func TestConfigRefused(t *testing.T) {
 	dir := t.TempDir()
 	for name, body := range map[string]string{
-		"unknown field":    "root: /x\nhub: {sevrice: x}\n",
-		"basic users":      "root: /x\nusers: {ci: secret}\n",
-		"automatic mount":  "root: /x\nautomaticMount: true\n",
-		"no root":          "hub: {}\n",
-		"bad role":         "root: /x\nhub: {projects: [{name: a, members: {alice: owner}}]}\n",
-		"bad quota":        "root: /x\nhub: {projects: [{name: a, quota: lots}]}\n",
-		"no password":      "root: /x\nhub: {users: [{name: alice}]}\n",
-		"bad hash":         "root: /x\nhub: {users: [{name: alice, passwordHash: plain}]}\n",
-		"bad project name": "root: /x\nhub: {projects: [{name: A/B}]}\n",
+		"unknown field":      "root: /x\nhub: {sevrice: x}\n",
+		"basic users":        "root: /x\nusers: {ci: secret}\n",
+		"automatic mount":    "root: /x\nautomaticMount: true\n",
+		"no root":            "hub: {}\n",
+		"bad role":           "root: /x\nhub: {projects: [{name: a, members: {alice: owner}}]}\n",
+		"bad quota":          "root: /x\nhub: {projects: [{name: a, quota: lots}]}\n",
+		"no password":        "root: /x\nhub: {users: [{name: alice}]}\n",
+		"bad hash":           "root: /x\nhub: {users: [{name: alice, passwordHash: plain}]}\n",
+		"bad project name":   "root: /x\nhub: {projects: [{name: A/B}]}\n",
+		"a whole-hub mirror": "root: /x\nmirror: {upstream: https://r.example}\n",
+		"a proxy pushed to":  "root: /x\nhub: {projects: [{name: c, proxy: {upstream: https://r.example, allowPush: true}}]}\n",
+		"a proxy of no host": "root: /x\nhub: {projects: [{name: c, proxy: {upstream: r.example}}]}\n",
+		"a negative gc":      "root: /x\ngc: {interval: -1s}\n",
 	} {
 		p := filepath.Join(dir, "c.yaml")
 		os.WriteFile(p, []byte(body), 0o600)
 		if _, err := LoadConfig(p); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("%s: %v, want ErrInvalidOption", name, err)
 		}
+	}
+}
+
+// TestConfigSections: the gc, notifications and per-project proxy sections reach the
+// hub's Config.
+func TestConfigSections(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte(`root: /x
+gc: {interval: 1h, grace: 2h, deleteUntagged: true}
+notifications: [{url: "https://ci.example/hook"}]
+hub:
+  projects:
+    - {name: dockerhub, public: true, proxy: {upstream: "https://registry-1.docker.io", ttl: 10m}}
+`), 0o600)
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := cfg.HubConfig()
+	if hc.GC.Interval != time.Hour || len(hc.GC.Options) != 2 {
+		t.Errorf("gc %+v", hc.GC)
+	}
+	if mc := hc.ProxyCaches["dockerhub"]; mc.Upstream != "https://registry-1.docker.io" || mc.TTL != 10*time.Minute {
+		t.Errorf("proxy caches %+v", hc.ProxyCaches)
 	}
 }

@@ -61,8 +61,48 @@
 // the quota only at an upload's commit, Handler also bounds each upload session: a chunk
 // whose length would take it past what the quota leaves is refused DENIED before it is
 // read, and a streamed one is cut off there. Usage follows the
-// server's push and delete events, is kept in hub.db (written in the background), and is checked against the store
-// and completed from its manifests at start ([Hub.Recount] does it again).
+// server's push and delete events and the hub's garbage collections, is kept in hub.db
+// (written in the background), and is checked against the store and completed from its
+// manifests at start ([Hub.Recount] does it again).
+//
+// # Garbage collection
+//
+// [Config].GC runs the online collection of package gc every Interval, and
+// [Hub.CollectGarbage] runs one when asked, while pushes and pulls go on: it deletes the
+// blobs no manifest references once the grace period (an hour by default) has passed
+// and, with gc.WithDeleteUntagged, first unlinks the manifests no tag names. The hub's
+// registry server enters the collector's fence at each manifest put, so that no push
+// loses a blob it checked. Each deletion reaches the usage at once: a project's usage
+// drops by a manifest unlinked from its repository (unless another of its repositories
+// links it) and by a blob deleted from the store. A blob is counted in each project that
+// links it, as above, and stays counted while it is stored: a layer that another
+// project's image still references is not deleted, and the project that deleted its own
+// image keeps it linked (and counted) until it deletes the blob itself (DELETE
+// /v2/<repo>/blobs/<digest>) or the other image goes too. Deleting a tag frees nothing
+// by itself: the manifest stays until it is deleted or a collection with
+// gc.WithDeleteUntagged unlinks it.
+//
+// # Notifications
+//
+// [Config].Events is called after each push, pull and delete through the hub with an
+// [Event]: the server's event, its project, and its actor, the user or robot account
+// that did it ("" for an anonymous pull). A [server.Notifier]'s Send given the event's
+// server.Event sends distribution-style webhooks with that actor; a FileConfig's
+// notifications section does this. The webhook's target.repository names the project as
+// its first component; the envelope has no field of its own for it.
+//
+// # Proxy cache projects
+//
+// [Config].ProxyCaches binds projects to upstream registries, as Harbor's proxy cache
+// projects: a pull of hub.example/dockerhub/library/nginx:1.27 from a project
+// "dockerhub" that caches https://registry-1.docker.io is served from the upstream's
+// library/nginx:1.27 the first time ([server.Mirror]: verified, stored under the same
+// digests, a tag asked again after the TTL, what is stored served while the upstream is
+// down) and from the hub's store after. Pushes and deletes are refused 405
+// UNSUPPORTED; the project's members, robots and public flag decide who pulls; what it
+// caches counts in its usage, but no pull is refused for its quota. The project is
+// created as any other. (Harbor also prefixes library/ to Docker Hub's single-name
+// images; the hub does not: pull dockerhub/library/nginx.)
 //
 // # The catalog and the app store
 //
@@ -80,6 +120,8 @@
 //
 // Hub serves each request on the goroutine that calls its handler. It starts one
 // goroutine, which writes the usage's changes to hub.db off the requests' path (a crash
-// may lose the last of them; the count at start restores what manifests refer to); Close
-// stops it once it has written what is left.
+// may lose the last of them; the count at start restores what manifests refer to), and
+// with a GC Interval one more, which runs the collections; Close stops both, the
+// collection first (interrupting one in progress), the writer once it has written what
+// is left. Config.Events is called on the requests' goroutines.
 package hub

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/opendao/dao/registry/server"
+	"github.com/opendao/dao/registry/server/gc"
 	"github.com/opendao/dao/registry/server/storage"
 )
 
@@ -47,8 +48,23 @@ type Config struct {
 	// offline token request) is valid; 7 days if 0.
 	RefreshLifetime time.Duration
 	// ServerOptions are options of the registry server; the hub's own (its Authorizer,
-	// Quota, Events, CatalogFilter, and no automatic mounts) come after them.
+	// Quota, Events, CatalogFilter, Fence, and no automatic mounts) come after them.
 	ServerOptions []server.Option
+	// GC is the online garbage collection; none by default (but Hub.CollectGarbage).
+	GC GCConfig
+	// Events, if not nil, is called after each push, pull and delete through the hub
+	// has succeeded, on the request's goroutine and before the answer is written (as a
+	// server.EventFunc is), so it must be quick: give a server.Notifier's Send its
+	// Event to send webhooks, which only queues. A server.WithEvents among
+	// ServerOptions is replaced by the hub's; this is the hub's hook.
+	Events func(Event)
+	// ProxyCaches are the proxy cache projects, by name, with the upstream each caches
+	// (server.MirrorConfig: its URL, credentials and tag TTL; its Namespace is the
+	// project's name, and AllowPush is refused): pulls of <project>/<repository> are
+	// served from the upstream's <repository>, with the same digests, and pushes are
+	// refused. The projects must be created as any other, with their members. None by
+	// default.
+	ProxyCaches map[string]server.MirrorConfig
 	// Clock is the hub's clock, for tokens and quota reservations; time.Now if nil.
 	Clock func() time.Time
 	// BcryptCost is the cost of password hashes; bcrypt.DefaultCost if 0.
@@ -72,6 +88,14 @@ type Hub struct {
 	st  *state // published whole; never modified once published
 
 	basic basicCache
+
+	fence  *gc.Fence     // entered by the server's manifest puts, for the collections
+	gcLock chan struct{} // held by the collection in progress
+	gcStop context.CancelFunc
+	gcDone chan struct{}
+
+	proxies map[string]*server.Server // of the proxy cache projects, by name
+	mirrors []*server.Mirror
 }
 
 // New opens the hub under cfg.Root, creating it if needed, and counts each project's
@@ -108,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	h := &Hub{cfg: cfg, store: cfg.Store, now: cfg.Clock}
+	h := &Hub{cfg: cfg, store: cfg.Store, now: cfg.Clock, fence: gc.NewFence(), gcLock: make(chan struct{}, 1)}
 	if h.store == nil {
 		st, err := storage.OpenFS(cfg.Root)
 		if err != nil {
@@ -163,17 +187,32 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		server.WithEvents(h.event),
 		server.WithCatalogFilter(h.catalogVisible),
 		server.WithAutomaticMount(false),
+		server.WithFence(h.fence),
 	)
 	if h.srv, err = server.New(h.store, opts...); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			h.closeProxies()
+		}
+	}()
+	if err := h.startProxies(opts); err != nil {
+		return nil, err
+	}
+	if err := h.startGC(); err != nil {
 		return nil, err
 	}
 	ok = true
 	return h, nil
 }
 
-// Close writes what is left of the usage to the hub's database and closes it. Requests
-// in flight may fail. Close must be called once.
+// Close stops the periodic garbage collection (interrupting one in progress and waiting
+// for it), writes what is left of the usage to the hub's database and closes it.
+// Requests in flight may fail. Close must be called once.
 func (h *Hub) Close() error {
+	h.stopGC()
+	h.closeProxies()
 	h.usage.close()
 	return h.db.Close()
 }
@@ -492,7 +531,8 @@ func (h *Hub) Usage(project string) (used, quota int64, err error) {
 }
 
 // Recount counts every project's usage again from the store, as New does: after content
-// was removed behind the hub's back (a garbage collection).
+// was removed behind the hub's back (a garbage collection not run by the hub, which
+// CollectGarbage and GCConfig account for themselves).
 func (h *Hub) Recount(ctx context.Context) error { return h.usage.recount(ctx) }
 
 // Handler returns the hub's whole HTTP API: the registry (/v2/) with the hub's
@@ -512,7 +552,7 @@ func (h *Hub) Handler() http.Handler {
 			if !ok {
 				return
 			}
-			h.srv.ServeHTTP(w, r.WithContext(withIdentity(r.Context(), id)))
+			h.serverFor(r.URL.Path).ServeHTTP(w, r.WithContext(withIdentity(r.Context(), id)))
 		}
 	})
 }

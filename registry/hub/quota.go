@@ -96,6 +96,11 @@ type usage struct {
 	projects map[string]*projectUsage
 	pending  map[string]map[digest.Digest]reservation
 	dirty    map[string]int64 // links changed and not yet written: key, size or -1 for gone
+	// gone are the digests collections deleted (or unlinked) lately, by when: a push
+	// event of one of them is checked against the store before it is counted, since it
+	// may come late, from a push whose content a collection deleted after the push
+	// stored it and before its event arrived.
+	gone map[digest.Digest]time.Time
 
 	kick          chan struct{}
 	stop, stopped chan struct{}
@@ -119,7 +124,7 @@ type reservation struct {
 
 func newUsage(db *bolt.DB, store storage.Store, now func() time.Time) *usage {
 	return &usage{db: db, store: store, now: now, projects: map[string]*projectUsage{}, pending: map[string]map[digest.Digest]reservation{},
-		dirty: map[string]int64{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+		dirty: map[string]int64{}, gone: map[digest.Digest]time.Time{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 func linkKey(repo, kind string, d digest.Digest) []byte {
@@ -203,7 +208,12 @@ func (u *usage) committed(project string) int64 {
 func (u *usage) linked(repo, kind string, d digest.Digest, size int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if addLink(u.projects, repo, kind, d, size) {
+	count := true
+	if _, ok := u.gone[d]; ok {
+		n, err := u.linkedSize(context.Background(), repo, kind, d)
+		count = err != nil || n >= 0 // not if collected since it was pushed
+	}
+	if count && addLink(u.projects, repo, kind, d, size) {
 		u.dirty[string(linkKey(repo, kind, d))] = size
 		u.kickLocked()
 	}
@@ -458,14 +468,4 @@ func (h *Hub) admit(r *http.Request, u server.Usage) error {
 		return denied("project %s does not exist", proj)
 	}
 	return h.usage.admit(proj, p.Quota, u.Digest, u.Size)
-}
-
-// event is the hub's server.EventFunc: it keeps the usage.
-func (h *Hub) event(e server.Event) {
-	switch {
-	case e.Action == server.EventPush && (e.Kind == "blob" || e.Kind == "manifest"):
-		h.usage.linked(e.Repository, e.Kind, e.Digest, e.Size)
-	case e.Action == server.EventDelete && (e.Kind == "blob" || e.Kind == "manifest"):
-		h.usage.unlinked(e.Repository, e.Kind, e.Digest)
-	}
 }

@@ -40,7 +40,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, repo, ref str
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
-	if s.mirror != nil {
+	if s.mirror != nil && s.mirror.covers(repo) {
 		if err := s.mirrorBlob(r.Context(), repo, dgst); err != nil {
 			return err
 		}

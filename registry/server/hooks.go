@@ -60,6 +60,10 @@ type Event struct {
 	Size int64
 	// Tag is the tag pushed, pulled or deleted, if any.
 	Tag string
+	// Actor is the account that did it, if the server's embedder tells (registry/hub sets
+	// its user's or robot's name); "" otherwise. A Notifier sends it as the actor's name,
+	// or the request's basic auth user when it is "".
+	Actor string
 	// Time is when it happened, by the server's clock.
 	Time time.Time
 	// Request is the request that did it; the hook must not read its body.

@@ -52,7 +52,7 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 	if err != nil {
 		return err
 	}
-	if s.mirror != nil {
+	if s.mirror != nil && s.mirror.covers(repo) {
 		if tag != "" {
 			err = s.mirrorTag(r.Context(), repo, tag)
 		} else {

@@ -32,6 +32,12 @@ type MirrorConfig struct {
 	// TTL is how long a tag fetched from the upstream is served before it is asked for
 	// again; 5 minutes if 0. Content by digest never expires.
 	TTL time.Duration `yaml:"ttl"`
+	// Namespace, if set, is the leading components of the repositories mirrored, taken
+	// off for the upstream's name: "cache" serves cache/library/nginx from the upstream's
+	// library/nginx, and serves other repositories from the store alone (registry/hub's
+	// proxy cache projects are such mirrors). "" mirrors every repository under its own
+	// name.
+	Namespace string `yaml:"namespace"`
 	// AllowPush lets clients push to the mirror (content of its own, beside what it
 	// caches); by default pushes and deletes are refused with 405 UNSUPPORTED.
 	AllowPush bool `yaml:"allowPush"`
@@ -46,6 +52,7 @@ type MirrorConfig struct {
 type Mirror struct {
 	client    *remote.Client
 	host      string
+	prefix    string // Namespace + "/", or ""
 	ttl       time.Duration
 	allowPush bool
 	now       func() time.Time
@@ -71,6 +78,13 @@ func NewMirror(c MirrorConfig, opts ...remote.Option) (*Mirror, error) {
 	if c.TTL < 0 {
 		return nil, fmt.Errorf("%w: mirror: ttl %v", ErrInvalidOption, c.TTL)
 	}
+	prefix := ""
+	if c.Namespace != "" {
+		if err := ValidateRepository(c.Namespace); err != nil {
+			return nil, fmt.Errorf("%w: mirror: namespace %q: %v", ErrInvalidOption, c.Namespace, err)
+		}
+		prefix = c.Namespace + "/"
+	}
 	if c.TTL == 0 {
 		c.TTL = 5 * time.Minute
 	}
@@ -85,8 +99,18 @@ func NewMirror(c MirrorConfig, opts ...remote.Option) (*Mirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry server: mirror: %w", err)
 	}
-	return &Mirror{client: rc, host: u.Host, ttl: c.TTL, allowPush: c.AllowPush, now: time.Now,
+	return &Mirror{client: rc, host: u.Host, prefix: prefix, ttl: c.TTL, allowPush: c.AllowPush, now: time.Now,
 		checked: map[string]time.Time{}, flights: map[string]*flight{}}, nil
+}
+
+// covers reports whether repo is mirrored: whether it is in the mirror's Namespace.
+func (m *Mirror) covers(repo string) bool {
+	return m.prefix == "" || (strings.HasPrefix(repo, m.prefix) && len(repo) > len(m.prefix))
+}
+
+// upstream returns the upstream's reference of repo, which the mirror covers.
+func (m *Mirror) upstream(repo string) string {
+	return m.host + "/" + strings.TrimPrefix(repo, m.prefix)
 }
 
 // Close closes the upstream client's idle connections.
@@ -159,7 +183,7 @@ func (s *Server) mirrorTag(ctx context.Context, repo, tag string) error {
 		return nil
 	}
 	return m.once(ctx, repo+":"+tag, func() error {
-		desc, err := m.client.Resolve(ctx, m.host+"/"+repo+":"+tag)
+		desc, err := m.client.Resolve(ctx, m.upstream(repo)+":"+tag)
 		if err != nil {
 			if _, lerr := s.store.ResolveTag(ctx, repo, tag); lerr == nil {
 				return nil // served from the cache while the upstream fails
@@ -190,7 +214,7 @@ func (s *Server) mirrorManifest(ctx context.Context, repo string, desc ocispec.D
 		return err
 	}
 	return s.mirror.once(ctx, repo+"@"+desc.Digest.String(), func() error {
-		got, err := s.mirror.client.FetchManifest(ctx, s.mirror.host+"/"+repo, desc)
+		got, err := s.mirror.client.FetchManifest(ctx, s.mirror.upstream(repo), desc)
 		if err != nil {
 			return errUpstream("manifest "+repo+"@"+desc.Digest.String(), err)
 		}
@@ -224,7 +248,7 @@ func (s *Server) mirrorManifestDigest(ctx context.Context, repo string, dgst dig
 	if ok, err := s.store.ManifestLinked(ctx, repo, dgst); err != nil || ok {
 		return err
 	}
-	desc, err := s.mirror.client.Resolve(ctx, s.mirror.host+"/"+repo+"@"+dgst.String())
+	desc, err := s.mirror.client.Resolve(ctx, s.mirror.upstream(repo)+"@"+dgst.String())
 	if err != nil {
 		return errUpstream("resolve "+repo+"@"+dgst.String(), err)
 	}
@@ -248,16 +272,16 @@ func (s *Server) mirrorBlob(ctx context.Context, repo string, dgst digest.Digest
 		}
 		if _, err := s.store.StatBlob(ctx, dgst); err == nil {
 			// Stored for another repository: the upstream need only say it has it here.
-			if _, err := m.client.StatBlob(ctx, m.host+"/"+repo, dgst); err != nil {
+			if _, err := m.client.StatBlob(ctx, m.upstream(repo), dgst); err != nil {
 				return errUpstream("blob "+repo+"@"+dgst.String(), err)
 			}
 			return s.store.LinkBlob(ctx, repo, dgst)
 		}
-		desc, err := m.client.StatBlob(ctx, m.host+"/"+repo, dgst)
+		desc, err := m.client.StatBlob(ctx, m.upstream(repo), dgst)
 		if err != nil {
 			return errUpstream("blob "+repo+"@"+dgst.String(), err)
 		}
-		rc, err := m.client.FetchBlob(ctx, m.host+"/"+repo, desc)
+		rc, err := m.client.FetchBlob(ctx, m.upstream(repo), desc)
 		if err != nil {
 			return errUpstream("blob "+repo+"@"+dgst.String(), err)
 		}

@@ -119,3 +119,29 @@ func TestMirror(t *testing.T) {
 		t.Errorf("a tag never pulled, upstream down: %d", a.status)
 	}
 }
+
+// TestMirrorNamespace: a mirror with a Namespace serves cache/library/app from the
+// upstream's library/app, with its digests, refuses pushes there, and leaves the
+// repositories outside the namespace to the store: not fetched, and pushed to.
+func TestMirrorNamespace(t *testing.T) {
+	up := newHub(t)
+	ups := httptest.NewServer(up.srv)
+	t.Cleanup(ups.Close)
+	raw, md := up.pushImage("library/app", "v1", []byte("layer one"))
+	m, err := server.NewMirror(server.MirrorConfig{Upstream: ups.URL, Namespace: "cache"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	mh := newHub(t, server.WithMirror(m))
+	a := mh.do("GET", "/v2/cache/library/app/manifests/v1", nil).want(t, http.StatusOK, "")
+	if got := digest.FromBytes(a.body); got != md || string(a.body) != string(raw) {
+		t.Errorf("cache/library/app:v1 is %s, the upstream's library/app:v1 %s", got, md)
+	}
+	mh.do("GET", "/v2/library/app/manifests/v1", nil).want(t, http.StatusNotFound, "")
+	mh.do("POST", "/v2/cache/library/app/blobs/uploads/", nil).want(t, http.StatusMethodNotAllowed, "UNSUPPORTED")
+	mh.pushImage("team/app", "v1", []byte("a layer of our own"))
+	if _, err := server.NewMirror(server.MirrorConfig{Upstream: ups.URL, Namespace: "../x"}); err == nil {
+		t.Error("a namespace that is no repository name was taken")
+	}
+}

@@ -235,6 +235,7 @@ func (n *Notifier) Send(e Event) {
 		if u, _, ok := r.BasicAuth(); ok {
 			ne.Actor.Name = u
 		}
+
 		if ne.Source.Addr == "" {
 			ne.Source.Addr = r.Host
 		}
@@ -249,6 +250,9 @@ func (n *Notifier) Send(e Event) {
 		if e.Digest != "" {
 			ne.Target.URL = scheme + "://" + ne.Source.Addr + "/v2/" + e.Repository + "/" + kind + "/" + e.Digest.String()
 		}
+	}
+	if e.Actor != "" {
+		ne.Actor.Name = e.Actor
 	}
 	for _, s := range n.sinks {
 		if len(s.ep.Events) > 0 && !slices.Contains(s.ep.Events, e.Action) {

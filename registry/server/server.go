@@ -297,7 +297,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if s.mirror != nil && s.mirror.refusesWrite() && isWrite(r) {
+	if s.mirror != nil && s.mirror.refusesWrite() && isWrite(r) && s.mirror.covers(rt.repo) {
 		writeError(w, r, mirrorWriteRefused(r))
 		return
 	}

@@ -54,6 +54,7 @@ type options struct {
 	deleteUntagged bool
 	dryRun         bool
 	fence          *Fence
+	onDelete       func(Deletion)
 	now            func() time.Time
 }
 
@@ -114,6 +115,35 @@ func WithFence(f *Fence) Option {
 			return fmt.Errorf("%w: WithFence: nil fence", ErrInvalidOption)
 		}
 		o.fence = f
+		return nil
+	}
+}
+
+// Deletion is one thing a collection deleted: a manifest unlinked from Repository as
+// untagged (Manifest true), or a blob deleted from the store (Repository "": a blob is
+// stored once, whatever repositories link it; their links dangle from then on).
+type Deletion struct {
+	// Repository is the repository a manifest was unlinked from; "" for a blob.
+	Repository string
+	// Digest is the manifest's or the blob's digest.
+	Digest digest.Digest
+	// Manifest reports whether a manifest was unlinked rather than a blob deleted.
+	Manifest bool
+	// Size is the blob's size; 0 for a manifest.
+	Size int64
+}
+
+// WithOnDelete makes the collection call fn after each deletion, on its own goroutine
+// and before it goes on, so that a caller that keeps accounts of the store (a quota's
+// usage) follows them; for an untagged manifest it is called while the repository's
+// manifest puts are held back (see WithFence). fn must be quick and must not start a
+// collection. It is not called in a dry run. The default calls nothing.
+func WithOnDelete(fn func(Deletion)) Option {
+	return func(o *options) error {
+		if fn == nil {
+			return fmt.Errorf("%w: WithOnDelete: nil function", ErrInvalidOption)
+		}
+		o.onDelete = fn
 		return nil
 	}
 }
@@ -226,6 +256,9 @@ func (c *collection) run(ctx context.Context) error {
 		if ok {
 			c.rep.BlobsDeleted++
 			c.rep.BytesFreed += b.size
+			if c.o.onDelete != nil {
+				c.o.onDelete(Deletion{Digest: b.dgst, Size: b.size})
+			}
 		} else {
 			c.rep.BlobsKept++
 		}
@@ -379,6 +412,9 @@ func (c *collection) untagged(ctx context.Context, repo string, before time.Time
 		if !c.o.dryRun {
 			if err := c.st.DeleteManifest(ctx, repo, d); err != nil && !errors.Is(err, storage.ErrManifestUnknown) {
 				return fmt.Errorf("registry gc: deleting %s@%s: %w", repo, d, err)
+			}
+			if c.o.onDelete != nil {
+				c.o.onDelete(Deletion{Repository: repo, Digest: d, Manifest: true})
 			}
 		}
 		c.rep.UntaggedDeleted = append(c.rep.UntaggedDeleted, repo+"@"+d.String())

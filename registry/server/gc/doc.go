@@ -26,6 +26,9 @@
 //     (a commit, a link, a mount, a manifest put checking it) survives.
 //  5. Cancels the upload sessions started longer ago than the upload TTL.
 //
+// [WithOnDelete] tells a caller that keeps its own accounts of the store (registry/hub's
+// per-project quota usage) of each manifest unlinked and each blob deleted, as they go.
+//
 // # Why no push loses a blob
 //
 // A blob just uploaded is kept by the grace period until its manifest is put: the grace

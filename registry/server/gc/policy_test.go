@@ -93,12 +93,35 @@ func TestDeleteUntaggedPolicy(t *testing.T) {
 		t.Error("the dry run deleted")
 	}
 	fence := gc.NewFence()
-	rep, err = gc.Collect(t.Context(), st, append(opts, gc.WithDeleteUntagged(true), gc.WithFence(fence))...)
+	var told []gc.Deletion
+	onDelete := gc.WithOnDelete(func(d gc.Deletion) { told = append(told, d) })
+	if _, err := gc.Collect(t.Context(), st, append(opts, gc.WithDeleteUntagged(true), gc.WithDryRun(true), onDelete)...); err != nil || len(told) != 0 {
+		t.Fatalf("a dry run told of deletions: %v %v", err, told)
+	}
+	rep, err = gc.Collect(t.Context(), st, append(opts, gc.WithDeleteUntagged(true), gc.WithFence(fence), onDelete)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := slices.Sorted(slices.Values(rep.UntaggedDeleted)); !slices.Equal(got, want) {
 		t.Errorf("deleted %v, want %v", got, want)
+	}
+	// WithOnDelete tells of each deletion the report counts.
+	var toldManifests []string
+	var toldBlobs int
+	var toldBytes int64
+	for _, d := range told {
+		if d.Manifest {
+			toldManifests = append(toldManifests, d.Repository+"@"+d.Digest.String())
+		} else {
+			toldBlobs++
+			toldBytes += d.Size
+		}
+	}
+	if got := slices.Sorted(slices.Values(toldManifests)); !slices.Equal(got, want) {
+		t.Errorf("told of manifests %v, want %v", got, want)
+	}
+	if toldBlobs != rep.BlobsDeleted || toldBytes != rep.BytesFreed || toldBlobs == 0 {
+		t.Errorf("told of %d blobs (%d bytes), the report counts %d (%d bytes)", toldBlobs, toldBytes, rep.BlobsDeleted, rep.BytesFreed)
 	}
 	for _, d := range []digest.Digest{tagged.Digest, sig.Digest, plat.Digest, digest.FromBytes(ir), young.Digest} {
 		if !linked(d) {
