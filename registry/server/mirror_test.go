@@ -35,7 +35,10 @@ func TestMirror(t *testing.T) {
 	t.Cleanup(ups.Close)
 	raw, md := up.pushImage("library/app", "v1", []byte("layer one"))
 
-	m, err := server.NewMirror(server.MirrorConfig{Upstream: ups.URL, Username: "mirror", Password: "pw", TTL: 200 * time.Millisecond})
+	// The TTL is long enough that two pulls on a loaded machine fit in it, or the second
+	// one asks the upstream for the tag again.
+	const ttl = 2 * time.Second
+	m, err := server.NewMirror(server.MirrorConfig{Upstream: ups.URL, Username: "mirror", Password: "pw", TTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +113,7 @@ func TestMirror(t *testing.T) {
 
 	// The upstream down: what was pulled is served, after the TTL too.
 	ups.Close()
-	time.Sleep(250 * time.Millisecond) // past the TTL, so that the tag is asked again
+	time.Sleep(ttl + 50*time.Millisecond) // past the TTL, so that the tag is asked again
 	if d, _ := pull("library/app:v1"); d != md2 {
 		t.Errorf("upstream down: v1 is %s, want %s", d, md2)
 	}
