@@ -96,7 +96,19 @@ type WatchFilter struct {
 	raw func(*logEvent) bool
 	// user runs on the watcher's copy.
 	user func(Event) bool
+	// internal, set only by the orchestrator on its own watch (watchInternal): the events
+	// share the store's immutable objects' specs, labels and lists instead of copying them,
+	// and the watch is never ended for falling behind.
+	internal bool
 }
+
+// watchInternal is the filter of the orchestrator's own watch of its store. Its reader
+// only reads the events, so they need not be deep copies (a million tasks starting make
+// millions of events, and each copy of a task copies its spec). And it must not be ended
+// for falling behind: it would list the whole store again, which costs far more than the
+// events it missed, and falls further behind while it does. What it has not read stays in
+// memory until it does.
+func watchInternal() WatchFilter { return WatchFilter{internal: true} }
 
 // WatchTypes passes the events of objects of the given types.
 func WatchTypes(types ...ObjectType) WatchFilter {

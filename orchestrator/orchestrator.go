@@ -287,7 +287,7 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 	// The watch ends with follow: its goroutine has ended when follow returns, so that
 	// Run leaves nothing running.
 	wctx, stopWatch := context.WithCancel(ctx)
-	events, err := o.store.Watch(wctx, rev+1)
+	events, err := o.store.Watch(wctx, rev+1, watchInternal())
 	if err != nil {
 		stopWatch()
 		return err

@@ -34,6 +34,37 @@ type logEvent struct {
 	obj, prev any
 }
 
+// exportShared is export for the orchestrator's own watch (watchInternal): the event's
+// objects are copies of the store's, but share their specs, labels and lists, which no
+// one writes to.
+func (e *logEvent) exportShared() Event {
+	ev := Event{Revision: e.rev, Kind: e.kind, Type: e.typ, Cause: e.cause}
+	switch o := e.obj.(type) {
+	case *Service:
+		s := *o
+		ev.Service = &s
+		if p, ok := e.prev.(*Service); ok {
+			ps := *p
+			ev.PrevService = &ps
+		}
+	case *taskRec:
+		t := o.shallow()
+		ev.Task = &t
+		if p, ok := e.prev.(*taskRec); ok {
+			pt := p.shallow()
+			ev.PrevTask = &pt
+		}
+	case *Node:
+		n := *o
+		ev.Node = &n
+		if p, ok := e.prev.(*Node); ok {
+			pn := *p
+			ev.PrevNode = &pn
+		}
+	}
+	return ev
+}
+
 // export copies the event for a watcher.
 func (e *logEvent) export() Event {
 	ev := Event{Revision: e.rev, Kind: e.kind, Type: e.typ, Cause: e.cause}
@@ -125,7 +156,7 @@ func (h *hub) publish(rev uint64, cause string, changes []change) {
 		h.head = h.head.next
 	}
 	for w := range h.watchers {
-		if h.next-w.pos > uint64(h.buffer) && w.blocked.Load() {
+		if !w.internal && h.next-w.pos > uint64(h.buffer) && w.blocked.Load() {
 			h.endLocked(w, ErrSlowWatcher)
 		}
 	}
@@ -140,7 +171,7 @@ func (h *hub) publish(rev uint64, cause string, changes []change) {
 func (h *hub) endIfBehind(w *watcher, rev uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.watchers[w]; !ok || h.next-w.pos <= uint64(h.buffer) {
+	if _, ok := h.watchers[w]; !ok || w.internal || h.next-w.pos <= uint64(h.buffer) {
 		return
 	}
 	c, i := w.c, w.i
@@ -202,6 +233,7 @@ func (h *hub) watch(ctx context.Context, from uint64, filters []WatchFilter) (<-
 		if f.user != nil {
 			w.user = append(w.user, f.user)
 		}
+		w.internal = w.internal || f.internal
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -242,6 +274,8 @@ type watcher struct {
 	raw  []func(*logEvent) bool
 	user []func(Event) bool
 	ch   chan Event
+	// internal: see watchInternal.
+	internal bool
 
 	// Guarded by h.mu.
 	c   *chunk
@@ -293,7 +327,12 @@ func (w *watcher) run(ctx context.Context) {
 			if e.rev < w.from || !w.pass(e) {
 				continue
 			}
-			ev := e.export()
+			var ev Event
+			if w.internal {
+				ev = e.exportShared()
+			} else {
+				ev = e.export()
+			}
 			if !w.passUser(ev) {
 				continue
 			}
