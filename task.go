@@ -147,8 +147,15 @@ type TaskStatus struct {
 	Addresses     []string  `json:"addresses,omitempty"`
 	StartedAt     time.Time `json:"startedAt,omitzero"`
 	FinishedAt    time.Time `json:"finishedAt,omitzero"`
-	// Timestamp is when this status was observed.
+	// Timestamp is when this status was observed, by its node's clock.
 	Timestamp time.Time `json:"timestamp,omitzero"`
+	// Seq orders the statuses a node reports of its tasks: a remote node numbers each one
+	// it sends from one counter that only grows, across its sessions and the restarts of
+	// its agent (package cluster's Client does, and keeps the counter in the node's state
+	// directory). A status whose Seq is lower than the one the store has is older news,
+	// whatever the clocks say. 0 is unnumbered (a node in the control plane's process):
+	// then Timestamp orders them.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Describe renders the status as a person reads it, at time now (for the wait before a

@@ -80,8 +80,12 @@ func WithClientLogger(l *slog.Logger) ClientOption {
 }
 
 // WithIdentityDir makes the client save its renewed certificates in dir (Identity.Save),
-// where LoadIdentity finds them after a restart. Without it a renewed certificate lives in
-// memory only, and a restarted program uses the old one while it lasts.
+// where LoadIdentity finds them after a restart, and keep there (SeqFile) how far it has
+// numbered its status updates, so that a restarted program numbers its updates after
+// those of the last one, and the control plane orders them by their numbers rather than
+// by the node's clock (dao.TaskStatus.Seq). Without it a renewed certificate lives in
+// memory only, and a restarted program uses the old one while it lasts; its numbers
+// start from the time of its start (in nanoseconds), so they are ordered as its clock is.
 func WithIdentityDir(dir string) ClientOption {
 	return func(o *clientOptions) error {
 		if dir == "" {
@@ -163,9 +167,10 @@ type Client struct {
 	cert atomic.Pointer[tls.Certificate]
 	id   *Identity
 
-	mu      sync.Mutex
-	queue   []queued // updates not acknowledged, in order
-	nextSeq uint64
+	mu    sync.Mutex
+	queue []queued // updates not acknowledged, in order
+	// seq numbers the updates (queued.seq, dao.TaskStatus.Seq), across restarts too.
+	seq     *statusSeq
 	wake    chan struct{}
 	running bool
 	closed  bool
@@ -224,9 +229,16 @@ func NewClient(addr string, id *Identity, info dao.Node, local LocalNode, opts .
 	if err := info.Validate(); err != nil {
 		return nil, err
 	}
+	seq, err := openStatusSeq(o.stateDir, o.clock.Now())
+	if seq == nil {
+		return nil, err
+	}
+	if err != nil {
+		o.log.Warn("cluster: status updates are numbered in memory only until the next start", "err", err)
+	}
 	life, end := context.WithCancel(context.Background())
 	c := &Client{addr: addrs[0], addrs: addrs, info: info, local: local, opts: o, log: o.log, id: id,
-		wake: make(chan struct{}, 1), life: life, endLife: end}
+		seq: seq, wake: make(chan struct{}, 1), life: life, endLife: end}
 	cert := id.Certificate
 	c.cert.Store(&cert)
 	return c, nil
@@ -244,13 +256,22 @@ func (c *Client) Report(u dao.TaskUpdate) {
 	u.Status.Message = truncate(u.Status.Message, dao.MaxStringBytes)
 	u.Status.Err = truncate(u.Status.Err, dao.MaxStringBytes)
 	c.mu.Lock()
-	c.nextSeq++
-	c.queue = append(c.queue, queued{c.nextSeq, u})
+	u.Status.Seq = c.number()
+	c.queue = append(c.queue, queued{u.Status.Seq, u})
 	if len(c.queue) > c.opts.reportBuffer {
 		c.queue = coalesce(c.queue)
 	}
 	c.mu.Unlock()
 	c.poke()
+}
+
+// number returns the next status sequence number; c.mu is held.
+func (c *Client) number() uint64 {
+	n, err := c.seq.next()
+	if err != nil {
+		c.log.Warn("cluster: status updates are numbered in memory only until the next start", "err", err)
+	}
+	return n
 }
 
 // truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
@@ -544,8 +565,15 @@ func (c *Client) connectOnce(ctx context.Context) error {
 
 	h := hello{Node: c.info}
 	if tl, ok := c.local.(TaskLister); ok {
+		// The statuses of the hello are numbered before they are read: an update queued
+		// before is older than them (and dropped when it is sent again after them), one
+		// queued after is newer.
+		c.mu.Lock()
+		seq := c.number()
+		c.mu.Unlock()
 		size := 0
 		for _, t := range tl.Tasks() {
+			t.Status.Seq = seq
 			u := dao.TaskUpdate{TaskID: t.ID, Status: t.Status}
 			if t.Status.State < dao.TaskPreparing || t.Status.State == dao.TaskOrphaned {
 				continue

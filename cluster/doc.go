@@ -51,7 +51,13 @@
 // A client that loses its session dials again after a backoff with jitter (from
 // [DefaultMinBackoff] to [DefaultMaxBackoff]); its new session replaces the old one on the
 // server, if that one still lingers, so a node never has two. Status updates wait in the
-// client until acknowledged and are sent again on the next session. The client notices a
+// client until acknowledged and are sent again on the next session. The client numbers
+// each update (dao.TaskStatus.Seq, and the hello's statuses, read after the updates
+// queued before them) from one counter that only grows, kept in blocks in its state
+// directory ([SeqFile], WithIdentityDir), and the control plane orders a task's statuses
+// by these numbers, which it keeps in the store with them (so a replica that takes over
+// orders them as the last did): not by the node's clock, which an edge device may set
+// back, nor by arrival, which a resent update gets wrong. The client notices a
 // dead connection by the silence of the control plane's heartbeat replies.
 //
 // The control plane tells two failures apart. A connection that closes while the node was

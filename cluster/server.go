@@ -366,9 +366,11 @@ func (s *Server) Connected() []string {
 }
 
 // RemoveNode removes a node for good: the CA refuses its certificates from now on (and the
-// CA's state is saved, with WithCADir), its session is closed, and the orchestrator forgets
-// it and replaces its tasks elsewhere. To let a machine of that ID join again, call
-// pki.CA.ReadmitNode.
+// CA's state is saved, with WithCADir, and given to WithCAChanged), its session is closed,
+// and the orchestrator forgets it and replaces its tasks elsewhere. A standby with a
+// WithStandbyReader removes the node from the store through that reader, so that it
+// works at every replica; one without fails with ErrNotLeader once the CA refuses the
+// node. To let a machine of that ID join again, call pki.CA.ReadmitNode.
 func (s *Server) RemoveNode(ctx context.Context, id string) error {
 	s.ca.RemoveNode(id)
 	if err := s.saveCA(); err != nil {
@@ -382,6 +384,10 @@ func (s *Server) RemoveNode(ctx context.Context, id string) error {
 		sess.end(status.Errorf(codes.PermissionDenied, "node %s removed from the cluster", id))
 	}
 	o, err := s.leading(ctx)
+	if err != nil && s.opts.reader != nil {
+		// The store is the leader's too: its loops see the node go, and replace its tasks.
+		o, err = s.opts.reader, nil
+	}
 	if err != nil {
 		return err
 	}

@@ -20,9 +20,11 @@ const statusBatch = 4096
 // The writer keeps states moving forward only (dao.TaskState.CanTransition), and drops
 // updates of tasks that the store does not have on that node, such as those of a node that
 // was down and whose tasks went elsewhere. Within one state that only nodes report
-// (preparing and after), an update observed before the status the store has is dropped as
+// (preparing and after), an update older than the status the store has is dropped as
 // well, so that an older update does not undo a newer one (the restart of a crash-looping
-// container, say). A task that has left TaskRunning is not restarting, whatever the update
+// container, say): older by its node's sequence number (dao.TaskStatus.Seq) when both are
+// numbered, so that neither a node's clock set back nor an old update sent again after a
+// reconnection wins; else by its node's timestamp. A task that has left TaskRunning is not restarting, whatever the update
 // says. Each write's cause reads as the status does (dao.TaskStatus.Describe):
 // "status: node n1: task t1 restarting (exit 1, 3 restarts, next attempt in 2s)".
 func (o *Orchestrator) ReportStatus(nodeID string, u TaskUpdate) {
@@ -140,17 +142,24 @@ func (o *Orchestrator) writeStatus(ctx context.Context, batch []statusReport) er
 
 // supersedes reports whether a node's status update u replaces the status cur the store
 // has: states only move forward, and within a state that only a node reports, an update
-// observed before cur is older news. (The control plane writes the pending and assigned
-// states, with its own clock, and a node's clock is not compared with it.)
+// that its node numbered before cur (dao.TaskStatus.Seq), or, when either is unnumbered,
+// observed before cur by its node's clock, is older news. (The control plane writes the
+// pending and assigned states, with its own clock, and a node's clock is not compared
+// with it.) A task's statuses all come from its one node, so its numbers are comparable;
+// a clock is not, once it is set back (an edge device that boots with no real-time clock,
+// or NTP stepping a fast one back), and an update sent again after a reconnection carries
+// the time it was observed, which a clock set back since makes look new.
 func supersedes(u, cur dao.TaskStatus) bool {
 	if !cur.State.CanTransition(u.State) {
 		return false
 	}
-	if u.State == cur.State && u.State >= dao.TaskPreparing &&
-		!u.Timestamp.IsZero() && !cur.Timestamp.IsZero() && u.Timestamp.Before(cur.Timestamp) {
-		return false
+	if u.State != cur.State || u.State < dao.TaskPreparing {
+		return true
 	}
-	return true
+	if u.Seq != 0 && cur.Seq != 0 {
+		return u.Seq > cur.Seq
+	}
+	return u.Timestamp.IsZero() || cur.Timestamp.IsZero() || !u.Timestamp.Before(cur.Timestamp)
 }
 
 // normalStatus returns st as the store keeps it: only a running task is restarting.

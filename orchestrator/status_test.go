@@ -129,3 +129,52 @@ func TestStatusMergesRestarts(t *testing.T) {
 	default:
 	}
 }
+
+// TestStatusOrderBySequence: reports that their node numbered (dao.TaskStatus.Seq) are
+// ordered by their numbers, not by the node's clock: a node whose clock was set back an
+// hour still has its newer report win, and an old report sent again after a reconnection,
+// stamped before the clock was set back, does not override a newer one. Unnumbered
+// reports are ordered by their timestamps, as before.
+func TestStatusOrderBySequence(t *testing.T) {
+	ctx := context.Background()
+	store := newTestStore(t)
+	o, err := New(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	running := func(seq uint64, ts time.Duration, restarts int) dao.TaskStatus {
+		return dao.TaskStatus{State: dao.TaskRunning, PID: 20, Restarts: restarts, Timestamp: t0.Add(ts), Seq: seq}
+	}
+	if err := store.Update(ctx, "test", func(tx Tx) error {
+		return tx.CreateTask(&Task{Task: dao.Task{ID: "t1", NodeID: "n1", DesiredState: dao.TaskRunning, Status: running(10, 0, 0)}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name         string
+		status       dao.TaskStatus
+		wantRestarts int
+		wantSeq      uint64
+	}{
+		{"the node's clock is an hour behind: its newer report wins", running(11, -time.Hour, 1), 1, 11},
+		{"an old report sent again, stamped an hour ahead, changes nothing", running(9, time.Hour, 7), 1, 11},
+		{"the same report again changes nothing", running(11, 2*time.Hour, 8), 1, 11},
+		{"newer still, the clock back to right", running(12, time.Second, 2), 2, 12},
+		{"unnumbered and observed before: dropped by its timestamp", running(0, -2*time.Hour, 9), 2, 12},
+		{"unnumbered and observed after: taken by its timestamp", running(0, 2*time.Second, 3), 3, 0},
+		{"numbered over unnumbered: by the timestamps, the one it has is newer", running(13, time.Second, 4), 3, 0},
+		{"numbered over unnumbered: observed after", running(14, 3*time.Second, 5), 5, 14},
+	} {
+		if err := o.writeStatus(ctx, []statusReport{{"n1", TaskUpdate{TaskID: "t1", Status: step.status}}}); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		task, err := o.Task(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := task.Status; got.Restarts != step.wantRestarts || got.Seq != step.wantSeq {
+			t.Errorf("%s: stored restarts %d, seq %d; want %d, %d", step.name, got.Restarts, got.Seq, step.wantRestarts, step.wantSeq)
+		}
+	}
+}

@@ -83,6 +83,12 @@ on each node):
                  "command": ["busybox", "httpd", "-f", "-p", "8080"],
                  "resources": {"milliCPU": 100, "memory": 33554432}}}
 
+The admin API is on the unix socket DIR/admin.sock, mode 0600: only the user who runs
+the control plane, and root, may call it (the kernel says who calls). dao node ls, dao
+node rm, dao service ls, dao service rm and dao service scale, run on this machine with
+--state-dir DIR, call it. Nothing of it is on the network: a node's certificate, which a
+join token buys, can never administer the cluster.
+
 SIGINT or SIGTERM stops it; the nodes keep running their tasks and reconnect when it is
 back.
 
@@ -94,6 +100,9 @@ replica puts the cluster's CA in etcd (its key too: protect etcd with TLS and
 authentication), and the others take it from there. Give the agents every replica:
 
   dao agent --join TOKEN cp1:7450,cp2:7450,cp3:7450 --state-dir DIR
+
+Each replica serves the admin API on the socket in its own --state-dir, whether it
+leads or stands by.
 
 The etcd client takes --etcd-cacert, --etcd-cert and --etcd-key for TLS, and
 --etcd-user with the password in $DAO_ETCD_PASSWORD.
@@ -214,20 +223,33 @@ func runControlPlane(ctx context.Context, g *globals, o *controlPlaneOptions, sp
 	if err != nil {
 		return err
 	}
+	adminL, adminPath, err := listenAdmin(o.stateDir)
+	if err != nil {
+		l.Close()
+		return err
+	}
 
 	// From here on, everything started is stopped in order before returning: the server,
-	// then the orchestrator, then the watch; the store is closed last (deferred above).
+	// then the orchestrator, then the watch and the admin API; the store is closed last
+	// (deferred above).
 	out := &lockedWriter{w: g.stdout}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	events, err := orch.Watch(runCtx, 0, watchedTypes())
 	if err != nil {
 		l.Close()
+		adminL.Close()
 		return err
 	}
 	var wg sync.WaitGroup
 	p := &changePrinter{w: out}
 	wg.Go(func() { p.follow(runCtx, orch, events) })
+	admin := &adminServer{o: orch, srv: srv, log: log, uid: os.Getuid()}
+	wg.Go(func() {
+		if err := admin.serve(runCtx, adminL); err != nil {
+			log.Error("dao control-plane: the admin API stopped", "err", err)
+		}
+	})
 	ran := make(chan error, 1)
 	served := make(chan error, 1)
 	go func() { ran <- orch.Run(runCtx) }()
@@ -246,6 +268,7 @@ func runControlPlane(ctx context.Context, g *globals, o *controlPlaneOptions, sp
 	}
 	fmt.Fprintf(out, "dao control-plane %s: serving nodes on %s; state in %s\n", version, l.Addr(), o.stateDir)
 	fmt.Fprintf(out, "  CA %s %s (pin %s), %s\n", what, caDir, hex.EncodeToString(pinOf(ca))[:16], inStore(ctx, orch))
+	printAdmin(out, adminPath, o.stateDir)
 	if pruned > 0 {
 		log.Debug("expired join tokens pruned", "tokens", pruned)
 	}
@@ -285,6 +308,11 @@ func printJoin(out io.Writer, token, addr, where string) {
 	fmt.Fprintf(out, "\nTo join a machine to this cluster (the token is valid for %s%s), run there as root:\n\n",
 		strings.TrimSuffix(pki.DefaultTokenTTL.String(), "0m0s"), where)
 	fmt.Fprintf(out, "  dao agent --join %s %s --state-dir %s\n\n", token, addr, defaultAgentStateDir)
+}
+
+// printAdmin prints where the admin API is, for the start banner.
+func printAdmin(out io.Writer, path, stateDir string) {
+	fmt.Fprintf(out, "  admin API on %s (mode 0600): dao node ls --state-dir %s\n", path, stateDir)
 }
 
 // inStore says what the store holds, for the start banner.

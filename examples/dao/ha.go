@@ -333,6 +333,11 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 	if err != nil {
 		return err
 	}
+	adminL, adminPath, err := listenAdmin(o.stateDir)
+	if err != nil {
+		l.Close()
+		return err
+	}
 	addr := advertised(o.advertise, l.Addr())
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -340,11 +345,20 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 	events, err := api.Watch(runCtx, 0, watchedTypes())
 	if err != nil {
 		l.Close()
+		adminL.Close()
 		return err
 	}
 	var wg sync.WaitGroup
 	p := &changePrinter{w: out}
 	wg.Go(func() { p.follow(runCtx, api, events) })
+	// The admin API works at every replica: its writes go to the shared store (and the
+	// CA's state to etcd), where the leader's loops take them.
+	admin := &adminServer{o: api, srv: srv, log: log, uid: os.Getuid()}
+	wg.Go(func() {
+		if err := admin.serve(runCtx, adminL); err != nil {
+			log.Error("dao control-plane: the admin API stopped", "err", err)
+		}
+	})
 	wg.Go(func() { shared.follow(runCtx, log) })
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
@@ -365,6 +379,7 @@ func runReplica(ctx context.Context, g *globals, o *controlPlaneOptions, specs [
 	fmt.Fprintf(out, "dao control-plane %s: a replica, serving nodes on %s (advertised as %s); store %s in etcd\n",
 		version, l.Addr(), addr, store.ID())
 	fmt.Fprintf(out, "  CA %s (pin %s), %s\n", what, hex.EncodeToString(pinOf(ca))[:16], inStore(ctx, api))
+	printAdmin(out, adminPath, o.stateDir)
 	for _, spec := range specs {
 		if err := applyService(ctx, out, api, spec); err != nil {
 			return err

@@ -9,8 +9,10 @@
 //	  clean          remove stopped containers, unused images, snapshots and content
 //	  control-plane  run a control plane that remote nodes (dao agent) join
 //	  import         import an image of this machine's busybox into containerd, with no registry
+//	  node           list and remove the nodes of a dao control-plane
 //	  ps             list containers
 //	  pull           pull an image from a registry into containerd, ready to run
+//	  service        list, scale and remove the services of a dao control-plane
 //	  version        print the versions of dao, Go and containerd
 //	  completion     print a script that completes dao's commands: bash, zsh, fish or powershell
 //	  help           show the help of a command
@@ -54,7 +56,10 @@
 // changes of nodes and tasks. `dao agent --join TOKEN ADDRESS --state-dir DIR` joins the
 // cluster once, and from then on `dao agent ADDRESS --state-dir DIR` runs the node: an edge
 // agent on containerd, connected to the control plane, that keeps running its last
-// assignment while the control plane is away, across restarts and reboots.
+// assignment while the control plane is away, across restarts and reboots. On the control
+// plane's machine, `dao node ls|rm` and `dao service ls|rm|scale` with --state-dir DIR
+// administer it through its admin socket, DIR/admin.sock (mode 0600; see admin.go for why a
+// unix socket rather than an admin certificate).
 //
 // Exit status: 0 on success, 1 on failure (such as a containerd that cannot be reached), 2 on
 // a usage error.
@@ -125,10 +130,15 @@ type command struct {
 	// run runs the command with its arguments (the flags taken out); it returns the exit
 	// status.
 	run func(ctx context.Context, g *globals, args []string) int
+	// aliases are other names of the command (rm: remove), as docker's.
+	aliases []string
+	// subcommands, when set, are the command's own commands (dao node ls): the command
+	// then has no run and no flags of its own.
+	subcommands []*command
 }
 
 func commands() []*command {
-	return []*command{agentCommand(), cleanCommand(), controlPlaneCommand(), hubCommand(), importCommand(), psCommand(), pullCommand(), versionCommand()}
+	return []*command{agentCommand(), cleanCommand(), controlPlaneCommand(), hubCommand(), importCommand(), nodeCommand(), psCommand(), pullCommand(), serviceCommand(), versionCommand()}
 }
 
 // usageErr is a mistake in the command line: cmd is the command's name, "" for dao itself.
@@ -140,7 +150,12 @@ func (e *usageErr) Error() string { return e.msg }
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return runContext(ctx, args, stdin, stdout, stderr)
+}
 
+// runContext is run until ctx is done, as SIGINT and SIGTERM end run: for tests that run a
+// long-lived command (dao control-plane) in their own process.
+func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
 	status := exitOK
 	root := newRoot(g, &status)
@@ -222,16 +237,37 @@ func newRoot(g *globals, status *int) *cobra.Command {
 	}
 
 	usages := map[*cobra.Command]*command{}
-	for _, c := range commands() {
+	var add func(parent *cobra.Command, c *command)
+	add = func(parent *cobra.Command, c *command) {
 		cc := &cobra.Command{
 			Use:                   c.name,
 			Short:                 c.summary,
+			Aliases:               c.aliases,
 			Args:                  cobra.ArbitraryArgs,
 			DisableFlagsInUseLine: true,
-			RunE: func(cmd *cobra.Command, args []string) error {
-				*status = c.run(cmd.Context(), g, args)
-				return nil
-			},
+		}
+		usages[cc] = c
+		parent.AddCommand(cc)
+		if len(c.subcommands) > 0 {
+			// dao node alone shows its commands; dao node lss is a usage error, whatever
+			// flags follow it.
+			cc.FParseErrWhitelist.UnknownFlags = true
+			cc.RunE = func(cmd *cobra.Command, args []string) error {
+				if len(args) == 0 {
+					fmt.Fprint(g.stderr, c.usage)
+					*status = exitUsage
+					return nil
+				}
+				return &usageErr{cmd: c.name, msg: fmt.Sprintf("unknown command %q%s", args[0], suggest(cmd, args[0]))}
+			}
+			for _, sub := range c.subcommands {
+				add(cc, sub)
+			}
+			return
+		}
+		cc.RunE = func(cmd *cobra.Command, args []string) error {
+			*status = c.run(cmd.Context(), g, args)
+			return nil
 		}
 		cc.Flags().SortFlags = false
 		c.flags(cc.Flags())
@@ -240,8 +276,9 @@ func newRoot(g *globals, status *int) *cobra.Command {
 				cc.RegisterFlagCompletionFunc(name, cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 			}
 		}
-		usages[cc] = c
-		root.AddCommand(cc)
+	}
+	for _, c := range commands() {
+		add(root, c)
 	}
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [COMMAND]",
