@@ -33,7 +33,11 @@
 //     dao.DisconnectPolicy asks for its tasks to be replaced at once), down after the grace
 //     too (3s by default; its tasks are orphaned and replaced elsewhere). Disconnect says a
 //     node's connection closed (package cluster calls it when a remote agent's socket
-//     closes): the node is disconnected at once, and down after the grace alone.
+//     closes): the node is disconnected at once, and down after the grace alone. When
+//     most of a cluster of 10 or more falls silent at once (55 % by default), the
+//     orchestrator suspects its own side (its network, or a load that keeps it from
+//     taking their heartbeats in time) and holds them as they are, as Kubernetes' node
+//     controller stops evicting in a disruption (WithMassSilence).
 //   - Updater: rolling updates, slot by slot, as policy.Rollout decides (parallelism,
 //     delay, stop-first or start-first, monitor window, health, failure ratio), pausing or
 //     rolling back; a rollback replaces only the slots that do not run the old spec.

@@ -178,10 +178,35 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 	var changes []change
 	l := liveness{timeout: o.opts.hbTimeout, grace: o.opts.grace}
 	o.mu.Lock()
+	silent := 0
 	for id, c := range o.nodes {
-		if want := l.judge(c.silence(now, l.timeout), c.state); want != c.state {
+		want := l.judge(c.silence(now, l.timeout), c.state)
+		if want != dao.NodeReady {
+			silent++
+		}
+		if want != c.state {
 			changes = append(changes, change{id, want, c.lastSeen, c.lostAt, c.lostWhy})
 		}
+	}
+	if massSilent(silent, len(o.nodes), o.opts.massSilence) {
+		// Most of the cluster at once: the control plane's side is the likelier cause.
+		// Only nodes coming back are written (see WithMassSilence).
+		back := changes[:0]
+		for _, ch := range changes {
+			if ch.state == dao.NodeReady {
+				back = append(back, ch)
+			}
+		}
+		changes = back
+		if !o.massHeld {
+			o.massHeld = true
+			o.opts.log.Warn(fmt.Sprintf("orchestrator: %d of %d nodes silent at once: holding them as they are, for the likelier cause is the control plane's own network or load (WithMassSilence)", silent, len(o.nodes)),
+				"silent", silent, "nodes", len(o.nodes))
+		}
+	} else if o.massHeld {
+		o.massHeld = false
+		o.opts.log.Warn(fmt.Sprintf("orchestrator: %d of %d nodes silent: no longer holding them", silent, len(o.nodes)),
+			"silent", silent, "nodes", len(o.nodes))
 	}
 	o.mu.Unlock()
 	for _, ch := range changes {
@@ -248,6 +273,12 @@ func (o *Orchestrator) checkLiveness(ctx context.Context) {
 			o.opts.log.Warn("orchestrator: liveness", "node", ch.id, "err", err)
 		}
 	}
+}
+
+// massSilent reports whether silent nodes of all are so many that the orchestrator holds
+// them as they are (WithMassSilence, share).
+func massSilent(silent, all int, share float64) bool {
+	return share > 0 && all >= MassSilenceMinNodes && silent > 0 && float64(silent) >= share*float64(all)
 }
 
 // liveness judges a node by how long it has been silent: ready while it beats within the

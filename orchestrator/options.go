@@ -30,6 +30,14 @@ const (
 	DefaultReplaceDelay = time.Second
 	// DefaultTaskHistory is how many ended tasks the orchestrator keeps per slot.
 	DefaultTaskHistory = 3
+	// DefaultMassSilence is the share of the nodes that, silent at once, makes the
+	// orchestrator suspect its own side and leave them as they are (WithMassSilence), as
+	// Kubernetes' node controller stops evicting at --unhealthy-zone-threshold=0.55.
+	DefaultMassSilence = 0.55
+	// MassSilenceMinNodes is the fewest nodes a cluster needs for WithMassSilence to hold
+	// anything: in a smaller one, most of the nodes dying at once is no rarer than the
+	// control plane's own trouble.
+	MassSilenceMinNodes = 10
 )
 
 // Option configures New.
@@ -42,6 +50,7 @@ type options struct {
 	grace        time.Duration
 	replaceDelay time.Duration
 	history      int
+	massSilence  float64
 	log          *slog.Logger
 	sched        []scheduler.Option
 }
@@ -53,6 +62,7 @@ func defaultOptions() options {
 		grace:        DefaultGrace,
 		replaceDelay: DefaultReplaceDelay,
 		history:      DefaultTaskHistory,
+		massSilence:  DefaultMassSilence,
 		log:          slog.New(slog.DiscardHandler),
 	}
 }
@@ -100,6 +110,26 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 			return invalid("WithHeartbeatTimeout", "%s: must be positive", d)
 		}
 		o.hbTimeout = d
+		return nil
+	}
+}
+
+// WithMassSilence sets the share of the nodes (of at least MassSilenceMinNodes) that, all
+// silent past the heartbeat timeout at once, are held as they are: not disconnected, not
+// down, their tasks not replaced, with a warning in the log, until fewer than that share
+// are silent. So many nodes failing together is far likelier to be the control plane's
+// own trouble (its network cut, or itself too loaded to take their heartbeats in time)
+// than theirs, and replacing every task of the cluster at once would make any trouble of
+// its own worse. A node that stays silent after the others came back is then judged as
+// always, by how long it has been silent. The cost: a real failure of more than that share
+// of the nodes replaces nothing until some come back. The default is DefaultMassSilence
+// (0.55); 0 turns it off; it must be between 0 and 1.
+func WithMassSilence(share float64) Option {
+	return func(o *options) error {
+		if !(share >= 0 && share <= 1) {
+			return invalid("WithMassSilence", "%v: must be between 0 (off) and 1", share)
+		}
+		o.massSilence = share
 		return nil
 	}
 }

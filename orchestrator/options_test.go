@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/opendao/dao"
@@ -39,6 +40,8 @@ func TestOptionsRejectBadValues(t *testing.T) {
 		{"WithClock", newWith(orchestrator.WithClock(nil))},
 		{"WithHeartbeatTimeout", newWith(orchestrator.WithHeartbeatTimeout(0))},
 		{"WithGrace", newWith(orchestrator.WithGrace(-1))},
+		{"WithMassSilence", newWith(orchestrator.WithMassSilence(1.5))},
+		{"WithMassSilence", newWith(orchestrator.WithMassSilence(math.NaN()))},
 		{"WithReplaceDelay", newWith(orchestrator.WithReplaceDelay(-1))},
 		{"WithTaskHistory", newWith(orchestrator.WithTaskHistory(-1))},
 		{"WithLogger", newWith(orchestrator.WithLogger(nil))},

@@ -58,6 +58,9 @@ type Orchestrator struct {
 	dirtyNodes  map[string]bool
 	pendingWork bool
 	allSvc      bool
+	// massHeld is set while so many nodes are silent at once that checkLiveness holds
+	// them as they are (WithMassSilence).
+	massHeld bool
 	// observed is the revision of the last event observe took in (of the initial list
 	// before any): the scheduler's view of the nodes is that of this revision.
 	observed uint64

@@ -810,3 +810,73 @@ func (s *sim) runThenLoseANode(n int) *simnode.Node {
 	})
 	return victim
 }
+
+// Most of the nodes silent at once are held as they are (WithMassSilence): none is
+// disconnected or down, nothing is replaced, however long it lasts. When enough come back,
+// those still silent are judged as always: down, their tasks moved.
+func TestMassSilenceHoldsNodes(t *testing.T) {
+	s := newSim(t, 12)
+	if _, err := s.o.CreateService(s.ctx, webSpec(24)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("24 running", func() bool { return slotsCovered(s.running("web"), 24) })
+	total := len(s.tasks(orchestrator.TaskFilter{ServiceID: "web"}))
+	nodes := s.cluster.Nodes()
+	for _, n := range nodes[:8] { // 8 of 12: over 0.55
+		n.Disconnect()
+	}
+	s.settle(3 * (simTimeout + simGrace))
+	ns, err := s.o.Nodes(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		if n.Status.State != dao.NodeReady {
+			t.Errorf("node %s is %s while 8 of 12 are silent, want held ready", n.ID, n.Status.State)
+		}
+	}
+	if n := len(s.tasks(orchestrator.TaskFilter{ServiceID: "web"})); n != total {
+		t.Fatalf("%d tasks while 8 of 12 nodes are silent, want %d (nothing replaced):\n%s", n, total, s.dump())
+	}
+	for _, n := range nodes[:6] { // 2 of 12 still silent: judged as always
+		n.Up()
+	}
+	s.waitFor("the two still silent nodes down, their tasks elsewhere", func() bool {
+		ns, _ := s.o.Nodes(s.ctx)
+		down := 0
+		for _, n := range ns {
+			if n.Status.State == dao.NodeDown {
+				down++
+			}
+		}
+		live := s.running("web")
+		for _, tk := range live {
+			if tk.NodeID == nodes[6].ID() || tk.NodeID == nodes[7].ID() {
+				return false
+			}
+		}
+		return down == 2 && slotsCovered(live, 24)
+	})
+}
+
+// With WithMassSilence(0), every silent node goes down as it would alone.
+func TestMassSilenceOff(t *testing.T) {
+	s := newSimWith(t, simConfig{nodes: 12, opts: []orchestrator.Option{orchestrator.WithMassSilence(0)}})
+	if _, err := s.o.CreateService(s.ctx, webSpec(12)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("12 running", func() bool { return slotsCovered(s.running("web"), 12) })
+	for _, n := range s.cluster.Nodes()[:8] {
+		n.Disconnect()
+	}
+	s.waitFor("8 nodes down", func() bool {
+		ns, _ := s.o.Nodes(s.ctx)
+		down := 0
+		for _, n := range ns {
+			if n.Status.State == dao.NodeDown {
+				down++
+			}
+		}
+		return down == 8
+	})
+}
