@@ -476,7 +476,9 @@ func runOnce(cfg config, kind, profile string) (res result, err error) {
 	defer st.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	o, err := orchestrator.New(st.store)
+	// The orchestrator's warnings (a watch that fell behind, nodes held or down) say why a
+	// run went wrong.
+	o, err := orchestrator.New(st.store, orchestrator.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	if err != nil {
 		return res, err
 	}
@@ -575,8 +577,11 @@ func runOnce(cfg config, kind, profile string) (res result, err error) {
 			break
 		}
 		if time.Since(begin) > cfg.timeout {
-			return res, fmt.Errorf("after %v: %d tasks, %d placed, %d running of %d (the store holds %s)",
-				cfg.timeout, tasks, placed, running, cfg.tasks, storeCount(st.store))
+			c.mu.Lock()
+			byLoop := loops(c.byLoop)
+			c.mu.Unlock()
+			return res, fmt.Errorf("after %v: %d tasks, %d placed, %d running of %d (the store holds %s) %s",
+				cfg.timeout, tasks, placed, running, cfg.tasks, storeCount(st.store), byLoop)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
