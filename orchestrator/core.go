@@ -99,6 +99,32 @@ type txn struct {
 	// that learns the revision of its writes at the commit (see prepare).
 	track   bool
 	callers []*uint64
+	// shared makes the task reads return the records' own specs and lists, not copies
+	// (withSharedReads).
+	shared bool
+}
+
+// sharedReadsKey marks a context whose View or Update reads tasks without copying their
+// specs and lists (withSharedReads).
+type sharedReadsKey struct{}
+
+// withSharedReads returns a context whose transactions, on the package's own stores,
+// return tasks that share the stored records' specs, environment, labels and address
+// lists instead of deep copies. Only the orchestrator's own loops use it, and they read
+// those, never write them: a million tasks starting are read millions of times, and each
+// deep copy of a task copies its whole spec. Another Store ignores it.
+func withSharedReads(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sharedReadsKey{}, true)
+}
+
+func sharedReads(ctx context.Context) bool { return ctx.Value(sharedReadsKey{}) != nil }
+
+// taskValue returns the record as the transaction's reader gets it.
+func (tx *txn) taskValue(r *taskRec) Task {
+	if tx.shared {
+		return r.shallow()
+	}
+	return r.value()
 }
 
 // noteCaller notes a caller's revision field that a write set.
@@ -117,7 +143,7 @@ func (c *core) view(ctx context.Context, fn func(ReadTx) error) error {
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	tx := &txn{c: c, st: &c.st}
+	tx := &txn{c: c, st: &c.st, shared: sharedReads(ctx)}
 	defer func() { tx.done = true }()
 	return fn(tx)
 }
@@ -137,7 +163,7 @@ func (c *core) update(ctx context.Context, cause string, fn func(Tx) error) (err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	tx := &txn{c: c, st: &c.st, write: true, rev: c.st.rev + 1}
+	tx := &txn{c: c, st: &c.st, write: true, rev: c.st.rev + 1, shared: sharedReads(ctx)}
 	committed := false
 	defer func() {
 		tx.done = true
@@ -168,13 +194,13 @@ func (c *core) update(ctx context.Context, cause string, fn func(Tx) error) (err
 // net changes, whose objects carry the revision after the state's (see stamp), and the
 // caller's revision fields that the writes set. fn's error, or a panic, discards them.
 // The caller holds wsem, and makes the changes the state with applyLocked.
-func (c *core) prepare(fn func(Tx) error) (changes []change, callers []*uint64, err error) {
+func (c *core) prepare(ctx context.Context, fn func(Tx) error) (changes []change, callers []*uint64, err error) {
 	if c.closed.Load() {
 		return nil, nil, ErrClosed
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	tx := &txn{c: c, st: &c.st, write: true, rev: c.st.rev + 1, track: true}
+	tx := &txn{c: c, st: &c.st, write: true, rev: c.st.rev + 1, track: true, shared: sharedReads(ctx)}
 	defer func() {
 		tx.done = true
 		for i := range tx.changes {
@@ -477,14 +503,14 @@ func (tx *txn) Task(id string) (Task, error) {
 	if r == nil {
 		return Task{}, notFound("task", id)
 	}
-	return r.value(), nil
+	return tx.taskValue(r), nil
 }
 
 func (tx *txn) Tasks() iter.Seq[Task] {
 	return func(yield func(Task) bool) {
 		tx.check()
 		for _, s := range tx.st.tasks.byID {
-			if !yield(s.rec.value()) {
+			if !yield(tx.taskValue(s.rec)) {
 				return
 			}
 		}
@@ -513,7 +539,7 @@ func (tx *txn) tasksIn(ix *taskIndex, key string, keyOf func(*taskRec) string) i
 			if tx.write && (tx.st.tasks.byID[s.rec.ID] != s || keyOf(s.rec) != key) {
 				continue
 			}
-			if !yield(s.rec.value()) {
+			if !yield(tx.taskValue(s.rec)) {
 				return
 			}
 		}

@@ -944,7 +944,7 @@ func (s *EtcdStore) update(ctx context.Context, cause string, fn func(tx Tx) err
 	if err := s.Sync(ctx); err != nil {
 		return err
 	}
-	changes, callers, err := s.c.prepare(fn)
+	changes, callers, err := s.c.prepare(ctx, fn)
 	if err != nil || len(changes) == 0 {
 		return err
 	}

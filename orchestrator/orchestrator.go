@@ -253,7 +253,7 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 	}
 	var rev uint64
 	now := o.opts.clock.Now()
-	err = o.store.View(ctx, func(tx ReadTx) error {
+	err = o.store.View(withSharedReads(ctx), func(tx ReadTx) error {
 		rev = tx.Revision()
 		o.mu.Lock()
 		defer o.mu.Unlock()

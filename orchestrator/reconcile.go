@@ -85,7 +85,7 @@ func (p *plan) cause(serviceID string) string {
 func (o *Orchestrator) reconcile(ctx context.Context, id string) error {
 	var p plan
 	now := o.opts.clock.Now()
-	err := o.store.View(ctx, func(tx ReadTx) error {
+	err := o.store.View(withSharedReads(ctx), func(tx ReadTx) error {
 		p = o.rec.plan(tx, id, now)
 		return nil
 	})
@@ -149,7 +149,7 @@ func (o *Orchestrator) writePlan(ctx context.Context, id string, p *plan) error 
 			cause = fmt.Sprintf("%s (part %d of %d)", cause, i+1, len(parts))
 		}
 		var rev uint64
-		err := o.store.Update(ctx, cause, func(tx Tx) error {
+		err := o.store.Update(withSharedReads(ctx), cause, func(tx Tx) error {
 			if i == 0 && p.svc != nil {
 				if err := tx.UpdateService(p.svc); err != nil {
 					return err

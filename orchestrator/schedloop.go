@@ -66,7 +66,7 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 	// Only while a node write is not taken in yet can the scheduler's nodes be behind.
 	nodesBehind := o.nodeWritten.Load() > observed
 	var pend pending
-	err := o.store.View(ctx, func(tx ReadTx) error {
+	err := o.store.View(withSharedReads(ctx), func(tx ReadTx) error {
 		pend = pendingTasks(tx, observed, nodesBehind)
 		return nil
 	})
@@ -139,7 +139,7 @@ func (o *Orchestrator) schedule(ctx context.Context) error {
 			part := placed[b[0]:b[1]]
 			var last *Task
 			var left []*Task
-			err = o.store.Update(ctx, cause, func(tx Tx) error {
+			err = o.store.Update(withSharedReads(ctx), cause, func(tx Tx) error {
 				left = left[:0]
 				for _, t := range part {
 					cur, err := tx.Task(t.ID)

@@ -118,7 +118,7 @@ func (o *Orchestrator) writeStatus(ctx context.Context, batch []statusReport) er
 		}
 		cause = fmt.Sprintf("status: node %s: task %s %s", batch[0].nodeID, batch[0].u.TaskID, st.Describe(at))
 	}
-	return o.store.Update(ctx, cause, func(tx Tx) error {
+	return o.store.Update(withSharedReads(ctx), cause, func(tx Tx) error {
 		// The last report of a task in the batch wins, if every step to it is forward.
 		for _, r := range batch {
 			t, err := tx.Task(r.u.TaskID)
