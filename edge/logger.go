@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"net/url"
 	"os"
@@ -25,14 +26,16 @@ import (
 // The logger is the first of these that the Runtime finds when it starts:
 //   - the program WithLoggerBinary names (edge/cmd/dao-shim-logger);
 //   - dao-shim-logger beside the program's executable, or on PATH;
-//   - the program's own executable: package shimlog's init function, which runs before most
-//     of a program's package initialisers, recognises the shim's arguments and never returns;
+//   - the program's own executable, when it is statically linked: package shimlog's init
+//     function, which runs before most of a program's package initialisers, recognises the
+//     shim's arguments and never returns;
 //   - a shell script written into the log directory, which appends with two cats.
 //
-// Measured on 2 cores (BenchmarkLoggerStart, CPU per logger): dao-shim-logger 0.9 ms, the
-// program's own executable 1.4 ms (statically linked) to 2.1 ms (with cgo), the script 2.1 ms
-// in three processes. The shim starts the container once the logger is ready, so the logger's
-// start is part of every container's.
+// Measured on 2 cores (BenchmarkLoggerStart, CPU per logger): dao-shim-logger 0.9 to 1.5 ms,
+// the program's own executable 1.4 ms when statically linked but 2.1 to 2.9 ms with cgo (the
+// dynamic loader, libc and cgo's start before any Go code: no cheaper than the script), the
+// script 2.1 to 2.3 ms in three processes. The shim starts the container once the logger is
+// ready, so the logger's start is part of every container's.
 //
 // The shim may not see the program's executable (a Dao program in another mount namespace
 // than containerd's, which shares only the log directory with it): when it cannot start a
@@ -94,7 +97,7 @@ func chooseLoggers(o options) ([]shimLogger, error) {
 	if p := findLoggerBinary(); p != "" {
 		return []shimLogger{newShimLogger("binary", p, o.logDir), fallback}, nil
 	}
-	if self := selfExecutable(); self != "" {
+	if self := selfExecutable(); self != "" && staticExecutable(self) {
 		return []shimLogger{newShimLogger("self", self, o.logDir), fallback}, nil
 	}
 	return []shimLogger{fallback}, nil
@@ -128,6 +131,22 @@ func selfExecutable() string {
 		return ""
 	}
 	return exe
+}
+
+// staticExecutable reports whether the executable at path is statically linked: it names no
+// dynamic loader (a Go program built without cgo).
+func staticExecutable(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
 }
 
 // checkExecutable returns why path is not an executable regular file, or nil.

@@ -185,8 +185,8 @@ func TestLoggerRefusesBadIDs(t *testing.T) {
 }
 
 // TestRuntimeChoosesTheFastestLogger: without dao-shim-logger at hand, a Runtime uses the
-// program's own executable, with the script to fall back on; with it beside the executable
-// or named, that.
+// program's own executable if it is statically linked, the script otherwise (and to fall back
+// on); with dao-shim-logger beside the executable, on PATH or named, that.
 func TestRuntimeChoosesTheFastestLogger(t *testing.T) {
 	t.Parallel()
 	o := defaultOptions()
@@ -199,9 +199,12 @@ func TestRuntimeChoosesTheFastestLogger(t *testing.T) {
 	for _, l := range ls {
 		kinds = append(kinds, l.kind)
 	}
-	want := "self script"
-	if findLoggerBinary() != "" {
+	want := "script"
+	switch {
+	case findLoggerBinary() != "":
 		want = "binary script"
+	case staticExecutable(selfExecutable()):
+		want = "self script"
 	}
 	if got := strings.Join(kinds, " "); got != want {
 		t.Errorf("loggers %q, want %q", got, want)
@@ -236,9 +239,10 @@ func TestLoggersKeepEveryLineOfExitingContainers(t *testing.T) {
 	}
 	const lines = 300
 	script := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo out-$i; echo err-$i >&2; i=$((i+1)); done`, lines)
+	preferred := rt0kind(t)
 	for _, l := range loggerKinds(t, dir) {
 		n := 20
-		if l.kind == "self" { // the default where these tests run, as in `go test`
+		if l.kind == preferred { // the default where these tests run
 			n = 60
 		}
 		rt, err := NewFromClient(c.Client, WithNamespace(testutil.Namespace), WithLogDir(dir))
@@ -280,6 +284,17 @@ func TestLoggersKeepEveryLineOfExitingContainers(t *testing.T) {
 	}
 }
 
+// rt0kind returns the kind of logger a Runtime of this test binary prefers.
+func rt0kind(t *testing.T) string {
+	o := defaultOptions()
+	o.logDir = t.TempDir()
+	ls, err := chooseLoggers(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls[0].kind
+}
+
 // TestRuntimeFallsBackToTheScript: when the shim cannot start the logger the Runtime found
 // (one it cannot see), the container starts with the script, and so do the next ones.
 func TestRuntimeFallsBackToTheScript(t *testing.T) {
@@ -292,7 +307,14 @@ func TestRuntimeFallsBackToTheScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	rt.loggers[0] = newShimLogger("self", filepath.Join(c.Dir, "not-here"), rt.opts.logDir)
+	script, err := installLogger(rt.opts.logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.loggers = []shimLogger{
+		newShimLogger("self", filepath.Join(c.Dir, "not-here"), rt.opts.logDir),
+		newShimLogger("script", script, rt.opts.logDir),
+	}
 	for _, id := range []string{"first", "second"} {
 		if _, err := rt.Run(ctx, id, dao.ContainerSpec{Image: busybox, Command: []string{"echo", "hello"}}); err != nil {
 			t.Fatalf("Run(%s): %v", id, err)
