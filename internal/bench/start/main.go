@@ -17,6 +17,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,14 +38,16 @@ import (
 func main() {
 	n := flag.Int("n", 20, "containers per batch")
 	rounds := flag.Int("rounds", 7, "batches of each kind")
+	logger := flag.String("logger", "", "also time edge.Runtime with this `dao-shim-logger` (edge.WithLoggerBinary)")
+	loggers := flag.Bool("loggers", false, "also time the client, seccomp, with the script logger through the shim's binary logging")
 	flag.Parse()
-	if err := run(*n, *rounds); err != nil {
+	if err := run(*n, *rounds, *logger, *loggers); err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, rounds int) error {
+func run(n, rounds int, logger string, loggers bool) error {
 	env, err := benchutil.Start()
 	if err != nil {
 		return err
@@ -58,19 +61,24 @@ func run(n, rounds int) error {
 	defer rt.Close()
 
 	spec := dao.ContainerSpec{Image: testutil.BusyboxImageName, Command: []string{"sleep", "600"}}
-	viaDao := func(round int) (time.Duration, error) {
-		begin := time.Now()
-		for i := range n {
-			if _, err := rt.Run(env.Ctx, fmt.Sprintf("dao-%d-%d", round+1, i), spec); err != nil {
-				return 0, err
+	viaDao := func(rt *edge.Runtime, prefix string) func(int) (time.Duration, error) {
+		return func(round int) (time.Duration, error) {
+			begin := time.Now()
+			for i := range n {
+				if _, err := rt.Run(env.Ctx, fmt.Sprintf("%s-%d-%d", prefix, round+1, i), spec); err != nil {
+					return 0, err
+				}
 			}
+			return time.Since(begin), nil
 		}
-		return time.Since(begin), nil
 	}
-	direct := func(round int, profile bool) (time.Duration, error) {
+	// The script the Runtime wrote into the log directory (edge/logger.go).
+	scriptLog := cio.LogURI(&url.URL{Scheme: "binary", Path: filepath.Join(logDir, "dao-logger.sh"),
+		RawQuery: url.Values{"dir": {logDir}}.Encode()})
+	direct := func(round int, profile bool, creator cio.Creator) (time.Duration, error) {
 		begin := time.Now()
 		for i := range n {
-			id := fmt.Sprintf("direct-%t-%d-%d", profile, round+1, i)
+			id := fmt.Sprintf("direct-%t-%t-%d-%d", profile, creator != nil, round+1, i)
 			img, err := env.Client.GetImage(env.Ctx, testutil.BusyboxImageName)
 			if err != nil {
 				return 0, err
@@ -89,7 +97,11 @@ func run(n, rounds int) error {
 			if err != nil {
 				return 0, err
 			}
-			task, err := c.NewTask(env.Ctx, cio.LogFile(filepath.Join(logDir, id+".log")))
+			cr := creator
+			if cr == nil {
+				cr = cio.LogFile(filepath.Join(logDir, id+".log"))
+			}
+			task, err := c.NewTask(env.Ctx, cr)
 			if err != nil {
 				return 0, err
 			}
@@ -104,9 +116,27 @@ func run(n, rounds int) error {
 		name string
 		run  func(int) (time.Duration, error)
 	}{
-		{"edge.Runtime.Run:", viaDao},
-		{"containerd client, no seccomp:", func(r int) (time.Duration, error) { return direct(r, false) }},
-		{"containerd client, seccomp:", func(r int) (time.Duration, error) { return direct(r, true) }},
+		{"edge.Runtime.Run:", viaDao(rt, "dao")},
+		{"containerd client, no seccomp:", func(r int) (time.Duration, error) { return direct(r, false, nil) }},
+		{"containerd client, seccomp:", func(r int) (time.Duration, error) { return direct(r, true, nil) }},
+	}
+	if loggers {
+		ways = append(ways, struct {
+			name string
+			run  func(int) (time.Duration, error)
+		}{"client, seccomp, script logger:", func(r int) (time.Duration, error) { return direct(r, true, scriptLog) }})
+	}
+	if logger != "" {
+		rtBin, err := edge.NewFromClient(env.Client, edge.WithNamespace(benchutil.Namespace), edge.WithLogDir(logDir),
+			edge.WithLoggerBinary(logger))
+		if err != nil {
+			return err
+		}
+		defer rtBin.Close()
+		ways = append(ways, struct {
+			name string
+			run  func(int) (time.Duration, error)
+		}{"edge.Runtime.Run, -logger:", viaDao(rtBin, "bin")})
 	}
 	// One untimed batch of each warms caches (image unpacked, shim binary in page cache).
 	for _, w := range ways {
@@ -133,9 +163,15 @@ func run(n, rounds int) error {
 		med[w] = benchutil.Median(times[w])
 		fmt.Printf("  %-31s %s  (batches: %v)\n", ways[w].name, benchutil.Ms(med[w]), fmtAll(times[w]))
 	}
-	for w := 1; w < len(ways); w++ {
-		fmt.Printf("  overhead against the %s %+.1f%% (ratio %.3f)\n", strings.TrimSuffix(ways[w].name, ":")+":",
-			(float64(med[0])/float64(med[w])-1)*100, float64(med[0])/float64(med[w]))
+	for _, base := range []int{1, 2} {
+		for w := range ways {
+			if w == base || (w > 0 && w < 3) {
+				continue
+			}
+			fmt.Printf("  %s against the %s %+.1f%% (ratio %.3f)\n", strings.TrimSuffix(ways[w].name, ":"),
+				strings.TrimSuffix(ways[base].name, ":")+":",
+				(float64(med[w])/float64(med[base])-1)*100, float64(med[w])/float64(med[base]))
+		}
 	}
 	return nil
 }
