@@ -103,8 +103,9 @@ func WithLogDir(dir string) Option {
 // github.com/opendao/dao/edge/cmd/dao-shim-logger), or a program that imports package edge.
 // The path must be absolute, name an executable file, and be the same for containerd as for
 // this process. By default the Runtime uses dao-shim-logger when it is beside the program's
-// executable or on PATH, the program's own executable otherwise, and a shell script in the
-// log directory when the shim cannot start either (see the package documentation, "Logs").
+// executable or on PATH, else the program's own executable if it is statically linked, else
+// (and when the shim cannot start the one found) a shell script in the log directory: see
+// "Logs" in the package documentation.
 func WithLoggerBinary(path string) Option {
 	return func(o *options) error {
 		if !filepath.IsAbs(path) {

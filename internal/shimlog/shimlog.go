@@ -17,10 +17,11 @@
 //
 // A program becomes the logger by importing this package: its init function recognises the
 // arguments the shim passes ([Arg] and the log directory) and never returns when it finds
-// them. Go initialises a package as soon as its imports are, so this one runs right after
-// packages os and os/signal (it imports no other), before most of a large program's package
-// initialisers, and a program's own
-// executable serves as the logger at little more than the cost of a small one.
+// them. Go initialises, of the packages whose imports are initialised, the first by import
+// path; this one imports only os and os/signal (and io, syscall), so it runs right after
+// them, before most of a large program's package initialisers (27th of the 264 in edge's test
+// binary, in its first millisecond). Package edge imports it, so every program that uses
+// edge can serve as its own logger.
 package shimlog
 
 import (
