@@ -2,16 +2,21 @@
 // the same containerd operations directly with the containerd client, in one run on one
 // private containerd.
 //
-//	go run ./internal/bench/start [-n 20] [-rounds 7]
+//	go run ./internal/bench/start [-n 20] [-rounds 7] [-interleave] [-loggers] [-logger PATH]
 //
 // Each round creates and starts n busybox containers (sleep 600) one after the other, once
 // each way, in alternating order, and times the whole batch; containers are removed between
-// batches, untimed. Both ways write the container's output to a log file through the shim
-// (cio.LogFile) and look the image up by name each time. Since Dao applies containerd's
-// default seccomp profile, as docker, nerdctl and the CRI do, the client is timed both
-// without a profile and with that one (seccomp.WithDefaultProfile), the like-for-like
-// baseline. It prints the median per-container time of each way and the overhead of
-// edge.Runtime against each.
+// batches, untimed. With -interleave, each round starts one container of each way in turn
+// (the order rotating) n times, and each container is timed alone, so that a change in the
+// machine's load falls on every way alike. The client writes the container's output to a
+// log file through the shim (cio.LogFile); edge.Runtime through its logger (edge's doc, "Logs":
+// under `go run`, a program built with cgo, the script unless dao-shim-logger is on PATH).
+// Both look the image up by name each time. Since Dao applies containerd's default seccomp
+// profile, as docker, nerdctl and the CRI do, the client is timed both without a profile and
+// with that one (seccomp.WithDefaultProfile), the like-for-like baseline. -loggers adds the
+// client with the profile and the script logger, which isolates what the logger costs, and
+// -logger adds edge.Runtime with the given dao-shim-logger (edge.WithLoggerBinary). It prints
+// the median per-container time of each way and the overheads against both baselines.
 package main
 
 import (
@@ -40,14 +45,15 @@ func main() {
 	rounds := flag.Int("rounds", 7, "batches of each kind")
 	logger := flag.String("logger", "", "also time edge.Runtime with this `dao-shim-logger` (edge.WithLoggerBinary)")
 	loggers := flag.Bool("loggers", false, "also time the client, seccomp, with the script logger through the shim's binary logging")
+	interleave := flag.Bool("interleave", false, "time one container of each way in turn instead of batches (-n per round)")
 	flag.Parse()
-	if err := run(*n, *rounds, *logger, *loggers); err != nil {
+	if err := run(*n, *rounds, *logger, *loggers, *interleave); err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, rounds int, logger string, loggers bool) error {
+func run(n, rounds int, logger string, loggers, interleave bool) error {
 	env, err := benchutil.Start()
 	if err != nil {
 		return err
@@ -61,27 +67,20 @@ func run(n, rounds int, logger string, loggers bool) error {
 	defer rt.Close()
 
 	spec := dao.ContainerSpec{Image: testutil.BusyboxImageName, Command: []string{"sleep", "600"}}
-	viaDao := func(rt *edge.Runtime, prefix string) func(int) (time.Duration, error) {
-		return func(round int) (time.Duration, error) {
-			begin := time.Now()
-			for i := range n {
-				if _, err := rt.Run(env.Ctx, fmt.Sprintf("%s-%d-%d", prefix, round+1, i), spec); err != nil {
-					return 0, err
-				}
-			}
-			return time.Since(begin), nil
+	viaDao := func(rt *edge.Runtime) func(string) error {
+		return func(id string) error {
+			_, err := rt.Run(env.Ctx, id, spec)
+			return err
 		}
 	}
 	// The script the Runtime wrote into the log directory (edge/logger.go).
 	scriptLog := cio.LogURI(&url.URL{Scheme: "binary", Path: filepath.Join(logDir, "dao-logger.sh"),
 		RawQuery: url.Values{"dir": {logDir}}.Encode()})
-	direct := func(round int, profile bool, creator cio.Creator) (time.Duration, error) {
-		begin := time.Now()
-		for i := range n {
-			id := fmt.Sprintf("direct-%t-%t-%d-%d", profile, creator != nil, round+1, i)
+	direct := func(profile bool, creator cio.Creator) func(string) error {
+		return func(id string) error {
 			img, err := env.Client.GetImage(env.Ctx, testutil.BusyboxImageName)
 			if err != nil {
-				return 0, err
+				return err
 			}
 			specOpts := []oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600")}
 			if profile {
@@ -95,7 +94,7 @@ func run(n, rounds int, logger string, loggers bool) error {
 				client.WithNewSpec(specOpts...),
 			)
 			if err != nil {
-				return 0, err
+				return err
 			}
 			cr := creator
 			if cr == nil {
@@ -103,28 +102,23 @@ func run(n, rounds int, logger string, loggers bool) error {
 			}
 			task, err := c.NewTask(env.Ctx, cr)
 			if err != nil {
-				return 0, err
+				return err
 			}
-			if err := task.Start(env.Ctx); err != nil {
-				return 0, err
-			}
+			return task.Start(env.Ctx)
 		}
-		return time.Since(begin), nil
 	}
 
-	ways := []struct {
+	type way struct {
 		name string
-		run  func(int) (time.Duration, error)
-	}{
-		{"edge.Runtime.Run:", viaDao(rt, "dao")},
-		{"containerd client, no seccomp:", func(r int) (time.Duration, error) { return direct(r, false, nil) }},
-		{"containerd client, seccomp:", func(r int) (time.Duration, error) { return direct(r, true, nil) }},
+		one  func(id string) error // creates and starts container id
+	}
+	ways := []way{
+		{"edge.Runtime.Run:", viaDao(rt)},
+		{"containerd client, no seccomp:", direct(false, nil)},
+		{"containerd client, seccomp:", direct(true, nil)},
 	}
 	if loggers {
-		ways = append(ways, struct {
-			name string
-			run  func(int) (time.Duration, error)
-		}{"client, seccomp, script logger:", func(r int) (time.Duration, error) { return direct(r, true, scriptLog) }})
+		ways = append(ways, way{"client, seccomp, script logger:", direct(true, scriptLog)})
 	}
 	if logger != "" {
 		rtBin, err := edge.NewFromClient(env.Client, edge.WithNamespace(benchutil.Namespace), edge.WithLogDir(logDir),
@@ -133,35 +127,67 @@ func run(n, rounds int, logger string, loggers bool) error {
 			return err
 		}
 		defer rtBin.Close()
-		ways = append(ways, struct {
-			name string
-			run  func(int) (time.Duration, error)
-		}{"edge.Runtime.Run, -logger:", viaDao(rtBin, "bin")})
+		ways = append(ways, way{"edge.Runtime.Run, -logger:", viaDao(rtBin)})
+	}
+	// batch times n containers of way w one after the other, and returns the time per container.
+	batch := func(w, round int) (time.Duration, error) {
+		begin := time.Now()
+		for i := range n {
+			if err := ways[w].one(fmt.Sprintf("w%d-%d-%d", w, round+1, i)); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(begin) / time.Duration(n), nil
 	}
 	// One untimed batch of each warms caches (image unpacked, shim binary in page cache).
-	for _, w := range ways {
-		if _, err := w.run(-1); err != nil {
+	for w := range ways {
+		if _, err := batch(w, -1); err != nil {
 			return err
 		}
 		clean(env)
 	}
 	times := make([][]time.Duration, len(ways))
 	for r := range rounds {
+		if interleave {
+			// One container of each way in turn, in an order that rotates: a change of the
+			// machine's load falls on every way alike.
+			for i := range n {
+				for k := range ways {
+					w := (k + i + r) % len(ways)
+					begin := time.Now()
+					if err := ways[w].one(fmt.Sprintf("w%d-%d-%d", w, r+1, i)); err != nil {
+						return err
+					}
+					times[w] = append(times[w], time.Since(begin))
+				}
+			}
+			clean(env)
+			continue
+		}
 		for k := range ways {
 			w := (k + r) % len(ways) // each way goes first, second and third in turn
-			d, err := ways[w].run(r)
+			d, err := batch(w, r)
 			if err != nil {
 				return err
 			}
 			clean(env)
-			times[w] = append(times[w], d/time.Duration(n))
+			times[w] = append(times[w], d)
 		}
 	}
-	fmt.Printf("start latency, %d containers per batch, %d batches each, median per container\n", n, rounds)
 	med := make([]time.Duration, len(ways))
-	for w := range ways {
-		med[w] = benchutil.Median(times[w])
-		fmt.Printf("  %-31s %s  (batches: %v)\n", ways[w].name, benchutil.Ms(med[w]), fmtAll(times[w]))
+	if interleave {
+		fmt.Printf("start latency, %d rounds of %d containers of each way in turn, median per container\n", rounds, n)
+		for w := range ways {
+			med[w] = benchutil.Median(times[w])
+			fmt.Printf("  %-31s %s  (p25 %s, p75 %s, %d containers)\n", ways[w].name, benchutil.Ms(med[w]),
+				benchutil.Ms(benchutil.Percentile(times[w], 25)), benchutil.Ms(benchutil.Percentile(times[w], 75)), len(times[w]))
+		}
+	} else {
+		fmt.Printf("start latency, %d containers per batch, %d batches each, median per container\n", n, rounds)
+		for w := range ways {
+			med[w] = benchutil.Median(times[w])
+			fmt.Printf("  %-31s %s  (batches: %v)\n", ways[w].name, benchutil.Ms(med[w]), fmtAll(times[w]))
+		}
 	}
 	for _, base := range []int{1, 2} {
 		for w := range ways {
