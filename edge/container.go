@@ -403,13 +403,13 @@ func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error)
 		return ContainerStatus{}, fmt.Errorf("edge: start %s: %w", id, err)
 	}
 	r.clearOOM(ctx, c)
-	task, err := c.NewTask(ctx, r.logCreator())
+	task, err := r.newTask(ctx, c)
 	if errdefs.IsAlreadyExists(err) {
 		// containerd restarted while the task was being created: its runtime holds a task
 		// that the task service cannot load. Delete that husk and create the task again.
 		r.log.Warn("deleting a half-created task left by a containerd restart", "id", id)
 		_, _ = r.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerID: id})
-		task, err = c.NewTask(ctx, r.logCreator())
+		task, err = r.newTask(ctx, c)
 	}
 	if bundle := staleBundle(err, r.opts.namespace, id); bundle != "" {
 		// containerd went down while it made the task's bundle, and could not clean it up
@@ -419,7 +419,7 @@ func (r *Runtime) start(ctx context.Context, id string) (ContainerStatus, error)
 			r.log.Warn("a stale task bundle blocks the container", "id", id, "bundle", bundle, "err", rerr)
 		} else {
 			r.log.Warn("removed a stale task bundle left by a containerd restart", "id", id, "bundle", bundle)
-			task, err = c.NewTask(ctx, r.logCreator())
+			task, err = r.newTask(ctx, c)
 		}
 	}
 	if err != nil {

@@ -36,16 +36,17 @@ const (
 type Option func(*options) error
 
 type options struct {
-	namespace   string
-	snapshotter string
-	logDir      string
-	logMaxSize  int64
-	logCheck    time.Duration
-	logger      *slog.Logger
-	runtime     string
-	network     *Network
-	puller      ImagePuller
-	subBuffer   int
+	namespace    string
+	snapshotter  string
+	logDir       string
+	loggerBinary string
+	logMaxSize   int64
+	logCheck     time.Duration
+	logger       *slog.Logger
+	runtime      string
+	network      *Network
+	puller       ImagePuller
+	subBuffer    int
 }
 
 func defaultOptions() options {
@@ -93,6 +94,24 @@ func WithLogDir(dir string) Option {
 			return optionError(fmt.Sprintf("WithLogDir(%q)", dir), "must be an absolute path")
 		}
 		o.logDir = filepath.Clean(dir)
+		return nil
+	}
+}
+
+// WithLoggerBinary sets the logger program that containerd's shim starts for each container
+// to append its output to its log file: dao-shim-logger (go install
+// github.com/opendao/dao/edge/cmd/dao-shim-logger), or a program that imports package edge.
+// The path must be absolute, name an executable file, and be the same for containerd as for
+// this process. By default the Runtime uses dao-shim-logger when it is beside the program's
+// executable or on PATH, else the program's own executable if it is statically linked, else
+// (and when the shim cannot start the one found) a shell script in the log directory: see
+// "Logs" in the package documentation.
+func WithLoggerBinary(path string) Option {
+	return func(o *options) error {
+		if !filepath.IsAbs(path) {
+			return optionError(fmt.Sprintf("WithLoggerBinary(%q)", path), "must be an absolute path")
+		}
+		o.loggerBinary = filepath.Clean(path)
 		return nil
 	}
 }

@@ -36,6 +36,7 @@ func TestOptionsRejectBadValues(t *testing.T) {
 		"WithLogMaxSize":       edge.WithLogMaxSize(100),
 		"WithLogCheckInterval": edge.WithLogCheckInterval(time.Millisecond),
 		"WithLogger":           edge.WithLogger(nil),
+		"WithLoggerBinary":     edge.WithLoggerBinary("dao-shim-logger"),
 		"WithRuntimeName":      edge.WithRuntimeName(""),
 		"WithPuller":           edge.WithPuller(nil),
 		"WithSubscribeBuffer":  edge.WithSubscribeBuffer(0),

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -30,11 +31,12 @@ type Runtime struct {
 	opts      options
 	log       *slog.Logger
 
-	images  imageCache
-	cni     gocni.CNI // nil without a network
-	logger  string    // path of the logger script (see logger.go)
-	readers logReaders
-	punch   punchCache
+	images   imageCache
+	cni      gocni.CNI    // nil without a network
+	loggers  []shimLogger // the loggers to start containers with, preferred first (see logger.go)
+	loggerAt atomic.Int32 // index of the one in use
+	readers  logReaders
+	punch    punchCache
 
 	// busy serialises what changes one container (Create, Start, Stop, Remove), so that a
 	// start under way when a removal begins has finished, its task visible to the removal,
@@ -89,7 +91,7 @@ func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
 	if err := os.MkdirAll(o.logDir, 0o750); err != nil {
 		return nil, fmt.Errorf("edge: log dir: %w", err)
 	}
-	logger, err := installLogger(o.logDir)
+	loggers, err := chooseLoggers(o)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +104,7 @@ func NewFromClient(c *client.Client, opts ...Option) (*Runtime, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
-		logger:  logger,
+		loggers: loggers,
 		cni:     cni,
 		client:  c,
 		opts:    o,
