@@ -842,13 +842,7 @@ func TestMassSilenceHoldsNodes(t *testing.T) {
 		n.Up()
 	}
 	s.waitFor("the two still silent nodes down, their tasks elsewhere", func() bool {
-		ns, _ := s.o.Nodes(s.ctx)
-		down := 0
-		for _, n := range ns {
-			if n.Status.State == dao.NodeDown {
-				down++
-			}
-		}
+		down := s.nodesIn(dao.NodeDown)
 		live := s.running("web")
 		for _, tk := range live {
 			if tk.NodeID == nodes[6].ID() || tk.NodeID == nodes[7].ID() {
@@ -870,13 +864,21 @@ func TestMassSilenceOff(t *testing.T) {
 		n.Disconnect()
 	}
 	s.waitFor("8 nodes down", func() bool {
-		ns, _ := s.o.Nodes(s.ctx)
-		down := 0
-		for _, n := range ns {
-			if n.Status.State == dao.NodeDown {
-				down++
-			}
-		}
-		return down == 8
+		return s.nodesIn(dao.NodeDown) == 8
 	})
+}
+
+// nodesIn counts the nodes the store has in state.
+func (s *sim) nodesIn(state dao.NodeState) int {
+	ns, err := s.o.Nodes(s.ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	n := 0
+	for _, nd := range ns {
+		if nd.Status.State == state {
+			n++
+		}
+	}
+	return n
 }

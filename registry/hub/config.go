@@ -14,7 +14,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/opendao/dao/registry/server"
-	"github.com/opendao/dao/registry/server/gc"
 )
 
 // FileConfig is a hub's configuration file, in YAML (or JSON): the registry server's
@@ -191,21 +190,9 @@ func (c FileConfig) HubConfig() Config {
 		Root: c.Root, URL: c.Hub.URL, Service: c.Hub.Service, Issuer: c.Hub.Issuer,
 		TokenLifetime: c.Hub.TokenLifetime, RefreshLifetime: c.Hub.RefreshLifetime,
 		ServerOptions: c.Config.Options(),
-		GC:            GCConfig{Interval: c.GC.Interval, Options: gcOptions(c.GC)},
+		GC:            GCConfig{Interval: c.GC.Interval, Options: c.GC.Options()},
 		ProxyCaches:   proxies,
 	}
-}
-
-// gcOptions returns the collection options of a config's gc section.
-func gcOptions(g server.GCConfig) []gc.Option {
-	var opts []gc.Option
-	if g.Grace > 0 {
-		opts = append(opts, gc.WithGrace(g.Grace))
-	}
-	if g.UploadTTL > 0 {
-		opts = append(opts, gc.WithUploadTTL(g.UploadTTL))
-	}
-	return append(opts, gc.WithDeleteUntagged(g.DeleteUntagged))
 }
 
 // Apply creates the users and projects the file declares that do not exist yet.

@@ -85,8 +85,9 @@ type GCConfig struct {
 	DeleteUntagged bool `yaml:"deleteUntagged"`
 }
 
-// options returns the gc options it says.
-func (g GCConfig) options() []gc.Option {
+// Options returns the collection options the section says (package gc's), for a program
+// that runs the collection itself (registry/hub does).
+func (g GCConfig) Options() []gc.Option {
 	var opts []gc.Option
 	if g.Grace > 0 {
 		opts = append(opts, gc.WithGrace(g.Grace))
@@ -224,7 +225,7 @@ func ListenAndServe(ctx context.Context, c Config, ready func(addr net.Addr), op
 	if c.GC.Interval > 0 {
 		fence := gc.NewFence()
 		opts = append(opts, WithFence(fence))
-		gcOpts := append(c.GC.options(), gc.WithFence(fence))
+		gcOpts := append(c.GC.Options(), gc.WithFence(fence))
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
