@@ -99,25 +99,39 @@ type txn struct {
 	// that learns the revision of its writes at the commit (see prepare).
 	track   bool
 	callers []*uint64
-	// shared makes the task reads return the records' own specs and lists, not copies
-	// (withSharedReads).
+	// shared makes the task and node reads share the stored objects' specs, maps and
+	// lists, not copy them (SharedReads).
 	shared bool
 }
 
-// sharedReadsKey marks a context whose View or Update reads tasks without copying their
-// specs and lists (withSharedReads).
+// sharedReadsKey marks a context whose View or Update reads tasks and nodes without
+// copying their specs, labels and lists (SharedReads).
 type sharedReadsKey struct{}
 
-// withSharedReads returns a context whose transactions, on the package's own stores,
-// return tasks that share the stored records' specs, environment, labels and address
-// lists instead of deep copies. Only the orchestrator's own loops use it, and they read
-// those, never write them: a million tasks starting are read millions of times, and each
-// deep copy of a task copies its whole spec. Another Store ignores it.
-func withSharedReads(ctx context.Context) context.Context {
+// SharedReads returns a context whose View and Update, on the package's stores
+// (MemoryStore, BoltStore, EtcdStore), return tasks and nodes that share the stored
+// objects' specs, environment, labels, maps and lists instead of deep copies, as
+// client-go's informer caches share theirs. The caller must only read those: writing to
+// one changes the store's own object, which every reader and the next commit see. What it
+// writes back goes through UpdateTask and UpdateNode as always, which copy it. The
+// orchestrator's own loops read this way: a million tasks starting are read millions of
+// times, and each deep copy of a task copies its whole spec. Another Store ignores it.
+func SharedReads(ctx context.Context) context.Context {
 	return context.WithValue(ctx, sharedReadsKey{}, true)
 }
 
+// withSharedReads is SharedReads, for the orchestrator's loops.
+func withSharedReads(ctx context.Context) context.Context { return SharedReads(ctx) }
+
 func sharedReads(ctx context.Context) bool { return ctx.Value(sharedReadsKey{}) != nil }
+
+// nodeValue returns the node as the transaction's reader gets it.
+func (tx *txn) nodeValue(n *Node) Node {
+	if tx.shared {
+		return *n
+	}
+	return cloneNodeValue(n)
+}
 
 // taskValue returns the record as the transaction's reader gets it.
 func (tx *txn) taskValue(r *taskRec) Task {
@@ -611,7 +625,7 @@ func (tx *txn) Node(id string) (Node, error) {
 	if n == nil {
 		return Node{}, notFound("node", id)
 	}
-	return cloneNodeValue(n), nil
+	return tx.nodeValue(n), nil
 }
 
 // nodeState implements nodeReader.
@@ -628,7 +642,7 @@ func (tx *txn) Nodes() iter.Seq[Node] {
 	return func(yield func(Node) bool) {
 		tx.check()
 		for _, n := range tx.st.nodes {
-			if !yield(cloneNodeValue(n)) {
+			if !yield(tx.nodeValue(n)) {
 				return
 			}
 		}

@@ -190,3 +190,54 @@ func ExampleOpenBoltStore() {
 	// Output:
 	// revision 1 nodes [node-1 node-2]
 }
+
+// A loop that reads many tasks and only reads them can skip the deep copies: with
+// SharedReads, the tasks it gets share the store's specs. What it writes back is copied
+// by UpdateTask as always.
+func ExampleSharedReads() {
+	ctx := context.Background()
+	s, err := orchestrator.NewMemoryStore()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Update(ctx, "api: create tasks", func(tx orchestrator.Tx) error {
+		for i := range 3 {
+			t := &orchestrator.Task{Task: dao.Task{ID: fmt.Sprintf("web.%d", i+1), ServiceID: "web",
+				Spec: dao.ContainerSpec{Image: "registry.example.com/web:1.0", Env: []string{"MODE=prod"}}, DesiredState: dao.TaskRunning}}
+			if err := tx.CreateTask(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Read, never write, what a shared read returns.
+	err = s.Update(orchestrator.SharedReads(ctx), "scheduler: place", func(tx orchestrator.Tx) error {
+		for t := range tx.TasksByNode("") {
+			t.NodeID = "n1" // a field of the copy: fine
+			if err := tx.UpdateTask(&t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = s.View(ctx, func(tx orchestrator.ReadTx) error {
+		n := 0
+		for t := range tx.TasksByNode("n1") {
+			n++
+			_ = t
+		}
+		fmt.Println(n, "tasks on n1")
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Output: 3 tasks on n1
+}

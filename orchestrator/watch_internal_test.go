@@ -67,3 +67,52 @@ func TestInternalWatchIsNeverEndedForFallingBehind(t *testing.T) {
 		}
 	}
 }
+
+// A shared read returns the stored task's spec itself; a plain read a copy that the
+// caller may change without the store seeing it.
+func TestSharedReadsShareOnlyWhenAsked(t *testing.T) {
+	s, err := NewMemoryStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	err = s.Update(ctx, "test", func(tx Tx) error {
+		if err := tx.CreateNode(&Node{Node: dao.Node{ID: "n1", Labels: map[string]string{"zone": "a"}}}); err != nil {
+			return err
+		}
+		return tx.CreateTask(&Task{Task: dao.Task{ID: "web.1", ServiceID: "web", DesiredState: dao.TaskRunning,
+			Spec: dao.ContainerSpec{Image: "example.com/web:1", Env: []string{"A=1"}}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(ctx context.Context) (tk Task, n Node) {
+		err := s.View(ctx, func(tx ReadTx) error {
+			var err error
+			if tk, err = tx.Task("web.1"); err != nil {
+				return err
+			}
+			n, err = tx.Node("n1")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk, n
+	}
+	plainT, plainN := read(ctx)
+	plainT.Spec.Env[0], plainN.Labels["zone"] = "A=changed", "changed"
+	sharedT, sharedN := read(SharedReads(ctx))
+	if sharedT.Spec.Env[0] != "A=1" || sharedN.Labels["zone"] != "a" {
+		t.Fatalf("a plain read's copy, changed, changed the store: %v %v", sharedT.Spec.Env, sharedN.Labels)
+	}
+	again, againN := read(SharedReads(ctx))
+	if &sharedT.Spec.Env[0] != &again.Spec.Env[0] {
+		t.Error("two shared reads of a task do not share its environment")
+	}
+	againN.Labels["probe"] = "x"
+	if _, ok := sharedN.Labels["probe"]; !ok {
+		t.Error("two shared reads of a node do not share its labels")
+	}
+}

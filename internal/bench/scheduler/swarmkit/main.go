@@ -34,7 +34,8 @@
 //   - dao, end to end: the decisions plus the commit of every placement into that store,
 //     as the orchestrator's scheduling pass writes it: one Update per service, each task
 //     read again, checked unchanged and written with NodeID, state assigned and a
-//     timestamp (the store copies it, keeps its indexes and publishes the events).
+//     timestamp (the store copies it, keeps its indexes and publishes the events). Both
+//     the read and the commit use orchestrator.SharedReads, as the orchestrator's loops do.
 //   - swarmkit, decisions: swarmkit's scheduler used as swarmkit uses it. The nodes (ready,
 //     with resources and labels), the services and their tasks (pending, desired running,
 //     with the service's SpecVersion, as swarmkit's orchestrators create them, so that a
@@ -369,10 +370,11 @@ func runDao(w workload) (daoResult, error) {
 
 	begin := time.Now()
 	// The snapshot: the nodes, and the tasks on no node by service, as the orchestrator's
-	// scheduling pass reads them.
+	// scheduling pass reads them (SharedReads: no deep copies of what it only reads).
+	shared := orchestrator.SharedReads(ctx)
 	var nodes []*dao.Node
 	pending := map[string][]*orchestrator.Task{}
-	err = st.View(ctx, func(tx orchestrator.ReadTx) error {
+	err = st.View(shared, func(tx orchestrator.ReadTx) error {
 		for n := range tx.Nodes() {
 			nodes = append(nodes, &n.Node)
 		}
@@ -419,7 +421,7 @@ func runDao(w workload) (daoResult, error) {
 		res.alone += t1.Sub(t0)
 		// The commit, as the orchestrator's scheduling pass writes it: each task read
 		// again in the transaction, checked unchanged, and written assigned.
-		err = st.Update(ctx, "scheduler: placed "+sd.id, func(tx orchestrator.Tx) error {
+		err = st.Update(shared, "scheduler: placed "+sd.id, func(tx orchestrator.Tx) error {
 			for _, t := range tasks {
 				cur, err := tx.Task(t.ID)
 				if err != nil {
