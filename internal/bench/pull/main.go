@@ -1,7 +1,7 @@
 // Command pull measures Dao's image pull against containerd's and skopeo's, on one private
 // docker-registry and fresh private containerd daemons, in one run.
 //
-//	go run ./internal/bench/pull [-runs 5] [-layers 8] [-layer-mb 25] [-big-mb 200] [-only pull,layout,fetch] [-cpuprofile FILE]
+//	go run ./internal/bench/pull [-runs 5] [-layers 8] [-layer-mb 25] [-big-mb 200] [-only pull,layout,fetch,unpack] [-cpuprofile FILE]
 //
 // It builds two images from generated data about half compressible (64 KiB random blocks
 // alternating with 64 KiB of a repeated pattern, in files of 256 KiB to 2 MiB; it compresses
@@ -16,7 +16,9 @@
 //   - layout: `skopeo copy docker://... oci:DIR` against registry.Client.PullLayout into an
 //     empty directory, both writing an OCI image layout;
 //   - fetch: `ctr content fetch --plain-http` against Pull without unpack, both fetching into
-//     a fresh content store.
+//     a fresh content store;
+//   - unpack: `skopeo copy` (fetch only) against Pull with unpack, the distance of Dao's
+//     whole pull to fetching alone; it prints how many times as long Dao's pull takes.
 //
 // Before each timed pull the page cache is synced and the program waits (up to 30s) for the
 // machine to be idle, so that other work on a shared machine does not land in a run; the
@@ -60,7 +62,7 @@ func main() {
 	layerMB := flag.Int("layer-mb", 25, "compressed size of each of its layers, in MB")
 	bigMB := flag.Int("big-mb", 200, "compressed size of the single-layer image, in MB")
 	concurrency := flag.Int("concurrency", 0, "Dao's WithConcurrency (0: its default)")
-	only := flag.String("only", "", "comma-separated comparisons to run: pull, layout, fetch (default all)")
+	only := flag.String("only", "", "comma-separated comparisons to run: pull, layout, fetch, unpack (default all)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process over the timed comparisons to `file`")
 	flag.Parse()
 	if err := run(*runs, *layers, *layerMB, *bigMB, *concurrency, *only); err != nil {
@@ -80,6 +82,9 @@ type comparison struct {
 	key        string
 	other, dao contender
 	target     string
+	// slower prints Dao's time over the other's (how many times as long), not the other's
+	// over Dao's.
+	slower bool
 }
 
 // bench holds what the contenders share.
@@ -133,9 +138,10 @@ func run(runs, layers, layerMB, bigMB, concurrency int, only string) error {
 	imgs := []*benchImage{multi, single}
 
 	comparisons := []comparison{
-		{"pull", b.ctrPull(), b.daoPull(), "at least 2.5x as fast"},
-		{"layout", b.skopeo(), b.daoLayout(), "at least as fast"},
-		{"fetch", b.ctrFetch(), b.daoFetch(), ""},
+		{"pull", b.ctrPull(), b.daoPull(), "at least 2.5x as fast", false},
+		{"layout", b.skopeo(), b.daoLayout(), "at least as fast", false},
+		{"fetch", b.ctrFetch(), b.daoFetch(), "", false},
+		{"unpack", b.skopeo(), b.daoPull(), "at most 1.2x", true},
 	}
 	if only != "" {
 		var sel []comparison
@@ -206,7 +212,11 @@ func run(runs, layers, layerMB, bigMB, concurrency int, only string) error {
 				fmt.Printf("  %-20s %8s  %4.0f MB/s  (runs: %s)\n", x.name, benchutil.Ms(x.m.wall), mbps(img.compressed, x.m.wall), fmtAll(x.s))
 				fmt.Printf("  %-20s CPU: itself %s, containerd %s, registry %s\n", "", benchutil.Ms(x.m.self), benchutil.Ms(x.m.containerd), benchutil.Ms(x.m.registry))
 			}
-			fmt.Printf("  Dao is %.2fx as fast", float64(mo.wall)/float64(md.wall))
+			if cmp.slower {
+				fmt.Printf("  Dao takes %.2fx as long", float64(md.wall)/float64(mo.wall))
+			} else {
+				fmt.Printf("  Dao is %.2fx as fast", float64(mo.wall)/float64(md.wall))
+			}
 			if cmp.target != "" {
 				fmt.Printf(" (target: %s)", cmp.target)
 			}
@@ -229,10 +239,14 @@ func run(runs, layers, layerMB, bigMB, concurrency int, only string) error {
 	fmt.Printf("  sha256: %.0f MB/s on one core, %.0f MB/s on %d\n", l.sha256One/1e6, l.sha256All/1e6, l.cores)
 	fmt.Printf("  gunzip (klauspost, compressed bytes in): %.0f MB/s on one core, %.0f MB/s on %d\n", l.gunzipOne/1e6, l.gunzipAll/1e6, l.cores)
 	for _, img := range imgs {
-		if r := results["pull"][img]; r != nil {
+		for _, key := range []string{"pull", "unpack"} {
+			r := results[key][img]
+			if r == nil {
+				continue
+			}
 			lim, md := l.pullLimit(img), median(r.dao)
-			fmt.Printf("  pull with unpack of %q: limit %s (sha256 of blob and files, gunzip, on %d cores); Dao Pull %s, %.0f%% of the limit's speed\n",
-				img.name, benchutil.Ms(lim), l.cores, benchutil.Ms(md.wall), 100*float64(lim)/float64(md.wall))
+			fmt.Printf("  %s: pull with unpack of %q: limit %s (sha256 of blob and files, gunzip, on %d cores); Dao Pull %s, %.0f%% of the limit's speed, %.2fx the limit's time\n",
+				key, img.name, benchutil.Ms(lim), l.cores, benchutil.Ms(md.wall), 100*float64(lim)/float64(md.wall), float64(md.wall)/float64(lim))
 		}
 		for _, key := range []string{"layout", "fetch"} {
 			if r := results[key][img]; r != nil {
