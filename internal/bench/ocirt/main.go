@@ -5,6 +5,11 @@
 // the runtime chosen per container with the shim's options (options.Options.BinaryName).
 //
 //	go run ./internal/bench/ocirt [-n 20] [-runtimes runc,crun]
+//	go run ./internal/bench/ocirt -runtimes runc,runc+group
+//
+// A runtime named with "+group" runs its containers in one shim group (the runc v2 shim's
+// io.containerd.runc.v2.group annotation) beside a long-lived member, as the CRI runs a
+// pod's containers beside its pause container: a restart then finds the group's shim up.
 //
 // The runtimes alternate container by container, so both see the same machine. It prints
 // p50/p90/p99 of each operation per runtime, each runtime's p50 and p99 against the first's,
@@ -75,13 +80,28 @@ func run(n int, bins []string) error {
 	if err != nil {
 		return err
 	}
+	for _, bin := range bins {
+		if strings.HasSuffix(bin, groupSuffix) {
+			// The group's long-lived member, which keeps its shim up across the restarts of
+			// the others.
+			c, task, _, err := createStart(env, img, "anchor", bin)
+			if err != nil {
+				return fmt.Errorf("anchor of the shim group: %w", err)
+			}
+			defer func() {
+				_, _ = task.Delete(env.Ctx, client.WithProcessKill)
+				_ = c.Delete(env.Ctx, client.WithSnapshotCleanup)
+			}()
+			break
+		}
+	}
 	creates := map[string][]time.Duration{}
 	restarts := map[string][]phases{}
 	fmt.Printf("load average %s before\n", loadavg())
 	for i := -1; i < n; i++ { // round -1 is untimed, to warm caches
 		for k := range bins {
 			bin := bins[(k+i+1)%len(bins)]
-			id := fmt.Sprintf("%s-%d", bin, i+1)
+			id := fmt.Sprintf("%s-%d", strings.ReplaceAll(bin, "+", "-"), i+1)
 			c, task, d, err := createStart(env, img, id, bin)
 			if err != nil {
 				return fmt.Errorf("%s: create: %w", bin, err)
@@ -131,16 +151,28 @@ func run(n int, bins []string) error {
 	return nil
 }
 
-// createStart creates container id with OCI runtime bin and starts its task, timed.
+// groupSuffix, after a runtime's name in -runtimes, runs its containers in one shim group
+// (the runc v2 shim's io.containerd.runc.v2.group annotation) with a long-lived member,
+// so that a restart finds the group's shim running instead of stopping one and starting
+// another.
+const groupSuffix = "+group"
+
+// createStart creates container id with OCI runtime bin (with groupSuffix: in the shim
+// group) and starts its task, timed.
 func createStart(env *benchutil.Env, img client.Image, id, bin string) (client.Container, client.Task, time.Duration, error) {
 	begin := time.Now()
+	bin, grouped := strings.CutSuffix(bin, groupSuffix)
+	specOpts := []oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600"),
+		seccomp.WithDefaultProfile(), specVersion}
+	if grouped {
+		specOpts = append(specOpts, oci.WithAnnotations(map[string]string{"io.containerd.runc.v2.group": "ocirt-" + bin}))
+	}
 	c, err := env.Client.NewContainer(env.Ctx, id,
 		client.WithImage(img),
 		client.WithSnapshotter("overlayfs"),
 		client.WithNewSnapshot(id, img),
 		client.WithRuntime("io.containerd.runc.v2", &options.Options{BinaryName: bin}),
-		client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600"),
-			seccomp.WithDefaultProfile(), specVersion),
+		client.WithNewSpec(specOpts...),
 	)
 	if err != nil {
 		return nil, nil, 0, err
