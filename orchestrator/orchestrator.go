@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -314,9 +315,12 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 				return e.Err
 			}
 			o.observe(&e)
-			// Take what else is waiting, so that a burst is handled in one pass.
-		drain:
-			for range 10_000 {
+			// Take what else is waiting, so that a burst is handled in one pass: the watch
+			// refills its channel from the store's log as it is read, so an empty channel
+			// is given a moment (a few yields) before the pass runs. A backlog (the watch
+			// far behind the writers, as while a pass placed a large service) then costs one
+			// pass, not one per channelful.
+			for n, idle := 1, 0; idle < 3 && n < maxDrain; n++ {
 				select {
 				case e, ok := <-events:
 					if !ok {
@@ -326,13 +330,19 @@ func (o *Orchestrator) follow(ctx context.Context) error {
 						return e.Err
 					}
 					o.observe(&e)
+					idle = 0
 				default:
-					break drain
+					idle++
+					runtime.Gosched()
 				}
 			}
 		}
 	}
 }
+
+// maxDrain is the most events the loop takes in before a pass: enough that a backlog of
+// a large service's writes costs a few passes, few enough that a pass is never far behind.
+const maxDrain = 200_000
 
 // wrote notes that the loop's transaction committed at rev (see own). The loop observes
 // its events after this, on the same goroutine.
