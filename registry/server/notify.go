@@ -65,6 +65,9 @@ type sink struct {
 	failed  atomic.Int64
 	sent    atomic.Int64
 	logged  atomic.Int64 // unix seconds of the last drop logged
+	// pending counts the events queued or being sent: Close waits for it, so that a batch
+	// the sender has taken out of the queue is not cut off mid-send.
+	pending atomic.Int64
 }
 
 // NotifierOption configures NewNotifier. Each rejects a value it does not take with an
@@ -258,9 +261,11 @@ func (n *Notifier) Send(e Event) {
 		if len(s.ep.Events) > 0 && !slices.Contains(s.ep.Events, e.Action) {
 			continue
 		}
+		s.pending.Add(1)
 		select {
 		case s.q <- notification{action: e.Action, event: ne}:
 		default:
+			s.pending.Add(-1)
 			d := s.dropped.Add(1)
 			now := time.Now().Unix()
 			if last := s.logged.Load(); now-last >= 10 && s.logged.CompareAndSwap(last, now) {
@@ -289,14 +294,14 @@ func (n *Notifier) Stats() []NotifierStats {
 	return out
 }
 
-// Close stops sending; what is still queued is sent first until ctx is done, then
-// dropped. It returns once the goroutines have exited.
+// Close stops sending; what is still queued, or being sent, is sent first until ctx is
+// done, then dropped. It returns once the goroutines have exited.
 func (n *Notifier) Close(ctx context.Context) error {
 	n.closed.Store(true)
 	done := make(chan struct{})
 	go func() {
 		for _, s := range n.sinks {
-			for len(s.q) > 0 && ctx.Err() == nil {
+			for s.pending.Load() > 0 && ctx.Err() == nil {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
@@ -356,6 +361,7 @@ func (n *Notifier) run(ctx context.Context, s *sink) {
 			}
 			wait = min(2*wait, time.Minute)
 		}
+		s.pending.Add(-int64(len(batch)))
 	}
 }
 
