@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,26 +46,7 @@ hub:
 	if cfg.Hub.TokenLifetime != 2*time.Minute || cfg.Hub.Projects[1].Quota != "1048576" {
 		t.Fatalf("config %+v", cfg.Hub)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- ListenAndServe(ctx, cfg, func(a net.Addr) { addrc <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatal(err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the hub did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("the hub did not stop")
-		}
-	})
+	addr, stop := listenAndServe(t, cfg)
 	base := "http://" + addr.String()
 	get := func(path, user, pass string) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)
@@ -92,8 +72,7 @@ hub:
 	}
 
 	// Stopped, then started again from the same file: the accounts are kept, not doubled.
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
@@ -109,7 +88,6 @@ hub:
 	if n := len(h.Users()); n != 2 {
 		t.Errorf("%d users after a second start", n)
 	}
-	done <- nil // for the cleanup
 }
 
 // TestConfigRefused: fields a hub does not take are refused, naming them.

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -156,24 +155,7 @@ hub:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- ListenAndServe(ctx, cfg, func(a net.Addr) { addrc <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatal(err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the hub did not start")
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	addr, _ := listenAndServe(t, cfg)
 	garbage := []byte("a blob no manifest references")
 	d := digestFromBytes(garbage)
 	req, _ := http.NewRequest("POST", "http://"+addr.String()+"/v2/team-a/app/blobs/uploads/?digest="+d.String(), strings.NewReader(string(garbage)))

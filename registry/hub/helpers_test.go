@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -237,4 +240,42 @@ func digestFromBytes(b []byte) digest.Digest { return digest.FromBytes(b) }
 // eventPush is a push event of a blob or manifest of size bytes.
 func eventPush(repo, kind string, size int64) server.Event {
 	return server.Event{Action: server.EventPush, Kind: kind, Repository: repo, Digest: digest.FromString(repo), Size: size}
+}
+
+// listenAndServe runs ListenAndServe(cfg) until stop is called or the test ends, and
+// returns the address it serves on; stop says how it ended.
+func listenAndServe(t *testing.T, cfg FileConfig) (addr net.Addr, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- ListenAndServe(ctx, cfg, func(a net.Addr) { addrc <- a }) }()
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("the hub did not start")
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(15 * time.Second):
+				err = errors.New("the hub did not stop")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return addr, stop
 }
