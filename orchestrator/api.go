@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -152,7 +153,7 @@ func (o *Orchestrator) RemoveService(ctx context.Context, id string) error {
 // shutDownTasks shuts down, in one transaction with also, at most most (0: all) of the
 // service's tasks that are meant to run, and reports whether more are left.
 func (o *Orchestrator) shutDownTasks(ctx context.Context, cause, id string, most int, also func(tx Tx) error) (more bool, err error) {
-	err = o.store.Update(ctx, cause, func(tx Tx) error {
+	err = o.updateAgain(ctx, cause, func(tx Tx) error {
 		if also != nil {
 			if err := also(tx); err != nil {
 				return err
@@ -182,7 +183,7 @@ func (o *Orchestrator) shutDownTasks(ctx context.Context, cause, id string, most
 // modify reads, changes and writes a service in one transaction.
 func (o *Orchestrator) modify(ctx context.Context, id, cause string, f func(s *Service) error) (*Service, error) {
 	var out Service
-	err := o.store.Update(ctx, cause, func(tx Tx) error {
+	err := o.updateAgain(ctx, cause, func(tx Tx) error {
 		s, err := tx.Service(id)
 		if err != nil {
 			return err
@@ -201,6 +202,23 @@ func (o *Orchestrator) modify(ctx context.Context, id, cause string, f func(s *S
 	}
 	return &out, nil
 }
+
+// updateAgain runs the transaction of an API call, whose fn reads from the transaction
+// everything it writes, and runs it again when the store refused it with ErrConflict
+// because another writer changed those objects first: the loops of this orchestrator,
+// or, on a shared store (EtcdStore), another replica's. A few tries; the last error is
+// returned.
+func (o *Orchestrator) updateAgain(ctx context.Context, cause string, fn func(tx Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := o.store.Update(ctx, cause, fn)
+		if !errors.Is(err, ErrConflict) || attempt == apiTries || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// apiTries is how many times updateAgain runs a transaction.
+const apiTries = 5
 
 // Service returns the service with this ID (ErrNotFound when there is none).
 func (o *Orchestrator) Service(ctx context.Context, id string) (*Service, error) {

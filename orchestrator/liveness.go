@@ -61,7 +61,7 @@ func (o *Orchestrator) RemoveNode(ctx context.Context, id string) error {
 	o.mu.Unlock()
 	cause, why, now := "api: remove node "+id, "node "+id+" removed", o.opts.clock.Now()
 	var more bool
-	err := o.store.Update(ctx, cause, func(tx Tx) error {
+	err := o.updateAgain(ctx, cause, func(tx Tx) error {
 		o.wroteNode(tx)
 		n, err := tx.Node(id)
 		if err != nil {
@@ -92,7 +92,7 @@ func (o *Orchestrator) ActivateNode(ctx context.Context, id string) error {
 }
 
 func (o *Orchestrator) setAvailability(ctx context.Context, id string, a dao.Availability) error {
-	return o.store.Update(ctx, fmt.Sprintf("api: %s node %s", map[dao.Availability]string{dao.Drain: "drain", dao.Active: "activate"}[a], id), func(tx Tx) error {
+	return o.updateAgain(ctx, fmt.Sprintf("api: %s node %s", map[dao.Availability]string{dao.Drain: "drain", dao.Active: "activate"}[a], id), func(tx Tx) error {
 		n, err := tx.Node(id)
 		if err != nil {
 			return err
