@@ -235,17 +235,13 @@ func ListenAndServe(ctx context.Context, c FileConfig, ready func(addr net.Addr)
 		return err
 	}
 	hc := c.HubConfig()
-	if len(c.Notifications) > 0 {
-		n, err := server.NewNotifier(c.Notifications)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			n.Close(sctx)
-		}()
-		hc.Events = func(e Event) { n.Send(e.Event) }
+	send, stopNotifications, err := c.StartNotifications()
+	if err != nil {
+		return err
+	}
+	defer stopNotifications()
+	if send != nil {
+		hc.Events = func(e Event) { send(e.Event) }
 	}
 	h, err := New(ctx, hc)
 	if err != nil {

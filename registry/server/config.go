@@ -161,6 +161,25 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// StartNotifications starts the notifier of c's notifications section: send queues an
+// event for its webhooks (nil when the section is empty), and stop sends what is still
+// queued, for up to 5 seconds, then stops it. A program that serves the registry itself
+// (registry/hub does) starts it with this and gives send to its events.
+func (c Config) StartNotifications() (send EventFunc, stop func(), err error) {
+	if len(c.Notifications) == 0 {
+		return nil, func() {}, nil
+	}
+	n, err := NewNotifier(c.Notifications)
+	if err != nil {
+		return nil, nil, err
+	}
+	return n.Send, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.Close(ctx)
+	}, nil
+}
+
 // Options returns the server options that c says, after opts (which c's override).
 func (c Config) Options(opts ...Option) []Option {
 	if c.MaxManifestSize != 0 {
@@ -202,17 +221,13 @@ func ListenAndServe(ctx context.Context, c Config, ready func(addr net.Addr), op
 		stopBG()
 		bg.Wait()
 	}()
-	if len(c.Notifications) > 0 {
-		n, err := NewNotifier(c.Notifications)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			n.Close(sctx)
-		}()
-		opts = append(opts, WithEvents(n.Send))
+	send, closeNotifier, err := c.StartNotifications()
+	if err != nil {
+		return err
+	}
+	defer closeNotifier()
+	if send != nil {
+		opts = append(opts, WithEvents(send))
 	}
 	if c.Mirror.Upstream != "" {
 		m, err := NewMirror(c.Mirror)
