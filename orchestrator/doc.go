@@ -121,14 +121,17 @@
 // an Update: a transaction that commits all its writes at one new revision, or none.
 // Every object carries the revision of its last write, and a write of an object that
 // someone changed since it was read fails with [ErrConflict] (optimistic concurrency).
-// Values are deep copies both ways, so no caller can change stored state by accident.
+// Values are deep copies both ways, so no caller can change stored state by accident; a
+// loop that only reads many tasks can ask for shared ones instead ([SharedReads]), as the
+// orchestrator's own loops do.
 // Tasks are indexed by service and by node; TasksByNode("") lists those waiting for one.
 //
 // Every change is an [Event] on a watch: what changed (the object after, and before), at
 // which revision, and why (the cause its writer gave Update). A watch can start from a past
 // revision, which the store's bounded history replays ([ErrCompacted] when it is too old),
 // and a watcher that falls too far behind is ended with [ErrSlowWatcher] rather than
-// slowing writers down. To follow the store, list in a View, then watch from the next
+// slowing writers down (the orchestrator's own watch excepted: it takes in a backlog
+// rather than list the store again). To follow the store, list in a View, then watch from the next
 // revision.
 //
 // [NewMemoryStore] is the default; [OpenBoltStore] keeps the same data in a bbolt file, so

@@ -23,7 +23,8 @@ import (
 // Values cross the store's boundary as deep copies, in both directions: a write copies
 // what it is given (slices, maps and pointers included) and later changes to the caller's
 // value do not reach the store; a read, an iteration and an event give the caller its own
-// copy, which it may change freely. Write methods take pointers only to set the fields
+// copy, which it may change freely (unless the context is from SharedReads: then tasks
+// and nodes share the stored objects' slices and maps, only to be read). Write methods take pointers only to set the fields
 // the store owns (Revision, and a service's Version) on the caller's value. Empty slices
 // and maps are stored, and read back, as nil.
 //
