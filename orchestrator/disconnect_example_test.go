@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"strings"
 	"time"
 
@@ -42,4 +43,21 @@ func ExampleOrchestrator_Disconnect() {
 	// Output:
 	// disconnected: connection closed by the node
 	// down: connection closed by the node
+}
+
+// A control plane whose nodes are few and far apart may rather replace the tasks of most
+// of them at once than wait: it raises the share of silent nodes it holds, or turns the
+// hold off with 0. A share past 1 is refused, naming the option.
+func ExampleWithMassSilence() {
+	store, err := orchestrator.NewMemoryStore()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := orchestrator.New(store, orchestrator.WithMassSilence(0.9)); err != nil {
+		log.Fatal(err)
+	}
+	_, err = orchestrator.New(store, orchestrator.WithMassSilence(1.5))
+	fmt.Println(err)
+	// Output: orchestrator: WithMassSilence: 1.5: must be between 0 (off) and 1: dao: invalid
 }
